@@ -1,0 +1,175 @@
+"""Single-step cells ``RNNCell``, ``LSTMCell``, ``GRUCell`` with PyTorch's signatures and names.
+
+A cell runs the same kernel as the layers, one step at a time, for streaming inference,
+generation and hand-written loops. Two ways to use it:
+
+- ``h, c = cell(x, (h, c))`` then ``dx, (dh, dc) = cell.backward(dh, dc)``: differentiates the most
+  recent call only, like a layer.
+- The step-level pair for your own loops::
+
+      state, cache = cell.step(x_t, state)               # keep each cache
+      dx_t, dstate = cell.step_backward(dstate, cache)   # in reverse order; grads accumulate
+
+  ``dstate`` passed to ``step_backward`` is the total gradient reaching the step's new state
+  (from its output plus from the next step). Stepping a cell through a sequence gives exactly the
+  whole-sequence layer's outputs and gradients (the tests check it).
+
+x is (B, I) or unbatched (I,); states (B, H) or (H,); None means zeros.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.checks import as_float_array, check_positive_int, check_shape
+from rnnkit.grad_mode import is_grad_enabled
+from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
+from rnnkit.kernels.base import Kernel, Tape
+from rnnkit.module import Module
+from rnnkit.recurrent import cell_param_shapes, make_rng, register_cell, weights_of
+from rnnkit.scan import scan_backward, scan_forward
+
+
+class CellBase(Module):
+    def __init__(self, kernel: Kernel, input_size: int, hidden_size: int, bias: bool,
+                 peephole: bool = False, *, dtype=np.float32, rng=None) -> None:
+        super().__init__(dtype=dtype)
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.bias = bool(bias)
+        self.kernel = kernel
+        shapes = cell_param_shapes(kernel.num_gates, input_size, hidden_size, self.bias, 0, peephole)
+        self._group = register_cell(self, shapes, hidden_size, "", make_rng(rng))
+        self._last: tuple[Tape, bool] | None = None
+        self._last_call: str | None = None
+
+    # -- subclasses say how a state looks to the user ----------------------------------------
+    def _state_to_tuple(self, state) -> tuple:
+        return (state,)
+
+    def _state_from_tuple(self, states: tuple):
+        return states[0]
+
+    # -- the step-level pair -----------------------------------------------------------------
+    def step(self, x, state=None) -> tuple[object, tuple[Tape, bool]]:
+        """One step: returns (new state, cache for :meth:`step_backward`)."""
+        x = as_float_array("x", x, self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x must have shape (B, {self.input_size}) or ({self.input_size},), got {x.shape}")
+        batched = x.ndim == 2
+        xb = x[None] if batched else x[None, None]                           # (1, B, I)
+        state0 = self._states_in("state", state, xb.shape[1], batched)
+        tape = scan_forward(self.kernel, weights_of(self._group, "data"), xb, state0)
+        new = tuple(s[-1] if batched else s[-1, 0] for s in tape.states)
+        return self._state_from_tuple(new), (tape, batched)
+
+    def step_backward(self, dstate, cache: tuple[Tape, bool]):
+        """Back through one step: returns (dx, gradient reaching the previous state)."""
+        tape, batched = cache
+        dnew = self._states_in("dstate", dstate, tape.x.shape[1], batched)
+        dout = np.zeros_like(tape.states[0][1:])                             # all of it is in dstate
+        dx, dprev = scan_backward(
+            self.kernel, weights_of(self._group, "data"), weights_of(self._group, "grad"), tape, dout, dnew
+        )
+        dprev = tuple(d if batched else d[0] for d in dprev)
+        return (dx[0] if batched else dx[0, 0]), self._state_from_tuple(dprev)
+
+    # -- call / backward, like a layer -------------------------------------------------------
+    def __call__(self, x, state=None):
+        return self.forward(x, state)
+
+    def forward(self, x, state=None):
+        new, cache = self.step(x, state)
+        self._last = cache if is_grad_enabled() else None
+        self._last_call = "grad" if is_grad_enabled() else "no_grad"
+        return new
+
+    def _backward(self, dstate):
+        name = type(self).__name__
+        if self._last_call is None:
+            raise RuntimeError(f"{name}.backward: no forward call to differentiate; call the cell first")
+        if self._last is None:
+            raise RuntimeError(f"{name}.backward: the last call ran under rnnkit.no_grad() and kept no cache")
+        return self.step_backward(dstate, self._last)
+
+    def _states_in(self, name: str, state, batch: int, batched: bool) -> tuple:
+        sizes = self.kernel.state_sizes()
+        parts = (None,) * len(sizes) if state is None else self._state_to_tuple(state)
+        out = []
+        for k, (part, n) in enumerate(zip(parts, sizes)):
+            label = name if len(sizes) == 1 else f"{name}[{k}]"
+            if part is None:
+                out.append(np.zeros((1, batch, n), self.dtype))
+                continue
+            a = as_float_array(label, part, self.dtype)
+            check_shape(label, a, (batch, n) if batched else (n,), "(batch, hidden_size)" if batched
+                        else "(hidden_size,) for unbatched input")
+            out.append(a.reshape(1, batch, n))
+        return tuple(out)
+
+
+class RNNCell(CellBase):
+    r"""Elman cell: ``h' = φ(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)``, φ = tanh or relu.
+
+    ``h = cell(x, h)``; ``dx, dh = cell.backward(dh')``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 *, dtype=np.float32, rng=None) -> None:
+        self.nonlinearity = nonlinearity
+        super().__init__(RNNKernel(hidden_size, nonlinearity), input_size, hidden_size, bias, dtype=dtype, rng=rng)
+
+    def backward(self, dh):
+        return self._backward(dh)
+
+
+class GRUCell(CellBase):
+    r"""GRU cell (gate order r, z, n)::
+
+        r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr),   z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz)
+        n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn))       reset_after=True (PyTorch)
+        n = tanh(x W_inᵀ + b_in + (r ⊙ h) W_hnᵀ + b_hn)       reset_after=False (Cho 2014)
+        h' = (1 − z) ⊙ n + z ⊙ h
+
+    ``h = cell(x, h)``; ``dx, dh = cell.backward(dh')``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = True,
+                 *, dtype=np.float32, rng=None) -> None:
+        self.reset_after = bool(reset_after)
+        super().__init__(GRUKernel(hidden_size, self.reset_after), input_size, hidden_size, bias,
+                         dtype=dtype, rng=rng)
+
+    def backward(self, dh):
+        return self._backward(dh)
+
+
+class LSTMCell(CellBase):
+    r"""LSTM cell (gate order i, f, g, o; peephole terms in brackets)::
+
+        i = σ(x W_iiᵀ + b_ii + h W_hiᵀ + b_hi [+ w_ci ⊙ c])
+        f = σ(x W_ifᵀ + b_if + h W_hfᵀ + b_hf [+ w_cf ⊙ c])
+        g = tanh(x W_igᵀ + b_ig + h W_hgᵀ + b_hg)
+        c' = f ⊙ c + i ⊙ g
+        o = σ(x W_ioᵀ + b_io + h W_hoᵀ + b_ho [+ w_co ⊙ c'])
+        h' = o ⊙ tanh(c')
+
+    ``h, c = cell(x, (h, c))``; ``dx, (dh, dc) = cell.backward(dh', dc')``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False,
+                 *, dtype=np.float32, rng=None) -> None:
+        self.peephole = bool(peephole)
+        super().__init__(LSTMKernel(hidden_size, 0, self.peephole), input_size, hidden_size, bias,
+                         self.peephole, dtype=dtype, rng=rng)
+
+    def _state_to_tuple(self, state) -> tuple:
+        if not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise TypeError(f"LSTMCell state must be a pair (h, c) (or None), got {type(state).__name__}")
+        return tuple(state)
+
+    def _state_from_tuple(self, states: tuple):
+        return states
+
+    def backward(self, dh, dc=None):
+        return self._backward((dh, dc))

@@ -1,0 +1,71 @@
+"""Argument checks shared by every public entry point.
+
+Each error names the argument and gives the expected and the actual value, shape or type.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_float_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_dropout(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"dropout must be a number in [0, 1), got {type(value).__name__} {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {value}")
+    return float(value)
+
+
+def as_float_array(name: str, value, dtype: np.dtype) -> np.ndarray:
+    """``value`` as an array of the layer's ``dtype``.
+
+    Real floating and integer inputs are converted (the layer computes in its own precision, as a
+    PyTorch module does with its parameters' dtype); anything else is rejected.
+    """
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a real (float or integer) array, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def check_shape(name: str, a: np.ndarray, expected: tuple[int, ...], meaning: str) -> None:
+    if a.shape != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)} {meaning}, got {a.shape}")
+
+
+def check_lengths(lengths, batch: int, steps: int) -> np.ndarray | None:
+    """Validate per-sequence lengths: (B,) integers in [1, T]. Returns an int64 array or None."""
+    if lengths is None:
+        return None
+    a = np.asarray(lengths)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be an integer array of shape ({batch},), got dtype {a.dtype}")
+    if a.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},) (one per sequence), got {a.shape}")
+    if a.min() < 1 or a.max() > steps:
+        raise ValueError(
+            f"lengths must lie in [1, T={steps}], got min {a.min()} and max {a.max()}"
+        )
+    return a.astype(np.int64)

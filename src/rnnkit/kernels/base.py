@@ -1,0 +1,91 @@
+"""What every cell kernel shares: the weight record, the tape record and the kernel interface.
+
+A *kernel* is the arithmetic of one recurrent cell, split the way the spec's BPTT section asks:
+
+- the input projection ``x_t W_ihᵀ + b_ih`` for all steps is one matrix product done by the caller
+  (:mod:`rnnkit.scan`), written into the ``gates`` buffer of shape (T, B, G·H);
+- ``forward_step`` adds the recurrent term for one step and turns the pre-activations in
+  ``gates[t]`` into gate activations, in place, and writes the new state;
+- ``backward_step`` goes back one step: from the gradient reaching the new state it writes the
+  pre-activation gradient ``da`` (B, G·H) and returns the gradient reaching the previous state;
+- ``recurrent_grads`` turns the stacked ``DA`` (T, B, G·H) into the gradients of the recurrent
+  parameters with single matrix products; the caller does ``W_ih`` and ``b_ih`` the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass
+class Weights:
+    """The arrays of one cell (one layer, one direction), named as in the spec's equations.
+
+    Not frozen: a gradient record is updated with ``g.weight_hh += ...``, which adds in place
+    into the parameter's ``grad`` array and rebinds the field to that same array.
+    """
+
+    weight_ih: np.ndarray                  # (G·H, I)
+    weight_hh: np.ndarray                  # (G·H, H_out)
+    bias_ih: np.ndarray | None = None      # (G·H,)
+    bias_hh: np.ndarray | None = None      # (G·H,)
+    weight_hr: np.ndarray | None = None    # (P, H): LSTM projection, H_out = P
+    weight_ci: np.ndarray | None = None    # (H,): LSTM peepholes
+    weight_cf: np.ndarray | None = None
+    weight_co: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Tape:
+    """What one direction's forward pass keeps for its backward pass, stacked over time."""
+
+    x: np.ndarray                          # (T, B, I) the layer input
+    gates: np.ndarray                      # (T, B, G·H) gate activations
+    states: tuple[np.ndarray, ...]         # each (T+1, B, n): [0] initial, [t+1] after step t
+    aux: Any                               # kernel-specific record of (T, B, ·) arrays, or None
+    mask: np.ndarray | None                # (T, B, 1) bool, True where t < length; None: all valid
+
+
+class Kernel(Protocol):
+    """The interface :mod:`rnnkit.scan` drives; see the module docstring."""
+
+    num_gates: int
+    hidden_size: int
+
+    def state_sizes(self) -> tuple[int, ...]: ...
+
+    def new_aux(self, steps: int, batch: int, dtype: np.dtype) -> Any: ...
+
+    def aux_at(self, aux: Any, t: int) -> Any: ...
+
+    def forward_step(self, w: Weights, gates: np.ndarray, prev: tuple, new: tuple, aux: Any) -> None: ...
+
+    def backward_step(
+        self, w: Weights, gates: np.ndarray, prev: tuple, new: tuple, aux: Any,
+        dnew: tuple, da: np.ndarray,
+    ) -> tuple[np.ndarray, ...]: ...
+
+    def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da: np.ndarray, dnew: tuple) -> None: ...
+
+
+def sigmoid_(a: np.ndarray) -> np.ndarray:
+    """In place: a ← σ(a) = 1 / (1 + exp(−a)). exp may overflow to inf, which gives the exact 0."""
+    with np.errstate(over="ignore"):
+        np.negative(a, out=a)
+        np.exp(a, out=a)
+    a += 1.0
+    np.reciprocal(a, out=a)
+    return a
+
+
+def flat(a: np.ndarray) -> np.ndarray:
+    """(T, B, n) -> (T·B, n) view, so that sums over time and batch become one matrix product."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def add_bias_grad(g: np.ndarray | None, d: np.ndarray) -> None:
+    if g is not None:
+        g += flat(d).sum(axis=0)

@@ -1,0 +1,118 @@
+"""LSTM cell (PyTorch gate order i, f, g, o), with optional peepholes and projection.
+
+Forward, one step (``a`` is the pre-activation, ``ax_t = x_t W_ihᵀ + b_ih`` is precomputed)::
+
+    a_t = ax_t + h_{t-1} W_hhᵀ + b_hh                          (B, 4H) = [a_i, a_f, a_g, a_o]
+    i_t = σ(a_i + w_ci ⊙ c_{t-1})     f_t = σ(a_f + w_cf ⊙ c_{t-1})     g_t = tanh(a_g)
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+    o_t = σ(a_o + w_co ⊙ c_t)                                   (peepholes w_c· are 0 without them)
+    m_t = o_t ⊙ tanh(c_t)                                       (B, H)
+    h_t = m_t W_hrᵀ   with projection (B, P);   h_t = m_t   without
+
+Backward, one step (``dh``, ``dc`` reach h_t, c_t)::
+
+    dm    = dh W_hr        (or dh)
+    da_o  = dm ⊙ tanh(c_t) ⊙ o_t (1 − o_t)
+    dc   += dm ⊙ o_t ⊙ (1 − tanh²(c_t)) + da_o ⊙ w_co
+    da_i  = dc ⊙ g_t ⊙ i_t (1 − i_t)
+    da_f  = dc ⊙ c_{t-1} ⊙ f_t (1 − f_t)
+    da_g  = dc ⊙ i_t ⊙ (1 − g_t²)
+    dc_{t-1} = dc ⊙ f_t + da_i ⊙ w_ci + da_f ⊙ w_cf
+    dh_{t-1} = da W_hh
+
+Parameter gradients, summed over all steps at once: ``dW_hh = DAᵀ H_prev``, ``db_hh = Σ DA``,
+``dw_ci = Σ DA_i ⊙ C_prev``, ``dw_cf = Σ DA_f ⊙ C_prev``, ``dw_co = Σ DA_o ⊙ C``,
+``dW_hr = DHᵀ M``. See docs/bptt.md for the derivation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnkit.kernels.base import Tape, Weights, add_bias_grad, flat, sigmoid_
+
+
+@dataclass(frozen=True)
+class LSTMAux:
+    """Per-step values the backward pass needs besides the gates and states."""
+
+    tanh_c: np.ndarray         # (T, B, H) tanh(c_t)
+    m: np.ndarray | None       # (T, B, H) o_t ⊙ tanh(c_t) before projection; None without one
+
+
+class LSTMKernel:
+    num_gates = 4
+
+    def __init__(self, hidden_size: int, proj_size: int = 0, peephole: bool = False) -> None:
+        self.hidden_size = hidden_size
+        self.proj_size = proj_size
+        self.peephole = peephole
+
+    def state_sizes(self) -> tuple[int, int]:
+        return (self.proj_size or self.hidden_size, self.hidden_size)      # (h, c)
+
+    def new_aux(self, steps: int, batch: int, dtype: np.dtype) -> LSTMAux:
+        shape = (steps, batch, self.hidden_size)
+        return LSTMAux(np.empty(shape, dtype), np.empty(shape, dtype) if self.proj_size else None)
+
+    def aux_at(self, aux: LSTMAux, t: int) -> LSTMAux:
+        return LSTMAux(aux.tanh_c[t], None if aux.m is None else aux.m[t])
+
+    def forward_step(self, w: Weights, gates, prev, new, aux: LSTMAux) -> None:
+        H = self.hidden_size
+        h_prev, c_prev = prev
+        h, c = new
+        gates += h_prev @ w.weight_hh.T                                  # (B, 4H)
+        if w.bias_hh is not None:
+            gates += w.bias_hh
+        a_i, a_f, a_g, a_o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+        if self.peephole:
+            a_i += w.weight_ci * c_prev
+            a_f += w.weight_cf * c_prev
+        i, f, g = sigmoid_(a_i), sigmoid_(a_f), np.tanh(a_g, out=a_g)
+        np.multiply(f, c_prev, out=c)
+        c += i * g
+        if self.peephole:
+            a_o += w.weight_co * c
+        o = sigmoid_(a_o)
+        np.tanh(c, out=aux.tanh_c)
+        if self.proj_size:
+            np.multiply(o, aux.tanh_c, out=aux.m)
+            np.matmul(aux.m, w.weight_hr.T, out=h)
+        else:
+            np.multiply(o, aux.tanh_c, out=h)
+
+    def backward_step(self, w: Weights, gates, prev, new, aux: LSTMAux, dnew, da):
+        H = self.hidden_size
+        _, c_prev = prev
+        dh, dc = dnew
+        i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+        dm = dh @ w.weight_hr if self.proj_size else dh                   # (B, H)
+        tc = aux.tanh_c
+        da_o = da[:, 3 * H:]
+        np.multiply(dm * tc, o * (1.0 - o), out=da_o)
+        dc = dc + dm * o * (1.0 - tc * tc)
+        if self.peephole:
+            dc += da_o * w.weight_co
+        np.multiply(dc * g, i * (1.0 - i), out=da[:, :H])
+        np.multiply(dc * c_prev, f * (1.0 - f), out=da[:, H:2 * H])
+        np.multiply(dc * i, 1.0 - g * g, out=da[:, 2 * H:3 * H])
+        dc_prev = dc * f
+        if self.peephole:
+            dc_prev += da[:, :H] * w.weight_ci + da[:, H:2 * H] * w.weight_cf
+        return da @ w.weight_hh, dc_prev
+
+    def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da, dnew) -> None:
+        H = self.hidden_size
+        h_states, c_states = tape.states
+        g.weight_hh += flat(da).T @ flat(h_states[:-1])
+        add_bias_grad(g.bias_hh, da)
+        if self.peephole:
+            g.weight_ci += flat(da[..., :H] * c_states[:-1]).sum(axis=0)
+            g.weight_cf += flat(da[..., H:2 * H] * c_states[:-1]).sum(axis=0)
+            # c_states[1:] holds c_t except at padded steps, where da is zero anyway.
+            g.weight_co += flat(da[..., 3 * H:] * c_states[1:]).sum(axis=0)
+        if self.proj_size:
+            g.weight_hr += flat(dnew[0]).T @ flat(tape.aux.m)

@@ -1,0 +1,62 @@
+"""Elman RNN cell.
+
+Forward, one step (``ax_t = x_t W_ihᵀ + b_ih`` is precomputed)::
+
+    h_t = φ(ax_t + h_{t-1} W_hhᵀ + b_hh),        φ = tanh or relu
+
+Backward, one step (``dh`` reaches h_t)::
+
+    da = dh ⊙ φ'(a_t)        φ' = 1 − h_t² (tanh) or [h_t > 0] (relu)
+    dh_{t-1} = da W_hh
+
+Parameter gradients over all steps: ``dW_hh = DAᵀ H_prev``, ``db_hh = Σ DA``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.kernels.base import Tape, Weights, add_bias_grad, flat
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+class RNNKernel:
+    num_gates = 1
+
+    def __init__(self, hidden_size: int, nonlinearity: str = "tanh") -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+        self.hidden_size = hidden_size
+        self.nonlinearity = nonlinearity
+
+    def state_sizes(self) -> tuple[int]:
+        return (self.hidden_size,)
+
+    def new_aux(self, steps: int, batch: int, dtype: np.dtype) -> None:
+        return None
+
+    def aux_at(self, aux: None, t: int) -> None:
+        return None
+
+    def forward_step(self, w: Weights, gates, prev, new, aux: None) -> None:
+        gates += prev[0] @ w.weight_hh.T                                  # (B, H): a_t
+        if w.bias_hh is not None:
+            gates += w.bias_hh
+        if self.nonlinearity == "tanh":
+            np.tanh(gates, out=gates)
+        else:
+            np.maximum(gates, 0.0, out=gates)
+        new[0][...] = gates
+
+    def backward_step(self, w: Weights, gates, prev, new, aux: None, dnew, da):
+        h = gates
+        if self.nonlinearity == "tanh":
+            np.multiply(dnew[0], 1.0 - h * h, out=da)
+        else:
+            np.multiply(dnew[0], h > 0, out=da)
+        return (da @ w.weight_hh,)
+
+    def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da, dnew) -> None:
+        g.weight_hh += flat(da).T @ flat(tape.states[0][:-1])
+        add_bias_grad(g.bias_hh, da)

@@ -1,0 +1,87 @@
+"""The recurrent layers: ``RNN``, ``LSTM`` and ``GRU``, drop-in for their ``torch.nn`` namesakes.
+
+Each takes time-major input (T, B, I) — (B, T, I) with ``batch_first`` — or unbatched (T, I), an
+optional initial state (zeros when None) and optional per-sequence ``lengths`` with PyTorch's
+packed-sequence semantics. ``backward(dout, dstate)`` differentiates the most recent call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
+from rnnkit.recurrent import RecurrentBase
+
+
+class RNN(RecurrentBase):
+    r"""Elman RNN: for each layer and step,
+
+        h_t = φ(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh),      φ = tanh or relu
+
+    ``out, h_n = rnn(x, h0=None, lengths=None)``; ``dx, dh0 = rnn.backward(dout, dh_n=None)``.
+    Parameters ``weight_ih_l{k}`` (H, I), ``weight_hh_l{k}`` (H, H), ``bias_ih_l{k}``,
+    ``bias_hh_l{k}`` (H,), with ``_reverse`` for the backward direction.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype=np.float32, rng=None) -> None:
+        self.nonlinearity = nonlinearity
+        super().__init__(RNNKernel(hidden_size, nonlinearity), input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, dtype=dtype, rng=rng)
+
+
+class GRU(RecurrentBase):
+    r"""Gated recurrent unit (PyTorch gate order r, z, n): for each layer and step,
+
+        r_t = σ(x_t W_irᵀ + b_ir + h_{t-1} W_hrᵀ + b_hr)
+        z_t = σ(x_t W_izᵀ + b_iz + h_{t-1} W_hzᵀ + b_hz)
+        n_t = tanh(x_t W_inᵀ + b_in + r_t ⊙ (h_{t-1} W_hnᵀ + b_hn))     reset_after=True (PyTorch)
+        n_t = tanh(x_t W_inᵀ + b_in + (r_t ⊙ h_{t-1}) W_hnᵀ + b_hn)     reset_after=False (Cho 2014)
+        h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}
+
+    ``out, h_n = gru(x, h0=None, lengths=None)``; ``dx, dh0 = gru.backward(dout, dh_n=None)``.
+    Parameters as PyTorch: ``weight_ih_l{k}`` (3H, I) = [W_ir; W_iz; W_in], ``weight_hh_l{k}`` (3H, H).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 reset_after: bool = True, *, dtype=np.float32, rng=None) -> None:
+        self.reset_after = bool(reset_after)
+        super().__init__(GRUKernel(hidden_size, self.reset_after), input_size, hidden_size, num_layers,
+                         bias, batch_first, dropout, bidirectional, dtype=dtype, rng=rng)
+
+
+class LSTM(RecurrentBase):
+    r"""Long short-term memory (PyTorch gate order i, f, g, o): for each layer and step,
+
+        i_t = σ(x_t W_iiᵀ + b_ii + h_{t-1} W_hiᵀ + b_hi [+ w_ci ⊙ c_{t-1}])
+        f_t = σ(x_t W_ifᵀ + b_if + h_{t-1} W_hfᵀ + b_hf [+ w_cf ⊙ c_{t-1}])
+        g_t = tanh(x_t W_igᵀ + b_ig + h_{t-1} W_hgᵀ + b_hg)
+        c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+        o_t = σ(x_t W_ioᵀ + b_io + h_{t-1} W_hoᵀ + b_ho [+ w_co ⊙ c_t])
+        h_t = o_t ⊙ tanh(c_t)                 [proj_size = P > 0:  h_t ← h_t W_hrᵀ, shape (B, P)]
+
+    The bracketed peephole terms (Graves 2012; ONNX's ``P``) apply with ``peephole=True``; they add
+    parameters ``weight_ci_l{k}``, ``weight_cf_l{k}``, ``weight_co_l{k}`` of shape (H,).
+
+    ``out, (h_n, c_n) = lstm(x, (h0, c0)=None, lengths=None)``;
+    ``dx, (dh0, dc0) = lstm.backward(dout, (dh_n, dc_n)=None)``.
+    h_n has size P when projecting; c_n always has size H.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, peephole: bool = False, *, dtype=np.float32, rng=None) -> None:
+        self.peephole = bool(peephole)
+        kernel = LSTMKernel(hidden_size, proj_size if isinstance(proj_size, int) else 0, self.peephole)
+        super().__init__(kernel, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, self.peephole, dtype=dtype, rng=rng)
+
+    def _state_to_tuple(self, state) -> tuple:
+        if not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise TypeError(f"LSTM state must be a pair (h, c) (or None), got {type(state).__name__}")
+        return tuple(state)
+
+    def _state_from_tuple(self, states: tuple):
+        return states

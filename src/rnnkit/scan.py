@@ -1,0 +1,87 @@
+"""One direction of one layer over a whole sequence: the BPTT loop, forward and backward.
+
+The input projection, ``dW_ih``, ``db_ih`` and ``dx`` are single matrix products over all T·B rows;
+only the recurrent term runs step by step (``kernel.forward_step`` / ``kernel.backward_step``).
+
+Lengths follow PyTorch's packed sequences: at a step t ≥ length the sequence's state is carried
+over unchanged, its output is zero, and in the backward pass no gradient enters that step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.kernels.base import Kernel, Tape, Weights, add_bias_grad, flat
+
+
+def scan_forward(kernel: Kernel, w: Weights, x: np.ndarray, state0: tuple, mask=None) -> Tape:
+    """Run the cell over x (T, B, I) from ``state0``; ``mask`` (T, B, 1) marks the valid steps."""
+    T, B, _ = x.shape
+    gates = (flat(x) @ w.weight_ih.T).reshape(T, B, -1)                  # (T, B, G·H)
+    if w.bias_ih is not None:
+        gates += w.bias_ih
+    states = tuple(np.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
+    for s, s0 in zip(states, state0):
+        s[0] = s0
+    aux = kernel.new_aux(T, B, x.dtype)
+    for t in range(T):
+        prev, new = tuple(s[t] for s in states), tuple(s[t + 1] for s in states)
+        kernel.forward_step(w, gates[t], prev, new, kernel.aux_at(aux, t))
+        if mask is not None:
+            for p, n in zip(prev, new):
+                np.copyto(n, p, where=~mask[t])                         # padded: state unchanged
+    return Tape(x, gates, states, aux, mask)
+
+
+def scan_output(tape: Tape) -> np.ndarray:
+    """The output sequence (T, B, H_out): h_t at valid steps, zero at padded ones."""
+    h = tape.states[0][1:]
+    return h.copy() if tape.mask is None else h * tape.mask
+
+
+def scan_backward(kernel: Kernel, w: Weights, g: Weights, tape: Tape, dout, dfinal: tuple):
+    """Back through the whole sequence.
+
+    dout (T, B, H_out) reaches the outputs, ``dfinal`` the final states. Parameter gradients are
+    added into ``g``; returns (dx (T, B, I), gradients reaching the initial states).
+    """
+    T, B, _ = tape.x.shape
+    da = np.empty_like(tape.gates)                                         # (T, B, G·H)
+    dnew = tuple(np.empty((T, B, n), tape.x.dtype) for n in kernel.state_sizes())
+    carry = tuple(dfinal)
+    aux, mask = tape.aux, tape.mask
+    for t in range(T - 1, -1, -1):
+        d = (carry[0] + dout[t],) + carry[1:]
+        for k, dk in enumerate(d):
+            if mask is None:
+                dnew[k][t] = dk
+            else:
+                np.multiply(dk, mask[t], out=dnew[k][t])
+        prev = tuple(s[t] for s in tape.states)
+        new = tuple(s[t + 1] for s in tape.states)
+        dprev = kernel.backward_step(
+            w, tape.gates[t], prev, new, kernel.aux_at(aux, t), tuple(dn[t] for dn in dnew), da[t]
+        )
+        if mask is not None:                                               # padded: pass through
+            dprev = tuple(dp + c * ~mask[t] for dp, c in zip(dprev, carry))
+        carry = dprev
+    kernel.recurrent_grads(w, g, tape, da, dnew)
+    g.weight_ih += flat(da).T @ flat(tape.x)
+    add_bias_grad(g.bias_ih, da)
+    dx = (flat(da) @ w.weight_ih).reshape(T, B, -1)
+    return dx, carry
+
+
+def reversal_index(steps: int, lengths: np.ndarray | None) -> np.ndarray | None:
+    """(T, B) gather index that reverses each sequence within its own length (padding stays)."""
+    if lengths is None:
+        return None
+    t = np.arange(steps)[:, None]                                          # (T, 1)
+    return np.where(t < lengths, lengths - 1 - t, t)
+
+
+def reverse_time(a: np.ndarray, index: np.ndarray | None) -> np.ndarray:
+    """Reverse (T, B, n) along time per sequence. Its own inverse, so it also undoes itself."""
+    if index is None:
+        return a[::-1]
+    return np.take_along_axis(a, index[:, :, None], axis=0)

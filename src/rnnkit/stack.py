@@ -1,0 +1,86 @@
+"""A stack of recurrent layers, each with one or two directions, forward and backward.
+
+Composition, not special cases: a layer is a list of directions, a stack is a list of layers; the
+reverse direction is the same scan over each sequence reversed within its own length; layer k > 0
+reads [forward output, reverse output] of layer k − 1, after dropout in training mode.
+All arrays here are time-major: x (T, B, I), states (num_layers·D, B, n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnkit.kernels.base import Kernel, Tape, Weights
+from rnnkit.scan import reversal_index, reverse_time, scan_backward, scan_forward, scan_output
+
+
+@dataclass(frozen=True)
+class StackCache:
+    """Everything one forward call of a stack keeps for its backward call."""
+
+    weights: list[list[Weights]]           # [layer][direction], as used by the forward call
+    tapes: list[list[Tape]]                # [layer][direction]
+    dropout_masks: list[np.ndarray | None] # [layer]: scaled keep-mask on that layer's output
+    reverse_index: np.ndarray | None       # (T, B) or None without lengths
+
+
+def stack_forward(
+    kernel: Kernel, weights: list[list[Weights]], x: np.ndarray, state0: tuple,
+    lengths: np.ndarray | None, dropout: float, rng: np.random.Generator | None,
+):
+    """Returns (output (T, B, D·H_out), final states, StackCache)."""
+    T, B, _ = x.shape
+    D = len(weights[0])
+    mask = None if lengths is None else (np.arange(T)[:, None] < lengths)[:, :, None]
+    rev = reversal_index(T, lengths)
+    tapes, masks, finals = [], [], [[] for _ in state0]
+    layer_in = x
+    for k, layer in enumerate(weights):
+        outs, layer_tapes = [], []
+        for d, w in enumerate(layer):
+            s0 = tuple(s[k * D + d] for s in state0)
+            xs = reverse_time(layer_in, rev) if d == 1 else layer_in
+            tape = scan_forward(kernel, w, xs, s0, mask)
+            out = scan_output(tape)
+            outs.append(reverse_time(out, rev) if d == 1 else out)
+            layer_tapes.append(tape)
+            for f, s in zip(finals, tape.states):
+                f.append(s[-1])
+        layer_out = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
+        keep = None
+        if dropout > 0 and rng is not None and k < len(weights) - 1:
+            keep = (rng.random(layer_out.shape) >= dropout).astype(x.dtype) / x.dtype.type(1 - dropout)
+            layer_out = layer_out * keep
+        tapes.append(layer_tapes)
+        masks.append(keep)
+        layer_in = layer_out
+    final = tuple(np.stack(f) for f in finals)
+    return layer_in, final, StackCache(weights, tapes, masks, rev)
+
+
+def stack_backward(kernel: Kernel, grads: list[list[Weights]], cache: StackCache, dout, dfinal: tuple):
+    """Back through the stack; parameter gradients are added into ``grads``.
+
+    Returns (dx (T, B, I), gradients reaching the initial states, shaped like them).
+    """
+    D = len(cache.weights[0])
+    dstate0 = tuple(np.empty_like(d) for d in dfinal)
+    dlayer = dout
+    for k in range(len(cache.weights) - 1, -1, -1):
+        if cache.dropout_masks[k] is not None:
+            dlayer = dlayer * cache.dropout_masks[k]
+        parts = np.split(dlayer, D, axis=-1)
+        dx = None
+        for d in range(D):
+            w, g, tape = cache.weights[k][d], grads[k][d], cache.tapes[k][d]
+            dy = reverse_time(parts[d], cache.reverse_index) if d == 1 else parts[d]
+            dfin = tuple(df[k * D + d] for df in dfinal)
+            dxs, ds0 = scan_backward(kernel, w, g, tape, dy, dfin)
+            dxs = reverse_time(dxs, cache.reverse_index) if d == 1 else dxs
+            dx = dxs if dx is None else dx + dxs
+            for out, s in zip(dstate0, ds0):
+                out[k * D + d] = s
+        dlayer = dx
+    return dlayer, dstate0
