@@ -1,0 +1,71 @@
+"""Stepping a cell one step at a time equals the whole-sequence layer, forward and backward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnkit
+from helpers import rel_err
+
+CELLS = [
+    (rnnkit.RNN, rnnkit.RNNCell, {}), (rnnkit.RNN, rnnkit.RNNCell, {"nonlinearity": "relu"}),
+    (rnnkit.GRU, rnnkit.GRUCell, {}), (rnnkit.GRU, rnnkit.GRUCell, {"reset_after": False}),
+    (rnnkit.LSTM, rnnkit.LSTMCell, {}), (rnnkit.LSTM, rnnkit.LSTMCell, {"peephole": True}),
+    (rnnkit.LSTM, rnnkit.LSTMCell, {"peephole": True, "bias": False}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layer_cls,cell_cls,kw", CELLS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_cell_steps_equal_layer(layer_cls, cell_cls, kw, dtype):
+    T, B, I, H = 6, 3, 4, 5
+    rng = np.random.default_rng(0)
+    layer = layer_cls(I, H, dtype=dtype, rng=1, **kw)
+    cell = cell_cls(I, H, dtype=dtype, rng=2, **kw)
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in layer.state_dict().items()})
+    lstm = layer_cls is rnnkit.LSTM
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    s0 = tuple(rng.standard_normal((1, B, H)).astype(dtype) for _ in range(2 if lstm else 1))
+    out, fin = layer(x, s0 if lstm else s0[0])
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dfin = tuple(rng.standard_normal((1, B, H)).astype(dtype) for _ in s0)
+    dx, ds0 = layer.backward(dout, dfin if lstm else dfin[0])
+
+    state, caches, outs = (s0[0][0], s0[1][0]) if lstm else s0[0][0], [], []
+    for t in range(T):
+        state, cache = cell.step(x[t], state)
+        caches.append(cache)
+        outs.append(state[0] if lstm else state)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert rel_err(np.stack(outs), out) < tol
+
+    dstate = tuple(d[0] for d in dfin)
+    dxs = [None] * T
+    for t in range(T - 1, -1, -1):
+        dstate = (dstate[0] + dout[t],) + dstate[1:]
+        dxs[t], prev = cell.step_backward(dstate if lstm else dstate[0], caches[t])
+        dstate = prev if lstm else (prev,)
+    assert rel_err(np.stack(dxs), dx) < tol
+    for a, b in zip(dstate, ds0 if lstm else (ds0,)):
+        assert rel_err(a, b[0]) < tol
+    for (name, p), (cname, q) in zip(layer.named_parameters(), cell.named_parameters()):
+        assert name.removesuffix("_l0") == cname
+        assert rel_err(q.grad, p.grad) < tol, name
+
+
+def test_cell_call_then_backward_matches_step_pair():
+    cell = rnnkit.LSTMCell(3, 4, dtype=np.float64, rng=0)
+    x = np.random.default_rng(1).standard_normal((2, 3))
+    h, c = cell(x)
+    dh, dc = np.ones_like(h), np.full_like(c, 0.5)
+    dx, (dh0, dc0) = cell.backward(dh, dc)
+    grads = [p.grad.copy() for p in cell.parameters()]
+    cell.zero_grad()
+    (h2, c2), cache = cell.step(x)
+    dx2, (dh2, dc2) = cell.step_backward((dh, dc), cache)
+    np.testing.assert_array_equal(h, h2)
+    np.testing.assert_array_equal(dx, dx2)
+    np.testing.assert_array_equal(dc0, dc2)
+    for g, p in zip(grads, cell.parameters()):
+        np.testing.assert_array_equal(g, p.grad)
