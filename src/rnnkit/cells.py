@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_positive_int, check_shape
+from rnnkit.checks import as_float_array, check_pair, check_positive_int, check_shape
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
 from rnnkit.kernels.base import Kernel, Tape
@@ -164,9 +164,7 @@ class LSTMCell(CellBase):
                          self.peephole, dtype=dtype, rng=rng)
 
     def _state_to_tuple(self, state) -> tuple:
-        if not (isinstance(state, (tuple, list)) and len(state) == 2):
-            raise TypeError(f"LSTMCell state must be a pair (h, c) (or None), got {type(state).__name__}")
-        return tuple(state)
+        return check_pair("LSTMCell", state)
 
     def _state_from_tuple(self, states: tuple):
         return states

@@ -69,3 +69,10 @@ def check_lengths(lengths, batch: int, steps: int) -> np.ndarray | None:
             f"lengths must lie in [1, T={steps}], got min {a.min()} and max {a.max()}"
         )
     return a.astype(np.int64)
+
+
+def check_pair(owner: str, state) -> tuple:
+    """An LSTM state: a pair (h, c) whose parts may be None (zeros)."""
+    if not (isinstance(state, (tuple, list)) and len(state) == 2):
+        raise TypeError(f"{owner} state must be a pair (h, c) (or None), got {type(state).__name__}")
+    return tuple(state)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.checks import check_pair
 from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
 from rnnkit.recurrent import RecurrentBase
 
@@ -79,9 +80,7 @@ class LSTM(RecurrentBase):
                          bidirectional, proj_size, self.peephole, dtype=dtype, rng=rng)
 
     def _state_to_tuple(self, state) -> tuple:
-        if not (isinstance(state, (tuple, list)) and len(state) == 2):
-            raise TypeError(f"LSTM state must be a pair (h, c) (or None), got {type(state).__name__}")
-        return tuple(state)
+        return check_pair("LSTM", state)
 
     def _state_from_tuple(self, states: tuple):
         return states
