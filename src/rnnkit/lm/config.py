@@ -1,0 +1,70 @@
+"""The training configuration: every default with the reason for it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from rnnkit.lm.model import ModelConfig
+from rnnkit.optim import OPTIMIZERS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    paths: tuple[str, ...] = ()     # empty: the running interpreter's standard library, no download
+    cell: str = "lstm"              # the LSTM keeps context longest per parameter on text
+    peephole: bool = False          # Graves peepholes; off by default as in most published LMs
+    layers: int = 2                 # two layers beat one at equal time on a 2-core CPU
+    hidden: int = 256               # large enough to learn syntax, small enough for ~3 min runs
+    embed: int = 64                 # ~150 distinct characters need few dimensions
+    dropout: float = 0.0            # a 3-minute run sees ~1 epoch: nothing to regularise yet
+    seq_len: int = 64               # BPTT window; state is carried beyond it
+    batch_size: int = 32            # 32 streams keep the matrix products efficient on 2 cores
+    optimizer: str = "adam"         # robust to the learning rate on recurrent nets
+    lr: float = 2e-3                # the usual char-RNN Adam rate (Karpathy's char-rnn)
+    warmup: int = 0                 # steps of linear warm-up; Adam at 2e-3 needs none here
+    schedule: str = "constant"      # "constant" | "cosine" (to the end of --max-steps) | "step"
+    clip: float = 1.0               # global gradient-norm clipping against exploding gradients
+    max_steps: int = 0              # 0: no step limit, stop on --time-budget
+    time_budget: float = 180.0      # seconds of training in this invocation: about three minutes
+    val_fraction: float = 0.05      # the last 5% of the text is held out
+    eval_every: int = 300           # steps between validation passes (and checkpoints)
+    sample_chars: int = 300         # length of the samples shown during and after training
+    seed: int = 0                   # initialisation, dropout and sampling
+    out: str = "runs/charlm"        # run directory
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        positive = ("layers", "hidden", "embed", "seq_len", "batch_size", "eval_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_steps", "warmup", "sample_chars"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.time_budget <= 0 and self.max_steps == 0:
+            raise ValueError("give a positive --time-budget or --max-steps, or training never ends")
+        if self.schedule == "cosine" and self.max_steps == 0:
+            raise ValueError("--schedule cosine needs --max-steps (the cosine runs to that step)")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
+        if self.clip < 0:
+            raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(vocab_size, self.cell, self.embed, self.hidden, self.layers,
+                           self.dropout, self.peephole)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["paths"] = list(self.paths)
+        return d
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if k == "paths" else v for k, v in data.items() if k in known})
+
+
+# Options that only say how long or how often this invocation runs; a resumed run may change them.
+RUN_LENGTH_OPTIONS = ("max_steps", "time_budget", "eval_every", "sample_chars")

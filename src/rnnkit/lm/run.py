@@ -1,0 +1,80 @@
+"""The three jobs of the command line, as functions: train, eval, generate."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.lm.checkpoint import load_model
+from rnnkit.lm.config import TrainConfig
+from rnnkit.lm.data import read_corpus
+from rnnkit.lm.errors import UserError
+from rnnkit.lm.infer import sample, score
+from rnnkit.lm.train import NonFiniteLoss, Trainer, resume_config
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_train(given: dict, resume: bool = False) -> int:
+    """Train with the options the user gave (all others default); print the final report."""
+    try:
+        cfg = resume_config(given.get("out", TrainConfig.out), given) if resume else TrainConfig(**given)
+    except (TypeError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    trainer = Trainer(cfg, resume=resume, log=log)
+    corpus = "the Python standard library" if not cfg.paths else ", ".join(cfg.paths)
+    log(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({cfg.hidden} units) on {corpus}: "
+        f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation characters, "
+        f"vocabulary {trainer.vocab.size}; budget {cfg.time_budget:g} s"
+        + (f", {cfg.max_steps} steps" if cfg.max_steps else ""))
+    try:
+        result = trainer.run()
+    except NonFiniteLoss as exc:
+        log(f"rnnkit train: error: {exc}")
+        return 1
+    val = result.val
+    print(f"steps: {result.steps}  last training loss: "
+          f"{result.losses[-1] / np.log(2):.3f} bits/char" if result.losses else f"steps: {result.steps}")
+    print(f"validation: {val.bits_per_char:.3f} bits/char (perplexity {val.perplexity:.2f}) on "
+          f"{val.chars:,} held-out characters; unigram entropy of the corpus: {result.unigram_bits:.3f} bits/char")
+    if cfg.sample_chars:
+        print("--- sample ---")
+        print(trainer.sample_text(cfg.sample_chars))
+        print("--------------")
+    print(f"checkpoints in {cfg.out}/ (best.safetensors, latest.safetensors); "
+          f"try: rnnkit generate {cfg.out} --prime 'def '")
+    return 130 if result.interrupted else 0
+
+
+def run_eval(run_dir: str, paths: list[str]) -> dict:
+    model, vocab, _ = load_model(run_dir)
+    text, _, _ = read_corpus(paths)
+    ids, unknown = vocab.encode(text)
+    if len(ids) < 2:
+        raise UserError(f"need at least 2 characters of text to evaluate, got {len(ids)}")
+    s = score(model, ids)
+    result = {"bits_per_char": s.bits_per_char, "perplexity": s.perplexity, "chars": s.chars,
+              "nll_nats": s.nll, "unknown_chars": unknown, "run_dir": str(Path(run_dir))}
+    if unknown:
+        known = score(model, ids, skip_unknown=True)
+        result["bits_per_char_known"] = known.bits_per_char
+    return result
+
+
+def run_generate(run_dir: str, prime: str, length: int, temperature: float, top_k: int,
+                 seed: int | None) -> Iterator[str]:
+    """Check everything first (so errors come before any output), then return the stream."""
+    model, vocab, _ = load_model(run_dir)
+    if length < 0 or top_k < 0 or temperature < 0:
+        raise UserError(f"--length, --top-k and --temperature must be >= 0, got {length}, {top_k}, {temperature}")
+    if not prime:
+        raise UserError("--prime must hold at least one character")
+    unseen = vocab.unseen(prime)
+    if unseen:
+        raise UserError(f"--prime has characters the model never saw in training: {''.join(unseen)!r}")
+    return sample(model, vocab, prime, length, temperature, top_k, np.random.default_rng(seed))

@@ -1,0 +1,272 @@
+"""Training a character language model with truncated BPTT, checkpoints and exact resume.
+
+The training text is cut into ``batch_size`` contiguous streams read ``seq_len`` characters at a
+time; the hidden state is carried from one chunk to the next (no gradient crosses the border) and
+reset at the start of each pass over the text. Each step: forward, fused softmax cross-entropy,
+backward, gradient-norm clipping, optimizer step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rnnkit.lm.checkpoint import prefixed, read_tensors, unprefixed, write_json, write_tensors
+from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig
+from rnnkit.lm.data import Streams, Vocab, default_corpus_files, read_corpus, split_text, unigram_entropy_bits
+from rnnkit.lm.errors import CorpusError
+from rnnkit.lm.infer import NonFiniteOutput, Score, sample, score
+from rnnkit.lm.model import CharLM
+from rnnkit.losses import softmax_cross_entropy
+from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged; the last good checkpoint is left as it was."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    losses: list[float]           # training loss (nats) of each step run in this invocation
+    val: Score | None
+    unigram_bits: float
+    interrupted: bool
+
+
+def load_corpus(cfg: TrainConfig) -> tuple[str, list[str], list[str]]:
+    """(text, files read, files skipped): the given paths, or the standard library's sources."""
+    paths = list(cfg.paths) if cfg.paths else [str(f) for f in default_corpus_files()]
+    return read_corpus(paths)
+
+
+def resume_config(run_dir: str, overrides: dict) -> TrainConfig:
+    """The saved configuration of a run, with the options a resumed run may change applied.
+
+    ``overrides`` holds only the options the user gave; any other option that differs from the
+    saved run is an error (a resumed run must continue the same model on the same data).
+    """
+    path = Path(run_dir) / "config.json"
+    if not (path.is_file() and (Path(run_dir) / "latest.safetensors").is_file()):
+        raise CorpusError(f"--resume: {run_dir} holds no checkpoint to resume "
+                          "(expected config.json and latest.safetensors)")
+    saved = TrainConfig.from_json(json.loads(path.read_text(encoding="utf-8"))["train"])
+    changed = sorted(k for k, v in overrides.items()
+                     if k not in RUN_LENGTH_OPTIONS and k != "out" and getattr(saved, k) != v)
+    if changed:
+        raise CorpusError("--resume continues the saved run; these options differ from it: "
+                          + ", ".join("--" + k.replace("_", "-") for k in changed))
+    return replace(saved, out=str(run_dir), **{k: v for k, v in overrides.items() if k in RUN_LENGTH_OPTIONS})
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, log=print) -> None:
+        self.log = log
+        self.run_dir = Path(cfg.out)
+        self.cfg = cfg
+        text, files, skipped = load_corpus(cfg)
+        if skipped:
+            log(f"skipped {len(skipped)} binary or non-UTF-8 file(s), e.g. {skipped[0]}")
+        train_text, val_text = split_text(text, cfg.val_fraction)
+        self.vocab = Vocab.from_text(train_text)
+        train_ids, _ = self.vocab.encode(train_text)
+        self.streams = Streams(train_ids, cfg.batch_size, cfg.seq_len)
+        self.val_ids, self.val_unknown = self.vocab.encode(val_text)
+        if len(self.val_ids) < 2:
+            raise CorpusError(f"the validation split has {len(self.val_ids)} characters; raise --val-fraction")
+        self.unigram_bits = unigram_entropy_bits(train_ids)
+        self.model = CharLM(cfg.model_config(self.vocab.size), rng=cfg.seed)
+        self.params = self.model.parameters()
+        self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr)
+        self.schedule = Schedule(cfg.schedule, warmup=cfg.warmup, total=max(cfg.max_steps - cfg.warmup, 1))
+        self.step, self.best_val, self.carry = 0, math.inf, None
+        self.fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if resume:
+            self._restore()
+        else:
+            self._write_run_files(files, len(text))
+            self.save()                           # step 0: there is always a checkpoint to go back to
+
+    # -- run directory ---------------------------------------------------------------------------
+    def _write_run_files(self, files: list[str], chars: int) -> None:
+        corpus = {"files": len(files), "chars": chars, "sha256": self.fingerprint,
+                  "source": "python-stdlib" if not self.cfg.paths else "paths"}
+        write_json(self.run_dir / "config.json", {
+            "model": self.model.cfg.to_json(), "train": self.cfg.to_json(), "corpus": corpus})
+        write_json(self.run_dir / "vocab.json", self.vocab.to_json())
+        (self.run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
+
+    def save(self) -> None:
+        carry = {} if self.carry is None else {
+            f"carry.{k}": a for k, a in enumerate(self.carry if isinstance(self.carry, tuple) else (self.carry,))}
+        opt = self.optimizer.state_dict()
+        meta = {"step": self.step, "best_val": self.best_val, "optimizer_lr": opt["lr"],
+                "optimizer_steps": opt["steps"], "rng": self.model.rng.bit_generator.state,
+                "corpus_sha256": self.fingerprint}
+        tensors = prefixed("model.", self.model.state_dict()) | prefixed("optim.", opt["state"]) | carry
+        write_tensors(self.run_dir / "latest.safetensors", tensors, meta)
+
+    def _restore(self) -> None:
+        tensors, meta = read_tensors(self.run_dir / "latest.safetensors")
+        if meta.get("corpus_sha256") != self.fingerprint:
+            raise CorpusError("--resume: the corpus differs from the one this run was trained on")
+        self.model.load_state_dict(unprefixed("model.", tensors))
+        self.optimizer.load_state_dict({"lr": meta["optimizer_lr"], "steps": meta["optimizer_steps"],
+                                        "state": unprefixed("optim.", tensors)})
+        self.model.rng.bit_generator.state = meta["rng"]
+        self.step, self.best_val = int(meta["step"]), float(meta["best_val"])
+        carry = unprefixed("carry.", tensors)
+        parts = tuple(carry[str(k)] for k in range(len(carry)))
+        self.carry = None if not parts else (parts if self.cfg.cell == "lstm" else parts[0])
+        self._truncate_metrics()
+        self.log(f"resumed {self.run_dir} at step {self.step}")
+
+    def _truncate_metrics(self) -> None:
+        path = self.run_dir / "metrics.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= self.step]
+        path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+
+    # -- training ---------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        k = self.step % self.streams.num_chunks
+        if k == 0 or self.carry is None:
+            self.carry = self.model.initial_state(self.cfg.batch_size)
+        x, y = self.streams.chunk(k)
+        logits, carry = self.model(x, self.carry)
+        loss, dlogits = softmax_cross_entropy(logits, y)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"the training loss became {loss} at step {self.step + 1}")
+        self.model.zero_grad()
+        self.model.backward(dlogits)
+        if self.cfg.clip > 0:
+            norm = clip_grad_norm_(self.params, self.cfg.clip)
+            if not math.isfinite(norm):
+                raise NonFiniteLoss(f"the gradient norm became {norm} at step {self.step + 1}")
+        self.optimizer.lr = self.cfg.lr * self.schedule.factor(self.step)
+        self.optimizer.step()
+        self.carry = carry
+        self.step += 1
+        return loss
+
+    def validate(self) -> Score:
+        val = score(self.model, self.val_ids)
+        if not math.isfinite(val.nll):
+            raise NonFiniteLoss(f"the validation loss became {val.nll} at step {self.step}")
+        if val.nll < self.best_val:
+            self.best_val = val.nll
+            write_tensors(self.run_dir / "best.safetensors", prefixed("model.", self.model.state_dict()),
+                          {"step": self.step, "val_nll": val.nll})
+        return val
+
+    def sample_text(self, length: int) -> str:
+        rng = np.random.default_rng([self.cfg.seed, self.step])
+        prime = "\n" if "\n" in self.vocab.chars else self.vocab.chars[0]
+        try:
+            return "".join(sample(self.model, self.vocab, prime, length, temperature=0.8, rng=rng))
+        except NonFiniteOutput as exc:
+            raise NonFiniteLoss(f"{exc} (at step {self.step})") from None
+
+    def run(self) -> TrainResult:
+        return TrainLoop(self).run()
+
+
+class TrainLoop:
+    """The outer loop: time and step limits, progress bar, periodic validation, Ctrl-C, NaN."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.t = trainer
+        self.stop_requested = False
+        self.last_val: tuple[int, Score] | None = None      # (step, score) of the latest validation
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
+    def run(self) -> TrainResult:
+        t, cfg = self.t, self.t.cfg
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            losses = self._loop()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if self.last_val is None or self.last_val[0] != t.step:
+            self._evaluate(None, sample=False)
+        return TrainResult(t.step, losses, self.last_val[1], t.unigram_bits, self.stop_requested)
+
+    def _loop(self) -> list[float]:
+        t, cfg = self.t, self.t.cfg
+        start, losses = time.perf_counter(), []
+        bar = self._bar()
+        chars = cfg.batch_size * cfg.seq_len
+        while not self._done(start):
+            step_start = time.perf_counter()
+            try:
+                loss = t.train_step()
+                losses.append(loss)
+                rate = chars / max(time.perf_counter() - step_start, 1e-9)
+                self._metric({"step": t.step, "loss": loss, "bpc": loss / math.log(2), "lr": t.optimizer.lr,
+                              "chars_per_s": rate, "elapsed": time.perf_counter() - start})
+                self._advance(bar, start, loss, rate)
+                if t.step % cfg.eval_every == 0:
+                    self._evaluate(bar)
+            except NonFiniteLoss as exc:
+                bar.close()
+                raise NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
+                                    f"{t.run_dir / 'latest.safetensors'}") from None
+        bar.close()
+        if self.stop_requested:
+            t.log(f"interrupted at step {t.step}: saving a checkpoint in {t.run_dir}")
+        return losses
+
+    def _done(self, start: float) -> bool:
+        cfg = self.t.cfg
+        if self.stop_requested or (cfg.max_steps and self.t.step >= cfg.max_steps):
+            return True
+        return cfg.time_budget > 0 and time.perf_counter() - start >= cfg.time_budget
+
+    def _bar(self) -> tqdm:
+        cfg = self.t.cfg
+        by_steps = cfg.max_steps > 0
+        total = cfg.max_steps - self.t.step if by_steps else cfg.time_budget
+        return tqdm(total=total, unit="step" if by_steps else "s", disable=None, leave=False,
+                    bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", dynamic_ncols=True)
+
+    def _advance(self, bar: tqdm, start: float, loss: float, rate: float) -> None:
+        if bar.disable:
+            return
+        if self.t.cfg.max_steps > 0:
+            bar.update(1)
+        else:
+            bar.update(min(time.perf_counter() - start, bar.total) - bar.n)
+        bar.set_postfix_str(f"step {self.t.step} loss {loss:.3f} {loss / math.log(2):.3f} bits/char "
+                            f"{rate:,.0f} chars/s", refresh=False)
+
+    def _evaluate(self, bar: tqdm | None, sample: bool = True) -> None:
+        """Validate, keep the best weights, write the latest checkpoint, report."""
+        t = self.t
+        val = t.validate()
+        msg = (f"step {t.step}: validation {val.bits_per_char:.3f} bits/char, perplexity "
+               f"{val.perplexity:.2f}")
+        if sample and t.cfg.sample_chars:      # before saving: a model that cannot sample is not kept
+            msg += "\n--- sample ---\n" + t.sample_text(min(t.cfg.sample_chars, 200)) + "\n--------------"
+        t.save()
+        self.last_val = (t.step, val)
+        self._metric({"step": t.step, "val_bpc": val.bits_per_char, "val_ppl": val.perplexity})
+        if bar is not None and not bar.disable:
+            tqdm.write(msg)
+        else:
+            t.log(msg)
+
+    def _metric(self, record: dict) -> None:
+        with open(self.t.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")

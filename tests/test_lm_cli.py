@@ -1,0 +1,179 @@
+"""The language-model command line: training, resume, generation, evaluation and every error path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.lm.checkpoint import read_tensors
+
+PHRASE = "the quick brown fox jumps over the lazy dog.\n"
+SMALL = ["--hidden", "24", "--embed", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "16",
+         "--sample-chars", "20", "--time-budget", "60"]
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(PHRASE * 120, encoding="utf-8")
+    return path
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def train_losses(run: Path) -> list[float]:
+    return [m["loss"] for m in metrics(run) if "loss" in m]
+
+
+def test_repeated_phrase_is_memorised(tmp_path, corpus, capsys):
+    run = tmp_path / "run"
+    rc = main(["train", str(corpus), *SMALL, "--max-steps", "400", "--lr", "0.01",
+               "--eval-every", "200", "--out", str(run)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert train_losses(run)[-1] < 0.05                     # nats per character
+    assert "validation:" in out and "unigram entropy" in out
+    val = [m for m in metrics(run) if "val_bpc" in m][-1]
+    assert val["val_bpc"] < 0.1
+    for name in ("config.json", "vocab.json", "latest.safetensors", "best.safetensors"):
+        assert (run / name).is_file()
+    capsys.readouterr()
+    assert main(["eval", str(run), str(corpus), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["chars"] == len(PHRASE) * 120 - 1 and result["unknown_chars"] == 0
+    assert result["bits_per_char"] < 0.1 and result["perplexity"] == pytest.approx(2 ** result["bits_per_char"])
+    assert main(["generate", str(run), "--prime", "the quick", "--length", "30", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out.startswith("the quick brown fox jumps over the")
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, corpus):
+    opts = [str(corpus), *SMALL, "--layers", "2", "--dropout", "0.2", "--eval-every", "7"]
+    assert main(["train", *opts, "--max-steps", "30", "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", *opts, "--max-steps", "13", "--out", str(tmp_path / "b")]) == 0
+    assert main(["train", "--resume", "--max-steps", "30", "--out", str(tmp_path / "b")]) == 0
+    a, b = train_losses(tmp_path / "a"), train_losses(tmp_path / "b")
+    assert len(a) == len(b) == 30
+    assert a == b                                      # bit for bit, across the epoch boundary too
+    assert [m["step"] for m in metrics(tmp_path / "b") if "loss" in m] == list(range(1, 31))
+
+
+def test_resume_refuses_changed_architecture(tmp_path, corpus, capsys):
+    run = str(tmp_path / "r")
+    assert main(["train", str(corpus), *SMALL, "--max-steps", "2", "--out", run]) == 0
+    assert main(["train", "--resume", "--hidden", "32", "--out", run]) == 2
+    assert "these options differ from it: --hidden" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(tmp_path / "none")]) == 2
+    assert "holds no checkpoint to resume" in capsys.readouterr().err
+
+
+def test_generation_is_deterministic_per_seed(tmp_path, corpus, capsys):
+    run = str(tmp_path / "g")
+    assert main(["train", str(corpus), *SMALL, "--max-steps", "20", "--out", run]) == 0
+    texts = []
+    for seed in (1, 1, 2):
+        capsys.readouterr()
+        assert main(["generate", run, "--prime", "the ", "--length", "80", "--seed", str(seed)]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] != texts[2]
+    assert len(texts[0]) == len("the ") + 80 + 1
+
+
+def test_chinese_text(tmp_path, capsys):
+    path = tmp_path / "zh.txt"
+    path.write_text("循环神经网络可以记住过去的信息。长短期记忆网络解决了梯度消失的问题。\n" * 60, encoding="utf-8")
+    run = str(tmp_path / "zh")
+    assert main(["train", str(path), *SMALL, "--max-steps", "60", "--lr", "0.01", "--out", run]) == 0
+    capsys.readouterr()
+    assert main(["generate", run, "--prime", "循环", "--length", "10", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("循环") and len(out.strip()) == 12
+
+
+def test_unknown_characters_are_counted(tmp_path, corpus, capsys):
+    run = str(tmp_path / "u")
+    assert main(["train", str(corpus), *SMALL, "--max-steps", "5", "--out", run]) == 0
+    other = tmp_path / "other.txt"
+    other.write_text("the QUICK fox", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["eval", run, str(other), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["unknown_chars"] == 5 and result["chars"] == 12 and "bits_per_char_known" in result
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, corpus, capsys):
+    run = tmp_path / "nan"
+    rc = main(["train", str(corpus), *SMALL, "--optimizer", "sgd", "--lr", "1e30", "--clip", "0",
+               "--eval-every", "1", "--max-steps", "50", "--out", str(run)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "non-finite" in err or "became" in err
+    assert "stopped. The last good checkpoint is" in err
+    tensors, meta = read_tensors(run / "latest.safetensors")
+    assert all(np.all(np.isfinite(v)) for v in tensors.values())
+    assert meta["step"] < 50
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "{missing}"], "no such file or directory"),
+    (["train", "{empty}"], "the corpus is empty"),
+    (["train", "{binary}"], "looks like a binary file"),
+    (["train", "{latin1}"], "not valid UTF-8"),
+    (["train", "{short}"], "fewer than one batch needs"),
+    (["train", "{short}", "--hidden", "0"], "--hidden must be >= 1"),
+    (["eval", "{tmp}", "{short}"], "no checkpoint here"),
+    (["generate", "{tmp}"], "no checkpoint here"),
+])
+def test_cli_errors(tmp_path, capsys, args, message):
+    files = {"missing": tmp_path / "missing.txt", "empty": tmp_path / "empty.txt",
+             "binary": tmp_path / "b.bin", "latin1": tmp_path / "l.txt", "short": tmp_path / "s.txt",
+             "tmp": tmp_path}
+    files["empty"].write_text("")
+    files["binary"].write_bytes(bytes(range(256)))
+    files["latin1"].write_bytes("naïve".encode("latin-1"))
+    files["short"].write_text("tiny text")
+    argv = [a.format(**{k: str(v) for k, v in files.items()}) for a in args]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_prime_with_unseen_characters(tmp_path, corpus, capsys):
+    run = str(tmp_path / "p")
+    assert main(["train", str(corpus), *SMALL, "--max-steps", "2", "--out", run]) == 0
+    assert main(["generate", run, "--prime", "XYZ"]) == 2
+    assert "never saw in training: 'XYZ'" in capsys.readouterr().err
+
+
+def test_unknown_option_fails_loudly(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--hiden", "3"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --hiden" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path, corpus):
+    run = tmp_path / "int"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit.cli", "train", str(corpus), *SMALL, "--time-budget", "120",
+         "--eval-every", "100000", "--out", str(run)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run / "metrics.jsonl").is_file() or not metrics(run):
+        time.sleep(0.2)
+        assert time.time() < deadline and proc.poll() is None
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err
+    _, meta = read_tensors(run / "latest.safetensors")
+    assert meta["step"] == max(m["step"] for m in metrics(run))
