@@ -111,6 +111,7 @@ def test_unknown_characters_are_counted(tmp_path, corpus, capsys):
     assert result["unknown_chars"] == 5 and result["chars"] == 12 and "bits_per_char_known" in result
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")      # the overflow is the point of the test
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, corpus, capsys):
     run = tmp_path / "nan"
     rc = main(["train", str(corpus), *SMALL, "--optimizer", "sgd", "--lr", "1e30", "--clip", "0",
