@@ -1,7 +1,8 @@
 """One direction of one layer over a whole sequence: the BPTT loop, forward and backward.
 
-The input projection, ``dW_ih``, ``db_ih`` and ``dx`` are single matrix products over all T·B rows;
-only the recurrent term runs step by step (``kernel.forward_step`` / ``kernel.backward_step``).
+The input projection, ``dW_ih``, ``db_ih``, ``dW_hh`` and ``dx`` are single matrix products over
+all T·B rows; only the recurrent term runs step by step (``kernel.forward_step`` /
+``kernel.backward_step``).
 
 Lengths follow PyTorch's packed sequences: at a step t ≥ length the sequence's state is carried
 over unchanged, its output is zero, and in the backward pass no gradient enters that step.
@@ -18,18 +19,20 @@ def scan_forward(kernel: Kernel, w: Weights, x: np.ndarray, state0: tuple, mask=
     """Run the cell over x (T, B, I) from ``state0``; ``mask`` (T, B, 1) marks the valid steps."""
     T, B, _ = x.shape
     gates = (flat(x) @ w.weight_ih.T).reshape(T, B, -1)                  # (T, B, G·H)
-    if w.bias_ih is not None:
-        gates += w.bias_ih
+    bias = kernel.input_side_bias(w)                 # b_ih plus whatever part of b_hh is constant
+    if bias is not None:
+        gates += bias
     states = tuple(np.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
     for s, s0 in zip(states, state0):
         s[0] = s0
     aux = kernel.new_aux(T, B, x.dtype)
-    for t in range(T):
-        prev, new = tuple(s[t] for s in states), tuple(s[t + 1] for s in states)
-        kernel.forward_step(w, gates[t], prev, new, kernel.aux_at(aux, t))
-        if mask is not None:
-            for p, n in zip(prev, new):
-                np.copyto(n, p, where=~mask[t])                         # padded: state unchanged
+    with np.errstate(over="ignore"):                 # exp(−a) → inf gives σ(a) = 0 exactly
+        for t in range(T):
+            prev, new = tuple(s[t] for s in states), tuple(s[t + 1] for s in states)
+            kernel.forward_step(w, gates[t], prev, new, kernel.aux_at(aux, t))
+            if mask is not None:
+                for p, n in zip(prev, new):
+                    np.copyto(n, p, where=~mask[t])                     # padded: state unchanged
     return Tape(x, gates, states, aux, mask)
 
 

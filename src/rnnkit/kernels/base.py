@@ -3,7 +3,9 @@
 A *kernel* is the arithmetic of one recurrent cell, split the way the spec's BPTT section asks:
 
 - the input projection ``x_t W_ihᵀ + b_ih`` for all steps is one matrix product done by the caller
-  (:mod:`rnnkit.scan`), written into the ``gates`` buffer of shape (T, B, G·H);
+  (:mod:`rnnkit.scan`), written into the ``gates`` buffer of shape (T, B, G·H); the caller adds
+  ``input_side_bias(w)`` there too: b_ih plus the part of b_hh that is a constant term of the
+  pre-activation (all of it, except the GRU's b_hn under reset_after), added once, not per step;
 - ``forward_step`` adds the recurrent term for one step and turns the pre-activations in
   ``gates[t]`` into gate activations, in place, and writes the new state;
 - ``backward_step`` goes back one step: from the gradient reaching the new state it writes the
@@ -57,6 +59,8 @@ class Kernel(Protocol):
 
     def state_sizes(self) -> tuple[int, ...]: ...
 
+    def input_side_bias(self, w: Weights) -> np.ndarray | None: ...
+
     def new_aux(self, steps: int, batch: int, dtype: np.dtype) -> Any: ...
 
     def aux_at(self, aux: Any, t: int) -> Any: ...
@@ -79,6 +83,12 @@ def sigmoid_(a: np.ndarray) -> np.ndarray:
     a += 1.0
     np.reciprocal(a, out=a)
     return a
+
+
+def bias_sum(*biases: np.ndarray | None) -> np.ndarray | None:
+    """The sum of the biases that exist (a layer built with bias=False has none)."""
+    present = [b for b in biases if b is not None]
+    return sum(present[1:], present[0].copy()) if present else None
 
 
 def flat(a: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.kernels.base import Tape, Weights, add_bias_grad, flat, sigmoid_
+from rnnkit.kernels.base import Tape, Weights, add_bias_grad, bias_sum, flat, sigmoid_
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,14 @@ class GRUKernel:
     def state_sizes(self) -> tuple[int]:
         return (self.hidden_size,)
 
+    def input_side_bias(self, w: Weights) -> np.ndarray | None:
+        """b_ih + b_hh, except b_hn under reset_after (it sits inside r ⊙ (·))."""
+        if w.bias_hh is None or not self.reset_after:
+            return bias_sum(w.bias_ih, w.bias_hh)
+        b = w.bias_hh.copy()
+        b[2 * self.hidden_size:] = 0
+        return bias_sum(w.bias_ih, b)
+
     def new_aux(self, steps: int, batch: int, dtype: np.dtype) -> GRUAux:
         return GRUAux(np.empty((steps, batch, self.hidden_size), dtype) if self.reset_after else None)
 
@@ -57,23 +65,20 @@ class GRUKernel:
     def forward_step(self, w: Weights, gates, prev, new, aux: GRUAux) -> None:
         H = self.hidden_size
         (h_prev,), (h,) = prev, new
-        rz, a_n = gates[:, :2 * H], gates[:, 2 * H:]
+        rz, a_n = gates[:, :2 * H], gates[:, 2 * H:]                       # b_hr, b_hz already in
         if self.reset_after:
             ah = h_prev @ w.weight_hh.T                                   # (B, 3H)
-            if w.bias_hh is not None:
-                ah += w.bias_hh
             rz += ah[:, :2 * H]
             sigmoid_(rz)
-            aux.hn[...] = ah[:, 2 * H:]
-            a_n += rz[:, :H] * aux.hn
-        else:
-            rz += h_prev @ w.weight_hh[:2 * H].T
+            hn = aux.hn
+            hn[...] = ah[:, 2 * H:]
             if w.bias_hh is not None:
-                rz += w.bias_hh[:2 * H]
+                hn += w.bias_hh[2 * H:]
+            a_n += rz[:, :H] * hn
+        else:                                                             # b_hn already in a_n too
+            rz += h_prev @ w.weight_hh[:2 * H].T
             sigmoid_(rz)
             a_n += (rz[:, :H] * h_prev) @ w.weight_hh[2 * H:].T
-            if w.bias_hh is not None:
-                a_n += w.bias_hh[2 * H:]
         n = np.tanh(a_n, out=a_n)
         z = rz[:, H:]
         np.subtract(h_prev, n, out=h)

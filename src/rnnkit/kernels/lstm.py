@@ -2,7 +2,7 @@
 
 Forward, one step (``a`` is the pre-activation, ``ax_t = x_t W_ihᵀ + b_ih`` is precomputed)::
 
-    a_t = ax_t + h_{t-1} W_hhᵀ + b_hh                          (B, 4H) = [a_i, a_f, a_g, a_o]
+    a_t = ax_t + b_hh + h_{t-1} W_hhᵀ                          (B, 4H) = [a_i, a_f, a_g, a_o]
     i_t = σ(a_i + w_ci ⊙ c_{t-1})     f_t = σ(a_f + w_cf ⊙ c_{t-1})     g_t = tanh(a_g)
     c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
     o_t = σ(a_o + w_co ⊙ c_t)                                   (peepholes w_c· are 0 without them)
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.kernels.base import Tape, Weights, add_bias_grad, flat, sigmoid_
+from rnnkit.kernels.base import Tape, Weights, add_bias_grad, bias_sum, flat, sigmoid_
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ class LSTMKernel:
     def state_sizes(self) -> tuple[int, int]:
         return (self.proj_size or self.hidden_size, self.hidden_size)      # (h, c)
 
+    def input_side_bias(self, w: Weights) -> np.ndarray | None:
+        return bias_sum(w.bias_ih, w.bias_hh)
+
     def new_aux(self, steps: int, batch: int, dtype: np.dtype) -> LSTMAux:
         shape = (steps, batch, self.hidden_size)
         return LSTMAux(np.empty(shape, dtype), np.empty(shape, dtype) if self.proj_size else None)
@@ -64,9 +67,7 @@ class LSTMKernel:
         H = self.hidden_size
         h_prev, c_prev = prev
         h, c = new
-        gates += h_prev @ w.weight_hh.T                                  # (B, 4H)
-        if w.bias_hh is not None:
-            gates += w.bias_hh
+        gates += h_prev @ w.weight_hh.T                                  # (B, 4H); biases already in
         a_i, a_f, a_g, a_o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
         if self.peephole:
             a_i += w.weight_ci * c_prev

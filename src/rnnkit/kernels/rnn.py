@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels.base import Tape, Weights, add_bias_grad, flat
+from rnnkit.kernels.base import Tape, Weights, add_bias_grad, bias_sum, flat
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -33,6 +33,9 @@ class RNNKernel:
     def state_sizes(self) -> tuple[int]:
         return (self.hidden_size,)
 
+    def input_side_bias(self, w: Weights) -> np.ndarray | None:
+        return bias_sum(w.bias_ih, w.bias_hh)
+
     def new_aux(self, steps: int, batch: int, dtype: np.dtype) -> None:
         return None
 
@@ -40,9 +43,7 @@ class RNNKernel:
         return None
 
     def forward_step(self, w: Weights, gates, prev, new, aux: None) -> None:
-        gates += prev[0] @ w.weight_hh.T                                  # (B, H): a_t
-        if w.bias_hh is not None:
-            gates += w.bias_hh
+        gates += prev[0] @ w.weight_hh.T                                  # (B, H): a_t, biases already in
         if self.nonlinearity == "tanh":
             np.tanh(gates, out=gates)
         else:
