@@ -3,6 +3,9 @@
     rnnkit train [PATH ...]                 train a character language model (default: stdlib)
     rnnkit eval DIR PATH ... [--json]       bits per character and perplexity on text
     rnnkit generate DIR --prime TEXT ...    stream generated text to stdout
+    rnnkit gradflow [--cells rnn,lstm,gru]  gradient norm reaching each time step
+    rnnkit task adding|copy [--seq-len T]   long-range memory tasks against their baselines
+    rnnkit inspect DIR [PATH ...]           HTML page of unit and gate activity on text
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import sys
 from dataclasses import fields
 
+from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
 from rnnkit.lm.config import TrainConfig
 from rnnkit.lm.errors import UserError
 
@@ -72,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _eval_parser(sub)
     _generate_parser(sub)
+    add_gradflow_parser(sub)
+    add_task_parser(sub)
+    add_inspect_parser(sub)
     return parser
 
 

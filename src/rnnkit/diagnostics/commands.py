@@ -1,0 +1,174 @@
+"""The command-line side of the diagnostics: ``rnnkit gradflow``, ``rnnkit task``, ``rnnkit inspect``.
+
+Each function here parses nothing itself: it receives the parsed arguments, runs the library
+function and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from rnnkit.lm.errors import UserError
+
+
+def add_gradflow_parser(sub) -> None:
+    p = sub.add_parser("gradflow", help="gradient norm reaching each time step (vanishing gradients)",
+                       description="Norm of dL/dh_t (and dL/dc_t for the LSTM) for every step t, for a "
+                                   "loss on the final step, plus the one-step Jacobian norms.")
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cell types (default rnn,lstm,gru)")
+    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
+    p.add_argument("--input-size", type=int, default=16, help="input features (default 16)")
+    p.add_argument("--seq-len", type=int, default=100, help="sequence length T (default 100)")
+    p.add_argument("--batch", type=int, default=32, help="random sequences averaged over (default 32)")
+    p.add_argument("--orthogonal", action="store_true", help="orthogonal recurrent weights")
+    p.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias (e.g. 1)")
+    p.add_argument("--chrono", action="store_true", help="LSTM chrono initialisation for T = --seq-len")
+    p.add_argument("--rnn-scale", type=float, default=1.0, help="scale of the plain RNN's W_hh (default 1)")
+    p.add_argument("--checkpoint", metavar="DIR", help="a trained language model (rnnkit train) instead")
+    p.add_argument("--text", nargs="+", metavar="PATH", help="with --checkpoint: text to feed (default: "
+                   "the run's own corpus)")
+    p.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian norms")
+    p.add_argument("--plot", metavar="PNG", help="write a log-scale plot (needs matplotlib)")
+    p.add_argument("--json", action="store_true", help="print one JSON object: cell -> per-step norms")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_gradflow)
+
+
+def _positive(**values) -> None:
+    for name, v in values.items():
+        if v < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+
+
+def cmd_gradflow(args: argparse.Namespace) -> int:
+    from rnnkit.diagnostics.gradflow import (
+        InitOptions, checkpoint_flow, format_table, gradient_flow, plot,
+    )
+    _positive(hidden=args.hidden, seq_len=args.seq_len, batch=args.batch, input_size=args.input_size)
+    if args.checkpoint:
+        from rnnkit.lm.checkpoint import load_model
+        model, vocab, config = load_model(args.checkpoint)
+        ids = _checkpoint_text(vocab, config, args.text)
+        try:
+            flows = {model.cfg.cell: checkpoint_flow(model, ids, args.seq_len, args.batch, args.seed,
+                                                     not args.no_jacobian)}
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        title = f"trained {model.cfg.cell} ({args.checkpoint}), T = {args.seq_len}"
+    else:
+        cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+        unknown = [c for c in cells if c not in ("rnn", "lstm", "gru")]
+        if unknown or not cells:
+            raise UserError(f"--cells must list rnn, lstm and/or gru, got {args.cells!r}")
+        opts = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0, args.rnn_scale)
+        flows = gradient_flow(cells, args.hidden, args.seq_len, args.batch, args.input_size, opts,
+                              args.seed, not args.no_jacobian)
+        title = f"fresh layers, H = {args.hidden}, T = {args.seq_len}"
+    if args.plot:
+        plot(flows, args.plot, title)
+    if args.json:
+        print(json.dumps({name: f.h_norms.tolist() for name, f in flows.items()}))
+    else:
+        print(f"||dL/dh_t|| for a loss at the last step ({title}):")
+        print(format_table(flows))
+        if args.plot:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+def _checkpoint_text(vocab, config: dict, paths: list[str] | None) -> np.ndarray:
+    from rnnkit.lm.config import TrainConfig
+    from rnnkit.lm.train import load_corpus
+    if paths:
+        from rnnkit.lm.data import read_corpus
+        text, _, _ = read_corpus(paths)
+    else:
+        text, _, _ = load_corpus(TrainConfig.from_json(config["train"]))
+        text = text[-200_000:]                        # the held-out end of the run's own corpus
+    ids, _ = vocab.encode(text)
+    return ids
+
+
+def add_task_parser(sub) -> None:
+    p = sub.add_parser("task", help="long-range memory tasks: adding problem, copy memory",
+                       description="Train a recurrent layer on a long-range memory task and report the "
+                                   "test metric against the trivial baseline.")
+    p.add_argument("name", choices=["adding", "copy"], help="adding: MSE of the sum of two marked "
+                   "values; copy: recall 10 symbols after a delay of --seq-len blanks")
+    p.add_argument("--seq-len", type=int, default=50, help="sequence length / delay T (default 50)")
+    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
+    p.add_argument("--batch", type=int, default=64, help="sequences per step (default 64)")
+    p.add_argument("--eval-every", type=int, default=100, help="steps between test evaluations")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_task)
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    import sys
+
+    from rnnkit.diagnostics.tasks import run_task
+    _positive(seq_len=args.seq_len, hidden=args.hidden, steps=args.steps, batch=args.batch,
+              eval_every=args.eval_every)
+    if args.name == "adding" and args.seq_len < 2:
+        raise UserError(f"the adding problem needs --seq-len >= 2, got {args.seq_len}")
+    log = None if args.json else (lambda msg: print(msg, flush=True))
+    r = run_task(args.name, args.seq_len, args.cell, args.hidden, args.steps, args.lr, args.batch,
+                 args.seed, args.eval_every, log=log)
+    if args.json:
+        print(json.dumps({"task": r.task, "cell": r.cell, "seq_len": r.seq_len, "steps": r.steps,
+                          "test_metric": r.test_metric, "baseline": r.baseline, "solved": r.solved,
+                          "copy_accuracy": r.copy_accuracy, "seconds": r.seconds,
+                          "curve": [[s, m] for s, m in r.curve]}))
+    else:
+        what = "MSE" if r.task == "adding" else "cross-entropy (nats/position)"
+        print(f"{r.task}, T = {r.seq_len}, {r.cell.upper()} {args.hidden}: test {what} {r.test_metric:.4f} "
+              f"vs baseline {r.baseline:.4f} ({'solved' if r.solved else 'not solved'}; "
+              f"{r.steps} steps, {r.seconds:.0f} s)"
+              + (f"; symbols recalled {100 * r.copy_accuracy:.1f}%" if r.copy_accuracy is not None else ""))
+    sys.stdout.flush()
+    return 0
+
+
+def add_inspect_parser(sub) -> None:
+    p = sub.add_parser("inspect", help="HTML page of unit and gate activity of a trained model on text",
+                       description="Run a language model over text and write a self-contained HTML page "
+                                   "that shades each character by a chosen unit's value; print gate "
+                                   "saturation and the units most correlated with text features.")
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by 'rnnkit train'")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="text (default: the end of the run's corpus)")
+    p.add_argument("--max-chars", type=int, default=2000, help="characters to show (default 2000)")
+    p.add_argument("--out", default="inspect.html", metavar="HTML", help="page to write (default inspect.html)")
+    p.set_defaults(func=cmd_inspect)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rnnkit.diagnostics.inspect import activity, saturation, text_features, top_units
+    from rnnkit.diagnostics.page import render
+    from rnnkit.lm.checkpoint import load_model
+    _positive(max_chars=args.max_chars)
+    model, vocab, config = load_model(args.run_dir)
+    ids = _checkpoint_text(vocab, config, args.paths or None)[: args.max_chars]
+    text = vocab.decode(ids)
+    act = activity(model, ids)
+    sat = saturation(act)
+    corr = top_units(act, text_features(text), k=5)
+    title = f"rnnkit inspect: {model.cfg.layers}-layer {model.cfg.cell.upper()} {model.cfg.hidden} ({args.run_dir})"
+    Path(args.out).write_text(render(text, act, sat, corr, title), encoding="utf-8")
+    for k, layer in enumerate(sat):
+        stats = ", ".join(f"{g}: {100 * lo:.1f}% < 0.1, {100 * hi:.1f}% > 0.9" for g, (lo, hi) in layer.items())
+        print(f"layer {k} gate saturation: {stats or 'no sigmoid gates'}")
+    for feature in ("inside quotes", "inside brackets", "line position"):
+        best = max((r for r in corr if r["feature"] == feature), key=lambda r: abs(r["r"]))
+        print(f"most correlated with {feature}: layer {best['layer']} {best['quantity']} unit "
+              f"{best['unit']} (r = {best['r']:+.3f})")
+    print(f"page written to {args.out} ({len(ids)} characters)")
+    return 0

@@ -1,0 +1,88 @@
+"""Stepping a one-directional layer stack cell by cell, to see what happens at each time step.
+
+The layers keep their per-step values inside a tape for speed; the diagnostics want them one
+step at a time (the gradient reaching every h_t, the gates at every step). These helpers turn
+each layer of a stack into cells with the same weights and run BPTT over the stack step by step
+with the cells' ``step`` / ``step_backward`` — the same kernels, so the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.layers import GRU, LSTM, RNN
+
+
+def layer_cells(layer) -> list:
+    """One cell per layer of a one-directional, unprojected RNN/LSTM/GRU, sharing its weights."""
+    if layer.bidirectional or getattr(layer, "proj_size", 0):
+        raise ValueError("stepping diagnostics need a one-directional layer without projection")
+    cells = []
+    for k in range(layer.num_layers):
+        in_size = layer.input_size if k == 0 else layer.hidden_size
+        kw = dict(bias=layer.bias, dtype=layer.dtype, rng=0)
+        if isinstance(layer, LSTM):
+            cell = LSTMCell(in_size, layer.hidden_size, peephole=layer.peephole, **kw)
+        elif isinstance(layer, GRU):
+            cell = GRUCell(in_size, layer.hidden_size, reset_after=layer.reset_after, **kw)
+        elif isinstance(layer, RNN):
+            cell = RNNCell(in_size, layer.hidden_size, nonlinearity=layer.nonlinearity, **kw)
+        else:
+            raise TypeError(f"expected an RNN, LSTM or GRU layer, got {type(layer).__name__}")
+        suffix = f"_l{k}"
+        cell.load_state_dict({name[: -len(suffix)]: p.data for name, p in layer.named_parameters()
+                              if name.endswith(suffix)})
+        cells.append(cell)
+    return cells
+
+
+def _parts(state) -> tuple:
+    return state if isinstance(state, tuple) else (state,)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A forward pass of a stack, step by step: caches[t][k] and states[t][k] after step t."""
+
+    caches: list[list]
+    states: list[list]
+
+
+def run_forward(cells: list, x: np.ndarray) -> Trace:
+    """x (T, B, I): every layer steps through every time step, from zero states."""
+    caches, states = [], []
+    state = [None] * len(cells)
+    for t in range(x.shape[0]):
+        inp, row_c, row_s = x[t], [], []
+        for k, cell in enumerate(cells):
+            state[k], cache = cell.step(inp, state[k])
+            inp = _parts(state[k])[0]
+            row_c.append(cache)
+            row_s.append(state[k])
+        caches.append(row_c)
+        states.append(row_s)
+    return Trace(caches, states)
+
+
+def state_gradients(cells: list, trace: Trace, dh_last: np.ndarray) -> list[list[tuple]]:
+    """Backward from a loss on the top layer's final output, whose gradient is ``dh_last`` (B, H).
+
+    Returns grads[t][k]: the gradient reaching layer k's state after step t, one array per state
+    component ((dh,) or (dh, dc)), each (B, H).
+    """
+    T, L = len(trace.caches), len(cells)
+    carry = [tuple(np.zeros_like(p) for p in _parts(trace.states[-1][k])) for k in range(L)]
+    carry[-1] = (carry[-1][0] + dh_last,) + carry[-1][1:]
+    grads: list[list[tuple]] = [[()] * L for _ in range(T)]
+    for t in range(T - 1, -1, -1):
+        d_from_above = None
+        for k in range(L - 1, -1, -1):
+            d = carry[k] if d_from_above is None else (carry[k][0] + d_from_above,) + carry[k][1:]
+            grads[t][k] = d
+            arg = d if len(d) == 2 else d[0]
+            d_from_above, prev = cells[k].step_backward(arg, trace.caches[t][k])
+            carry[k] = _parts(prev)
+    return grads
