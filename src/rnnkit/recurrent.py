@@ -81,6 +81,7 @@ class RecurrentBase(Module):
         self._groups = self._register_all(peephole)
         self._cache: StackCache | None = None
         self._last_call: str | None = None        # None, "grad" or "no_grad": for clear errors
+        self._layout: tuple[bool, tuple[int, ...]] = (True, ())   # last call: batched?, output shape
 
     @property
     def num_directions(self) -> int:
@@ -201,8 +202,10 @@ class RecurrentBase(Module):
         return states if batched else tuple(s[:, 0, :] for s in states)
 
     def extra_repr(self) -> str:
+        extra = f", proj_size={self.proj_size}" if self.proj_size else ""
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
-                f"batch_first={self.batch_first}, dropout={self.dropout}, bidirectional={self.bidirectional}")
+                f"batch_first={self.batch_first}, dropout={self.dropout}, bidirectional={self.bidirectional}"
+                f"{extra}, dtype={self.dtype.name}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"

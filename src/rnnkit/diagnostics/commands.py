@@ -121,17 +121,23 @@ def cmd_task(args: argparse.Namespace) -> int:
     log = None if args.json else (lambda msg: print(msg, flush=True))
     r = run_task(args.name, args.seq_len, args.cell, args.hidden, args.steps, args.lr, args.batch,
                  args.seed, args.eval_every, log=log)
+    ratio = {name: float(f.h_norms[0] / f.h_norms[-1]) for name, f in
+             (("before", r.flow_before), ("after", r.flow_after))}
     if args.json:
         print(json.dumps({"task": r.task, "cell": r.cell, "seq_len": r.seq_len, "steps": r.steps,
                           "test_metric": r.test_metric, "baseline": r.baseline, "solved": r.solved,
                           "copy_accuracy": r.copy_accuracy, "seconds": r.seconds,
-                          "curve": [[s, m] for s, m in r.curve]}))
+                          "curve": [[s, m] for s, m in r.curve],
+                          "grad_first_over_last": ratio,
+                          "grad_norms_after": r.flow_after.h_norms.tolist()}))
     else:
         what = "MSE" if r.task == "adding" else "cross-entropy (nats/position)"
         print(f"{r.task}, T = {r.seq_len}, {r.cell.upper()} {args.hidden}: test {what} {r.test_metric:.4f} "
               f"vs baseline {r.baseline:.4f} ({'solved' if r.solved else 'not solved'}; "
               f"{r.steps} steps, {r.seconds:.0f} s)"
               + (f"; symbols recalled {100 * r.copy_accuracy:.1f}%" if r.copy_accuracy is not None else ""))
+        print(f"gradient of the last-step loss reaching step 1, relative to step T: "
+              f"{ratio['before']:.2e} at initialisation, {ratio['after']:.2e} after training")
     sys.stdout.flush()
     return 0
 

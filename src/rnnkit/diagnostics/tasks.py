@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.diagnostics.gradflow import LAYERS
+from rnnkit.diagnostics.gradflow import LAYERS, Flow, measure
 from rnnkit.linear import Linear
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.module import Module
@@ -99,6 +99,8 @@ class TaskResult:
     curve: list[tuple[int, float]]
     seconds: float
     copy_accuracy: float | None   # copy: fraction of the S symbols recalled exactly
+    flow_before: Flow             # gradient flow of the final-step loss, at initialisation
+    flow_after: Flow              # ... and after training
 
     @property
     def solved(self) -> bool:
@@ -117,12 +119,28 @@ def evaluate(model: TaskModel, task: str, x: np.ndarray, y: np.ndarray) -> tuple
     return loss, float(recalled.mean())
 
 
+def final_step_flow(model: TaskModel, task: str, x: np.ndarray, y: np.ndarray, cell: str) -> Flow:
+    """||dL/dh_t|| for every t, L being the task loss at the last step only (on these sequences)."""
+    W, b = model.head.weight.data, model.head.bias.data
+
+    def loss_gradient(h_last: np.ndarray) -> np.ndarray:
+        out = h_last @ W.T + b
+        if task == "adding":
+            return (2.0 / out.size) * (out - y) @ W
+        _, dz = softmax_cross_entropy(out, y[-1])
+        return dz @ W
+
+    return measure(model.rnn, x, loss_gradient, cell, jacobian=False)
+
+
 def run_task(task: str, seq_len: int, cell: str, hidden: int, steps: int, lr: float, batch: int,
              seed: int, eval_every: int = 100, test_size: int = 1000, log=None) -> TaskResult:
     rng = np.random.default_rng(seed)
     make = adding_batch if task == "adding" else copy_batch
     x_test, y_test = make(np.random.default_rng(seed + 10_000), seq_len, test_size)
     model = TaskModel(task, cell, hidden, rng)
+    probe = (x_test[:, :16], y_test[:16] if task == "adding" else y_test[:, :16])
+    before = final_step_flow(model, task, *probe, cell)
     params = model.parameters()
     opt = Adam(params, lr=lr)
     curve, start = [], time.perf_counter()
@@ -139,6 +157,7 @@ def run_task(task: str, seq_len: int, cell: str, hidden: int, steps: int, lr: fl
             curve.append((step, metric))
             if log:
                 log(f"step {step:5d}  train {loss:.4f}  test {metric:.4f}  (baseline {baseline(task, seq_len):.4f})")
+    seconds = time.perf_counter() - start
     metric, acc = evaluate(model, task, x_test, y_test)
-    return TaskResult(task, cell, seq_len, steps, metric, baseline(task, seq_len), curve,
-                      time.perf_counter() - start, acc)
+    return TaskResult(task, cell, seq_len, steps, metric, baseline(task, seq_len), curve, seconds, acc,
+                      before, final_step_flow(model, task, *probe, cell))

@@ -25,7 +25,7 @@ class TrainConfig:
     schedule: str = "constant"      # "constant" | "cosine" (to the end of --max-steps) | "step"
     clip: float = 1.0               # global gradient-norm clipping against exploding gradients
     max_steps: int = 0              # 0: no step limit, stop on --time-budget
-    time_budget: float = 180.0      # seconds of training in this invocation: about three minutes
+    time_budget: float = 180.0      # seconds of training steps (validation not counted): ~3 minutes
     val_fraction: float = 0.05      # the last 5% of the text is held out
     eval_every: int = 300           # steps between validation passes (and checkpoints)
     sample_chars: int = 300         # length of the samples shown during and after training

@@ -38,8 +38,11 @@ def run_train(given: dict, resume: bool = False) -> int:
         log(f"rnnkit train: error: {exc}")
         return 1
     val = result.val
-    print(f"steps: {result.steps}  last training loss: "
-          f"{result.losses[-1] / np.log(2):.3f} bits/char" if result.losses else f"steps: {result.steps}")
+    chars = len(result.losses) * cfg.batch_size * cfg.seq_len
+    rate = chars / result.train_seconds if result.train_seconds else 0.0
+    print(f"steps: {result.steps} ({chars:,} characters in {result.train_seconds:.0f} s of training, "
+          f"{rate:,.0f} chars/s)" + (f"; last training loss {result.losses[-1] / np.log(2):.3f} bits/char"
+                                      if result.losses else ""))
     print(f"validation: {val.bits_per_char:.3f} bits/char (perplexity {val.perplexity:.2f}) on "
           f"{val.chars:,} held-out characters; unigram entropy of the corpus: {result.unigram_bits:.3f} bits/char")
     if cfg.sample_chars:

@@ -40,6 +40,7 @@ class TrainResult:
     val: Score | None
     unigram_bits: float
     interrupted: bool
+    train_seconds: float          # time spent in training steps (what --time-budget limits)
 
 
 def load_corpus(cfg: TrainConfig) -> tuple[str, list[str], list[str]]:
@@ -186,6 +187,7 @@ class TrainLoop:
         self.t = trainer
         self.stop_requested = False
         self.last_val: tuple[int, Score] | None = None      # (step, score) of the latest validation
+        self.train_seconds = 0.0                              # time spent in training steps
 
     def _on_sigint(self, signum, frame) -> None:
         if self.stop_requested:
@@ -201,22 +203,25 @@ class TrainLoop:
             signal.signal(signal.SIGINT, previous)
         if self.last_val is None or self.last_val[0] != t.step:
             self._evaluate(None, sample=False)
-        return TrainResult(t.step, losses, self.last_val[1], t.unigram_bits, self.stop_requested)
+        return TrainResult(t.step, losses, self.last_val[1], t.unigram_bits, self.stop_requested,
+                           self.train_seconds)
 
     def _loop(self) -> list[float]:
+        """Train until a limit. The time budget counts training steps only, not validation."""
         t, cfg = self.t, self.t.cfg
-        start, losses = time.perf_counter(), []
+        trained, losses = 0.0, []
         bar = self._bar()
         chars = cfg.batch_size * cfg.seq_len
-        while not self._done(start):
+        while not self._done(trained):
             step_start = time.perf_counter()
             try:
                 loss = t.train_step()
+                seconds = time.perf_counter() - step_start
+                trained += seconds
                 losses.append(loss)
-                rate = chars / max(time.perf_counter() - step_start, 1e-9)
                 self._metric({"step": t.step, "loss": loss, "bpc": loss / math.log(2), "lr": t.optimizer.lr,
-                              "chars_per_s": rate, "elapsed": time.perf_counter() - start})
-                self._advance(bar, start, loss, rate)
+                              "chars_per_s": chars / max(seconds, 1e-9), "train_seconds": trained})
+                self._advance(bar, trained, loss, chars / max(seconds, 1e-9))
                 if t.step % cfg.eval_every == 0:
                     self._evaluate(bar)
             except NonFiniteLoss as exc:
@@ -224,15 +229,16 @@ class TrainLoop:
                 raise NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
                                     f"{t.run_dir / 'latest.safetensors'}") from None
         bar.close()
+        self.train_seconds = trained
         if self.stop_requested:
             t.log(f"interrupted at step {t.step}: saving a checkpoint in {t.run_dir}")
         return losses
 
-    def _done(self, start: float) -> bool:
+    def _done(self, trained: float) -> bool:
         cfg = self.t.cfg
         if self.stop_requested or (cfg.max_steps and self.t.step >= cfg.max_steps):
             return True
-        return cfg.time_budget > 0 and time.perf_counter() - start >= cfg.time_budget
+        return cfg.time_budget > 0 and trained >= cfg.time_budget
 
     def _bar(self) -> tqdm:
         cfg = self.t.cfg
@@ -241,13 +247,13 @@ class TrainLoop:
         return tqdm(total=total, unit="step" if by_steps else "s", disable=None, leave=False,
                     bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", dynamic_ncols=True)
 
-    def _advance(self, bar: tqdm, start: float, loss: float, rate: float) -> None:
+    def _advance(self, bar: tqdm, trained: float, loss: float, rate: float) -> None:
         if bar.disable:
             return
         if self.t.cfg.max_steps > 0:
             bar.update(1)
         else:
-            bar.update(min(time.perf_counter() - start, bar.total) - bar.n)
+            bar.update(min(trained, bar.total) - bar.n)
         bar.set_postfix_str(f"step {self.t.step} loss {loss:.3f} {loss / math.log(2):.3f} bits/char "
                             f"{rate:,.0f} chars/s", refresh=False)
 
