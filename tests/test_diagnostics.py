@@ -123,7 +123,7 @@ def lm_run(tmp_path_factory):
     corpus = d / "c.txt"
     corpus.write_text('def f(x):\n    return "value" + str(x)\n' * 80, encoding="utf-8")
     run = d / "run"
-    assert main(["train", str(corpus), "--hidden", "16", "--embed", "8", "--batch-size", "4",
+    assert main(["train", str(corpus), "--cell", "lstm", "--hidden", "16", "--embed", "8", "--batch-size", "4",
                  "--seq-len", "16", "--max-steps", "30", "--sample-chars", "0", "--out", str(run)]) == 0
     return run, corpus
 

