@@ -66,7 +66,10 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         opts = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0, args.rnn_scale)
         flows = gradient_flow(cells, args.hidden, args.seq_len, args.batch, args.input_size, opts,
                               args.seed, not args.no_jacobian)
-        title = f"fresh layers, H = {args.hidden}, T = {args.seq_len}"
+        inits = [name for name, on in (("orthogonal W_hh", args.orthogonal), ("chrono", args.chrono),
+                                       (f"forget bias {args.forget_bias:g}", args.forget_bias is not None),
+                                       (f"RNN scale {args.rnn_scale:g}", args.rnn_scale != 1.0)) if on]
+        title = f"fresh layers, H = {args.hidden}, T = {args.seq_len}" + "".join(f", {i}" for i in inits)
     if args.plot:
         plot(flows, args.plot, title)
     if args.json:

@@ -17,13 +17,17 @@ from rnnkit.layers import GRU, LSTM, RNN
 
 
 def layer_cells(layer) -> list:
-    """One cell per layer of a one-directional, unprojected RNN/LSTM/GRU, sharing its weights."""
+    """One cell per layer of a one-directional, unprojected RNN/LSTM/GRU, with its weights.
+
+    The cells compute in float64 whatever the layer's dtype: the gradients these diagnostics
+    follow shrink by many orders of magnitude and would underflow float32 (below ~1e-45).
+    """
     if layer.bidirectional or getattr(layer, "proj_size", 0):
         raise ValueError("stepping diagnostics need a one-directional layer without projection")
     cells = []
     for k in range(layer.num_layers):
         in_size = layer.input_size if k == 0 else layer.hidden_size
-        kw = dict(bias=layer.bias, dtype=layer.dtype, rng=0)
+        kw = dict(bias=layer.bias, dtype=np.float64, rng=0)
         if isinstance(layer, LSTM):
             cell = LSTMCell(in_size, layer.hidden_size, peephole=layer.peephole, **kw)
         elif isinstance(layer, GRU):

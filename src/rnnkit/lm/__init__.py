@@ -1,0 +1,1 @@
+"""The character-level language model: data, model, training, checkpoints, scoring, sampling."""
