@@ -39,4 +39,13 @@ class Embedding(Module):
         """Adds the gradient into ``weight.grad``; the integer input has no gradient."""
         if self._idx is None:
             raise RuntimeError("Embedding.backward: no forward call with gradients enabled")
-        np.add.at(self.weight.grad, self._idx.ravel(), dout.reshape(-1, self.embedding_dim))
+        ids = self._idx.ravel()
+        if ids.size == 0:
+            return
+        rows = dout.reshape(-1, self.embedding_dim)
+        # Group the rows by id (a stable sort keeps their order) and sum each group in one pass;
+        # several times faster than np.add.at's element-by-element scatter.
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        self.weight.grad[sorted_ids[starts]] += np.add.reduceat(rows[order], starts, axis=0)

@@ -34,10 +34,11 @@ class Linear(Module):
             raise ValueError(f"Linear: x must have in_features={self.in_features} on its last axis, "
                              f"got shape {x.shape}")
         self._x = x if is_grad_enabled() else None
-        y = x @ self.weight.data.T
+        # One (N, in) x (in, out) product: NumPy runs a 3-D @ 2-D matmul as a loop of small ones.
+        y = x.reshape(-1, self.in_features) @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
-        return y
+        return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self._x is None:
@@ -46,4 +47,4 @@ class Linear(Module):
         self.weight.grad += d2.T @ self._x.reshape(-1, self.in_features)
         if self.bias is not None:
             self.bias.grad += d2.sum(axis=0)
-        return dout @ self.weight.data
+        return (d2 @ self.weight.data).reshape(dout.shape[:-1] + (self.in_features,))

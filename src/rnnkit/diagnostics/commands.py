@@ -108,6 +108,9 @@ def add_task_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
     p.add_argument("--batch", type=int, default=64, help="sequences per step (default 64)")
     p.add_argument("--eval-every", type=int, default=100, help="steps between test evaluations")
+    p.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias (e.g. 1)")
+    p.add_argument("--chrono", action="store_true", help="LSTM chrono initialisation for T = --seq-len")
+    p.add_argument("--orthogonal", action="store_true", help="orthogonal recurrent weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_task)
@@ -116,14 +119,16 @@ def add_task_parser(sub) -> None:
 def cmd_task(args: argparse.Namespace) -> int:
     import sys
 
+    from rnnkit.diagnostics.gradflow import InitOptions
     from rnnkit.diagnostics.tasks import run_task
     _positive(seq_len=args.seq_len, hidden=args.hidden, steps=args.steps, batch=args.batch,
               eval_every=args.eval_every)
     if args.name == "adding" and args.seq_len < 2:
         raise UserError(f"the adding problem needs --seq-len >= 2, got {args.seq_len}")
     log = None if args.json else (lambda msg: print(msg, flush=True))
+    init = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0)
     r = run_task(args.name, args.seq_len, args.cell, args.hidden, args.steps, args.lr, args.batch,
-                 args.seed, args.eval_every, log=log)
+                 args.seed, args.eval_every, log=log, init=init)
     ratio = {name: float(f.h_norms[0] / f.h_norms[-1]) for name, f in
              (("before", r.flow_before), ("after", r.flow_after))}
     if args.json:

@@ -37,8 +37,9 @@ class Flow:
     jacobian_norms: np.ndarray | None  # (T,) ||∂h_t/∂h_{t−1}||₂ on the first sequence (index 0: NaN)
 
 
-def make_layer(cell: str, input_size: int, hidden: int, opts: InitOptions, rng: np.random.Generator):
-    layer = LAYERS[cell](input_size, hidden, dtype=np.float64, rng=rng)
+def make_layer(cell: str, input_size: int, hidden: int, opts: InitOptions, rng: np.random.Generator,
+               dtype=np.float64):
+    layer = LAYERS[cell](input_size, hidden, dtype=dtype, rng=rng)
     if opts.orthogonal:
         init.orthogonal_recurrent_(layer, rng=rng)
     if cell == "lstm" and opts.forget_bias is not None:

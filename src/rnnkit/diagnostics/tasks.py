@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.diagnostics.gradflow import LAYERS, Flow, measure
+from rnnkit.diagnostics.gradflow import Flow, InitOptions, make_layer, measure
 from rnnkit.linear import Linear
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.module import Module
@@ -61,11 +61,13 @@ def baseline(task: str, T: int) -> float:
 class TaskModel(Module):
     """A recurrent layer and a linear read-out: of the last step (adding) or of every step (copy)."""
 
-    def __init__(self, task: str, cell: str, hidden: int, rng: np.random.Generator) -> None:
+    def __init__(self, task: str, cell: str, hidden: int, rng: np.random.Generator,
+                 init: InitOptions = InitOptions()) -> None:
         super().__init__(dtype=np.float32)
         self.task = task
         in_size, out_size = (2, 1) if task == "adding" else (COPY_ALPHABET + 2, COPY_ALPHABET + 1)
-        self.rnn = self.register_module("rnn", LAYERS[cell](in_size, hidden, rng=rng))
+        layer = make_layer(cell, in_size, hidden, init, rng, dtype=np.float32)
+        self.rnn = self.register_module("rnn", layer)
         self.head = self.register_module("head", Linear(hidden, out_size, rng=rng))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -134,11 +136,12 @@ def final_step_flow(model: TaskModel, task: str, x: np.ndarray, y: np.ndarray, c
 
 
 def run_task(task: str, seq_len: int, cell: str, hidden: int, steps: int, lr: float, batch: int,
-             seed: int, eval_every: int = 100, test_size: int = 1000, log=None) -> TaskResult:
+             seed: int, eval_every: int = 100, test_size: int = 1000, log=None,
+             init: InitOptions = InitOptions()) -> TaskResult:
     rng = np.random.default_rng(seed)
     make = adding_batch if task == "adding" else copy_batch
     x_test, y_test = make(np.random.default_rng(seed + 10_000), seq_len, test_size)
-    model = TaskModel(task, cell, hidden, rng)
+    model = TaskModel(task, cell, hidden, rng, init)
     probe = (x_test[:, :16], y_test[:16] if task == "adding" else y_test[:, :16])
     before = final_step_flow(model, task, *probe, cell)
     params = model.parameters()
