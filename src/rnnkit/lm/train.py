@@ -110,6 +110,7 @@ class Trainer:
             "model": self.model.cfg.to_json(), "train": self.cfg.to_json(), "corpus": corpus})
         write_json(self.run_dir / "vocab.json", self.vocab.to_json())
         (self.run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
+        (self.run_dir / "best.safetensors").unlink(missing_ok=True)     # a previous run's, if any
 
     def save(self) -> None:
         carry = {} if self.carry is None else {
