@@ -125,3 +125,38 @@ def test_orthogonal_recurrent_and_forget_bias():
             np.testing.assert_array_equal(p.data[6:12], 1.0)
         if name.startswith("bias_hh"):
             np.testing.assert_array_equal(p.data[6:12], 0.0)
+
+
+def test_cross_entropy_gradient_by_finite_differences():
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((4, 2, 5))
+    y = rng.integers(0, 5, (4, 2))
+    mask = rng.random((4, 2)) < 0.7
+    _, dz = softmax_cross_entropy(z, y, mask)
+    assert_close(dz, numeric_grad(lambda: softmax_cross_entropy(z, y, mask)[0], z), "logits")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_language_model_gradients_by_finite_differences(cell):
+    """The whole composition Embedding → 2-layer stack → Dropout → Linear → cross-entropy,
+    in training mode with dropout (the same masks in every call), checked in float64."""
+    from rnnkit.lm.model import CharLM, ModelConfig
+    model = CharLM(ModelConfig(7, cell, embed=3, hidden=4, layers=2, dropout=0.3), dtype=np.float64, rng=0)
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 7, (5, 2)), rng.integers(0, 7, (5, 2))
+    state = model.initial_state(2)
+
+    def loss(grad=False):
+        model.rng.bit_generator.state = seed_state
+        logits, _ = model(x, state)
+        value, dz = softmax_cross_entropy(logits, y)
+        return (value, dz) if grad else value
+
+    seed_state = np.random.default_rng(9).bit_generator.state
+    _, dz = loss(grad=True)
+    model.zero_grad()
+    model.backward(dz)
+    for name, p in model.named_parameters():
+        with rnnkit.no_grad():
+            numeric = numeric_grad(loss, p.data)
+        assert_close(p.grad, numeric, name)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_pair, check_positive_int, check_shape
+from rnnkit.checks import as_float_array, check_pair, check_positive_int, check_shape, make_rng
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
 from rnnkit.kernels.base import Kernel, Tape
 from rnnkit.module import Module
-from rnnkit.recurrent import cell_param_shapes, make_rng, register_cell, weights_of
+from rnnkit.recurrent import cell_param_shapes, register_cell, weights_of
 from rnnkit.scan import scan_backward, scan_forward
 
 

@@ -76,3 +76,12 @@ def check_pair(owner: str, state) -> tuple:
     if not (isinstance(state, (tuple, list)) and len(state) == 2):
         raise TypeError(f"{owner} state must be a pair (h, c) (or None), got {type(state).__name__}")
     return tuple(state)
+
+
+def make_rng(rng) -> np.random.Generator:
+    """``rng``: a Generator, an int seed, or None (fresh OS entropy, like torch's global seed)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")

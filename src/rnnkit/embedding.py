@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.checks import check_positive_int
+from rnnkit.checks import check_positive_int, make_rng
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
-from rnnkit.recurrent import make_rng
 
 
 class Embedding(Module):

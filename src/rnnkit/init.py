@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from rnnkit.recurrent import make_rng
+from rnnkit.checks import make_rng
 
 
 def _fans(a: np.ndarray) -> tuple[int, int]:

@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_positive_int
+from rnnkit.checks import as_float_array, check_positive_int, make_rng
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
-from rnnkit.recurrent import make_rng
 
 
 class Linear(Module):

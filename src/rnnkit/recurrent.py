@@ -11,21 +11,12 @@ import math
 import numpy as np
 
 from rnnkit.checks import (
-    as_float_array, check_dropout, check_lengths, check_positive_int, check_shape,
+    as_float_array, check_dropout, check_lengths, check_positive_int, check_shape, make_rng,
 )
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.kernels.base import Kernel, Weights
 from rnnkit.module import Module, Parameter
 from rnnkit.stack import StackCache, stack_backward, stack_forward
-
-
-def make_rng(rng) -> np.random.Generator:
-    """``rng``: a Generator, an int seed, or None (fresh OS entropy, like torch's global seed)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
 
 
 def cell_param_shapes(

@@ -66,10 +66,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         opts = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0, args.rnn_scale)
         flows = gradient_flow(cells, args.hidden, args.seq_len, args.batch, args.input_size, opts,
                               args.seed, not args.no_jacobian)
-        inits = [name for name, on in (("orthogonal W_hh", args.orthogonal), ("chrono", args.chrono),
-                                       (f"forget bias {args.forget_bias:g}", args.forget_bias is not None),
-                                       (f"RNN scale {args.rnn_scale:g}", args.rnn_scale != 1.0)) if on]
-        title = f"fresh layers, H = {args.hidden}, T = {args.seq_len}" + "".join(f", {i}" for i in inits)
+        title = f"fresh layers, H = {args.hidden}, T = {args.seq_len}" + _init_label(opts)
     if args.plot:
         plot(flows, args.plot, title)
     if args.json:
@@ -80,6 +77,17 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"plot written to {args.plot}")
     return 0
+
+
+def _init_label(opts) -> str:
+    """", orthogonal W_hh, forget bias 1" and so on: the non-default initialisation options."""
+    parts = [label for label, on in (("orthogonal W_hh", opts.orthogonal), ("chrono", opts.chrono))
+             if on]
+    if opts.forget_bias is not None:
+        parts.append(f"forget bias {opts.forget_bias:g}")
+    if opts.rnn_scale != 1.0:
+        parts.append(f"RNN scale {opts.rnn_scale:g}")
+    return "".join(f", {p}" for p in parts)
 
 
 def _checkpoint_text(vocab, config: dict, paths: list[str] | None) -> np.ndarray:

@@ -19,7 +19,7 @@ from rnnkit.embedding import Embedding
 from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.linear import Linear
 from rnnkit.module import Module
-from rnnkit.recurrent import make_rng
+from rnnkit.checks import make_rng
 
 CELLS = ("lstm", "gru", "rnn")
 
