@@ -83,7 +83,7 @@ class Trainer:
         self.vocab = Vocab.from_text(train_text)
         train_ids, _ = self.vocab.encode(train_text)
         self.streams = Streams(train_ids, cfg.batch_size, cfg.seq_len)
-        self.val_ids, self.val_unknown = self.vocab.encode(val_text)
+        self.val_ids, _ = self.vocab.encode(val_text)
         if len(self.val_ids) < 2:
             raise CorpusError(f"the validation split has {len(self.val_ids)} characters; raise --val-fraction")
         self.unigram_bits = unigram_entropy_bits(train_ids)
@@ -213,7 +213,7 @@ class TrainLoop:
         self.stop_requested = True
 
     def run(self) -> TrainResult:
-        t, cfg = self.t, self.t.cfg
+        t = self.t
         previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             losses = self._loop()
