@@ -6,6 +6,7 @@
     rnnkit gradflow [--cells rnn,lstm,gru]  gradient norm reaching each time step
     rnnkit task adding|copy [--seq-len T]   long-range memory tasks against their baselines
     rnnkit inspect DIR [PATH ...]           HTML page of unit and gate activity on text
+    rnnkit bench [--quick] [--lm SECONDS]   time rnnkit against PyTorch and onnxruntime
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import sys
 from dataclasses import fields
 
+from rnnkit.bench.commands import add_bench_parser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
 from rnnkit.lm.config import TrainConfig
 from rnnkit.lm.errors import UserError
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gradflow_parser(sub)
     add_task_parser(sub)
     add_inspect_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 

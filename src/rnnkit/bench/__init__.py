@@ -1,0 +1,1 @@
+"""Benchmark: rnnkit against PyTorch and onnxruntime on the same machine (``rnnkit bench``)."""

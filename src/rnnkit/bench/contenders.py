@@ -1,0 +1,121 @@
+"""The contenders of one benchmark point, each run in a process of its own.
+
+:mod:`rnnkit.bench.worker` builds one contender for one point in a fresh process and times it. Every contender gets the same weights (an rnnkit layer's, seeded), the same
+input and output gradient, and the same number of threads. A peer that is not installed, or that
+lacks the configuration (PyTorch has no peephole LSTM), reports ``skipped`` with the reason.
+
+- ``rnnkit``: the layer's forward + ``backward(dout)``; inference under ``no_grad``.
+- ``torch``: ``torch.nn.LSTM/GRU/RNN`` forward + ``out.backward(dout)``; inference under no_grad.
+- ``onnxruntime``: inference of the ONNX graph of the same layer (:mod:`rnnkit.bench.onnx_model`).
+- ``floor``: only the matrix products of the step (see :mod:`rnnkit.bench.points`) in NumPy, into
+  preallocated outputs: what the step would cost if everything else were free.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from rnnkit.bench.points import GATES, Point
+
+
+class Skipped(Exception):
+    """The contender cannot run this point; the message says why."""
+
+
+def _layer(point: Point):
+    import rnnkit
+    cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[point.cell]
+    extra = {"peephole": True} if point.peephole else {}
+    return cls(point.I, point.H, point.layers, bidirectional=point.bidirectional, rng=0, **extra)
+
+
+def bench_data(point: Point) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    dirs = 2 if point.bidirectional else 1
+    x = rng.standard_normal((point.T, point.B, point.I)).astype(np.float32)
+    dout = rng.standard_normal((point.T, point.B, dirs * point.H)).astype(np.float32)
+    return x, dout
+
+
+def rnnkit_fns(point: Point, x: np.ndarray, dout: np.ndarray):
+    import rnnkit
+    layer = _layer(point)
+
+    def train():
+        layer(x)
+        layer.backward(dout)
+
+    def infer():
+        with rnnkit.no_grad():
+            layer(x)
+    return train, infer
+
+
+def torch_fns(point: Point, x: np.ndarray, dout: np.ndarray):
+    try:
+        import torch
+    except ImportError as exc:
+        raise Skipped("torch is not installed (pip install 'rnnkit[bench]')") from exc
+    if point.peephole:
+        raise Skipped("PyTorch has no peephole LSTM")
+    torch.set_num_threads(int(os.environ["RNNKIT_BENCH_THREADS"]))
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[point.cell]
+    layer = cls(point.I, point.H, point.layers, bidirectional=point.bidirectional)
+    layer.load_state_dict({k: torch.from_numpy(v) for k, v in _layer(point).state_dict().items()})
+    tx, tdout = torch.from_numpy(x), torch.from_numpy(dout)
+
+    def train():
+        out, _ = layer(tx)
+        out.backward(tdout)
+
+    def infer():
+        with torch.no_grad():
+            layer(tx)
+    return train, infer
+
+
+def onnxruntime_fns(point: Point, x: np.ndarray, dout: np.ndarray):
+    try:
+        from rnnkit.bench.onnx_model import build_model, session
+        sess = session(build_model(_layer(point).state_dict(), point.cell, point.H, point.layers,
+                                   point.bidirectional, point.peephole),
+                       int(os.environ["RNNKIT_BENCH_THREADS"]))
+    except ImportError as exc:
+        raise Skipped("onnx/onnxruntime are not installed (pip install 'rnnkit[bench]')") from exc
+    return None, lambda: sess.run(None, {"X": x})
+
+
+def floor_fns(point: Point, x: np.ndarray, dout: np.ndarray):
+    """The step's matrix products alone, each into a preallocated output."""
+    rng, G, T, B = np.random.default_rng(2), GATES[point.cell], point.T, point.B
+
+    def a(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    def e(*shape):
+        return np.empty(shape, np.float32)
+    cells = [{"w_ih": a(G * h, i), "w_hh": a(G * h, h), "x": a(T * B, i), "h": a(T, B, h), "da": a(T, B, G * h),
+              "gates": e(T, B, G * h), "dh": e(T, B, h), "dw_ih": e(G * h, i), "dw_hh": e(G * h, h), "dx": e(T * B, i)}
+             for i, h in point.cells()]
+
+    def infer():
+        for c in cells:
+            np.matmul(c["x"], c["w_ih"].T, out=c["gates"].reshape(T * B, -1))
+            for t in range(T):
+                np.matmul(c["h"][t], c["w_hh"].T, out=c["gates"][t])
+
+    def train():
+        infer()
+        for c in cells:
+            for t in range(T):
+                np.matmul(c["da"][t], c["w_hh"], out=c["dh"][t])
+            da = c["da"].reshape(T * B, -1)
+            np.matmul(da.T, c["h"].reshape(T * B, -1), out=c["dw_hh"])
+            np.matmul(da.T, c["x"], out=c["dw_ih"])
+            np.matmul(da, c["w_ih"], out=c["dx"])
+    return train, infer
+
+
+CONTENDERS = {"rnnkit": rnnkit_fns, "torch": torch_fns, "onnxruntime": onnxruntime_fns, "floor": floor_fns}

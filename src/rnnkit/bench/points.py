@@ -1,0 +1,87 @@
+"""What the benchmark measures: the grid of layer shapes and the matrix-product work of each.
+
+A point is one layer configuration run on a (T, B, I) float32 input. Its *GEMM work* is the count
+of multiply-adds (×2 = flops) in the matrix products a training or inference step cannot avoid —
+the input projection, the T recurrent products and, for training, their backward and the weight
+gradients — the same count for every contender, so flops/time compares like with like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+# (T, B, I, H) of the issue's table: two overhead-bound sizes, three GEMM-bound ones.
+SIZES = [(100, 1, 32, 32), (100, 8, 64, 64), (50, 32, 128, 256), (50, 64, 256, 512), (25, 64, 512, 1024)]
+STREAM_SIZES = [32, 128, 512]                # hidden sizes of the single-step streaming latency
+
+
+@dataclass(frozen=True)
+class Point:
+    cell: str                # "lstm", "gru" or "rnn"
+    T: int
+    B: int
+    I: int
+    H: int
+    layers: int = 1
+    bidirectional: bool = False
+    peephole: bool = False
+
+    @property
+    def name(self) -> str:
+        extra = (f" {self.layers}-layer" if self.layers > 1 else "") + (" bidir" if self.bidirectional else "") \
+            + (" peephole" if self.peephole else "")
+        return f"{self.cell}{extra} T={self.T} B={self.B} I={self.I} H={self.H}"
+
+    @property
+    def overhead_bound(self) -> bool:
+        return self.B * self.H <= 8 * 64
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def cells(self) -> list[tuple[int, int]]:
+        """(input size, hidden size) of every cell (layer × direction) in the stack."""
+        dirs = 2 if self.bidirectional else 1
+        return [(self.I if layer == 0 else dirs * self.H, self.H)
+                for layer in range(self.layers) for _ in range(dirs)]
+
+    def gemm_flops(self, train: bool) -> float:
+        """Flops of the unavoidable matrix products of one inference or training step."""
+        G, rows, total = GATES[self.cell], self.T * self.B, 0.0
+        for i, h in self.cells():
+            forward = rows * G * h * (i + h)                     # X W_ihᵀ and the T products h W_hhᵀ
+            total += forward * (3 if train else 1)               # backward: dX, dh, dW_ih, dW_hh
+        return 2.0 * total
+
+
+@dataclass(frozen=True)
+class StreamPoint:
+    """One cell step on a batch of one (I = H): the latency of running a model on a live stream."""
+
+    cell: str
+    H: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell} step B=1 H={self.H}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def grid(quick: bool = False) -> list[Point]:
+    """The full grid (cells × the five sizes, plus a bidirectional and a peephole LSTM) or a quick one."""
+    if quick:
+        return [Point("lstm", *SIZES[0]), Point("gru", *SIZES[1]), Point("lstm", 10, 8, 64, 128, layers=2,
+                                                                           bidirectional=True)]
+    points = [Point(cell, *size) for cell in ("lstm", "gru", "rnn") for size in SIZES]
+    mid = SIZES[2]
+    return points + [Point("lstm", *mid, layers=2, bidirectional=True), Point("lstm", *mid, peephole=True)]
+
+
+def stream_grid(quick: bool = False) -> list[StreamPoint]:
+    if quick:
+        return [StreamPoint("lstm", 32)]
+    return [StreamPoint(cell, h) for cell in ("lstm", "gru") for h in STREAM_SIZES]

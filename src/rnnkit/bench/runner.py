@@ -1,0 +1,114 @@
+"""``rnnkit bench``: every contender on every point, each in its own process, side by side.
+
+For each point the contenders run one after another, each in a fresh process (a library's thread
+pool keeps spinning after its call and would steal the cores from the next one), so that the
+ratios printed compare runs made minutes, not hours, apart on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+
+from rnnkit.bench.points import Point, StreamPoint, grid, stream_grid
+
+LAYER_CONTENDERS = ("rnnkit", "torch", "onnxruntime", "floor")
+STREAM_CONTENDERS = ("rnnkit", "torch")
+MEMORY_CONTENDERS = ("rnnkit", "torch")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    quick: bool = False          # three small points and one stream point: a smoke test in seconds
+    threads: int = 2             # every contender gets the same count: the machine's two cores
+    min_time: float = 1.0        # seconds of repetitions per measurement, after warm-up
+    timeout: float = 900.0       # a worker that hangs this long is reported as failed
+
+
+def run_worker(job: dict, options: BenchOptions, memory: bool = False) -> dict:
+    """Run one job in a fresh interpreter and return its JSON answer (or the error it died with)."""
+    env = dict(os.environ, RNNKIT_BENCH_THREADS=str(options.threads), OMP_NUM_THREADS=str(options.threads),
+               OPENBLAS_NUM_THREADS=str(options.threads), MKL_NUM_THREADS=str(options.threads))
+    if memory:
+        env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "rnnkit.bench.worker", json.dumps(job)], env=env,
+                              capture_output=True, text=True, timeout=options.timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {options.timeout:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+        return {"error": tail[0]}
+    return json.loads(lines[-1])
+
+
+def bench_point(point: Point, options: BenchOptions) -> dict:
+    """Times (and training peak memory) of every contender on one point, with the derived figures."""
+    results = {}
+    for name in LAYER_CONTENDERS:
+        job = {"contender": name, "kind": "layer", "point": point.to_json(), "min_time": options.min_time}
+        results[name] = run_worker(job, options)
+        if name in MEMORY_CONTENDERS and "skipped" not in results[name] and "error" not in results[name]:
+            results[name].update(run_worker(dict(job, kind="memory"), options, memory=True))
+    return {"point": point.to_json(), "name": point.name, "results": results, "derived": derive(point, results)}
+
+
+def derive(point: Point, results: dict) -> dict:
+    """GFLOP/s, fraction of the GEMM floor and speed ratios (peer time / rnnkit time: > 1 = we win)."""
+    ours, floor, out = results.get("rnnkit", {}), results.get("floor", {}), {}
+    for mode in ("train", "infer"):
+        if mode not in ours:
+            continue
+        out[f"{mode}_gflops"] = point.gemm_flops(mode == "train") / ours[mode] / 1e9
+        if mode in floor:
+            out[f"{mode}_floor_fraction"] = floor[mode] / ours[mode]
+        for peer in ("torch", "onnxruntime"):
+            if mode in results.get(peer, {}):
+                out[f"{mode}_vs_{peer}"] = results[peer][mode] / ours[mode]
+    return out
+
+
+def bench_stream(point: StreamPoint, options: BenchOptions) -> dict:
+    results = {name: run_worker({"contender": name, "kind": "stream", "point": point.to_json(),
+                                 "min_time": options.min_time}, options) for name in STREAM_CONTENDERS}
+    derived = {}
+    if "step" in results["rnnkit"] and "step" in results.get("torch", {}):
+        derived["step_vs_torch"] = results["torch"]["step"] / results["rnnkit"]["step"]
+    return {"point": point.to_json(), "name": point.name, "results": results, "derived": derived}
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {}
+    for package in ("rnnkit", "numpy", "torch", "onnxruntime"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "system": platform.platform(), "versions": versions}
+
+
+def run_bench(options: BenchOptions, report) -> dict:
+    """Run the grid, calling ``report(kind, row)`` after each row; returns the whole record."""
+    record = {"machine": machine(), "threads": options.threads, "quick": options.quick,
+              "layers": [], "stream": []}
+    for point in grid(options.quick):
+        record["layers"].append(bench_point(point, options))
+        report("layer", record["layers"][-1])
+    for point in stream_grid(options.quick):
+        record["stream"].append(bench_stream(point, options))
+        report("stream", record["stream"][-1])
+    return record

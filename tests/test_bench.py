@@ -1,0 +1,134 @@
+"""`rnnkit bench`: the ONNX export it times, its work counts, its workers and its command line.
+
+These tests check what the benchmark computes, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit.bench.lm import _torch_model, _torch_score, run_lm_bench
+from rnnkit.bench.onnx_model import build_model, session
+from rnnkit.bench.points import Point, grid
+from rnnkit.bench.runner import BenchOptions, derive, run_worker
+from rnnkit.cli import main
+
+pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+
+ONNX_CASES = [
+    ("lstm", {}), ("gru", {}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {"peephole": True}),
+    ("lstm", {"num_layers": 2, "bidirectional": True}), ("gru", {"num_layers": 3, "bidirectional": True}),
+    ("rnn", {"num_layers": 2}), ("lstm", {"num_layers": 2, "bidirectional": True, "peephole": True}),
+]
+
+
+@pytest.mark.parametrize("cell,kw", ONNX_CASES, ids=[f"{c}-{k}" for c, k in ONNX_CASES])
+def test_onnx_graph_computes_the_same_layer(cell, kw):
+    layer = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[cell](12, 7, rng=3, **kw)
+    x = np.random.default_rng(0).standard_normal((9, 4, 12)).astype(np.float32)
+    expected, _ = layer(x)
+    model = build_model(layer.state_dict(), cell, 7, kw.get("num_layers", 1), kw.get("bidirectional", False),
+                        kw.get("peephole", False), kw.get("nonlinearity", "tanh"))
+    got = session(model, 1).run(None, {"X": x})[0]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gemm_flops_by_hand():
+    p = Point("lstm", T=2, B=3, I=4, H=5)
+    # forward: T·B rows × 4H outputs × (I + H) inputs multiply-adds = 6 · 20 · 9 = 1080.
+    assert p.gemm_flops(train=False) == 2 * 1080
+    assert p.gemm_flops(train=True) == 3 * 2 * 1080
+    stack = Point("gru", T=2, B=3, I=4, H=5, layers=2, bidirectional=True)
+    assert stack.cells() == [(4, 5), (4, 5), (10, 5), (10, 5)]
+    assert stack.gemm_flops(train=False) == 2 * 6 * 15 * (2 * 9 + 2 * 15)
+
+
+def test_grid_covers_the_issue():
+    points = grid()
+    assert {(p.cell, p.T, p.B, p.I, p.H) for p in points if p.layers == 1 and not p.peephole} == {
+        (c, *s) for c in ("lstm", "gru", "rnn")
+        for s in [(100, 1, 32, 32), (100, 8, 64, 64), (50, 32, 128, 256), (50, 64, 256, 512), (25, 64, 512, 1024)]}
+    assert any(p.bidirectional and p.layers == 2 for p in points) and any(p.peephole for p in points)
+
+
+def test_derived_ratios():
+    p = Point("rnn", T=10, B=2, I=3, H=4)
+    d = derive(p, {"rnnkit": {"train": 0.5, "infer": 0.1}, "torch": {"train": 1.0, "infer": 0.05},
+                   "onnxruntime": {"infer": 0.2}, "floor": {"train": 0.25, "infer": 0.1}})
+    assert d["train_vs_torch"] == 2.0 and d["infer_vs_torch"] == 0.5 and d["infer_vs_onnxruntime"] == 2.0
+    assert d["train_floor_fraction"] == 0.5 and d["infer_floor_fraction"] == 1.0
+    assert d["train_gflops"] == pytest.approx(p.gemm_flops(True) / 0.5 / 1e9)
+
+
+def test_workers_time_and_skip():
+    options = BenchOptions(min_time=0.01)
+    job = {"kind": "layer", "point": Point("lstm", 5, 2, 3, 4, peephole=True).to_json(), "min_time": 0.01}
+    for name in ("rnnkit", "floor"):
+        r = run_worker(dict(job, contender=name), options)
+        assert 0 < r["infer"] < r["train"] < 1, (name, r)
+    assert run_worker(dict(job, contender="onnxruntime"), options).keys() == {"infer"}
+    assert run_worker(dict(job, contender="torch"), options) == {"skipped": "PyTorch has no peephole LSTM"}
+    stream = {"kind": "stream", "point": {"cell": "gru", "H": 8}, "min_time": 0.01}
+    assert 0 < run_worker(dict(stream, contender="torch"), options)["step"] < 0.01
+    assert "error" in run_worker({"contender": "nobody", **job}, options)
+
+
+def test_peak_memory_sees_the_training_step():
+    """A training step of T=50, B=32, H=256 keeps (T, B, 4H) float32 gates: 6.25 MiB at least."""
+    options = BenchOptions(min_time=0.01)
+    job = {"kind": "memory", "point": Point("lstm", 50, 32, 128, 256).to_json(), "min_time": 0.01}
+    for name in ("rnnkit", "torch"):
+        peak = run_worker(dict(job, contender=name), options, memory=True)["train_peak_mib"]
+        assert 6.25 < peak < 200, (name, peak)
+
+
+def test_bench_quick_command(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--min-time", "0.02", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert [row["name"] for row in record["layers"]] == [p.name for p in grid(quick=True)]
+    for row in record["layers"]:
+        for name in ("rnnkit", "torch", "onnxruntime", "floor"):
+            assert row["results"][name]["infer"] > 0
+        assert row["derived"]["train_gflops"] > 0 and row["results"]["rnnkit"]["train_peak_mib"] >= 0
+    assert record["stream"][0]["results"]["rnnkit"]["step"] > 0
+    printed = capsys.readouterr().out
+    assert "| lstm T=100 B=1 I=32 H=32 |" in printed and "| streaming step |" in printed
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--no-grid"], "--no-grid leaves nothing to run"),
+    (["--lm", "-1"], "--lm must be >= 0"),
+])
+def test_bench_errors(argv, message, capsys):
+    assert main(["bench", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_torch_lm_is_scored_like_rnnkit():
+    """The PyTorch side of --lm, given rnnkit's weights, scores held-out text exactly as rnnkit does."""
+    from rnnkit.lm.infer import score
+    from rnnkit.lm.model import CharLM, ModelConfig
+    ids = np.random.default_rng(0).integers(0, 11, 5000)
+    ours = CharLM(ModelConfig(11, "lstm", 8, 16, 2, 0.0, False), rng=0)
+    theirs = _torch_model(11, embed=8, hidden=16, layers=2)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    assert _torch_score(theirs, ids) == pytest.approx(score(ours, ids).bits_per_char, rel=1e-5)
+
+
+def test_lm_bench_trains_both(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("def f(x):\n    return x + 1\n" * 300, encoding="utf-8")
+    lm = run_lm_bench(1.0, 2, str(tmp_path / "runs"), (str(text),))
+    for name in ("rnnkit", "torch"):
+        r = lm["results"][name]
+        assert r["steps"] >= 1 and r["chars"] == r["steps"] * 32 * 64 and r["chars_per_s"] > 0
+        assert 0 < r["bits_per_char"] < math.log2(20), (name, r)
