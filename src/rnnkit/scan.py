@@ -2,7 +2,8 @@
 
 The input projection, ``dW_ih``, ``db_ih``, ``dW_hh`` and ``dx`` are single matrix products over
 all T·B rows; only the recurrent term runs step by step (``kernel.forward_step`` /
-``kernel.backward_step``).
+``kernel.backward_step``), or, for layers small enough that Python's per-step cost would dominate,
+in the kernel's compiled whole-sequence loops (:mod:`rnnkit.compiled`), which write the same tape.
 
 Lengths follow PyTorch's packed sequences: at a step t ≥ length the sequence's state is carried
 over unchanged, its output is zero, and in the backward pass no gradient enters that step.
@@ -26,6 +27,10 @@ def scan_forward(kernel: Kernel, w: Weights, x: np.ndarray, state0: tuple, mask=
     for s, s0 in zip(states, state0):
         s[0] = s0
     aux = kernel.new_aux(T, B, x.dtype)
+    loops = kernel.compiled_loops(w, B)
+    if loops is not None:
+        loops.forward(gates, states, aux, _mask_2d(mask, T, B))
+        return Tape(x, gates, states, aux, mask)
     with np.errstate(over="ignore"):                 # exp(−a) → inf gives σ(a) = 0 exactly
         for t in range(T):
             prev, new = tuple(s[t] for s in states), tuple(s[t + 1] for s in states)
@@ -51,9 +56,23 @@ def scan_backward(kernel: Kernel, w: Weights, g: Weights, tape: Tape, dout, dfin
     T, B, _ = tape.x.shape
     da = np.empty_like(tape.gates)                                         # (T, B, G·H)
     dnew = tuple(np.empty((T, B, n), tape.x.dtype) for n in kernel.state_sizes())
-    carry = tuple(dfinal)
+    loops = kernel.compiled_loops(w, B)
+    if loops is not None:
+        dout = np.ascontiguousarray(dout, tape.x.dtype)
+        carry = loops.backward(tape, dout, tuple(dfinal), da, dnew, _mask_2d(tape.mask, T, B))
+    else:
+        carry = _backward_loop(kernel, w, tape, dout, tuple(dfinal), da, dnew)
+    kernel.recurrent_grads(w, g, tape, da, dnew)
+    g.weight_ih += flat(da).T @ flat(tape.x)
+    add_bias_grad(g.bias_ih, da)
+    dx = (flat(da) @ w.weight_ih).reshape(T, B, -1)
+    return dx, carry
+
+
+def _backward_loop(kernel: Kernel, w: Weights, tape: Tape, dout, carry: tuple, da, dnew) -> tuple:
+    """The step-by-step backward in NumPy: fills ``da`` and ``dnew``, returns the initial states' gradients."""
     aux, mask = tape.aux, tape.mask
-    for t in range(T - 1, -1, -1):
+    for t in range(tape.x.shape[0] - 1, -1, -1):
         d = (carry[0] + dout[t],) + carry[1:]
         for k, dk in enumerate(d):
             if mask is None:
@@ -68,11 +87,12 @@ def scan_backward(kernel: Kernel, w: Weights, g: Weights, tape: Tape, dout, dfin
         if mask is not None:                                               # padded: pass through
             dprev = tuple(dp + c * ~mask[t] for dp, c in zip(dprev, carry))
         carry = dprev
-    kernel.recurrent_grads(w, g, tape, da, dnew)
-    g.weight_ih += flat(da).T @ flat(tape.x)
-    add_bias_grad(g.bias_ih, da)
-    dx = (flat(da) @ w.weight_ih).reshape(T, B, -1)
-    return dx, carry
+    return carry
+
+
+def _mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
+    """(T, B) bool, as the compiled loops take it: all True when every step is valid."""
+    return np.ones((steps, batch), bool) if mask is None else np.ascontiguousarray(mask[..., 0])
 
 
 def reversal_index(steps: int, lengths: np.ndarray | None) -> np.ndarray | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.compiled import worth_it
 from rnnkit.kernels.base import Tape, Weights, add_bias_grad, bias_sum, flat
 
 NONLINEARITIES = ("tanh", "relu")
@@ -41,6 +42,13 @@ class RNNKernel:
 
     def aux_at(self, aux: None, t: int) -> None:
         return None
+
+    def compiled_loops(self, w: Weights, batch: int):
+        """The whole-sequence compiled loops, if this size gains from them."""
+        if not worth_it(batch, self.hidden_size, self.hidden_size):
+            return None
+        from rnnkit.compiled.rnn import RNNLoops
+        return RNNLoops(w, self.nonlinearity)
 
     def forward_step(self, w: Weights, gates, prev, new, aux: None) -> None:
         gates += prev[0] @ w.weight_hh.T                                  # (B, H): a_t, biases already in
