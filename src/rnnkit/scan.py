@@ -27,7 +27,9 @@ def scan_forward(kernel: Kernel, w: Weights, x: np.ndarray, state0: tuple, mask=
     for s, s0 in zip(states, state0):
         s[0] = s0
     aux = kernel.new_aux(T, B, x.dtype)
-    loops = kernel.compiled_loops(w, B)
+    loops = kernel.compiled_loops(w, T, B)
+    if T > 1:
+        w.cache_weight_hh_t()
     if loops is not None:
         loops.forward(gates, states, aux, _mask_2d(mask, T, B))
         return Tape(x, gates, states, aux, mask)
@@ -56,7 +58,7 @@ def scan_backward(kernel: Kernel, w: Weights, g: Weights, tape: Tape, dout, dfin
     T, B, _ = tape.x.shape
     da = np.empty_like(tape.gates)                                         # (T, B, G·H)
     dnew = tuple(np.empty((T, B, n), tape.x.dtype) for n in kernel.state_sizes())
-    loops = kernel.compiled_loops(w, B)
+    loops = kernel.compiled_loops(w, T, B)
     if loops is not None:
         dout = np.ascontiguousarray(dout, tape.x.dtype)
         carry = loops.backward(tape, dout, tuple(dfinal), da, dnew, _mask_2d(tape.mask, T, B))

@@ -34,6 +34,10 @@ def enabled() -> bool:
     return True
 
 
-def worth_it(batch: int, gates_width: int, h_out: int) -> bool:
-    """Whether a step of this size runs faster in the compiled loop than through BLAS."""
-    return batch * gates_width * h_out <= MAX_STEP_MACS and enabled()
+def worth_it(steps: int, batch: int, gates_width: int, h_out: int) -> bool:
+    """Whether a sequence of this size runs faster in the compiled loop than through BLAS.
+
+    A single step (a cell call while streaming) stays in NumPy: the loop needs a contiguous copy
+    of weight_hhᵀ, which only pays off over several steps.
+    """
+    return steps > 1 and batch * gates_width * h_out <= MAX_STEP_MACS and enabled()

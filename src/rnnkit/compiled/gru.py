@@ -101,7 +101,7 @@ class GRULoops:
 
     def forward(self, gates, states, aux, mask) -> None:
         hn = aux.hn if self.reset_after else self.none
-        gru_forward(gates, np.ascontiguousarray(self.w.weight_hh.T), self.b_hn, self.reset_after, states[0],
+        gru_forward(gates, self.w.weight_hh_t(), self.b_hn, self.reset_after, states[0],
                     hn, mask)
 
     def backward(self, tape, dout, dfinal, da, dnew, mask) -> tuple:

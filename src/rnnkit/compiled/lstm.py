@@ -90,7 +90,7 @@ class LSTMLoops:
 
     def forward(self, gates, states, aux, mask) -> None:
         h, c = states
-        lstm_forward(gates, np.ascontiguousarray(self.w.weight_hh.T), *self.peeps, self.peephole, h, c,
+        lstm_forward(gates, self.w.weight_hh_t(), *self.peeps, self.peephole, h, c,
                      aux.tanh_c, mask)
 
     def backward(self, tape, dout, dfinal, da, dnew, mask) -> tuple:

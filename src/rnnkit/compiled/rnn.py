@@ -50,7 +50,7 @@ class RNNLoops:
         self.w, self.use_tanh = w, nonlinearity == "tanh"
 
     def forward(self, gates, states, aux, mask) -> None:
-        rnn_forward(gates, np.ascontiguousarray(self.w.weight_hh.T), self.use_tanh, states[0], mask)
+        rnn_forward(gates, self.w.weight_hh_t(), self.use_tanh, states[0], mask)
 
     def backward(self, tape, dout, dfinal, da, dnew, mask) -> tuple:
         carry = np.array(dfinal[0], da.dtype).reshape(da.shape[1], -1)

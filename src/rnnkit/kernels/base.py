@@ -11,12 +11,14 @@ A *kernel* is the arithmetic of one recurrent cell, split the way the spec's BPT
 - ``backward_step`` goes back one step: from the gradient reaching the new state it writes the
   pre-activation gradient ``da`` (B, G·H) and returns the gradient reaching the previous state;
 - ``recurrent_grads`` turns the stacked ``DA`` (T, B, G·H) into the gradients of the recurrent
-  parameters with single matrix products; the caller does ``W_ih`` and ``b_ih`` the same way.
+  parameters with single matrix products; the caller does ``W_ih`` and ``b_ih`` the same way;
+- ``compiled_loops`` returns the compiled whole-sequence versions of the two step loops
+  (:mod:`rnnkit.compiled`) when the size gains from them, else None.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,6 +40,21 @@ class Weights:
     weight_ci: np.ndarray | None = None    # (H,): LSTM peepholes
     weight_cf: np.ndarray | None = None
     weight_co: np.ndarray | None = None
+    _hh_t: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def weight_hh_t(self) -> np.ndarray:
+        """weight_hhᵀ (H_out, G·H): the contiguous copy if :meth:`cache_weight_hh_t` made one, else a view."""
+        return self.weight_hh.T if self._hh_t is None else self._hh_t
+
+    def cache_weight_hh_t(self) -> None:
+        """Keep a contiguous copy of weight_hhᵀ in this record (one record per call).
+
+        The forward loop multiplies h_{t-1} (B, H_out) by weight_hhᵀ at every step; OpenBLAS runs
+        that product 1.3x (B=32, H=256) to 3.7x (B=8, H=64) faster with the copy than with the
+        transposed view, so the copy pays for itself from the second step on.
+        """
+        if self._hh_t is None:
+            self._hh_t = np.ascontiguousarray(self.weight_hh.T)
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,8 @@ class Kernel(Protocol):
     ) -> tuple[np.ndarray, ...]: ...
 
     def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da: np.ndarray, dnew: tuple) -> None: ...
+
+    def compiled_loops(self, w: Weights, steps: int, batch: int) -> Any: ...
 
 
 def sigmoid_(a: np.ndarray) -> np.ndarray:

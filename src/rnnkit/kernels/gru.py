@@ -63,9 +63,9 @@ class GRUKernel:
     def aux_at(self, aux: GRUAux, t: int) -> GRUAux:
         return GRUAux(None if aux.hn is None else aux.hn[t])
 
-    def compiled_loops(self, w: Weights, batch: int):
+    def compiled_loops(self, w: Weights, steps: int, batch: int):
         """The whole-sequence compiled loops, if this size gains from them."""
-        if not worth_it(batch, 3 * self.hidden_size, self.hidden_size):
+        if not worth_it(steps, batch, 3 * self.hidden_size, self.hidden_size):
             return None
         from rnnkit.compiled.gru import GRULoops
         return GRULoops(w, self.reset_after)
@@ -75,7 +75,7 @@ class GRUKernel:
         (h_prev,), (h,) = prev, new
         rz, a_n = gates[:, :2 * H], gates[:, 2 * H:]                       # b_hr, b_hz already in
         if self.reset_after:
-            ah = h_prev @ w.weight_hh.T                                   # (B, 3H)
+            ah = h_prev @ w.weight_hh_t()                                   # (B, 3H)
             rz += ah[:, :2 * H]
             sigmoid_(rz)
             hn = aux.hn
@@ -84,9 +84,9 @@ class GRUKernel:
                 hn += w.bias_hh[2 * H:]
             a_n += rz[:, :H] * hn
         else:                                                             # b_hn already in a_n too
-            rz += h_prev @ w.weight_hh[:2 * H].T
+            rz += h_prev @ w.weight_hh_t()[:, :2 * H]
             sigmoid_(rz)
-            a_n += (rz[:, :H] * h_prev) @ w.weight_hh[2 * H:].T
+            a_n += (rz[:, :H] * h_prev) @ w.weight_hh_t()[:, 2 * H:]
         n = np.tanh(a_n, out=a_n)
         z = rz[:, H:]
         np.subtract(h_prev, n, out=h)

@@ -64,9 +64,9 @@ class LSTMKernel:
     def aux_at(self, aux: LSTMAux, t: int) -> LSTMAux:
         return LSTMAux(aux.tanh_c[t], None if aux.m is None else aux.m[t])
 
-    def compiled_loops(self, w: Weights, batch: int):
+    def compiled_loops(self, w: Weights, steps: int, batch: int):
         """The whole-sequence compiled loops, if this size gains from them (no projection)."""
-        if self.proj_size or not worth_it(batch, 4 * self.hidden_size, self.hidden_size):
+        if self.proj_size or not worth_it(steps, batch, 4 * self.hidden_size, self.hidden_size):
             return None
         from rnnkit.compiled.lstm import LSTMLoops
         return LSTMLoops(w, self.peephole)
@@ -75,12 +75,13 @@ class LSTMKernel:
         H = self.hidden_size
         h_prev, c_prev = prev
         h, c = new
-        gates += h_prev @ w.weight_hh.T                                  # (B, 4H); biases already in
+        gates += h_prev @ w.weight_hh_t()                                  # (B, 4H); biases already in
         a_i, a_f, a_g, a_o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
         if self.peephole:
             a_i += w.weight_ci * c_prev
             a_f += w.weight_cf * c_prev
-        i, f, g = sigmoid_(a_i), sigmoid_(a_f), np.tanh(a_g, out=a_g)
+        sigmoid_(gates[:, :2 * H])                                       # i and f in one pass
+        i, f, g = a_i, a_f, np.tanh(a_g, out=a_g)
         np.multiply(f, c_prev, out=c)
         c += i * g
         if self.peephole:

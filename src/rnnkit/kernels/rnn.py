@@ -43,15 +43,15 @@ class RNNKernel:
     def aux_at(self, aux: None, t: int) -> None:
         return None
 
-    def compiled_loops(self, w: Weights, batch: int):
+    def compiled_loops(self, w: Weights, steps: int, batch: int):
         """The whole-sequence compiled loops, if this size gains from them."""
-        if not worth_it(batch, self.hidden_size, self.hidden_size):
+        if not worth_it(steps, batch, self.hidden_size, self.hidden_size):
             return None
         from rnnkit.compiled.rnn import RNNLoops
         return RNNLoops(w, self.nonlinearity)
 
     def forward_step(self, w: Weights, gates, prev, new, aux: None) -> None:
-        gates += prev[0] @ w.weight_hh.T                                  # (B, H): a_t, biases already in
+        gates += prev[0] @ w.weight_hh_t()                                  # (B, H): a_t, biases already in
         if self.nonlinearity == "tanh":
             np.tanh(gates, out=gates)
         else:
