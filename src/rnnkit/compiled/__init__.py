@@ -18,7 +18,8 @@ import functools
 import os
 
 # Above this many multiply-adds per step (B · G·H · H_out) BLAS's blocked product beats the plain
-# compiled loop even with Python's overhead around it (measured with `rnnkit bench`, see README).
+# compiled loop even with Python's overhead around it. Measured here (LSTM, T=50, training), NumPy
+# time / compiled time: B=8, H=64 (2^17) 1.4-1.6; B=16, H=64 (2^18) 1.1; B=32, H=64 (2^19) 0.64.
 MAX_STEP_MACS = 1 << 18
 
 
