@@ -42,8 +42,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json == "-" else sys.stdout
     min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 1.0)
     options = BenchOptions(quick=args.quick, threads=args.threads, min_time=min_time)
-    print(f"machine: {report.machine_line(machine())}; {args.threads} threads per contender", file=out)
     record = {"machine": machine(), "threads": args.threads}
+    print(f"machine: {report.machine_line(record['machine'])}; {args.threads} threads per contender", file=out)
     if not args.no_grid:
         record.update(run_bench(options, _printer(out)))
         for line in report.notes(record):

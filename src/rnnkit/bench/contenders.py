@@ -24,6 +24,16 @@ class Skipped(Exception):
     """The contender cannot run this point; the message says why."""
 
 
+def import_torch():
+    """torch, with the benchmark's thread count set, or Skipped if it is not installed."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise Skipped("torch is not installed (pip install 'rnnkit[bench]')") from exc
+    torch.set_num_threads(int(os.environ.get("RNNKIT_BENCH_THREADS", "2")))
+    return torch
+
+
 def _layer(point: Point):
     import rnnkit
     cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[point.cell]
@@ -54,13 +64,9 @@ def rnnkit_fns(point: Point, x: np.ndarray, dout: np.ndarray):
 
 
 def torch_fns(point: Point, x: np.ndarray, dout: np.ndarray):
-    try:
-        import torch
-    except ImportError as exc:
-        raise Skipped("torch is not installed (pip install 'rnnkit[bench]')") from exc
     if point.peephole:
         raise Skipped("PyTorch has no peephole LSTM")
-    torch.set_num_threads(int(os.environ["RNNKIT_BENCH_THREADS"]))
+    torch = import_torch()
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[point.cell]
     layer = cls(point.I, point.H, point.layers, bidirectional=point.bidirectional)
     layer.load_state_dict({k: torch.from_numpy(v) for k, v in _layer(point).state_dict().items()})

@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from rnnkit.bench.contenders import Skipped, import_torch
+from rnnkit.bench.runner import thread_env
 from rnnkit.lm.config import TrainConfig
 
 # The issue's reference configuration, the same for both contenders.
@@ -77,12 +79,10 @@ def _torch_score(model, ids: np.ndarray) -> float:
 
 
 def torch_lm(cfg: TrainConfig) -> dict:
-    import torch
-
     from rnnkit.lm.data import Streams, Vocab, split_text
     from rnnkit.lm.train import load_corpus
+    torch = import_torch()
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(int(os.environ.get("RNNKIT_BENCH_THREADS", "2")))
     text, _, _ = load_corpus(cfg)
     train_text, val_text = split_text(text, cfg.val_fraction)
     vocab = Vocab.from_text(train_text)
@@ -115,8 +115,7 @@ def run_lm_bench(seconds: float, threads: int, out_dir: str, paths: tuple[str, .
     """Both contenders, one process each, one after the other."""
     results = {}
     for name in ("rnnkit", "torch"):
-        env = dict(os.environ, RNNKIT_BENCH_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-                   OPENBLAS_NUM_THREADS=str(threads))
+        env = thread_env(threads)
         proc = subprocess.run([sys.executable, "-m", "rnnkit.bench.lm", name, str(seconds),
                                os.path.join(out_dir, name), *paths], env=env, stdout=subprocess.PIPE, text=True,
                               check=False)
@@ -128,13 +127,10 @@ def run_lm_bench(seconds: float, threads: int, out_dir: str, paths: tuple[str, .
 
 def main(argv: list[str]) -> int:
     name, cfg = argv[0], lm_config(float(argv[1]), argv[2], tuple(argv[3:]))
-    if name == "torch":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print(json.dumps({"skipped": "torch is not installed (pip install 'rnnkit[bench]')"}))
-            return 0
-    result = {"rnnkit": rnnkit_lm, "torch": torch_lm}[name](cfg)
+    try:
+        result = {"rnnkit": rnnkit_lm, "torch": torch_lm}[name](cfg)
+    except Skipped as exc:
+        result = {"skipped": str(exc)}
     print(json.dumps(result), flush=True)
     return 0
 

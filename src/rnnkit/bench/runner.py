@@ -30,10 +30,15 @@ class BenchOptions:
     timeout: float = 900.0       # a worker that hangs this long is reported as failed
 
 
+def thread_env(threads: int) -> dict:
+    """The environment of a benchmark process: every library's thread pool set to ``threads``."""
+    n = str(threads)
+    return dict(os.environ, RNNKIT_BENCH_THREADS=n, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+
+
 def run_worker(job: dict, options: BenchOptions, memory: bool = False) -> dict:
     """Run one job in a fresh interpreter and return its JSON answer (or the error it died with)."""
-    env = dict(os.environ, RNNKIT_BENCH_THREADS=str(options.threads), OMP_NUM_THREADS=str(options.threads),
-               OPENBLAS_NUM_THREADS=str(options.threads), MKL_NUM_THREADS=str(options.threads))
+    env = thread_env(options.threads)
     if memory:
         env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     try:

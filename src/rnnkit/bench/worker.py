@@ -6,19 +6,19 @@ prints one JSON line: seconds per training and inference call (``layer``), secon
 
 Memory is measured in a process of its own, started with glibc's mmap threshold fixed at 64 KiB,
 so that every large buffer is returned to the system when freed and the peak of one call shows;
-that setting slows allocation, so timings never run under it. The thread count comes from ``RNNKIT_BENCH_THREADS``, which the runner
-also puts in ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` before the process starts.
+that setting slows allocation, so timings never run under it. The thread count comes from
+``RNNKIT_BENCH_THREADS``, which the runner also puts in ``OMP_NUM_THREADS`` /
+``OPENBLAS_NUM_THREADS`` before the process starts (:func:`rnnkit.bench.runner.thread_env`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import numpy as np
 
-from rnnkit.bench.contenders import CONTENDERS, Skipped, bench_data
+from rnnkit.bench.contenders import CONTENDERS, Skipped, bench_data, import_torch
 from rnnkit.bench.measure import median_time, peak_memory_mib
 from rnnkit.bench.points import Point, StreamPoint
 
@@ -31,11 +31,7 @@ def stream_fn(contender: str, point: StreamPoint):
         cell = {"lstm": rnnkit.LSTMCell, "gru": rnnkit.GRUCell}[point.cell](point.H, point.H, rng=0)
         state, grad = None, rnnkit.no_grad
     elif contender == "torch":
-        try:
-            import torch
-        except ImportError as exc:
-            raise Skipped("torch is not installed (pip install 'rnnkit[bench]')") from exc
-        torch.set_num_threads(int(os.environ["RNNKIT_BENCH_THREADS"]))
+        torch = import_torch()
         cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[point.cell](point.H, point.H)
         x, state, grad = torch.from_numpy(x), None, torch.no_grad
     else:
