@@ -19,6 +19,8 @@ x is (B, I) or unbatched (I,); states (B, H) or (H,); None means zeros.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from rnnkit.checks import as_float_array, check_pair, check_positive_int, check_shape, make_rng
@@ -27,7 +29,15 @@ from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
 from rnnkit.kernels.base import Kernel, Tape
 from rnnkit.module import Module
 from rnnkit.recurrent import cell_param_shapes, register_cell, weights_of
-from rnnkit.scan import scan_backward, scan_forward
+from rnnkit import stack
+
+
+class StepCache(NamedTuple):
+    """What one step keeps for :meth:`CellBase.step_backward`."""
+
+    tape: Tape            # the step's tape: gate activations, states, as a sequence of length 1
+    batched: bool         # x was (B, I) rather than (I,)
+    backend: object       # the implementation that made the tape (rnnkit.engine or rnnkit.scan)
 
 
 class CellBase(Module):
@@ -40,7 +50,7 @@ class CellBase(Module):
         self.kernel = kernel
         shapes = cell_param_shapes(kernel.num_gates, input_size, hidden_size, self.bias, 0, peephole)
         self._group = register_cell(self, shapes, hidden_size, "", make_rng(rng))
-        self._last: tuple[Tape, bool] | None = None
+        self._last: StepCache | None = None
         self._last_call: str | None = None
 
     # -- subclasses say how a state looks to the user ----------------------------------------
@@ -51,7 +61,7 @@ class CellBase(Module):
         return states[0]
 
     # -- the step-level pair -----------------------------------------------------------------
-    def step(self, x, state=None) -> tuple[object, tuple[Tape, bool]]:
+    def step(self, x, state=None) -> tuple[object, StepCache]:
         """One step: returns (new state, cache for :meth:`step_backward`)."""
         x = as_float_array("x", x, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
@@ -59,18 +69,19 @@ class CellBase(Module):
         batched = x.ndim == 2
         xb = x[None] if batched else x[None, None]                           # (1, B, I)
         state0 = self._states_in("state", state, xb.shape[1], batched)
-        tape = scan_forward(self.kernel, weights_of(self._group, "data"), xb, state0)
+        backend = stack.implementation()
+        tape, = backend.layer_forward(self.kernel, [weights_of(self._group, "data")], [xb], [state0], None)
         new = tuple(s[-1] if batched else s[-1, 0] for s in tape.states)
-        return self._state_from_tuple(new), (tape, batched)
+        return self._state_from_tuple(new), StepCache(tape, batched, backend)
 
-    def step_backward(self, dstate, cache: tuple[Tape, bool]):
+    def step_backward(self, dstate, cache: StepCache):
         """Back through one step: returns (dx, gradient reaching the previous state)."""
-        tape, batched = cache
+        tape, batched, backend = cache
         dnew = self._states_in("dstate", dstate, tape.x.shape[1], batched)
         dout = np.zeros_like(tape.states[0][1:])                             # all of it is in dstate
-        dx, dprev = scan_backward(
-            self.kernel, weights_of(self._group, "data"), weights_of(self._group, "grad"), tape, dout, dnew
-        )
+        (dx, dprev), = backend.layer_backward(
+            self.kernel, [weights_of(self._group, "data")], [weights_of(self._group, "grad")], [tape], [dout],
+            [dnew])
         dprev = tuple(d if batched else d[0] for d in dprev)
         return (dx[0] if batched else dx[0, 0]), self._state_from_tuple(dprev)
 

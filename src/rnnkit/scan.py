@@ -1,9 +1,9 @@
 """One direction of one layer over a whole sequence: the BPTT loop, forward and backward.
 
-The input projection, ``dW_ih``, ``db_ih``, ``dW_hh`` and ``dx`` are single matrix products over
-all T·B rows; only the recurrent term runs step by step (``kernel.forward_step`` /
-``kernel.backward_step``), or, for layers small enough that Python's per-step cost would dominate,
-in the kernel's compiled whole-sequence loops (:mod:`rnnkit.compiled`), which write the same tape.
+The reference implementation, in NumPy, that docs/bptt.md derives: the input projection,
+``dW_ih``, ``db_ih``, ``dW_hh`` and ``dx`` are single matrix products over all T·B rows; only the
+recurrent term runs step by step (``kernel.forward_step`` / ``kernel.backward_step``).
+:mod:`rnnkit.engine.scan` is the fast implementation of the same contract.
 
 Lengths follow PyTorch's packed sequences: at a step t ≥ length the sequence's state is carried
 over unchanged, its output is zero, and in the backward pass no gradient enters that step.
@@ -27,12 +27,8 @@ def scan_forward(kernel: Kernel, w: Weights, x: np.ndarray, state0: tuple, mask=
     for s, s0 in zip(states, state0):
         s[0] = s0
     aux = kernel.new_aux(T, B, x.dtype)
-    loops = kernel.compiled_loops(w, T, B)
     if T > 1:
         w.cache_weight_hh_t()
-    if loops is not None:
-        loops.forward(gates, states, aux, _mask_2d(mask, T, B))
-        return Tape(x, gates, states, aux, mask)
     with np.errstate(over="ignore"):                 # exp(−a) → inf gives σ(a) = 0 exactly
         for t in range(T):
             prev, new = tuple(s[t] for s in states), tuple(s[t + 1] for s in states)
@@ -58,12 +54,7 @@ def scan_backward(kernel: Kernel, w: Weights, g: Weights, tape: Tape, dout, dfin
     T, B, _ = tape.x.shape
     da = np.empty_like(tape.gates)                                         # (T, B, G·H)
     dnew = tuple(np.empty((T, B, n), tape.x.dtype) for n in kernel.state_sizes())
-    loops = kernel.compiled_loops(w, T, B)
-    if loops is not None:
-        dout = np.ascontiguousarray(dout, tape.x.dtype)
-        carry = loops.backward(tape, dout, tuple(dfinal), da, dnew, _mask_2d(tape.mask, T, B))
-    else:
-        carry = _backward_loop(kernel, w, tape, dout, tuple(dfinal), da, dnew)
+    carry = _backward_loop(kernel, w, tape, dout, tuple(dfinal), da, dnew)
     kernel.recurrent_grads(w, g, tape, da, dnew)
     g.weight_ih += flat(da).T @ flat(tape.x)
     add_bias_grad(g.bias_ih, da)
@@ -92,11 +83,6 @@ def _backward_loop(kernel: Kernel, w: Weights, tape: Tape, dout, carry: tuple, d
     return carry
 
 
-def _mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
-    """(T, B) bool, as the compiled loops take it: all True when every step is valid."""
-    return np.ones((steps, batch), bool) if mask is None else np.ascontiguousarray(mask[..., 0])
-
-
 def reversal_index(steps: int, lengths: np.ndarray | None) -> np.ndarray | None:
     """(T, B) gather index that reverses each sequence within its own length (padding stays)."""
     if lengths is None:
@@ -110,3 +96,15 @@ def reverse_time(a: np.ndarray, index: np.ndarray | None) -> np.ndarray:
     if index is None:
         return a[::-1]
     return np.take_along_axis(a, index[:, :, None], axis=0)
+
+
+def layer_forward(kernel: Kernel, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple],
+                  mask) -> list[Tape]:
+    """Each direction d of one layer over xs[d] from states0[d], one after the other."""
+    return [scan_forward(kernel, w, x, s0, mask) for w, x, s0 in zip(ws, xs, states0)]
+
+
+def layer_backward(kernel: Kernel, ws: list[Weights], gs: list[Weights], tapes: list[Tape], douts,
+                   dfinals) -> list[tuple]:
+    """Back through each direction of one layer: [(dx, gradient reaching the initial states)]."""
+    return [scan_backward(kernel, w, g, t, d, f) for w, g, t, d, f in zip(ws, gs, tapes, douts, dfinals)]

@@ -4,6 +4,10 @@ Composition, not special cases: a layer is a list of directions, a stack is a li
 reverse direction is the same scan over each sequence reversed within its own length; layer k > 0
 reads [forward output, reverse output] of layer k − 1, after dropout in training mode.
 All arrays here are time-major: x (T, B, I), states (num_layers·D, B, n).
+
+A layer's directions run through one of two implementations of the same contract
+(``layer_forward`` / ``layer_backward``): the engine (:mod:`rnnkit.engine`, compiled, the
+directions side by side) whenever it is enabled, else the NumPy reference (:mod:`rnnkit.scan`).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnkit import engine, scan
 from rnnkit.kernels.base import Kernel, Tape, Weights
-from rnnkit.scan import reversal_index, reverse_time, scan_backward, scan_forward, scan_output
+from rnnkit.scan import reversal_index, reverse_time, scan_output
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class StackCache:
 
     weights: list[list[Weights]]           # [layer][direction], as used by the forward call
     tapes: list[list[Tape]]                # [layer][direction]
+    backend: object                        # the module that made the tapes: rnnkit.engine or rnnkit.scan
     dropout_masks: list[np.ndarray | None] # [layer]: scaled keep-mask on that layer's output
     reverse_index: np.ndarray | None       # (T, B) or None without lengths
 
@@ -33,19 +39,19 @@ def stack_forward(
     """Returns (output (T, B, D·H_out), final states, StackCache)."""
     T, B, _ = x.shape
     D = len(weights[0])
+    backend = implementation()
     mask = None if lengths is None else (np.arange(T)[:, None] < lengths)[:, :, None]
     rev = reversal_index(T, lengths)
     tapes, masks, finals = [], [], [[] for _ in state0]
     layer_in = x
     for k, layer in enumerate(weights):
-        outs, layer_tapes = [], []
-        for d, w in enumerate(layer):
-            s0 = tuple(s[k * D + d] for s in state0)
-            xs = reverse_time(layer_in, rev) if d == 1 else layer_in
-            tape = scan_forward(kernel, w, xs, s0, mask)
+        xs = [reverse_time(layer_in, rev) if d == 1 else layer_in for d in range(D)]
+        states = [tuple(s[k * D + d] for s in state0) for d in range(D)]
+        layer_tapes = backend.layer_forward(kernel, layer, xs, states, mask)
+        outs = []
+        for d, tape in enumerate(layer_tapes):
             out = scan_output(tape)
             outs.append(reverse_time(out, rev) if d == 1 else out)
-            layer_tapes.append(tape)
             for f, s in zip(finals, tape.states):
                 f.append(s[-1])
         layer_out = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
@@ -57,7 +63,12 @@ def stack_forward(
         masks.append(keep)
         layer_in = layer_out
     final = tuple(np.stack(f) for f in finals)
-    return layer_in, final, StackCache(weights, tapes, masks, rev)
+    return layer_in, final, StackCache(weights, tapes, backend, masks, rev)
+
+
+def implementation():
+    """The engine when it is enabled, else the NumPy reference."""
+    return engine if engine.enabled() else scan
 
 
 def stack_backward(kernel: Kernel, grads: list[list[Weights]], cache: StackCache, dout, dfinal: tuple):
@@ -72,12 +83,11 @@ def stack_backward(kernel: Kernel, grads: list[list[Weights]], cache: StackCache
         if cache.dropout_masks[k] is not None:
             dlayer = dlayer * cache.dropout_masks[k]
         parts = np.split(dlayer, D, axis=-1)
+        douts = [reverse_time(parts[d], cache.reverse_index) if d == 1 else parts[d] for d in range(D)]
+        dfins = [tuple(df[k * D + d] for df in dfinal) for d in range(D)]
+        results = cache.backend.layer_backward(kernel, cache.weights[k], grads[k], cache.tapes[k], douts, dfins)
         dx = None
-        for d in range(D):
-            w, g, tape = cache.weights[k][d], grads[k][d], cache.tapes[k][d]
-            dy = reverse_time(parts[d], cache.reverse_index) if d == 1 else parts[d]
-            dfin = tuple(df[k * D + d] for df in dfinal)
-            dxs, ds0 = scan_backward(kernel, w, g, tape, dy, dfin)
+        for d, (dxs, ds0) in enumerate(results):
             dxs = reverse_time(dxs, cache.reverse_index) if d == 1 else dxs
             dx = dxs if dx is None else dx + dxs
             for out, s in zip(dstate0, ds0):

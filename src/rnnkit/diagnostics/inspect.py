@@ -45,7 +45,7 @@ def activity(model, ids: np.ndarray) -> Activity:
         for name in GATE_NAMES[cell]:
             values[name] = []
         for t in range(len(ids)):
-            tape, _ = trace.caches[t][k]
+            tape = trace.caches[t][k].tape
             gates = tape.gates[0, 0]                                     # (G·H,) activations
             for g, name in enumerate(GATE_NAMES[cell]):
                 values[name].append(gates[g * H:(g + 1) * H])

@@ -11,9 +11,11 @@ A *kernel* is the arithmetic of one recurrent cell, split the way the spec's BPT
 - ``backward_step`` goes back one step: from the gradient reaching the new state it writes the
   pre-activation gradient ``da`` (B, G·H) and returns the gradient reaching the previous state;
 - ``recurrent_grads`` turns the stacked ``DA`` (T, B, G·H) into the gradients of the recurrent
-  parameters with single matrix products; the caller does ``W_ih`` and ``b_ih`` the same way;
-- ``compiled_loops`` returns the compiled whole-sequence versions of the two step loops
-  (:mod:`rnnkit.compiled`) when the size gains from them, else None.
+  parameters with single matrix products; the caller does ``W_ih`` and ``b_ih`` the same way.
+
+These kernels, driven by :mod:`rnnkit.scan`, are the readable reference that docs/bptt.md derives
+line by line; :mod:`rnnkit.engine` is the fast implementation of the same equations, tested
+against them.
 """
 
 from __future__ import annotations
@@ -90,8 +92,6 @@ class Kernel(Protocol):
     ) -> tuple[np.ndarray, ...]: ...
 
     def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da: np.ndarray, dnew: tuple) -> None: ...
-
-    def compiled_loops(self, w: Weights, steps: int, batch: int) -> Any: ...
 
 
 def sigmoid_(a: np.ndarray) -> np.ndarray:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.compiled import worth_it
 from rnnkit.kernels.base import Tape, Weights, add_bias_grad, bias_sum, flat, sigmoid_
 
 
@@ -62,13 +61,6 @@ class GRUKernel:
 
     def aux_at(self, aux: GRUAux, t: int) -> GRUAux:
         return GRUAux(None if aux.hn is None else aux.hn[t])
-
-    def compiled_loops(self, w: Weights, steps: int, batch: int):
-        """The whole-sequence compiled loops, if this size gains from them."""
-        if not worth_it(steps, batch, 3 * self.hidden_size, self.hidden_size):
-            return None
-        from rnnkit.compiled.gru import GRULoops
-        return GRULoops(w, self.reset_after)
 
     def forward_step(self, w: Weights, gates, prev, new, aux: GRUAux) -> None:
         H = self.hidden_size

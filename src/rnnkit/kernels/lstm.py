@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.compiled import worth_it
 from rnnkit.kernels.base import Tape, Weights, add_bias_grad, bias_sum, flat, sigmoid_
 
 
@@ -63,13 +62,6 @@ class LSTMKernel:
 
     def aux_at(self, aux: LSTMAux, t: int) -> LSTMAux:
         return LSTMAux(aux.tanh_c[t], None if aux.m is None else aux.m[t])
-
-    def compiled_loops(self, w: Weights, steps: int, batch: int):
-        """The whole-sequence compiled loops, if this size gains from them (no projection)."""
-        if self.proj_size or not worth_it(steps, batch, 4 * self.hidden_size, self.hidden_size):
-            return None
-        from rnnkit.compiled.lstm import LSTMLoops
-        return LSTMLoops(w, self.peephole)
 
     def forward_step(self, w: Weights, gates, prev, new, aux: LSTMAux) -> None:
         H = self.hidden_size

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.compiled import worth_it
 from rnnkit.kernels.base import Tape, Weights, add_bias_grad, bias_sum, flat
 
 NONLINEARITIES = ("tanh", "relu")
@@ -42,13 +41,6 @@ class RNNKernel:
 
     def aux_at(self, aux: None, t: int) -> None:
         return None
-
-    def compiled_loops(self, w: Weights, steps: int, batch: int):
-        """The whole-sequence compiled loops, if this size gains from them."""
-        if not worth_it(steps, batch, self.hidden_size, self.hidden_size):
-            return None
-        from rnnkit.compiled.rnn import RNNLoops
-        return RNNLoops(w, self.nonlinearity)
 
     def forward_step(self, w: Weights, gates, prev, new, aux: None) -> None:
         gates += prev[0] @ w.weight_hh_t()                                  # (B, H): a_t, biases already in

@@ -1,0 +1,161 @@
+"""General matrix products on the engine's micro-kernel: ``C (+)= op(A) · op(B)``, over all cores.
+
+op(B) is packed once into panels of NR columns (zero-padded at the right edge). The K dimension is
+walked in blocks of ``KC``, one step each (the steps follow each other because they add into the
+same C); within a step the output is cut into chunks — a panel column of C over a block of rows —
+that the workers claim (:mod:`rnnkit.engine.schedule`). The block of A in use (rows × KC) is shared
+by every panel of its chunks, so it stays in the second-level cache, and the block of the panel
+(KC × NR) stays in the first-level cache while every row tile passes over it. A is read in place;
+a transposed A is first copied tile by tile (:func:`_pack_rows`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba.extending import overload
+
+from rnnkit.engine.jit import jit
+from rnnkit.engine.memory import aligned_empty
+from rnnkit.engine.microkernel import SHAPE, tile_mm
+from rnnkit.engine.schedule import counters_for, launch, num_threads, task
+
+MR = SHAPE.mr
+KC = 256                     # K block: 256 × NR elements of the panel (32 KiB in float32) fit in L1
+L2_BYTES = 512 * 1024        # the share of a core's second-level cache a block of A may take
+
+
+class GemmJob(NamedTuple):
+    panels: np.ndarray          # (P, K, NR) op(B) in column panels
+    a: np.ndarray               # A (M × K), or Aᵀ stored K × M when trans_a
+    trans_a: bool
+    c: np.ndarray               # (M, N)
+    accumulate: bool            # add into C instead of overwriting it
+    row_blocks: int
+    block: int                  # rows per block, whole tiles
+    a_pack: np.ndarray          # (workers, block · KC): each worker's copy of its block of Aᵀ
+    packed: np.ndarray          # (workers,) int64: which (K block, row block) a_pack holds
+    scratch: np.ndarray         # (workers, MR, NR): the right edge's tile
+    steps: int                  # K blocks
+    chunks: np.ndarray
+    counters: np.ndarray
+
+
+@jit
+def pack_panels(b, trans_b, panels):
+    """panels[p, k, j] = op(B)[k, p·NR + j], zero past the last column; op(B) is K × N."""
+    n_panels, K, NR = panels.shape
+    N = b.shape[0] if trans_b else b.shape[1]
+    for p in range(n_panels):
+        for k in range(K):
+            for j in range(NR):
+                n = p * NR + j
+                if n < N:
+                    panels[p, k, j] = b[n, k] if trans_b else b[k, n]
+                else:
+                    panels[p, k, j] = 0.0
+
+
+@jit(inline=True)
+def _block(a, base, tile_stride, a_rs, a_ks, panels, p, r0, r1, k0, kc, c, add, scratch):
+    """C[r0:r1, panel p] (+)= op(A)[r0:r1, k0:k0+kc] · rows k0:k0+kc of panel p.
+
+    Row tile i of op(A) starts at ``a[base + i·tile_stride]``; within it rows are ``a_rs`` apart and
+    k ``a_ks`` apart.
+    """
+    n_panels, K, NR = panels.shape
+    N = c.shape[1]
+    n0 = p * NR
+    for r in range(r0, r1, MR):
+        rows = min(MR, r1 - r)
+        off = base + (r - r0) // MR * tile_stride
+        if n0 + NR <= N:
+            tile_mm(a, off, a_rs, a_ks, rows, panels, (p * K + k0) * NR, kc, c, r * N + n0, N, add)
+        else:                                        # the right edge: through a padded scratch tile
+            for i in range(rows):
+                for j in range(NR):
+                    scratch[i, j] = c[r + i, n0 + j] if add and n0 + j < N else 0.0
+            tile_mm(a, off, a_rs, a_ks, rows, panels, (p * K + k0) * NR, kc, scratch, 0, NR, True)
+            for i in range(rows):
+                for j in range(N - n0):
+                    c[r + i, n0 + j] = scratch[i, j]
+
+
+@jit(inline=True)
+def _pack_rows(a, r0, r1, k0, kc, a_pack):
+    """Rows r0:r1 of Aᵀ's K block k0:k0+kc (A stored K × M), tile by tile: a_pack[(i·kc + k)·MR + m]
+    is Aᵀ[r0 + i·MR + m, k0 + k]. Read in place, the MR values of one k share a cache line but the
+    next k is a whole row of A further, and rows a multiple of 4 KiB long all fall into the same few
+    sets of the first-level cache: the panel's block gets evicted."""
+    for k in range(kc):
+        row = a[k0 + k]
+        for r in range(r0, r1):
+            i, m = (r - r0) // MR, (r - r0) % MR
+            a_pack[(i * kc + k) * MR + m] = row[r]
+
+
+@jit(refcount=False)
+def gemm_chunk(job, kb, chunk, worker):
+    """K block kb of one chunk: a block of rows times one panel."""
+    n_panels, K, NR = job.panels.shape
+    M = job.c.shape[0]
+    k0 = kb * KC
+    kc = min(KC, K - k0)
+    add = job.accumulate or k0 > 0
+    rb, p = chunk // n_panels, chunk % n_panels
+    r0 = rb * job.block
+    r1 = min(r0 + job.block, M)
+    scratch = job.scratch[worker]
+    if job.trans_a:
+        a_pack = job.a_pack[worker]
+        if job.packed[worker] != kb * job.row_blocks + rb:
+            _pack_rows(job.a, r0, r1, k0, kc, a_pack)
+            job.packed[worker] = kb * job.row_blocks + rb
+        _block(a_pack, 0, kc * MR, 1, MR, job.panels, p, r0, r1, k0, kc, job.c, add, scratch)
+    else:
+        lda = job.a.strides[0] // job.a.itemsize
+        _block(job.a, r0 * lda + k0, MR * lda, lda, 1, job.panels, p, r0, r1, k0, kc, job.c, add, scratch)
+
+
+@overload(task)
+def _gemm_task(job, step, phase, chunk, worker):
+    if job.instance_class is GemmJob:
+        return lambda job, step, phase, chunk, worker: gemm_chunk(job, step, chunk, worker)
+    return None
+
+
+def pack(b: np.ndarray, trans_b: bool = False) -> np.ndarray:
+    """op(B) (K × N) as (ceil(N / NR), K, NR) panels, 64-byte aligned."""
+    K, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    nr = SHAPE.width(b.dtype)
+    panels = aligned_empty((-(-N // nr), K, nr), b.dtype)
+    pack_panels(b, trans_b, panels)
+    return panels
+
+
+def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bool = False,
+                accumulate: bool = False) -> np.ndarray:
+    """c (+)= op(a) · B for B given as panels (:func:`pack`); c C-contiguous, a any 2-D array whose
+    rows are contiguous (a row stride larger than its width is fine)."""
+    M, workers = c.shape[0], num_threads()
+    n_panels, K, NR = panels.shape
+    # Row blocks short enough that a block of A (rows × KC) stays in the second-level cache while
+    # every panel passes over it, and enough chunks that every worker gets several (the VM's cores
+    # are shared: balance matters), but no block shorter than a few tiles.
+    rows_in_l2 = max(MR, L2_BYTES // (KC * a.itemsize))
+    row_blocks = max(1, min(max(-(-M // rows_in_l2), -(-4 * workers // n_panels)), M // (4 * MR)))
+    block = MR * -(-M // (MR * row_blocks))                          # rows per block: whole tiles
+    steps = -(-K // KC)
+    job = GemmJob(panels, a, trans_a, c, accumulate, row_blocks, block,
+                  np.empty((workers, block * KC if trans_a else 0), c.dtype), np.full(workers, -1),
+                  np.empty((workers, MR, NR), c.dtype), steps, np.array([row_blocks * n_panels]),
+                  counters_for(steps, 1, workers))
+    launch((job,), workers)
+    return c
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
+         accumulate: bool = False) -> np.ndarray:
+    """c (+)= op(a) · op(b) with op(x) = xᵀ when its flag is set; all C-contiguous 2-D arrays."""
+    return gemm_packed(a, pack(b, trans_b), c, trans_a=trans_a, accumulate=accumulate)

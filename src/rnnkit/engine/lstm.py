@@ -1,0 +1,335 @@
+"""The LSTM's recurrences, compiled: the equations of :mod:`rnnkit.kernels.lstm`, step by step.
+
+Forward, phase 0 = one panel of U units at step t (``gates`` holds ``x_t W_ihᵀ`` on entry and the
+activations on exit; ``bias`` is b_ih + b_hh)::
+
+    [a_i | a_f | a_g | a_o] = gates[t] + bias + h_{t-1} W_hhᵀ        (the tile: B × 4U)
+    i = σ(a_i + w_ci ⊙ c_{t-1})    f = σ(a_f + w_cf ⊙ c_{t-1})    g = tanh(a_g)
+    c_t = f ⊙ c_{t-1} + i ⊙ g      o = σ(a_o + w_co ⊙ c_t)        m_t = o ⊙ tanh(c_t)
+
+and h_t = m_t, or with a projection, phase 1 = one panel of h's P columns: h_t = m_t W_hrᵀ.
+
+Backward, tick s (t = T − 1 − s)::
+
+    dh = dh_t + dout_t,  dc = dc_t                  (both 0 at a padded step)
+    dm = dh  (or dh W_hr with a projection: the tile of phase 0)
+    da_o = dm ⊙ tanh(c_t) ⊙ o(1 − o)
+    dc  += dm ⊙ o ⊙ (1 − tanh²(c_t)) + da_o ⊙ w_co
+    da_i = dc ⊙ g ⊙ i(1 − i)     da_f = dc ⊙ c_{t-1} ⊙ f(1 − f)     da_g = dc ⊙ i ⊙ (1 − g²)
+    dc_{t-1} = dc ⊙ f + da_i ⊙ w_ci + da_f ⊙ w_cf
+    dh_{t-1} = da_t W_hh                             (the tile)
+
+Without a projection a tick is one phase over panels of h's units: the tile for dh_t (from the
+step above), then step t's element-wise backward on the same units, so workers meet once per
+tick. With one, phase 0 (panels of the H units) forms dm and the element-wise step, phase 1
+(panels of h's P columns) forms dh_{t-1}. At a padded step (t ≥ length) the state passes through
+unchanged, forward and backward.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba.extending import overload
+
+from rnnkit.engine.activations import sigmoid, tanh
+from rnnkit.engine.gemm import gemm, pack
+from rnnkit.engine.jit import jit
+from rnnkit.engine.pack import pack_gates
+from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
+from rnnkit.engine.vector import vload, vstore
+from rnnkit.kernels.base import flat
+
+NO_PANELS = (0, 0, 1)           # the shape of an absent panel set (no projection)
+
+
+class LSTMForward(NamedTuple):
+    panels: np.ndarray          # (P, H_out, 4U) W_hhᵀ, [i|f|g|o] of U units per panel (pack_gates)
+    proj_panels: np.ndarray     # (P', H, NR) W_hrᵀ in column panels, or NO_PANELS
+    bias: np.ndarray            # (4H,) b_ih + b_hh
+    w_ci: np.ndarray            # (H,) peepholes, or (0,) without
+    w_cf: np.ndarray
+    w_co: np.ndarray
+    gates: np.ndarray           # (T, B, 4H) in: x_t W_ihᵀ; out: i, f, g, o
+    h: np.ndarray               # (T+1, B, H_out) h[0] given
+    c: np.ndarray               # (T+1, B, H) c[0] given
+    tanh_c: np.ndarray          # (T, B, H)
+    m: np.ndarray               # (T, B, H) o ⊙ tanh(c) before the projection, or (0, 0, 0)
+    mask: np.ndarray            # (T, B) bool: t < length
+    steps: int                  # T
+    chunks: np.ndarray          # panels per phase
+    counters: np.ndarray
+    scratch: np.ndarray         # (workers, B, NR) each worker's partial sums
+
+
+class LSTMBackward(NamedTuple):
+    panels: np.ndarray          # (P, 4H, NR) W_hh in column panels (gemm.pack)
+    proj_panels: np.ndarray     # (P', P, NR) W_hr in column panels, or NO_PANELS
+    w_ci: np.ndarray
+    w_cf: np.ndarray
+    w_co: np.ndarray
+    gates: np.ndarray           # (T, B, 4H) i, f, g, o
+    c: np.ndarray               # (T+1, B, H)
+    tanh_c: np.ndarray          # (T, B, H)
+    dout: np.ndarray            # (T, B, H_out) gradient reaching the outputs
+    da: np.ndarray              # (T, B, 4H) out: pre-activation gradients
+    dh: np.ndarray              # (T, B, P) dL/dh_t (with a projection; dh[T−1] given), or (0, 0, 0)
+    carry_h: np.ndarray         # (B, H_out) in: dL/dh_T; out: dL/dh_0
+    carry_c: np.ndarray         # (B, H) in: dL/dc_T; out: dL/dc_0
+    mask: np.ndarray
+    steps: int
+    chunks: np.ndarray
+    counters: np.ndarray
+    scratch: np.ndarray
+
+
+@jit(inline=True)
+def cell_forward(a_i, a_f, a_g, a_o, c_prev, w_ci, w_cf, w_co, peephole):
+    """One step of the cell on one unit or a vector of units; returns i, f, g, o, c_t, tanh(c_t)."""
+    if peephole:
+        a_i = a_i + w_ci * c_prev
+        a_f = a_f + w_cf * c_prev
+    i, f, g = sigmoid(a_i), sigmoid(a_f), tanh(a_g)
+    c = f * c_prev + i * g
+    if peephole:
+        a_o = a_o + w_co * c
+    o = sigmoid(a_o)
+    return i, f, g, o, c, tanh(c)
+
+
+@jit(inline=True)
+def cell_backward(dm, dc, i, f, g, o, tc, c_prev, w_ci, w_cf, w_co, peephole):
+    """One step back on one unit or a vector of units; returns da_i, da_f, da_g, da_o, dc_{t-1}."""
+    da_o = dm * tc * o * (1.0 - o)
+    dc = dc + dm * o * (1.0 - tc * tc)
+    if peephole:
+        dc = dc + da_o * w_co
+    da_i = dc * g * i * (1.0 - i)
+    da_f = dc * c_prev * f * (1.0 - f)
+    da_g = dc * i * (1.0 - g * g)
+    dc_prev = dc * f
+    if peephole:
+        dc_prev = dc_prev + da_i * w_ci + da_f * w_cf
+    return da_i, da_f, da_g, da_o, dc_prev
+
+
+# -- forward ---------------------------------------------------------------------------------------
+
+@jit(inline=True)
+def forward_units(job, t, b, j, n, z, zj):
+    """Step t of row b for the n ≤ L units from j; their recurrent terms are z[zj + k·U] (gate k)."""
+    T, B, G = job.gates.shape
+    H, U = G // 4, job.panels.shape[2] // 4
+    row, prev, new = (t * B + b) * G, (t * B + b) * H, ((t + 1) * B + b) * H
+    a_i = vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(z, zj, n)
+    a_f = vload(job.gates, row + H + j, n) + vload(job.bias, H + j, n) + vload(z, zj + U, n)
+    a_g = (vload(job.gates, row + 2 * H + j, n) + vload(job.bias, 2 * H + j, n)
+           + vload(z, zj + 2 * U, n))
+    a_o = (vload(job.gates, row + 3 * H + j, n) + vload(job.bias, 3 * H + j, n)
+           + vload(z, zj + 3 * U, n))
+    peephole = job.w_ci.shape[0] > 0
+    c_prev = vload(job.c, prev + j, n)
+    w_ci = vload(job.w_ci, j, n) if peephole else c_prev
+    w_cf = vload(job.w_cf, j, n) if peephole else c_prev
+    w_co = vload(job.w_co, j, n) if peephole else c_prev
+    i, f, g, o, c, tc = cell_forward(a_i, a_f, a_g, a_o, c_prev, w_ci, w_cf, w_co, peephole)
+    vstore(job.gates, row + j, i, n)
+    vstore(job.gates, row + H + j, f, n)
+    vstore(job.gates, row + 2 * H + j, g, n)
+    vstore(job.gates, row + 3 * H + j, o, n)
+    vstore(job.tanh_c, prev + j, tc, n)
+    vstore(job.c, new + j, c if job.mask[t, b] else c_prev, n)         # padded: state unchanged
+    if job.m.shape[0] > 0:
+        vstore(job.m, prev + j, o * tc, n)                                # projected in phase 1
+    else:
+        vstore(job.h, new + j, o * tc if job.mask[t, b] else vload(job.h, prev + j, n), n)
+
+
+@jit(refcount=False)
+def forward_panel(job, t, phase, p, acc):
+    """Step t: phase 0 for the U units of panel p (the tile, then the cell), or phase 1, the
+    projection h_t = m_t W_hrᵀ for h's columns of panel p; all B rows."""
+    T, B, G = job.gates.shape
+    H, K = G // 4, job.h.shape[2]
+    if phase == 0:
+        U = job.panels.shape[2] // 4                              # = L: a vector of units per gate
+        panel_product(job.h, t * B * K, K, B, job.panels, p, acc)
+        for b in range(B):
+            forward_units(job, t, b, p * U, min(U, H - p * U), acc, b * acc.shape[1])
+        return
+    NR = job.proj_panels.shape[2]
+    j0, n = p * NR, min(NR, K - p * NR)
+    panel_product(job.m, t * B * H, H, B, job.proj_panels, p, acc)
+    for b in range(B):
+        valid = job.mask[t, b]
+        for k in range(n):
+            job.h[t + 1, b, j0 + k] = acc[b, k] if valid else job.h[t, b, j0 + k]
+
+
+# -- backward --------------------------------------------------------------------------------------
+
+@jit(inline=True)
+def backward_units(job, t, b, j, n, z, zj):
+    """Step t's backward for row b, the n ≤ L units from j; with a projection, dm = z[zj:]."""
+    T, B, G = job.gates.shape
+    H, K = G // 4, job.carry_h.shape[1]
+    row, prev = (t * B + b) * G, (t * B + b) * H
+    valid = job.mask[t, b]
+    if job.dh.shape[0] > 0:
+        dm = vload(z, zj, n)
+    else:
+        dm = vload(job.carry_h, b * K + j, n) + vload(job.dout, (t * B + b) * K + j, n)
+    dc = vload(job.carry_c, b * H + j, n)
+    if not valid:                                    # padded: no gradient enters the step
+        dm, dc = dm * 0.0, dc * 0.0
+    i, f = vload(job.gates, row + j, n), vload(job.gates, row + H + j, n)
+    g, o = vload(job.gates, row + 2 * H + j, n), vload(job.gates, row + 3 * H + j, n)
+    tc, c_prev = vload(job.tanh_c, prev + j, n), vload(job.c, prev + j, n)
+    peephole = job.w_ci.shape[0] > 0
+    w_ci = vload(job.w_ci, j, n) if peephole else tc
+    w_cf = vload(job.w_cf, j, n) if peephole else tc
+    w_co = vload(job.w_co, j, n) if peephole else tc
+    da_i, da_f, da_g, da_o, dc_prev = cell_backward(dm, dc, i, f, g, o, tc, c_prev, w_ci, w_cf, w_co,
+                                                    peephole)
+    vstore(job.da, row + j, da_i, n)
+    vstore(job.da, row + H + j, da_f, n)
+    vstore(job.da, row + 2 * H + j, da_g, n)
+    vstore(job.da, row + 3 * H + j, da_o, n)
+    if valid:
+        vstore(job.carry_c, b * H + j, dc_prev, n)
+
+
+@jit(inline=True)
+def carry_from_product(job, t, j0, n, acc):
+    """dh_t = da_{t+1} W_hh (in acc) for the valid rows of step t + 1; the others keep the carry."""
+    T, B, G = job.gates.shape
+    for b in range(B):
+        if job.mask[t + 1, b]:
+            for k in range(n):
+                job.carry_h[b, j0 + k] = acc[b, k]
+
+
+@jit(refcount=False)
+def backward_panel(job, s, phase, p, acc):
+    """Tick s (t = T − 1 − s) for panel p; see the module docstring for the two layouts."""
+    T, B, G = job.gates.shape
+    H, K = G // 4, job.carry_h.shape[1]
+    NR = job.panels.shape[2]
+    projected = job.dh.shape[0] > 0
+    if not projected:                            # one phase: dh_t from the step above, then step t
+        t = T - 1 - s                            # −1 at the last tick: only dL/dh_0 is left to form
+        u0, n = p * NR, min(NR, H - p * NR)
+        if s > 0:
+            panel_product(job.da, (t + 1) * B * G, G, B, job.panels, p, acc)
+            carry_from_product(job, t, u0, n, acc)
+        if t >= 0:
+            for b in range(B):
+                backward_row(job, t, b, u0, n, acc, b * acc.shape[1])
+        return
+    t = T - 1 - s
+    if phase == 0:                               # dm = dh_t W_hr for the panel's H units, then step t
+        NRp = job.proj_panels.shape[2]
+        u0, n = p * NRp, min(NRp, H - p * NRp)
+        panel_product(job.dh, t * B * K, K, B, job.proj_panels, p, acc)
+        for b in range(B):
+            backward_row(job, t, b, u0, n, acc, b * acc.shape[1])
+        return
+    j0, n = p * NR, min(NR, K - p * NR)          # phase 1: dh_{t-1} = da_t W_hh for h's columns
+    panel_product(job.da, t * B * G, G, B, job.panels, p, acc)
+    carry_from_product(job, t - 1, j0, n, acc)
+    if t > 0:
+        for b in range(B):
+            valid = job.mask[t - 1, b]
+            for k in range(n):
+                j = j0 + k
+                job.dh[t - 1, b, j] = job.carry_h[b, j] + job.dout[t - 1, b, j] if valid else 0.0
+
+
+@jit(inline=True)
+def backward_row(job, t, b, u0, n, z, zj):
+    """Step t's backward for row b, the n units from u0, a vector at a time."""
+    L = lanes_of(job.gates)
+    for u in range(0, n, L):
+        backward_units(job, t, b, u0 + u, min(L, n - u), z, zj + u)
+
+
+@overload(task)
+def _lstm_task(job, step, phase, chunk, worker):
+    if job.instance_class is LSTMForward:
+        return lambda job, step, phase, chunk, worker: forward_panel(job, step, phase, chunk,
+                                                                     job.scratch[worker])
+    if job.instance_class is LSTMBackward:
+        return lambda job, step, phase, chunk, worker: backward_panel(job, step, phase, chunk,
+                                                                      job.scratch[worker])
+    return None
+
+
+# -- the layer's side ------------------------------------------------------------------------------
+
+@jit
+def peephole_grads(da, c, g_ci, g_cf, g_co):
+    """dw_ci += Σ da_i ⊙ c_{t-1},  dw_cf += Σ da_f ⊙ c_{t-1},  dw_co += Σ da_o ⊙ c_t (padded: da = 0)."""
+    T, B, G = da.shape
+    H = G // 4
+    for t in range(T):
+        for b in range(B):
+            for j in range(H):
+                g_ci[j] += da[t, b, j] * c[t, b, j]
+                g_cf[j] += da[t, b, H + j] * c[t, b, j]
+                g_co[j] += da[t, b, 3 * H + j] * c[t + 1, b, j]
+
+
+class LSTMEngine:
+    """Builds the LSTM's job records from a layer's weights and tape (:mod:`rnnkit.engine.scan`)."""
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+
+    def new_aux(self, steps: int, batch: int, dtype):
+        return self.kernel.new_aux(steps, batch, dtype)
+
+    def _peepholes(self, w, dtype) -> tuple:
+        none = np.zeros(0, dtype)
+        return (w.weight_ci, w.weight_cf, w.weight_co) if self.kernel.peephole else (none, none, none)
+
+    def forward_job(self, w, gates, states, aux, mask, workers) -> LSTMForward:
+        T, B, G = gates.shape
+        bias = self.kernel.input_side_bias(w)
+        bias = np.zeros(G, gates.dtype) if bias is None else bias
+        panels = pack_gates(w.weight_hh, 4)
+        if self.kernel.proj_size:
+            proj, m = pack(w.weight_hr, trans_b=True), aux.m
+            chunks = [panels.shape[0], proj.shape[0]]
+        else:
+            proj, m = np.zeros(NO_PANELS, gates.dtype), np.zeros((0, 0, 0), gates.dtype)
+            chunks = [panels.shape[0]]
+        return LSTMForward(panels, proj, bias, *self._peepholes(w, gates.dtype), gates, states[0], states[1],
+                           aux.tanh_c, m, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
+                           recurrence_scratch(workers, B, gates.dtype))
+
+    def backward_job(self, w, tape, dout, da, carry, mask, workers) -> LSTMBackward:
+        T, B, G = da.shape
+        panels = pack(w.weight_hh)
+        if self.kernel.proj_size:
+            proj = pack(w.weight_hr)
+            dh = np.empty((T, B, self.kernel.proj_size), da.dtype)
+            dh[T - 1] = (carry[0] + dout[T - 1]) * mask[T - 1][:, None]        # dL/dh of the last step
+            steps, chunks = T, [proj.shape[0], panels.shape[0]]
+        else:
+            proj, dh = np.zeros(NO_PANELS, da.dtype), np.zeros((0, 0, 0), da.dtype)
+            steps, chunks = T + 1, [panels.shape[0]]
+        return LSTMBackward(panels, proj, *self._peepholes(w, da.dtype), tape.gates, tape.states[1],
+                            tape.aux.tanh_c, dout, da, dh, carry[0], carry[1], mask, steps,
+                            np.array(chunks), counters_for(steps, len(chunks), workers),
+                            recurrence_scratch(workers, B, da.dtype))
+
+    def recurrent_grads(self, w, g, tape, da, job: LSTMBackward) -> None:
+        """dW_hh += DAᵀ H_prev, db_hh += Σ DA, peepholes, dW_hr += DHᵀ M (docs/bptt.md)."""
+        gemm(flat(da), flat(tape.states[0][:-1]), g.weight_hh, trans_a=True, accumulate=True)
+        if g.bias_hh is not None:
+            g.bias_hh += flat(da).sum(axis=0)
+        if self.kernel.peephole:
+            peephole_grads(da, tape.states[1], g.weight_ci, g.weight_cf, g.weight_co)
+        if self.kernel.proj_size:
+            gemm(flat(job.dh), flat(tape.aux.m), g.weight_hr, trans_a=True, accumulate=True)

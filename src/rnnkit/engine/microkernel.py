@@ -1,0 +1,126 @@
+"""The one matrix-product micro-kernel every product of the engine runs on.
+
+    C[i, 0:NR] (+)= Σ_{k < K} A[i, k] · P[k, 0:NR]          for the rows i < MR of one tile
+
+``P`` is a *packed panel*: NR = NV·lanes consecutive columns of a weight matrix stored row after
+row (K × NR, contiguous), so that each k reads NV whole vectors. ``A`` is read where it lies,
+through a row stride and a k stride (so Aᵀ costs nothing), one element at a time, broadcast to a
+vector. The MR × NV accumulators stay in registers for the whole K loop: per k, NV vector loads and
+MR broadcasts feed MR·NV fused multiply-adds. This is the inner loop of every high-performance
+GEMM (Goto & van de Geijn 2008; oneDNN's brgemm); we emit it as LLVM IR through a Numba intrinsic
+so that it uses the widest vectors the CPU has (:mod:`rnnkit.engine.isa`) whatever BLAS NumPy
+loaded.
+
+Rows past ``nrows`` read and write row ``nrows − 1`` again (the same values, so the duplicate
+stores are harmless): a tile never touches memory outside the rows it was given.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from rnnkit.engine.isa import TileShape, host_isa, tile_shape
+
+I64 = ir.IntType(64)
+I32 = ir.IntType(32)
+
+
+def _const(n: int) -> ir.Constant:
+    return ir.Constant(I64, n)
+
+
+def _data(context, builder, array_type, array):
+    return context.make_array(array_type)(context, builder, array).data
+
+
+def make_tile_kernel(shape: TileShape):
+    """The intrinsic ``tile_mm(a, a_off, a_rs, a_ks, nrows, p, p_off, K, c, c_off, c_rs, accumulate)``.
+
+    Computes rows ``a_off + i·a_rs`` (i < MR, clamped to ``nrows``) of A, k stride ``a_ks``, times
+    the K × NR panel at ``p[p_off:]``, into C rows ``c_off + i·c_rs`` (NR contiguous columns each);
+    ``accumulate`` adds to C instead of overwriting it. All offsets and strides count elements.
+    """
+    mr, nv = shape.mr, shape.nv
+
+    @intrinsic
+    def tile_mm(typingctx, a, a_off, a_rs, a_ks, nrows, p, p_off, k_len, c, c_off, c_rs, accumulate):
+        if not (a.dtype == p.dtype == c.dtype and a.dtype in (types.float32, types.float64)):
+            return None
+        sig = types.void(a, types.intp, types.intp, types.intp, types.intp, p, types.intp, types.intp,
+                         c, types.intp, types.intp, types.boolean)
+
+        def codegen(context, builder, signature, args):
+            (a_, a_off_, a_rs_, a_ks_, nrows_, p_, p_off_, k_, c_, c_off_, c_rs_, acc_) = args
+            scalar = context.get_value_type(signature.args[0].dtype)
+            lanes = host_isa().lanes(str(signature.args[0].dtype))
+            vec = ir.VectorType(scalar, lanes)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+                f"llvm.fma.v{lanes}{'f64' if isinstance(scalar, ir.DoubleType) else 'f32'}")
+            A = builder.gep(_data(context, builder, signature.args[0], a_), [a_off_])
+            P = builder.gep(_data(context, builder, signature.args[5], p_), [p_off_])
+            C = builder.gep(_data(context, builder, signature.args[8], c_), [c_off_])
+            last = builder.sub(nrows_, _const(1))
+            a_rows, c_rows = [], []
+            for i in range(mr):                                  # rows past nrows repeat the last one
+                r = builder.select(builder.icmp_signed("<", _const(i), nrows_), _const(i), last)
+                a_rows.append(builder.gep(A, [builder.mul(r, a_rs_)]))
+                c_rows.append(builder.gep(C, [builder.mul(r, c_rs_)]))
+
+            def c_vec(i, v):
+                return builder.bitcast(builder.gep(c_rows[i], [_const(v * lanes)]), vec.as_pointer())
+
+            zero = ir.Constant(vec, None)
+            init = [builder.select(acc_, builder.load(c_vec(i, v), align=4), zero)
+                    for i in range(mr) for v in range(nv)]
+            entry = builder.block
+            loop = builder.append_basic_block("tile.k")
+            done = builder.append_basic_block("tile.done")
+            builder.cbranch(builder.icmp_signed(">", k_, _const(0)), loop, done)
+
+            builder.position_at_end(loop)                        # for k in range(K):
+            k = builder.phi(I64)
+            acc = [builder.phi(vec) for _ in init]
+            row = builder.gep(P, [builder.mul(k, _const(nv * lanes))])
+            panel = [builder.load(builder.bitcast(builder.gep(row, [_const(v * lanes)]), vec.as_pointer()),
+                                  align=4) for v in range(nv)]
+            undef = ir.Constant(vec, ir.Undefined)
+            splat = ir.Constant(ir.VectorType(I32, lanes), [0] * lanes)
+            new = []
+            for i in range(mr):
+                a_ik = builder.load(builder.gep(a_rows[i], [builder.mul(k, a_ks_)]), align=4)
+                a_vec = builder.shuffle_vector(builder.insert_element(undef, a_ik, ir.Constant(I32, 0)),
+                                               undef, splat)
+                new += [builder.call(fma, [a_vec, panel[v], acc[i * nv + v]]) for v in range(nv)]
+            k_next = builder.add(k, _const(1))
+            body_end = builder.block
+            k.add_incoming(_const(0), entry)
+            k.add_incoming(k_next, body_end)
+            for phi, start, update in zip(acc, init, new):
+                phi.add_incoming(start, entry)
+                phi.add_incoming(update, body_end)
+            builder.cbranch(builder.icmp_signed("<", k_next, k_), loop, done)
+
+            builder.position_at_end(done)
+            result = [builder.phi(vec) for _ in init]
+            for idx, out in enumerate(result):
+                out.add_incoming(init[idx], entry)
+                out.add_incoming(new[idx], body_end)
+            for idx, out in enumerate(result):
+                builder.store(out, c_vec(idx // nv, idx % nv), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile_mm
+
+
+# The general products' tile is 2 vectors wide; a recurrent cell's panel holds one vector of units
+# per gate: 3 (GRU) or 4 (LSTM) vectors.
+SHAPE, SHAPE3, SHAPE4 = tile_shape(2), tile_shape(3), tile_shape(4)
+tile_mm = make_tile_kernel(SHAPE)
+tile_mm3 = make_tile_kernel(SHAPE3)
+tile_mm4 = make_tile_kernel(SHAPE4)

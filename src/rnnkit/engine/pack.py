@@ -1,0 +1,53 @@
+"""Recurrent weights packed once per call into the panels the micro-kernel reads.
+
+Forward, the step's product h_{t-1} W_hhᵀ is cut by hidden units: panel p holds the columns of
+*every gate* for units p·U … p·U + U − 1, side by side ([i | f | g | o] for the LSTM), so the tile
+that computes it leaves all the pre-activations of those units in registers and the cell's
+element-wise step can follow at once, while they are hot (as oneDNN's brgemm RNN does). Backward,
+dh_{t-1} = da_t W_hh is cut by columns of W_hh, plain panels (:func:`rnnkit.engine.gemm.pack`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.engine.jit import jit
+from rnnkit.engine.memory import aligned_empty
+from rnnkit.engine.isa import TileShape, tile_shape
+
+
+def gate_tile(gates: int) -> TileShape:
+    """The tile that computes ``gates`` gates of a panel of units: a vector of units per gate for
+    three or four gates (GRU, LSTM); two vectors for one or two."""
+    return tile_shape(max(2, gates))
+
+
+def units_per_panel(gates: int, dtype) -> int:
+    """U: the hidden units whose ``gates`` columns fill one panel of the tile's width."""
+    return gate_tile(gates).width(dtype) // gates
+
+
+@jit
+def _pack_gates(w_hh, gates, units, panels):
+    n_panels, K, NR = panels.shape
+    H = w_hh.shape[0] // gates
+    for p in range(n_panels):
+        for g in range(gates):
+            for u in range(units):
+                j = p * units + u
+                for k in range(K):
+                    panels[p, k, g * units + u] = w_hh[g * H + j, k] if j < H else 0.0
+        for col in range(gates * units, NR):          # a panel wider than its gates: zero columns
+            for k in range(K):
+                panels[p, k, col] = 0.0
+
+
+def pack_gates(w_hh: np.ndarray, gates: int) -> np.ndarray:
+    """W_hh (G·H, K) as (ceil(H / U), K, NR) panels: panel p, column g·U + u is W_hh[g·H + p·U + u]."""
+    H = w_hh.shape[0] // gates
+    units = units_per_panel(gates, w_hh.dtype)
+    width = gate_tile(gates).width(w_hh.dtype)
+    panels = aligned_empty((-(-H // units), w_hh.shape[1], width), w_hh.dtype)
+    _pack_gates(np.ascontiguousarray(w_hh), gates, units, panels)
+    return panels
+

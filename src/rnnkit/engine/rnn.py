@@ -1,0 +1,161 @@
+"""The Elman RNN's recurrences, compiled: the equations of :mod:`rnnkit.kernels.rnn`.
+
+Forward, one task = one panel of U units at step t (``gates`` holds ``x_t W_ihᵀ`` on entry and
+h_t on exit; ``bias`` is b_ih + b_hh)::
+
+    h_t = φ(gates[t] + bias + h_{t-1} W_hhᵀ),     φ = tanh or relu
+
+Backward, one task = one panel of units at tick s (t = T − 1 − s)::
+
+    dh_t = da_{t+1} W_hh   (the tile; at t = T − 1 the carried dL/dh_T instead)
+    da_t = (dh_t + dout_t) ⊙ φ'(h_t),     φ' = 1 − h² (tanh) or [h > 0] (relu)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba.extending import overload
+
+from rnnkit.engine.activations import tanh
+from rnnkit.engine.gemm import gemm, pack
+from rnnkit.engine.jit import jit
+from rnnkit.engine.pack import pack_gates
+from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
+from rnnkit.engine.vector import positive, vload, vstore
+from rnnkit.kernels.base import flat
+
+
+class RNNForward(NamedTuple):
+    panels: np.ndarray          # (P, H, NR) W_hhᵀ, NR units per panel (pack_gates)
+    bias: np.ndarray            # (H,) b_ih + b_hh
+    relu: bool                  # φ = relu (else tanh)
+    gates: np.ndarray           # (T, B, H) in: x_t W_ihᵀ; out: h_t
+    h: np.ndarray               # (T+1, B, H) h[0] given
+    mask: np.ndarray            # (T, B) bool
+    steps: int
+    chunks: np.ndarray
+    counters: np.ndarray
+    scratch: np.ndarray         # (workers, B, NR) each worker's partial sums
+
+
+class RNNBackward(NamedTuple):
+    panels: np.ndarray          # (P, H, NR) W_hh in column panels
+    relu: bool
+    gates: np.ndarray           # (T, B, H) h_t (before masking)
+    dout: np.ndarray            # (T, B, H)
+    da: np.ndarray              # (T, B, H) out
+    carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
+    mask: np.ndarray
+    steps: int                  # T + 1 ticks
+    chunks: np.ndarray
+    counters: np.ndarray
+    scratch: np.ndarray
+
+
+@jit(inline=True)
+def forward_units(job, t, b, j, n, z, zj):
+    """h_t = φ(a) for row b, the n ≤ L units from j (their recurrent terms at z[zj])."""
+    T, B, H = job.gates.shape
+    row, new = (t * B + b) * H, ((t + 1) * B + b) * H
+    a = vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(z, zj, n)
+    h = max(a, 0.0) if job.relu else tanh(a)
+    vstore(job.gates, row + j, h, n)
+    vstore(job.h, new + j, h if job.mask[t, b] else vload(job.h, row + j, n), n)
+
+
+@jit(inline=True)
+def backward_units(job, t, b, j, n):
+    """da_t = dh ⊙ φ'(h_t) for row b, the n ≤ L units from j (dh = 0 at a padded step)."""
+    T, B, H = job.gates.shape
+    row = (t * B + b) * H
+    dh = vload(job.carry_h, b * H + j, n) + vload(job.dout, row + j, n)
+    h = vload(job.gates, row + j, n)
+    da = dh * positive(h) if job.relu else dh * (1.0 - h * h)
+    vstore(job.da, row + j, da if job.mask[t, b] else da * 0.0, n)
+
+
+@jit(refcount=False)
+def forward_panel(job, t, p, acc):
+    T, B, H = job.gates.shape
+    U = job.panels.shape[2]
+    u0, n = p * U, min(U, H - p * U)
+    panel_product(job.h, t * B * H, H, B, job.panels, p, acc)
+    for b in range(B):
+        forward_row(job, t, b, u0, n, acc, b * acc.shape[1])
+
+
+@jit(refcount=False)
+def backward_panel(job, s, p, acc):
+    T, B, H = job.gates.shape
+    NR = job.panels.shape[2]
+    u0, n = p * NR, min(NR, H - p * NR)
+    t = T - 1 - s
+    if s > 0:
+        panel_product(job.da, (t + 1) * B * H, H, B, job.panels, p, acc)
+        for b in range(B):
+            if job.mask[t + 1, b]:
+                for u in range(n):
+                    job.carry_h[b, u0 + u] = acc[b, u]
+    if t >= 0:
+        for b in range(B):
+            backward_row(job, t, b, u0, n)
+
+
+@jit(inline=True)
+def forward_row(job, t, b, u0, n, z, zj):
+    """Row b's n units from u0 at step t, a vector at a time."""
+    L = lanes_of(job.gates)
+    for u in range(0, n, L):
+        forward_units(job, t, b, u0 + u, min(L, n - u), z, zj + u)
+
+
+@jit(inline=True)
+def backward_row(job, t, b, u0, n):
+    """Row b's n units from u0, step t's backward, a vector at a time."""
+    L = lanes_of(job.gates)
+    for u in range(0, n, L):
+        backward_units(job, t, b, u0 + u, min(L, n - u))
+
+
+@overload(task)
+def _rnn_task(job, step, phase, chunk, worker):
+    if job.instance_class is RNNForward:
+        return lambda job, step, phase, chunk, worker: forward_panel(job, step, chunk, job.scratch[worker])
+    if job.instance_class is RNNBackward:
+        return lambda job, step, phase, chunk, worker: backward_panel(job, step, chunk, job.scratch[worker])
+    return None
+
+
+class RNNEngine:
+    """Builds the RNN's job records from a layer's weights and tape (:mod:`rnnkit.engine.scan`)."""
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+        self.relu = kernel.nonlinearity == "relu"
+
+    def new_aux(self, steps: int, batch: int, dtype):
+        return self.kernel.new_aux(steps, batch, dtype)
+
+    def forward_job(self, w, gates, states, aux, mask, workers) -> RNNForward:
+        T = gates.shape[0]
+        bias = self.kernel.input_side_bias(w)
+        bias = np.zeros(gates.shape[2], gates.dtype) if bias is None else bias
+        panels = pack_gates(w.weight_hh, 1)
+        return RNNForward(panels, bias, self.relu, gates, states[0], mask, T, np.array([panels.shape[0]]),
+                          counters_for(T, 1, workers),
+                           recurrence_scratch(workers, gates.shape[1], gates.dtype))
+
+    def backward_job(self, w, tape, dout, da, carry, mask, workers) -> RNNBackward:
+        T = tape.gates.shape[0]
+        panels = pack(w.weight_hh)
+        return RNNBackward(panels, self.relu, tape.gates, dout, da, carry[0], mask, T + 1,
+                           np.array([panels.shape[0]]), counters_for(T + 1, 1, workers),
+                            recurrence_scratch(workers, da.shape[1], da.dtype))
+
+    def recurrent_grads(self, w, g, tape, da, job) -> None:
+        """dW_hh += DAᵀ H_prev, db_hh += Σ DA."""
+        gemm(flat(da), flat(tape.states[0][:-1]), g.weight_hh, trans_a=True, accumulate=True)
+        if g.bias_hh is not None:
+            g.bias_hh += flat(da).sum(axis=0)

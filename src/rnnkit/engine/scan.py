@@ -1,0 +1,71 @@
+"""One layer's directions through the engine: input projection, recurrences, gradients.
+
+The same contract as :mod:`rnnkit.scan` (it returns the same :class:`~rnnkit.kernels.base.Tape`),
+for all the directions of a layer at once, so that their recurrences can run side by side:
+
+- forward: ``gates = X W_ihᵀ`` for all T·B rows in one product per direction, then one launch of
+  the directions' recurrences (:mod:`rnnkit.engine.schedule`), each of which adds the biases and
+  the recurrent term and applies the cell step by step;
+- backward: one launch of the directions' backward recurrences, which leave ``DA`` (T, B, G·H),
+  then per direction the parameter gradients ``dW_ih += DAᵀ X``, ``db_ih += Σ DA``, the cell's
+  recurrent ones, and ``dX = DA W_ih``, each a single product over all T·B rows.
+
+Every product runs on the engine's micro-kernel (:mod:`rnnkit.engine.gemm`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.engine.gemm import gemm
+from rnnkit.engine.schedule import launch
+from rnnkit.kernels.base import Tape, Weights, flat
+
+
+def mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
+    """(T, B) bool as the compiled loops take it: all True when every step is valid."""
+    return np.ones((steps, batch), bool) if mask is None else np.ascontiguousarray(mask[..., 0])
+
+
+def layer_forward(cell, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple], mask,
+                  workers: int) -> list[Tape]:
+    """Each direction d runs over xs[d] (T, B, I) from states0[d]; returns their tapes."""
+    kernel = cell.kernel
+    jobs, tapes = [], []
+    for w, x, state0 in zip(ws, xs, states0):
+        T, B, _ = x.shape
+        gates = np.empty((T, B, w.weight_ih.shape[0]), x.dtype)                  # (T, B, G·H)
+        gemm(flat(x), w.weight_ih, flat(gates), trans_b=True)
+        states = tuple(np.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
+        for s, s0 in zip(states, state0):
+            s[0] = s0
+        aux = cell.new_aux(T, B, x.dtype)
+        jobs.append(cell.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers))
+        tapes.append(Tape(x, gates, states, aux, mask))
+    launch(tuple(jobs), workers)
+    return tapes
+
+
+def layer_backward(cell, ws: list[Weights], gs: list[Weights], tapes: list[Tape], douts, dfinals,
+                   workers: int) -> list[tuple]:
+    """Back through each direction; adds parameter gradients into gs; returns [(dx, dstate0)]."""
+    jobs, das, carries = [], [], []
+    for w, tape, dout, dfinal in zip(ws, tapes, douts, dfinals):
+        T, B, _ = tape.x.shape
+        da = np.empty_like(tape.gates)                                              # (T, B, G·H)
+        carry = tuple(np.array(d, da.dtype).reshape(B, -1) for d in dfinal)         # copies: updated
+        dout = np.ascontiguousarray(dout, da.dtype)
+        jobs.append(cell.backward_job(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers))
+        das.append(da)
+        carries.append(carry)
+    launch(tuple(jobs), workers)
+    results = []
+    for w, g, tape, da, carry, job in zip(ws, gs, tapes, das, carries, jobs):
+        cell.recurrent_grads(w, g, tape, da, job)
+        gemm(flat(da), flat(tape.x), g.weight_ih, trans_a=True, accumulate=True)
+        if g.bias_ih is not None:
+            g.bias_ih += flat(da).sum(axis=0)
+        dx = np.empty(tape.x.shape, da.dtype)
+        gemm(flat(da), w.weight_ih, flat(dx))
+        results.append((dx, carry))
+    return results

@@ -1,0 +1,156 @@
+"""The step loop every recurrence of the engine shares, and how it is spread over the cores.
+
+A *job* is one recurrence over a whole sequence (one direction of one layer, forward or backward),
+held in a small record (a ``NamedTuple`` of arrays) whose type says which cell it is. Every record
+has the fields ``steps``, ``chunks``, ``counters`` and ``scratch`` (a private work area for each
+worker, ``scratch[worker]``). Its work is a
+sequence of ``steps``, each made of ``len(job.chunks)`` phases; phase ``ph`` of a step is cut into
+``job.chunks[ph]`` independent chunks (panels of hidden units). :func:`run` walks the steps and
+phases, claiming chunks and calling :func:`task` on each (:mod:`rnnkit.engine.sync`); every cell
+module registers its own ``task`` for its record type with ``numba.extending.overload``, so this loop
+is written once and compiled, with the cell's arithmetic inlined, for each cell.
+
+:func:`launch` runs jobs on ``workers`` threads: one job is shared by all of them, chunk by chunk;
+several independent jobs (the two directions of a bidirectional layer) get a worker each. The
+calling thread is worker 0; the others run in a small pool of Python threads that call the same
+compiled function, which releases the GIL. Work is claimed, never assigned, so a worker that
+starts late only finds less left to do.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from rnnkit.engine.jit import jit
+from rnnkit.engine.isa import host_isa
+from rnnkit.engine.microkernel import SHAPE, SHAPE3, SHAPE4, tile_mm, tile_mm3, tile_mm4
+from rnnkit.engine.sync import atomic_add, claim, counter_size, finish, wait_all
+
+MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
+VECTOR_BYTES = host_isa().vector_bits // 8
+SCRATCH_COLUMNS = 64        # the widest panel a task computes into its scratch (4 gates × 16)
+KC = 256                    # K block of a recurrent product: KC × NR of the panel (32 KiB) in L1
+
+
+@jit(inline=True)
+def lanes_of(array):
+    """L: the elements of ``array`` that one vector register holds."""
+    return VECTOR_BYTES // array.itemsize
+
+
+@jit
+def panel_product(a, a_off, lda, rows, panels, p, acc):
+    """acc[:rows, :NR] = A[:rows] · panel p (A's rows ``lda`` apart from ``a[a_off]``).
+
+    K is walked in blocks so that each block of the panel stays in the first-level cache while
+    every row tile passes over it; ``acc`` holds the row tiles' partial sums in between.
+    """
+    n_panels, K, NR = panels.shape
+    ldc = acc.shape[1]
+    nv = NR * panels.itemsize // VECTOR_BYTES
+    mr = MR4 if nv == 4 else (MR3 if nv == 3 else MR)
+    for k0 in range(0, K, KC):
+        kc = min(KC, K - k0)
+        for r in range(0, rows, mr):
+            a0, n, p0, c0 = a_off + r * lda + k0, min(mr, rows - r), (p * K + k0) * NR, r * ldc
+            if nv == 4:
+                tile_mm4(a, a0, lda, 1, n, panels, p0, kc, acc, c0, ldc, k0 > 0)
+            elif nv == 3:
+                tile_mm3(a, a0, lda, 1, n, panels, p0, kc, acc, c0, ldc, k0 > 0)
+            else:
+                tile_mm(a, a0, lda, 1, n, panels, p0, kc, acc, c0, ldc, k0 > 0)
+
+
+def task(job, step, phase, chunk, worker):
+    """Do chunk ``chunk`` of phase ``phase`` of step ``step`` (each job type overloads this)."""
+    raise NotImplementedError("task is only defined inside compiled code, per job type")
+
+
+@jit
+def run(job, worker, workers):
+    """Every step of ``job``, sharing each phase's chunks with ``workers`` − 1 other workers."""
+    phases = job.chunks.shape[0]
+    for step in range(job.steps):
+        for phase in range(phases):
+            slot, n = step * phases + phase, job.chunks[phase]
+            k = claim(job.counters, slot, worker, workers, n)
+            while k >= 0:
+                task(job, step, phase, k, worker)
+                finish(job.counters, slot, workers)
+                k = claim(job.counters, slot, worker, workers, n)
+            wait_all(job.counters, slot, workers, n)
+
+
+@jit
+def run_claimed(jobs, next_job):
+    """Whole jobs, one at a time, each by this worker alone, until none is left."""
+    j = atomic_add(next_job, 0, 1)
+    while j < len(jobs):
+        run(jobs[j], 0, 1)
+        j = atomic_add(next_job, 0, 1)
+
+
+def counters_for(steps: int, phases: int, workers: int) -> np.ndarray:
+    return np.zeros(counter_size(steps * phases, workers), np.int64)
+
+
+def recurrence_scratch(workers: int, batch: int, dtype) -> np.ndarray:
+    """(workers, B, SCRATCH_COLUMNS): each worker's partial sums of a panel (a tile never writes
+    rows past the ones it is given)."""
+    return np.empty((workers, batch, SCRATCH_COLUMNS), dtype)
+
+
+_threads: int | None = None
+
+
+def num_threads() -> int:
+    """Threads the engine spreads its work over: ``set_num_threads``, else ``RNNKIT_NUM_THREADS``,
+    else ``OMP_NUM_THREADS``, else the CPUs this process may run on."""
+    if _threads is not None:
+        return _threads
+    for name in ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def set_num_threads(count: int | None) -> None:
+    """Use ``count`` threads from now on (None: back to the environment's choice)."""
+    global _threads
+    if count is not None and (not isinstance(count, int) or count < 1):
+        raise ValueError(f"count must be a positive int or None, got {count!r}")
+    _threads = count
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _helpers(count: int) -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool._max_workers < count:
+        _pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="rnnkit-engine")
+        atexit.register(_pool.shutdown)
+    return _pool
+
+
+def launch(jobs: tuple, workers: int) -> None:
+    """Run ``jobs`` (records of one type) to completion on ``workers`` threads."""
+    if workers <= 1:
+        for job in jobs:
+            run(job, 0, 1)
+        return
+    pool = _helpers(workers - 1)
+    if len(jobs) == 1:
+        futures = [pool.submit(run, jobs[0], w, workers) for w in range(1, workers)]
+        run(jobs[0], 0, workers)
+    else:
+        next_job = np.zeros(1, np.int64)
+        futures = [pool.submit(run_claimed, jobs, next_job) for _ in range(1, min(workers, len(jobs)))]
+        run_claimed(jobs, next_job)
+    for f in futures:
+        f.result()

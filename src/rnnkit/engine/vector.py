@@ -1,0 +1,233 @@
+"""Short vectors in compiled code, so that a cell's element-wise step is written once, with its
+equations, and runs on whole SIMD registers.
+
+``vload(array, offset, count)`` reads ``count`` ≤ L consecutive elements as one :class:`VecType`
+value of L lanes, one vector register's worth (16 float32 or 8 float64 with AVX-512),
+``vstore(array, offset, v, count)`` writes them back (masked, so a panel's last, partial group of
+units needs no separate code); +, −, ×, ÷, unary −, ``min`` and ``max`` act lane by
+lane, and a Python scalar on either side of an operator is broadcast. The gate functions of
+:mod:`rnnkit.engine.activations` accept these values as well as scalars, so
+
+    c = f * c_prev + i * g
+
+means the same thing on one unit or on a register's worth of units. Loops over a panel's units do
+not need LLVM's loop vectoriser (which gives up when a loop touches more than a few arrays that
+might overlap, as a cell step does); the code says which values travel together.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, overload, register_model
+
+from rnnkit.engine.isa import host_isa
+
+FAST = ("nsz", "contract", "reassoc")        # the flags of the engine's other compiled code
+
+
+class VecType(types.Type):
+    """``width`` lanes of a float type, held as one LLVM vector (one or more SIMD registers)."""
+
+    def __init__(self, dtype: types.Float, width: int) -> None:
+        self.dtype, self.width = dtype, width
+        super().__init__(name=f"Vec[{dtype} x {width}]")
+
+
+@register_model(VecType)
+class _VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        scalar = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(scalar, fe_type.width))
+
+
+def _pointer(context, builder, array_type, array, offset, vec_type):
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [offset]), vec_type.as_pointer())
+
+
+def _lanes_below(builder, count, width: int):
+    """The i1 mask of the lanes k < count (count an int64 value)."""
+    lanes = ir.Constant(ir.VectorType(ir.IntType(64), width), list(range(width)))
+    bound = _splat(builder, count, ir.VectorType(ir.IntType(64), width))
+    return builder.icmp_signed("<", lanes, bound)
+
+
+def _masked(builder, name: str, vec_type, pointer_type):
+    elem = "f64" if isinstance(vec_type.element, ir.DoubleType) else "f32"
+    suffix = f"v{vec_type.count}{elem}.p0"
+    mask_type = ir.VectorType(ir.IntType(1), vec_type.count)
+    if name == "load":
+        fn_type = ir.FunctionType(vec_type, [pointer_type, ir.IntType(32), mask_type, vec_type])
+    else:
+        fn_type = ir.FunctionType(ir.VoidType(), [vec_type, pointer_type, ir.IntType(32), mask_type])
+    return cgutils.get_or_insert_function(builder.module, fn_type, f"llvm.masked.{name}.{suffix}")
+
+
+def lanes(dtype) -> int:
+    """L: the lanes of one vector register for ``dtype``."""
+    return host_isa().lanes(dtype)
+
+
+@intrinsic
+def vload(typingctx, array, offset, count):
+    """array[offset : offset + count] as the first ``count`` ≤ L lanes of a vector (the rest 0;
+    nothing past ``count`` is read)."""
+    if not isinstance(array, types.Array) or array.dtype not in (types.float32, types.float64):
+        return None
+    vt = VecType(array.dtype, lanes(array.dtype))
+    sig = vt(array, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        vty = context.get_value_type(vt)
+        ptr = _pointer(context, builder, signature.args[0], args[0], args[1], vty)
+        mask = _lanes_below(builder, args[2], vt.width)
+        fn = _masked(builder, "load", vty, ptr.type)
+        return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), mask, ir.Constant(vty, None)])
+    return sig, codegen
+
+
+@intrinsic
+def vstore(typingctx, array, offset, value, count):
+    """array[offset : offset + count] = the first ``count`` lanes of ``value``."""
+    if not isinstance(value, VecType) or array.dtype != value.dtype:
+        return None
+    sig = types.void(array, types.intp, value, types.intp)
+
+    def codegen(context, builder, signature, args):
+        ptr = _pointer(context, builder, signature.args[0], args[0], args[1], args[2].type)
+        mask = _lanes_below(builder, args[3], signature.args[2].width)
+        fn = _masked(builder, "store", args[2].type, ptr.type)
+        builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), mask])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def lane(typingctx, vec, index):
+    """vec[index] as a scalar."""
+    if not isinstance(vec, VecType):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.extract_element(args[0], args[1])
+    return vec.dtype(vec, types.intp), codegen
+
+
+@intrinsic
+def with_lane(typingctx, vec, index, value):
+    """A copy of vec with lane ``index`` replaced by ``value``."""
+    if not isinstance(vec, VecType):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = context.cast(builder, args[2], signature.args[2], signature.args[0].dtype)
+        return builder.insert_element(args[0], v, args[1])
+    return vec(vec, types.intp, value), codegen
+
+
+@intrinsic
+def positive(typingctx, x):
+    """1 in the lanes where x > 0, 0 elsewhere (the derivative of relu)."""
+    if not isinstance(x, VecType):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vty = args[0].type
+        gt = builder.fcmp_ordered(">", args[0], ir.Constant(vty, None))
+        return builder.select(gt, ir.Constant(vty, [1.0] * vty.count), ir.Constant(vty, None))
+    return x(x), codegen
+
+
+def _splat(builder, value, vec_type):
+    undef = ir.Constant(vec_type, ir.Undefined)
+    one = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), vec_type.count),
+                                                          [0] * vec_type.count))
+
+
+def _operand(context, builder, value, value_type, vt):
+    """A vector operand: the vector itself, or a scalar converted to the lane type and broadcast."""
+    if isinstance(value_type, VecType):
+        return value
+    lane = context.cast(builder, value, value_type, vt.dtype)
+    return _splat(builder, lane, context.get_value_type(vt))
+
+
+def _vec_of(*operand_types) -> VecType | None:
+    vecs = [t for t in operand_types if isinstance(t, VecType)]
+    if not vecs or any(v != vecs[0] for v in vecs):
+        return None
+    if not all(isinstance(t, (VecType, types.Number)) for t in operand_types):
+        return None
+    return vecs[0]
+
+
+def _make_binary(instruction: str):
+    @intrinsic
+    def binary(typingctx, x, y):
+        vt = _vec_of(x, y)
+        if vt is None:
+            return None
+
+        def codegen(context, builder, signature, args):
+            a = _operand(context, builder, args[0], signature.args[0], vt)
+            b = _operand(context, builder, args[1], signature.args[1], vt)
+            return getattr(builder, instruction)(a, b, flags=FAST)
+        return vt(x, y), codegen
+    return binary
+
+
+def _make_select(predicate: str):
+    """Python's min / max lane by lane: y where ``y predicate x``, else x — so a NaN in x stays."""
+    @intrinsic
+    def select(typingctx, x, y):
+        vt = _vec_of(x, y)
+        if vt is None:
+            return None
+
+        def codegen(context, builder, signature, args):
+            a = _operand(context, builder, args[0], signature.args[0], vt)
+            b = _operand(context, builder, args[1], signature.args[1], vt)
+            return builder.select(builder.fcmp_ordered(predicate, b, a), b, a)
+        return vt(x, y), codegen
+    return select
+
+
+_add, _sub, _mul, _div = (_make_binary(name) for name in ("fadd", "fsub", "fmul", "fdiv"))
+_min, _max = _make_select("<"), _make_select(">")
+
+
+@intrinsic
+def _neg(typingctx, x):
+    if not isinstance(x, VecType):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fneg(args[0], flags=FAST)
+    return x(x), codegen
+
+
+def _register(python_op, implementation) -> None:
+    @overload(python_op)
+    def _impl(x, y):
+        if _vec_of(x, y) is not None:
+            return lambda x, y: implementation(x, y)
+        return None
+
+
+for _op, _impl_fn in ((operator.add, _add), (operator.sub, _sub), (operator.mul, _mul),
+                      (operator.truediv, _div), (min, _min), (max, _max)):
+    _register(_op, _impl_fn)
+for _op, _impl_fn in ((operator.iadd, _add), (operator.isub, _sub), (operator.imul, _mul)):
+    _register(_op, _impl_fn)
+
+
+@overload(operator.neg)
+def _neg_impl(x):
+    if isinstance(x, VecType):
+        return lambda x: _neg(x)
+    return None

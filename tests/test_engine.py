@@ -1,0 +1,144 @@
+"""The engine against the NumPy reference: every cell and option, one thread and several; its matrix
+products against NumPy; its float32 gate functions against libm; how to turn it off."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rnnkit
+import rnnkit.engine
+import rnnkit.scan
+import rnnkit.stack
+from rnnkit.engine import schedule
+from rnnkit.engine.gemm import gemm
+
+LAYERS = [
+    (rnnkit.LSTM, {}), (rnnkit.LSTM, {"peephole": True}), (rnnkit.LSTM, {"proj_size": 3}),
+    (rnnkit.LSTM, {"proj_size": 4, "peephole": True}), (rnnkit.GRU, {}), (rnnkit.GRU, {"reset_after": False}),
+    (rnnkit.RNN, {}), (rnnkit.RNN, {"nonlinearity": "relu"}),
+]
+IDS = [f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'plain'}" for c, kw in LAYERS]
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request, monkeypatch):
+    """One thread, or two sharing even these tiny steps (the size thresholds lowered to 0)."""
+    monkeypatch.setattr(rnnkit.engine, "MIN_SHARED_STEP", 0)
+    monkeypatch.setattr(rnnkit.engine, "MIN_PARALLEL_CALL", 0)
+    schedule.set_num_threads(request.param)
+    yield request.param
+    schedule.set_num_threads(None)
+
+
+def run(layer_cls, kw, backend, monkeypatch, dtype, hidden=37):
+    """Forward + backward of a 2-layer bidirectional layer with lengths and initial states."""
+    monkeypatch.setattr(rnnkit.stack, "implementation", lambda: backend)
+    rng = np.random.default_rng(5)
+    layer = layer_cls(6, hidden, num_layers=2, bidirectional=True, dtype=dtype, rng=1, **kw)
+    x = rng.standard_normal((9, 11, 6))
+    state0 = tuple(rng.standard_normal(s) for s in layer.state_shapes(11))
+    out, state = layer(x, state0 if len(state0) > 1 else state0[0], lengths=[9, 2, 7, 5, 1, 9, 8, 3, 4, 6, 9])
+    dstate = tuple(rng.standard_normal(s.shape) for s in (state if isinstance(state, tuple) else (state,)))
+    dx, dstate0 = layer.backward(rng.standard_normal(out.shape), dstate if len(dstate) > 1 else dstate[0])
+    dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
+    state = state if isinstance(state, tuple) else (state,)
+    return [out, *state, dx, *dstate0] + [p.grad.copy() for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("layer_cls,kw", LAYERS, ids=IDS)
+def test_engine_equals_reference_float64(layer_cls, kw, monkeypatch, threads):
+    fast = run(layer_cls, kw, rnnkit.engine, monkeypatch, np.float64)
+    reference = run(layer_cls, kw, rnnkit.scan, monkeypatch, np.float64)
+    for a, b in zip(fast, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("layer_cls,kw", LAYERS, ids=IDS)
+def test_engine_equals_reference_float32(layer_cls, kw, monkeypatch, threads):
+    """float32: the fast gate functions (error ≤ 3.1e-7) against NumPy's, summed in another order."""
+    fast = run(layer_cls, kw, rnnkit.engine, monkeypatch, np.float32, hidden=70)
+    reference = run(layer_cls, kw, rnnkit.scan, monkeypatch, np.float32, hidden=70)
+    for a, b in zip(fast, reference):
+        scale = max(1.0, float(np.abs(b).max()))
+        assert np.abs(a - b).max() <= 2e-5 * scale
+
+
+@pytest.mark.parametrize("m,k,n", [(37, 19, 45), (1, 300, 70), (130, 700, 33), (8, 1, 1)])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_equals_numpy(m, k, n, trans_a, trans_b):
+    rng = np.random.default_rng(m * k + n)
+    for dtype, tol in ((np.float64, 1e-13), (np.float32, 2e-6)):
+        a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+        c0 = rng.standard_normal((m, n)).astype(dtype)
+        ref = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+        scale = np.abs(ref).max()
+        c = c0.copy()
+        gemm(a, b, c, trans_a=trans_a, trans_b=trans_b)
+        assert np.abs(c - ref).max() <= tol * scale * np.sqrt(k)
+        c = c0.copy()
+        gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, accumulate=True)
+        assert np.abs(c - c0 - ref).max() <= tol * scale * np.sqrt(k)
+
+
+def test_gemm_reads_rows_with_a_stride():
+    """A view whose rows are longer than its width (a column block of a wider array)."""
+    rng = np.random.default_rng(3)
+    wide = rng.standard_normal((50, 40))
+    b = rng.standard_normal((50, 9))
+    c = np.empty((24, 9))
+    gemm(wide[:, 8:32], b, c, trans_a=True)
+    np.testing.assert_allclose(c, wide[:, 8:32].T @ b, rtol=1e-12)
+
+
+def test_float32_gate_functions():
+    import numba
+
+    from rnnkit.engine.activations import sigmoid, tanh
+
+    @numba.njit(error_model="numpy")
+    def apply(x, t, s):
+        for i in range(x.shape[0]):
+            t[i], s[i] = tanh(x[i]), sigmoid(x[i])
+
+    x = np.concatenate([np.linspace(-40, 40, 200001), [0.0, 1e-30, -1e-30, 7.97, -7.97]]).astype(np.float32)
+    t, s = np.empty_like(x), np.empty_like(x)
+    apply(x, t, s)
+    exact = x.astype(np.float64)
+    assert np.abs(t - np.tanh(exact)).max() <= 3.2e-7
+    assert np.abs(s - 1 / (1 + np.exp(-exact))).max() <= 1.7e-7
+    assert np.all(t[x == 0] == 0) and np.all(np.abs(t) <= 1) and np.all((s >= 0) & (s <= 1))
+
+
+def test_workers_by_size(monkeypatch):
+    monkeypatch.setattr(schedule, "num_threads", lambda: 2)
+    assert rnnkit.engine.workers_for(100, 8, 256, 64, 1) == 1           # 2^17 per step: one thread
+    assert rnnkit.engine.workers_for(50, 32, 1024, 256, 1) == 2         # 2^23 per step: shared
+    assert rnnkit.engine.workers_for(50, 8, 256, 64, 2) == 2            # two directions: one each
+    assert rnnkit.engine.workers_for(10, 1, 128, 32, 2) == 1            # too small to start a thread
+    monkeypatch.setattr(schedule, "num_threads", lambda: 1)
+    assert rnnkit.engine.workers_for(50, 32, 1024, 256, 2) == 1
+
+
+def test_set_num_threads_checks_its_argument():
+    with pytest.raises(ValueError, match="count must be a positive int or None, got 0"):
+        schedule.set_num_threads(0)
+
+
+def test_rnnkit_engine_0_turns_it_off():
+    code = ("import numpy as np, rnnkit, rnnkit.engine as e, rnnkit.stack as s\n"
+            "m = rnnkit.GRU(3, 4, rng=0); y, _ = m(np.ones((5, 2, 3))); m.backward(np.ones_like(y))\n"
+            "print(e.enabled(), s.implementation().__name__, float(y.sum()))")
+    outs = {}
+    for flag in ("0", "1"):
+        env = dict(os.environ, RNNKIT_ENGINE=flag)
+        outs[flag] = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    check=True).stdout.split()
+    assert outs["0"][:2] == ["False", "rnnkit.scan"] and outs["1"][:2] == ["True", "rnnkit.engine"]
+    assert float(outs["0"][2]) == pytest.approx(float(outs["1"][2]), rel=1e-6)
