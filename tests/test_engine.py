@@ -142,3 +142,77 @@ def test_rnnkit_engine_0_turns_it_off():
                                     check=True).stdout.split()
     assert outs["0"][:2] == ["False", "rnnkit.scan"] and outs["1"][:2] == ["True", "rnnkit.engine"]
     assert float(outs["0"][2]) == pytest.approx(float(outs["1"][2]), rel=1e-6)
+
+
+CELLS = [
+    (rnnkit.LSTMCell, {}), (rnnkit.LSTMCell, {"peephole": True}), (rnnkit.LSTMCell, {"bias": False}),
+    (rnnkit.GRUCell, {}), (rnnkit.GRUCell, {"reset_after": False}), (rnnkit.RNNCell, {}),
+    (rnnkit.RNNCell, {"nonlinearity": "relu"}),
+]
+
+
+@pytest.mark.parametrize("cell_cls,kw", CELLS, ids=[f"{c.__name__}-{k}" for c, k in CELLS])
+@pytest.mark.parametrize("hidden", [37, 600], ids=["small", "large-two-threads"])
+def test_inference_step_equals_reference(cell_cls, kw, hidden, monkeypatch):
+    """The compiled streaming step (no_grad) against the reference step, batched and not."""
+    schedule.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(7)
+        cell = cell_cls(hidden // 2 + 1, hidden, dtype=np.float64, rng=2, **kw)
+        for shape in ((3, cell.input_size), (cell.input_size,)):
+            x = rng.standard_normal(shape)
+            state = tuple(rng.standard_normal(shape[:-1] + (hidden,)) for _ in cell.kernel.state_sizes())
+            state = state if len(state) > 1 else state[0]
+            with rnnkit.no_grad():
+                fast = cell(x, state)
+            monkeypatch.setattr(rnnkit.stack, "implementation", lambda: rnnkit.scan)
+            with rnnkit.no_grad():
+                slow = cell(x, state)
+            monkeypatch.undo()
+            for a, b in zip(fast if isinstance(fast, tuple) else (fast,), slow if isinstance(slow, tuple) else (slow,)):
+                assert a.shape == b.shape
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    finally:
+        schedule.set_num_threads(None)
+
+
+def test_inference_step_converts_what_it_is_given():
+    """Lists, other dtypes and non-contiguous views take the careful path to the same result."""
+    cell = rnnkit.LSTMCell(4, 6, rng=0)
+    x = np.arange(12.0).reshape(3, 4) / 10
+    h = np.linspace(-1, 1, 36).reshape(6, 6)[::2]               # rows 0, 2, 4: not contiguous
+    with rnnkit.no_grad():
+        ref = cell(x.astype(np.float32), (np.ascontiguousarray(h, np.float32), np.zeros((3, 6), np.float32)))
+        got = cell(x.tolist(), (h, None))
+    for a, b in zip(got, ref):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("layer_cls,kw", [c for c in LAYERS if "proj_size" not in c[1]],
+                         ids=[i for (c, i) in zip(LAYERS, IDS) if "proj_size" not in c[1]])
+def test_one_step_of_a_layer_equals_reference(layer_cls, kw, monkeypatch):
+    """A sequence of one step without gradients (generation) takes the streaming step."""
+    rng = np.random.default_rng(9)
+    layer = layer_cls(5, 8, num_layers=2, bidirectional=True, dtype=np.float64, rng=3, **kw)
+    x = rng.standard_normal((1, 4, 5))
+    state0 = tuple(rng.standard_normal(s) for s in layer.state_shapes(4))
+    state0 = state0 if len(state0) > 1 else state0[0]
+    results = []
+    for backend in (rnnkit.engine, rnnkit.scan):
+        monkeypatch.setattr(rnnkit.stack, "implementation", lambda: backend)
+        with rnnkit.no_grad():
+            out, state = layer(x, state0)
+        results.append([out, *(state if isinstance(state, tuple) else (state,))])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_layer_reads_a_strided_input():
+    """x as a view with a stride inside its rows gives what its contiguous copy gives."""
+    rng = np.random.default_rng(4)
+    wide = rng.standard_normal((6, 3, 10))
+    layer = rnnkit.GRU(5, 7, dtype=np.float64, rng=0)
+    out_view, _ = layer(wide[..., ::2])
+    out_copy, _ = layer(np.ascontiguousarray(wide[..., ::2]))
+    np.testing.assert_array_equal(out_view, out_copy)

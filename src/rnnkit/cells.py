@@ -29,7 +29,7 @@ from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
 from rnnkit.kernels.base import Kernel, Tape
 from rnnkit.module import Module
 from rnnkit.recurrent import cell_param_shapes, register_cell, weights_of
-from rnnkit import stack
+from rnnkit import engine, stack
 
 
 class StepCache(NamedTuple):
@@ -51,6 +51,8 @@ class CellBase(Module):
         shapes = cell_param_shapes(kernel.num_gates, input_size, hidden_size, self.bias, 0, peephole)
         self._group = register_cell(self, shapes, hidden_size, "", make_rng(rng))
         self._last: StepCache | None = None
+        self._stepper = None                      # engine.CellStepper, made on the first inference step
+        self._arrays = None                       # (parameter arrays, the stepper's arrays of them)
         self._last_call: str | None = None
 
     # -- subclasses say how a state looks to the user ----------------------------------------
@@ -61,14 +63,18 @@ class CellBase(Module):
         return states[0]
 
     # -- the step-level pair -----------------------------------------------------------------
-    def step(self, x, state=None) -> tuple[object, StepCache]:
-        """One step: returns (new state, cache for :meth:`step_backward`)."""
+    def _inputs(self, x, state) -> tuple[np.ndarray, tuple, bool]:
+        """x as (1, B, I) and the state as ((1, B, n), ...), checked; and whether x was batched."""
         x = as_float_array("x", x, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"x must have shape (B, {self.input_size}) or ({self.input_size},), got {x.shape}")
         batched = x.ndim == 2
         xb = x[None] if batched else x[None, None]                           # (1, B, I)
-        state0 = self._states_in("state", state, xb.shape[1], batched)
+        return xb, self._states_in("state", state, xb.shape[1], batched), batched
+
+    def step(self, x, state=None) -> tuple[object, StepCache]:
+        """One step: returns (new state, cache for :meth:`step_backward`)."""
+        xb, state0, batched = self._inputs(x, state)
         backend = stack.implementation()
         tape, = backend.layer_forward(self.kernel, [weights_of(self._group, "data")], [xb], [state0], None)
         new = tuple(s[-1] if batched else s[-1, 0] for s in tape.states)
@@ -90,10 +96,58 @@ class CellBase(Module):
         return self.forward(x, state)
 
     def forward(self, x, state=None):
+        if not is_grad_enabled():
+            self._last, self._last_call = None, "no_grad"
+            return self._infer(x, state)
         new, cache = self.step(x, state)
-        self._last = cache if is_grad_enabled() else None
-        self._last_call = "grad" if is_grad_enabled() else "no_grad"
+        self._last, self._last_call = cache, "grad"
         return new
+
+    def _infer(self, x, state):
+        """One step without a tape: on the engine, a compiled step that reads the weights as they
+        lie (:mod:`rnnkit.engine.step`), for streaming inference. Inputs that are already C-ordered
+        arrays of the cell's dtype and shapes skip the general conversion (a step of a small cell
+        takes a few microseconds: the checks must not take more)."""
+        if stack.implementation() is not engine:
+            return self.step(x, state)[0]
+        if self._stepper is None:
+            self._stepper = engine.CellStepper(self.kernel, self.dtype)
+        states = self._ready_states(x, state)
+        batched = states is not None
+        if states is None:
+            xb, state0, batched = self._inputs(x, state)
+            x, states = np.ascontiguousarray(xb[0]), tuple(np.ascontiguousarray(s[0]) for s in state0)
+        new = self._stepper(self._step_arrays(), x, states)
+        return self._state_from_tuple(new if batched else tuple(s[0] for s in new))
+
+    def _step_arrays(self) -> tuple:
+        """The stepper's weight arrays, rebuilt only when a parameter's array was replaced."""
+        if self._arrays is not None:
+            for p, a in zip(self._group.values(), self._arrays[0]):
+                if p.data is not a:
+                    break
+            else:
+                return self._arrays[1]
+        data = tuple(p.data for p in self._group.values())
+        self._arrays = (data, self._stepper.weights(weights_of(self._group, "data")))
+        return self._arrays[1]
+
+    def _ready_states(self, x, state) -> tuple | None:
+        """The state as a tuple of (B, H) arrays if x (B, I) and it need no conversion, else None."""
+        if not (type(x) is np.ndarray and x.dtype == self.dtype and x.ndim == 2
+                and x.shape[1] == self.input_size and x.flags.c_contiguous):
+            return None
+        shape = (x.shape[0], self.hidden_size)
+        if state is None:
+            return tuple(np.zeros(shape, self.dtype) for _ in self.kernel.state_sizes())
+        parts = state if type(state) is tuple else (state,)
+        if len(parts) != len(self.kernel.state_sizes()):
+            return None
+        for part in parts:
+            if not (type(part) is np.ndarray and part.dtype == self.dtype and part.shape == shape
+                    and part.flags.c_contiguous):
+                return None
+        return parts
 
     def _backward(self, dstate):
         name = type(self).__name__

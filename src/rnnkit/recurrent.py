@@ -16,6 +16,7 @@ from rnnkit.checks import (
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.kernels.base import Kernel, Weights
 from rnnkit.module import Module, Parameter
+from rnnkit import engine, stack
 from rnnkit.stack import StackCache, stack_backward, stack_forward
 
 
@@ -73,6 +74,7 @@ class RecurrentBase(Module):
         self._cache: StackCache | None = None
         self._last_call: str | None = None        # None, "grad" or "no_grad": for clear errors
         self._layout: tuple[bool, tuple[int, ...]] = (True, ())   # last call: batched?, output shape
+        self._stepper = None                      # engine.CellStepper, made on the first one-step call
 
     @property
     def num_directions(self) -> int:
@@ -115,11 +117,32 @@ class RecurrentBase(Module):
         state0 = self._states_in("state", state, B, batched)
         rng = self.rng if (self.training and self.dropout > 0) else None
         weights = [[weights_of(g, "data") for g in layer] for layer in self._groups]
-        out, final, cache = stack_forward(self.kernel, weights, x, state0, lengths, self.dropout, rng)
+        if T == 1 and rng is None and not self.proj_size and not is_grad_enabled() and stack.implementation() is engine:
+            out, final, cache = self._one_step(weights, x, state0)          # streaming: no packing
+        else:
+            out, final, cache = stack_forward(self.kernel, weights, x, state0, lengths, self.dropout, rng)
         self._cache = cache if is_grad_enabled() else None
         self._last_call = "grad" if is_grad_enabled() else "no_grad"
         self._layout = (batched, out.shape)
         return self._output_layout(out, batched), self._state_from_tuple(self._states_out(final, batched))
+
+    def _one_step(self, weights, x, state0) -> tuple:
+        """One time step of every layer and direction through the engine's streaming step (a
+        sequence of one step reads the same forwards and backwards), for generation."""
+        if self._stepper is None:
+            self._stepper = engine.CellStepper(self.kernel, self.dtype)
+        D = self.num_directions
+        layer_in, finals = np.ascontiguousarray(x[0]), [[] for _ in state0]
+        for k, layer in enumerate(weights):
+            outs = []
+            for d, w in enumerate(layer):
+                states = tuple(np.ascontiguousarray(s[k * D + d]) for s in state0)
+                new = self._stepper(self._stepper.weights(w), layer_in, states)
+                outs.append(new[0])
+                for f, s in zip(finals, new):
+                    f.append(s)
+            layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
+        return layer_in[None], tuple(np.stack(f) for f in finals), None
 
     def backward(self, dout, dstate=None):
         """Gradients of the most recent forward call: returns (dx, gradient of the initial state).

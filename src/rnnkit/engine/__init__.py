@@ -79,3 +79,50 @@ def layer_backward(kernel, ws: list, gs: list, tapes: list, douts: list, dfinals
     T, B, _ = tapes[0].x.shape
     workers = workers_for(T, B, ws[0].weight_hh.shape[0], ws[0].weight_hh.shape[1], len(tapes))
     return scan.layer_backward(cell_engine(kernel), ws, gs, tapes, douts, dfinals, workers)
+
+
+class CellStepper:
+    """One step of a cell on a few rows at a time, for streaming inference (:mod:`.step`).
+
+    Built once per cell (the constants of its kind: zero biases, absent peepholes), then called
+    with the cell's current weight arrays at each step; the weights are read as they lie, nothing
+    is packed, and large cells split their units between threads.
+    """
+
+    def __init__(self, kernel, dtype) -> None:
+        from rnnkit.engine import step
+        from rnnkit.engine.schedule import num_threads
+        from rnnkit.kernels import GRUKernel, LSTMKernel
+        self.step = step
+        if isinstance(kernel, LSTMKernel):
+            self.kind = step.LSTM
+        elif isinstance(kernel, GRUKernel):
+            self.kind = step.GRU if kernel.reset_after else step.GRU_CHO
+        else:
+            self.kind = step.RNN_RELU if kernel.nonlinearity == "relu" else step.RNN_TANH
+        self.zeros = np.zeros(kernel.num_gates * kernel.hidden_size, dtype)       # bias=False
+        self.none = np.zeros(0, dtype)
+        self.no_cell = np.zeros((0, 0), dtype)
+        self.threads = num_threads
+
+    def weights(self, w) -> tuple:
+        """The cell's arrays in the order the compiled step takes them (absent ones as zeros)."""
+        return (w.weight_ih, w.weight_hh, self.zeros if w.bias_ih is None else w.bias_ih,
+                self.zeros if w.bias_hh is None else w.bias_hh,
+                *((w.weight_ci, w.weight_cf, w.weight_co) if w.weight_ci is not None else (self.none,) * 3))
+
+    def __call__(self, arrays: tuple, x: np.ndarray, states: tuple) -> tuple:
+        """New states ((B, H), …) after one step on x (B, I) from ``states``; ``arrays`` from
+        :meth:`weights`. All C-contiguous arrays of the cell's dtype."""
+        lstm = len(states) > 1
+        h = states[0]
+        c = states[1] if lstm else self.no_cell
+        h_new, c_new = np.empty_like(h), np.empty_like(c)
+        if arrays[0].size + arrays[1].size < self.step.MIN_SHARED_WEIGHTS or self.threads() < 2:
+            pre = np.empty((h.shape[0], 4, h.shape[1]), h.dtype)
+            self.step.step_here(self.kind, *arrays, x, h, c, h_new, c_new, pre)
+        else:
+            from rnnkit.engine.schedule import launch
+            job = self.step.step_job(self.kind, *arrays, x, h, c, h_new, c_new, 2)
+            launch((job,), 2)
+        return (h_new, c_new) if lstm else (h_new,)

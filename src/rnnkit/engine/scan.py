@@ -33,6 +33,7 @@ def layer_forward(cell, ws: list[Weights], xs: list[np.ndarray], states0: list[t
     kernel = cell.kernel
     jobs, tapes = [], []
     for w, x, state0 in zip(ws, xs, states0):
+        x = np.ascontiguousarray(x)                   # the products read rows through raw pointers
         T, B, _ = x.shape
         gates = np.empty((T, B, w.weight_ih.shape[0]), x.dtype)                  # (T, B, G·H)
         gemm(flat(x), w.weight_ih, flat(gates), trans_b=True)

@@ -10,25 +10,27 @@ phases, claiming chunks and calling :func:`task` on each (:mod:`rnnkit.engine.sy
 module registers its own ``task`` for its record type with ``numba.extending.overload``, so this loop
 is written once and compiled, with the cell's arithmetic inlined, for each cell.
 
-:func:`launch` runs jobs on ``workers`` threads: one job is shared by all of them, chunk by chunk;
-several independent jobs (the two directions of a bidirectional layer) get a worker each. The
-calling thread is worker 0; the others run in a small pool of Python threads that call the same
-compiled function, which releases the GIL. Work is claimed, never assigned, so a worker that
-starts late only finds less left to do.
+:func:`launch` runs jobs on ``workers`` threads of Numba's threading layer (OpenMP where the
+system has it, whose threads spin for a while after a parallel region, so that the next launch of
+a training step finds them awake): one job is shared by all of them, chunk by chunk; two
+independent jobs (the two directions of a bidirectional layer) get a thread each. Work is claimed,
+never assigned, so a thread that starts late only finds less left to do, and nothing waits for a
+thread that never starts.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
+from numba import prange
+from numba.extending import overload
 
 from rnnkit.engine.jit import jit
 from rnnkit.engine.isa import host_isa
 from rnnkit.engine.microkernel import SHAPE, SHAPE3, SHAPE4, tile_mm, tile_mm3, tile_mm4
-from rnnkit.engine.sync import atomic_add, claim, counter_size, finish, wait_all
+from rnnkit.engine.sync import claim, counter_size, finish, wait_all
 
 MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
 VECTOR_BYTES = host_isa().vector_bits // 8
@@ -36,10 +38,15 @@ SCRATCH_COLUMNS = 64        # the widest panel a task computes into its scratch 
 KC = 256                    # K block of a recurrent product: KC × NR of the panel (32 KiB) in L1
 
 
-@jit(inline=True)
 def lanes_of(array):
-    """L: the elements of ``array`` that one vector register holds."""
+    """L: the elements of ``array`` that one vector register holds (a compile-time constant)."""
     return VECTOR_BYTES // array.itemsize
+
+
+@overload(lanes_of)
+def _lanes_of(array):
+    lanes = VECTOR_BYTES // np.dtype(str(array.dtype)).itemsize
+    return lambda array: lanes
 
 
 @jit
@@ -85,15 +92,6 @@ def run(job, worker, workers):
             wait_all(job.counters, slot, workers, n)
 
 
-@jit
-def run_claimed(jobs, next_job):
-    """Whole jobs, one at a time, each by this worker alone, until none is left."""
-    j = atomic_add(next_job, 0, 1)
-    while j < len(jobs):
-        run(jobs[j], 0, 1)
-        j = atomic_add(next_job, 0, 1)
-
-
 def counters_for(steps: int, phases: int, workers: int) -> np.ndarray:
     return np.zeros(counter_size(steps * phases, workers), np.int64)
 
@@ -104,14 +102,7 @@ def recurrence_scratch(workers: int, batch: int, dtype) -> np.ndarray:
     return np.empty((workers, batch, SCRATCH_COLUMNS), dtype)
 
 
-_threads: int | None = None
-
-
-def num_threads() -> int:
-    """Threads the engine spreads its work over: ``set_num_threads``, else ``RNNKIT_NUM_THREADS``,
-    else ``OMP_NUM_THREADS``, else the CPUs this process may run on."""
-    if _threads is not None:
-        return _threads
+def _threads_from_environment() -> int:
     for name in ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) > 0:
@@ -119,38 +110,48 @@ def num_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+_threads = _threads_from_environment()          # read once, at import
+
+
+def num_threads() -> int:
+    """Threads the engine spreads its work over: ``set_num_threads``, else ``RNNKIT_NUM_THREADS``,
+    else ``OMP_NUM_THREADS`` (as the process started), else the CPUs this process may run on."""
+    return _threads
+
+
 def set_num_threads(count: int | None) -> None:
     """Use ``count`` threads from now on (None: back to the environment's choice)."""
     global _threads
     if count is not None and (not isinstance(count, int) or count < 1):
         raise ValueError(f"count must be a positive int or None, got {count!r}")
-    _threads = count
+    _threads = _threads_from_environment() if count is None else count
 
 
-_pool: ThreadPoolExecutor | None = None
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _launch_shared(job, workers):
+    """One job, its chunks shared by ``workers`` threads (Numba's threading layer)."""
+    for worker in prange(workers):
+        run(job, worker, workers)
 
 
-def _helpers(count: int) -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool._max_workers < count:
-        _pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="rnnkit-engine")
-        atexit.register(_pool.shutdown)
-    return _pool
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _launch_pair(job0, job1):
+    """Two independent jobs (a bidirectional layer's directions), a thread each."""
+    for j in prange(2):
+        if j == 0:
+            run(job0, 0, 1)
+        else:
+            run(job1, 0, 1)
 
 
 def launch(jobs: tuple, workers: int) -> None:
-    """Run ``jobs`` (records of one type) to completion on ``workers`` threads."""
+    """Run ``jobs`` (one, or two of the same type) to completion on ``workers`` threads."""
+    workers = min(workers, numba.config.NUMBA_NUM_THREADS)
     if workers <= 1:
         for job in jobs:
             run(job, 0, 1)
-        return
-    pool = _helpers(workers - 1)
-    if len(jobs) == 1:
-        futures = [pool.submit(run, jobs[0], w, workers) for w in range(1, workers)]
-        run(jobs[0], 0, workers)
+    elif len(jobs) == 2:
+        _launch_pair(*jobs)
     else:
-        next_job = np.zeros(1, np.int64)
-        futures = [pool.submit(run_claimed, jobs, next_job) for _ in range(1, min(workers, len(jobs)))]
-        run_claimed(jobs, next_job)
-    for f in futures:
-        f.result()
+        for job in jobs:
+            _launch_shared(job, workers)

@@ -107,6 +107,18 @@ def vstore(typingctx, array, offset, value, count):
 
 
 @intrinsic
+def vzero(typingctx, array):
+    """A vector of zeros of ``array``'s element type."""
+    if not isinstance(array, types.Array) or array.dtype not in (types.float32, types.float64):
+        return None
+    vt = VecType(array.dtype, lanes(array.dtype))
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(context.get_value_type(vt), None)
+    return vt(array), codegen
+
+
+@intrinsic
 def lane(typingctx, vec, index):
     """vec[index] as a scalar."""
     if not isinstance(vec, VecType):
@@ -127,6 +139,20 @@ def with_lane(typingctx, vec, index, value):
         v = context.cast(builder, args[2], signature.args[2], signature.args[0].dtype)
         return builder.insert_element(args[0], v, args[1])
     return vec(vec, types.intp, value), codegen
+
+
+@intrinsic
+def vsum(typingctx, vec):
+    """The sum of vec's lanes (in any order)."""
+    if not isinstance(vec, VecType):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vty = args[0].type
+        name = f"llvm.vector.reduce.fadd.v{vty.count}{'f64' if isinstance(vty.element, ir.DoubleType) else 'f32'}"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty.element, [vty.element, vty]), name)
+        return builder.call(fn, [ir.Constant(vty.element, 0.0), args[0]], fastmath=FAST)
+    return vec.dtype(vec), codegen
 
 
 @intrinsic
