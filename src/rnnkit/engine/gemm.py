@@ -17,13 +17,16 @@ import numpy as np
 from numba.extending import overload
 
 from rnnkit.engine.jit import jit
-from rnnkit.engine.memory import aligned_empty
 from rnnkit.engine.microkernel import SHAPE, tile_mm
-from rnnkit.engine.schedule import counters_for, launch, num_threads, task
+from rnnkit.engine.schedule import counters_for, launch, num_threads, run, task
+from rnnkit.engine.sync import LINE
 
 MR = SHAPE.mr
 KC = 256                     # K block: 256 × NR elements of the panel (32 KiB in float32) fit in L1
 L2_BYTES = 512 * 1024        # the share of a core's second-level cache a block of A may take
+# Below this many multiply-adds a product stays on the calling thread: it takes ~10 µs there,
+# about what starting the other threads of a parallel region costs.
+MIN_SHARED_MACS = 1 << 21
 
 
 class GemmJob(NamedTuple):
@@ -43,18 +46,46 @@ class GemmJob(NamedTuple):
 
 
 @jit
-def pack_panels(b, trans_b, panels):
+def pack_panels(b, trans_b, nr):
     """panels[p, k, j] = op(B)[k, p·NR + j], zero past the last column; op(B) is K × N."""
-    n_panels, K, NR = panels.shape
-    N = b.shape[0] if trans_b else b.shape[1]
-    for p in range(n_panels):
-        for k in range(K):
-            for j in range(NR):
-                n = p * NR + j
-                if n < N:
-                    panels[p, k, j] = b[n, k] if trans_b else b[k, n]
-                else:
-                    panels[p, k, j] = 0.0
+    K, N = (b.shape[1], b.shape[0]) if trans_b else (b.shape[0], b.shape[1])
+    panels = np.zeros((-(-N // nr), K, nr), b.dtype)
+    for p in range(panels.shape[0]):
+        width = min(nr, N - p * nr)
+        if trans_b:
+            for j in range(width):
+                row = b[p * nr + j]
+                for k in range(K):
+                    panels[p, k, j] = row[k]
+        else:
+            for k in range(K):
+                row = b[k]
+                for j in range(width):
+                    panels[p, k, j] = row[p * nr + j]
+    return panels
+
+
+@jit
+def pack_blocks(blocks, ones, nr):
+    """[B_0 | B_1 | … | 1] (K × (Σ n_i + ones)) as panels: matrices side by side, and a column
+    of ones if ``ones``, so that one product gives several gradients and a bias's too."""
+    K = blocks[0].shape[0]
+    N = ones
+    for i in range(len(blocks)):
+        N += blocks[i].shape[1]
+    panels = np.zeros((-(-N // nr), K, nr), blocks[0].dtype)
+    for k in range(K):
+        n = 0                                         # the column of [B_0 | …] being written
+        for i in range(len(blocks)):
+            row, j = blocks[i][k], 0
+            while j < row.shape[0]:                   # runs that stay within one panel
+                p, q = n // nr, n % nr
+                run = min(row.shape[0] - j, nr - q)
+                panels[p, k, q:q + run] = row[j:j + run]
+                j, n = j + run, n + run
+        if ones:
+            panels[n // nr, k, n % nr] = 1.0
+    return panels
 
 
 @jit(inline=True)
@@ -118,6 +149,19 @@ def gemm_chunk(job, kb, chunk, worker):
         _block(job.a, r0 * lda + k0, MR * lda, lda, 1, job.panels, p, r0, r1, k0, kc, job.c, add, scratch)
 
 
+@jit
+def gemm_here(a, trans_a, panels, c, accumulate):
+    """C (+)= op(A) · B on the calling thread, in one compiled call (for small products)."""
+    n_panels, K, NR = panels.shape
+    M = c.shape[0]
+    block = MR * -(-M // MR)
+    job = GemmJob(panels, a, trans_a, c, accumulate, 1, block,
+                  np.empty((1, block * KC if trans_a else 0), c.dtype), np.full(1, -1),
+                  np.empty((1, MR, NR), c.dtype), -(-K // KC), np.array([n_panels]),
+                  np.zeros(-(-K // KC) * 2 * LINE, np.int64))               # counter_size(steps, 1)
+    run(job, 0, 1)
+
+
 @overload(task)
 def _gemm_task(job, step, phase, chunk, worker):
     if job.instance_class is GemmJob:
@@ -126,20 +170,20 @@ def _gemm_task(job, step, phase, chunk, worker):
 
 
 def pack(b: np.ndarray, trans_b: bool = False) -> np.ndarray:
-    """op(B) (K × N) as (ceil(N / NR), K, NR) panels, 64-byte aligned."""
-    K, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
-    nr = SHAPE.width(b.dtype)
-    panels = aligned_empty((-(-N // nr), K, nr), b.dtype)
-    pack_panels(b, trans_b, panels)
-    return panels
+    """op(B) (K × N) as (ceil(N / NR), K, NR) panels."""
+    return pack_panels(b, trans_b, SHAPE.width(b.dtype))
 
 
 def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bool = False,
                 accumulate: bool = False) -> np.ndarray:
     """c (+)= op(a) · B for B given as panels (:func:`pack`); c C-contiguous, a any 2-D array whose
     rows are contiguous (a row stride larger than its width is fine)."""
-    M, workers = c.shape[0], num_threads()
     n_panels, K, NR = panels.shape
+    M = c.shape[0]
+    workers = num_threads() if M * K * n_panels * NR >= MIN_SHARED_MACS else 1
+    if workers == 1:
+        gemm_here(a, trans_a, panels, c, accumulate)
+        return c
     # Row blocks short enough that a block of A (rows × KC) stays in the second-level cache while
     # every panel passes over it, and enough chunks that every worker gets several (the VM's cores
     # are shared: balance matters), but no block shorter than a few tiles.
@@ -153,6 +197,20 @@ def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bo
                   counters_for(steps, 1, workers))
     launch((job,), workers)
     return c
+
+
+def add_products(da: np.ndarray, blocks: list, grads: list, bias_grads: list) -> None:
+    """grads[i] += DAᵀ B_i for each block B_i (K × n_i), and each of bias_grads += Σ DA (the
+    column sums), with one product DAᵀ [B_0 | … | 1]: DA (K × M) is read once for all of them."""
+    width = sum(b.shape[1] for b in blocks)
+    c = np.empty((da.shape[1], width + bool(bias_grads)), da.dtype)
+    gemm_packed(da, pack_blocks(tuple(blocks), int(bool(bias_grads)), SHAPE.width(da.dtype)), c, trans_a=True)
+    col = 0
+    for b, g in zip(blocks, grads):
+        g += c[:, col:col + b.shape[1]]
+        col += b.shape[1]
+    for g in bias_grads:
+        g += c[:, col]
 
 
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,

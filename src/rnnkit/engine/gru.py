@@ -28,7 +28,7 @@ import numpy as np
 from numba.extending import overload
 
 from rnnkit.engine.activations import sigmoid, tanh
-from rnnkit.engine.gemm import gemm, pack
+from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
@@ -296,17 +296,17 @@ class GRUEngine:
                            T + 1, np.array(chunks), counters_for(T + 1, len(chunks), workers),
                            recurrence_scratch(workers, B, da.dtype))
 
-    def recurrent_grads(self, w, g, tape, da, job: GRUBackward) -> None:
-        """reset_after: dW_hh += DA_hᵀ H_prev, db_hh += Σ DA_h;
-        Cho: dW_h{r,z} += DA_{r,z}ᵀ H_prev, dW_hn += DA_nᵀ RH, db_hh += Σ DA."""
+    def weight_products(self, g, tape, da, job: GRUBackward) -> list:
+        """dW_ih, db_ih from DAᵀ [X | 1]; then reset_after: [dW_hh | db_hh] += DA_hᵀ [H_prev | 1];
+        Cho: [dW_h{r,z} | db_h{r,z}] += DA_{r,z}ᵀ [H_prev | 1], [dW_hn | db_hn] += DA_nᵀ [RH | 1]."""
         H = self.kernel.hidden_size
-        h_prev = flat(tape.states[0][:-1])
+        h_prev, d = flat(tape.states[0][:-1]), flat(da)
+        products = [(d, [flat(tape.x)], [g.weight_ih], [g.bias_ih])]
         if self.reset_after:
-            gemm(flat(job.da_h), h_prev, g.weight_hh, trans_a=True, accumulate=True)
-            if g.bias_hh is not None:
-                g.bias_hh += flat(job.da_h).sum(axis=0)
-            return
-        gemm(flat(da)[:, :2 * H], h_prev, g.weight_hh[:2 * H], trans_a=True, accumulate=True)
-        gemm(flat(da)[:, 2 * H:], flat(tape.aux.rh), g.weight_hh[2 * H:], trans_a=True, accumulate=True)
-        if g.bias_hh is not None:
-            g.bias_hh += flat(da).sum(axis=0)
+            return products + [(flat(job.da_h), [h_prev], [g.weight_hh], [g.bias_hh])]
+        b_rz, b_n = (None, None) if g.bias_hh is None else (g.bias_hh[:2 * H], g.bias_hh[2 * H:])
+        return products + [(d[:, :2 * H], [h_prev], [g.weight_hh[:2 * H]], [b_rz]),
+                           (d[:, 2 * H:], [flat(tape.aux.rh)], [g.weight_hh[2 * H:]], [b_n])]
+
+    def other_grads(self, g, tape, da, job) -> None:
+        """The GRU has no other parameters."""

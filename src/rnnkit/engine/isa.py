@@ -17,6 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 
+@functools.lru_cache(maxsize=None)
+def _itemsize(dtype) -> int:
+    """Bytes per element of a NumPy dtype (or scalar type) or of a Numba float type."""
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return np.dtype(str(dtype)).itemsize
+
+
 @dataclass(frozen=True)
 class Isa:
     name: str                  # "avx512", "avx2" or "sse": what the vector registers are
@@ -25,7 +34,7 @@ class Isa:
 
     def lanes(self, dtype) -> int:
         """Elements of ``dtype`` (a NumPy dtype or a Numba float type) in one vector register."""
-        return self.vector_bits // (8 * np.dtype(str(dtype)).itemsize)
+        return self.vector_bits // (8 * _itemsize(dtype))
 
 
 def _features() -> set[str]:

@@ -324,11 +324,13 @@ class LSTMEngine:
                             np.array(chunks), counters_for(steps, len(chunks), workers),
                             recurrence_scratch(workers, B, da.dtype))
 
-    def recurrent_grads(self, w, g, tape, da, job: LSTMBackward) -> None:
-        """dW_hh += DAᵀ H_prev, db_hh += Σ DA, peepholes, dW_hr += DHᵀ M (docs/bptt.md)."""
-        gemm(flat(da), flat(tape.states[0][:-1]), g.weight_hh, trans_a=True, accumulate=True)
-        if g.bias_hh is not None:
-            g.bias_hh += flat(da).sum(axis=0)
+    def weight_products(self, g, tape, da, job: LSTMBackward) -> list:
+        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_prev | 1] (docs/bptt.md)."""
+        return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [g.weight_ih, g.weight_hh],
+                 [g.bias_ih, g.bias_hh])]
+
+    def other_grads(self, g, tape, da, job: LSTMBackward) -> None:
+        """Peepholes: dw_ci += Σ DA_i ⊙ C_prev, …; projection: dW_hr += DHᵀ M."""
         if self.kernel.peephole:
             peephole_grads(da, tape.states[1], g.weight_ci, g.weight_cf, g.weight_co)
         if self.kernel.proj_size:

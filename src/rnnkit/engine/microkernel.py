@@ -119,8 +119,8 @@ def make_tile_kernel(shape: TileShape):
 
 
 # The general products' tile is 2 vectors wide; a recurrent cell's panel holds one vector of units
-# per gate: 3 (GRU) or 4 (LSTM) vectors.
+# per gate: 3 (GRU) or 4 (LSTM) vectors. Each also comes one row high, for a batch of one (a full
+# tile would compute the same row MR times).
 SHAPE, SHAPE3, SHAPE4 = tile_shape(2), tile_shape(3), tile_shape(4)
-tile_mm = make_tile_kernel(SHAPE)
-tile_mm3 = make_tile_kernel(SHAPE3)
-tile_mm4 = make_tile_kernel(SHAPE4)
+tile_mm, tile_mm3, tile_mm4 = (make_tile_kernel(shape) for shape in (SHAPE, SHAPE3, SHAPE4))
+row_mm, row_mm3, row_mm4 = (make_tile_kernel(TileShape(1, nv)) for nv in (2, 3, 4))

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.engine.jit import jit
-from rnnkit.engine.memory import aligned_empty
 from rnnkit.engine.isa import TileShape, tile_shape
+from rnnkit.engine.jit import jit
 
 
 def gate_tile(gates: int) -> TileShape:
@@ -28,26 +27,21 @@ def units_per_panel(gates: int, dtype) -> int:
 
 
 @jit
-def _pack_gates(w_hh, gates, units, panels):
-    n_panels, K, NR = panels.shape
-    H = w_hh.shape[0] // gates
-    for p in range(n_panels):
-        for g in range(gates):
-            for u in range(units):
-                j = p * units + u
-                for k in range(K):
-                    panels[p, k, g * units + u] = w_hh[g * H + j, k] if j < H else 0.0
-        for col in range(gates * units, NR):          # a panel wider than its gates: zero columns
-            for k in range(K):
-                panels[p, k, col] = 0.0
+def _pack_gates(w_hh, gates, units, width):
+    """panels[p, k, g·U + u] = W_hh[g·H + p·U + u, k], zero past H (and past G·U columns)."""
+    H, K = w_hh.shape[0] // gates, w_hh.shape[1]
+    n_panels = -(-H // units)
+    panels = np.zeros((n_panels, K, width), w_hh.dtype)
+    for p in range(n_panels):                         # one panel at a time, written row by row
+        n = min(units, H - p * units)
+        for k in range(K):
+            out = panels[p, k]
+            for g in range(gates):
+                for u in range(n):
+                    out[g * units + u] = w_hh[g * H + p * units + u, k]
+    return panels
 
 
 def pack_gates(w_hh: np.ndarray, gates: int) -> np.ndarray:
     """W_hh (G·H, K) as (ceil(H / U), K, NR) panels: panel p, column g·U + u is W_hh[g·H + p·U + u]."""
-    H = w_hh.shape[0] // gates
-    units = units_per_panel(gates, w_hh.dtype)
-    width = gate_tile(gates).width(w_hh.dtype)
-    panels = aligned_empty((-(-H // units), w_hh.shape[1], width), w_hh.dtype)
-    _pack_gates(np.ascontiguousarray(w_hh), gates, units, panels)
-    return panels
-
+    return _pack_gates(w_hh, gates, units_per_panel(gates, w_hh.dtype), gate_tile(gates).width(w_hh.dtype))

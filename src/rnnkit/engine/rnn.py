@@ -19,7 +19,7 @@ import numpy as np
 from numba.extending import overload
 
 from rnnkit.engine.activations import tanh
-from rnnkit.engine.gemm import gemm, pack
+from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
@@ -154,8 +154,10 @@ class RNNEngine:
                            np.array([panels.shape[0]]), counters_for(T + 1, 1, workers),
                             recurrence_scratch(workers, da.shape[1], da.dtype))
 
-    def recurrent_grads(self, w, g, tape, da, job) -> None:
-        """dW_hh += DAᵀ H_prev, db_hh += Σ DA."""
-        gemm(flat(da), flat(tape.states[0][:-1]), g.weight_hh, trans_a=True, accumulate=True)
-        if g.bias_hh is not None:
-            g.bias_hh += flat(da).sum(axis=0)
+    def weight_products(self, g, tape, da, job) -> list:
+        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_prev | 1]."""
+        return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [g.weight_ih, g.weight_hh],
+                 [g.bias_ih, g.bias_hh])]
+
+    def other_grads(self, g, tape, da, job) -> None:
+        """The Elman RNN has no other parameters."""

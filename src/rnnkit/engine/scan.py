@@ -7,8 +7,9 @@ for all the directions of a layer at once, so that their recurrences can run sid
   the directions' recurrences (:mod:`rnnkit.engine.schedule`), each of which adds the biases and
   the recurrent term and applies the cell step by step;
 - backward: one launch of the directions' backward recurrences, which leave ``DA`` (T, B, G·H),
-  then per direction the parameter gradients ``dW_ih += DAᵀ X``, ``db_ih += Σ DA``, the cell's
-  recurrent ones, and ``dX = DA W_ih``, each a single product over all T·B rows.
+  then per direction the parameter gradients as products over all T·B rows that read DA once:
+  ``[dW_ih | dW_hh | db] += DAᵀ [X | H_prev | 1]`` for the LSTM and RNN (the GRU's recurrent
+  gradients use another operand: two or three such products), and ``dX = DA W_ih``.
 
 Every product runs on the engine's micro-kernel (:mod:`rnnkit.engine.gemm`).
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.engine.gemm import gemm
+from rnnkit.engine.gemm import add_products, gemm
 from rnnkit.engine.schedule import launch
 from rnnkit.kernels.base import Tape, Weights, flat
 
@@ -62,10 +63,9 @@ def layer_backward(cell, ws: list[Weights], gs: list[Weights], tapes: list[Tape]
     launch(tuple(jobs), workers)
     results = []
     for w, g, tape, da, carry, job in zip(ws, gs, tapes, das, carries, jobs):
-        cell.recurrent_grads(w, g, tape, da, job)
-        gemm(flat(da), flat(tape.x), g.weight_ih, trans_a=True, accumulate=True)
-        if g.bias_ih is not None:
-            g.bias_ih += flat(da).sum(axis=0)
+        for a, blocks, grads, bias_grads in cell.weight_products(g, tape, da, job):
+            add_products(a, blocks, grads, [b for b in bias_grads if b is not None])
+        cell.other_grads(g, tape, da, job)
         dx = np.empty(tape.x.shape, da.dtype)
         gemm(flat(da), w.weight_ih, flat(dx))
         results.append((dx, carry))
