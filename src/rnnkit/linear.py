@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from rnnkit.checks import as_float_array, check_positive_int, make_rng
+from rnnkit.engine import matmul
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
 
@@ -34,7 +35,7 @@ class Linear(Module):
                              f"got shape {x.shape}")
         self._x = x if is_grad_enabled() else None
         # One (N, in) x (in, out) product: NumPy runs a 3-D @ 2-D matmul as a loop of small ones.
-        y = x.reshape(-1, self.in_features) @ self.weight.data.T
+        y = matmul(np.ascontiguousarray(x).reshape(-1, self.in_features), self.weight.data, trans_b=True)
         if self.bias is not None:
             y += self.bias.data
         return y.reshape(x.shape[:-1] + (self.out_features,))
@@ -42,8 +43,9 @@ class Linear(Module):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self._x is None:
             raise RuntimeError("Linear.backward: no forward call with gradients enabled")
-        d2 = dout.reshape(-1, self.out_features)                          # (N, out)
-        self.weight.grad += d2.T @ self._x.reshape(-1, self.in_features)
+        d2 = np.ascontiguousarray(dout).reshape(-1, self.out_features)   # (N, out)
+        matmul(d2, np.ascontiguousarray(self._x).reshape(-1, self.in_features), trans_a=True,
+               out=self.weight.grad, accumulate=True)
         if self.bias is not None:
             self.bias.grad += d2.sum(axis=0)
-        return (d2 @ self.weight.data).reshape(dout.shape[:-1] + (self.in_features,))
+        return matmul(d2, self.weight.data).reshape(dout.shape[:-1] + (self.in_features,))

@@ -126,3 +126,30 @@ class CellStepper:
             job = self.step.step_job(self.kind, *arrays, x, h, c, h_new, c_new, 2)
             launch((job,), 2)
         return (h_new, c_new) if lstm else (h_new,)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
+           out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
+    """op(a) · op(b) for 2-D arrays (op(x) = xᵀ when its flag is set), into ``out`` (added to it
+    with ``accumulate``): on the engine's micro-kernel when the engine is enabled, else NumPy.
+
+    The toolkit's own products go through here, so that every product rnnkit computes runs on the
+    same full-width kernel and the same threads: NumPy's BLAS keeps its threads spinning after a
+    call, and they would take the cores from the engine's next recurrence (measured: a character
+    LSTM's training step took 125 ms instead of 70).
+    """
+    rows = a.shape[1] if trans_a else a.shape[0]
+    cols = b.shape[0] if trans_b else b.shape[1]
+    if out is None:
+        out = np.zeros((rows, cols), np.result_type(a, b)) if accumulate else np.empty((rows, cols), np.result_type(a, b))
+    if not enabled():
+        product = (a.T if trans_a else a) @ (b.T if trans_b else b)
+        if accumulate:
+            out += product
+        else:
+            out[...] = product
+        return out
+    from rnnkit.engine.gemm import gemm
+    a = a if a.strides[-1] == a.itemsize else np.ascontiguousarray(a)
+    b = np.ascontiguousarray(b)
+    return gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)

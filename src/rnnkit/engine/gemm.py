@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from numba.extending import overload
 
+from rnnkit.engine import workspace
 from rnnkit.engine.jit import jit
 from rnnkit.engine.microkernel import SHAPE, tile_mm
 from rnnkit.engine.schedule import counters_for, launch, num_threads, run, task
@@ -46,12 +47,14 @@ class GemmJob(NamedTuple):
 
 
 @jit
-def pack_panels(b, trans_b, nr):
+def pack_panels(b, trans_b, panels):
     """panels[p, k, j] = op(B)[k, p·NR + j], zero past the last column; op(B) is K × N."""
-    K, N = (b.shape[1], b.shape[0]) if trans_b else (b.shape[0], b.shape[1])
-    panels = np.zeros((-(-N // nr), K, nr), b.dtype)
-    for p in range(panels.shape[0]):
+    n_panels, K, nr = panels.shape
+    N = b.shape[0] if trans_b else b.shape[1]
+    for p in range(n_panels):
         width = min(nr, N - p * nr)
+        if width < nr:
+            panels[p, :, width:] = 0.0
         if trans_b:
             for j in range(width):
                 row = b[p * nr + j]
@@ -59,21 +62,15 @@ def pack_panels(b, trans_b, nr):
                     panels[p, k, j] = row[k]
         else:
             for k in range(K):
-                row = b[k]
-                for j in range(width):
-                    panels[p, k, j] = row[p * nr + j]
-    return panels
+                panels[p, k, :width] = b[k, p * nr:p * nr + width]
 
 
 @jit
-def pack_blocks(blocks, ones, nr):
+def pack_blocks(blocks, ones, panels):
     """[B_0 | B_1 | … | 1] (K × (Σ n_i + ones)) as panels: matrices side by side, and a column
     of ones if ``ones``, so that one product gives several gradients and a bias's too."""
-    K = blocks[0].shape[0]
-    N = ones
-    for i in range(len(blocks)):
-        N += blocks[i].shape[1]
-    panels = np.zeros((-(-N // nr), K, nr), blocks[0].dtype)
+    n_panels, K, nr = panels.shape
+    panels[n_panels - 1] = 0.0                        # the padding of the last panel
     for k in range(K):
         n = 0                                         # the column of [B_0 | …] being written
         for i in range(len(blocks)):
@@ -85,7 +82,6 @@ def pack_blocks(blocks, ones, nr):
                 j, n = j + run, n + run
         if ones:
             panels[n // nr, k, n % nr] = 1.0
-    return panels
 
 
 @jit(inline=True)
@@ -102,12 +98,12 @@ def _block(a, base, tile_stride, a_rs, a_ks, panels, p, r0, r1, k0, kc, c, add, 
         rows = min(MR, r1 - r)
         off = base + (r - r0) // MR * tile_stride
         if n0 + NR <= N:
-            tile_mm(a, off, a_rs, a_ks, rows, panels, (p * K + k0) * NR, kc, c, r * N + n0, N, add)
+            tile_mm(a, off, a_rs, a_ks, rows, panels, (p * K + k0) * NR, NR, kc, c, r * N + n0, N, add)
         else:                                        # the right edge: through a padded scratch tile
             for i in range(rows):
                 for j in range(NR):
                     scratch[i, j] = c[r + i, n0 + j] if add and n0 + j < N else 0.0
-            tile_mm(a, off, a_rs, a_ks, rows, panels, (p * K + k0) * NR, kc, scratch, 0, NR, True)
+            tile_mm(a, off, a_rs, a_ks, rows, panels, (p * K + k0) * NR, NR, kc, scratch, 0, NR, True)
             for i in range(rows):
                 for j in range(N - n0):
                     c[r + i, n0 + j] = scratch[i, j]
@@ -171,7 +167,11 @@ def _gemm_task(job, step, phase, chunk, worker):
 
 def pack(b: np.ndarray, trans_b: bool = False) -> np.ndarray:
     """op(B) (K × N) as (ceil(N / NR), K, NR) panels."""
-    return pack_panels(b, trans_b, SHAPE.width(b.dtype))
+    K, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    nr = SHAPE.width(b.dtype)
+    panels = workspace.empty((-(-N // nr), K, nr), b.dtype)
+    pack_panels(b, trans_b, panels)
+    return panels
 
 
 def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bool = False,
@@ -192,7 +192,7 @@ def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bo
     block = MR * -(-M // (MR * row_blocks))                          # rows per block: whole tiles
     steps = -(-K // KC)
     job = GemmJob(panels, a, trans_a, c, accumulate, row_blocks, block,
-                  np.empty((workers, block * KC if trans_a else 0), c.dtype), np.full(workers, -1),
+                  workspace.empty((workers, block * KC if trans_a else 0), c.dtype), np.full(workers, -1),
                   np.empty((workers, MR, NR), c.dtype), steps, np.array([row_blocks * n_panels]),
                   counters_for(steps, 1, workers))
     launch((job,), workers)
@@ -202,9 +202,12 @@ def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bo
 def add_products(da: np.ndarray, blocks: list, grads: list, bias_grads: list) -> None:
     """grads[i] += DAᵀ B_i for each block B_i (K × n_i), and each of bias_grads += Σ DA (the
     column sums), with one product DAᵀ [B_0 | … | 1]: DA (K × M) is read once for all of them."""
-    width = sum(b.shape[1] for b in blocks)
-    c = np.empty((da.shape[1], width + bool(bias_grads)), da.dtype)
-    gemm_packed(da, pack_blocks(tuple(blocks), int(bool(bias_grads)), SHAPE.width(da.dtype)), c, trans_a=True)
+    width = sum(b.shape[1] for b in blocks) + bool(bias_grads)
+    nr = SHAPE.width(da.dtype)
+    panels = workspace.empty((-(-width // nr), da.shape[0], nr), da.dtype)
+    pack_blocks(tuple(blocks), bool(bias_grads), panels)
+    c = workspace.empty((da.shape[1], width), da.dtype)
+    gemm_packed(da, panels, c, trans_a=True)
     col = 0
     for b, g in zip(blocks, grads):
         g += c[:, col:col + b.shape[1]]

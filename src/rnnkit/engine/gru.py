@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numba.extending import overload
 
+from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
@@ -262,8 +263,8 @@ class GRUEngine:
 
     def new_aux(self, steps: int, batch: int, dtype) -> GRUAux:
         shape, none = (steps, batch, self.kernel.hidden_size), (0, 0, 0)
-        return GRUAux(np.empty(shape if self.reset_after else none, dtype),
-                      np.empty(none if self.reset_after else shape, dtype))
+        return GRUAux(workspace.empty(shape if self.reset_after else none, dtype),
+                      workspace.empty(none if self.reset_after else shape, dtype))
 
     def forward_job(self, w, gates, states, aux, mask, workers) -> GRUForward:
         T, B, G = gates.shape
@@ -285,14 +286,15 @@ class GRUEngine:
         T, B, G = da.shape
         H = G // 3
         if self.reset_after:
-            panels, panels_n, da_h = pack(w.weight_hh), np.zeros((0, 0, 1), da.dtype), np.empty_like(da)
+            panels, panels_n = pack(w.weight_hh), np.zeros((0, 0, 1), da.dtype)
+            da_h = workspace.empty(da.shape, da.dtype)
             chunks = [panels.shape[0]]
         else:
             panels, panels_n = pack(w.weight_hh[:2 * H]), pack(w.weight_hh[2 * H:])
             da_h = np.empty((0, 0, 0), da.dtype)
             chunks = [panels.shape[0], panels_n.shape[0]]
         return GRUBackward(panels, panels_n, self.reset_after, tape.gates, tape.states[0], tape.aux.hn, dout,
-                           da, da_h, np.empty((T, B, H), da.dtype), np.zeros((B, H), da.dtype), carry[0], mask,
+                           da, da_h, workspace.empty((T, B, H), da.dtype), np.zeros((B, H), da.dtype), carry[0], mask,
                            T + 1, np.array(chunks), counters_for(T + 1, len(chunks), workers),
                            recurrence_scratch(workers, B, da.dtype))
 

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from numba.extending import overload
 
+from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import gemm, pack
 from rnnkit.engine.jit import jit
@@ -40,6 +41,7 @@ from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import vload, vstore
 from rnnkit.kernels.base import flat
+from rnnkit.kernels.lstm import LSTMAux
 
 NO_PANELS = (0, 0, 1)           # the shape of an absent panel set (no projection)
 
@@ -286,8 +288,9 @@ class LSTMEngine:
     def __init__(self, kernel) -> None:
         self.kernel = kernel
 
-    def new_aux(self, steps: int, batch: int, dtype):
-        return self.kernel.new_aux(steps, batch, dtype)
+    def new_aux(self, steps: int, batch: int, dtype) -> LSTMAux:
+        shape = (steps, batch, self.kernel.hidden_size)
+        return LSTMAux(workspace.empty(shape, dtype), workspace.empty(shape, dtype) if self.kernel.proj_size else None)
 
     def _peepholes(self, w, dtype) -> tuple:
         none = np.zeros(0, dtype)
@@ -313,7 +316,7 @@ class LSTMEngine:
         panels = pack(w.weight_hh)
         if self.kernel.proj_size:
             proj = pack(w.weight_hr)
-            dh = np.empty((T, B, self.kernel.proj_size), da.dtype)
+            dh = workspace.empty((T, B, self.kernel.proj_size), da.dtype)
             dh[T - 1] = (carry[0] + dout[T - 1]) * mask[T - 1][:, None]        # dL/dh of the last step
             steps, chunks = T, [proj.shape[0], panels.shape[0]]
         else:

@@ -37,23 +37,24 @@ def _data(context, builder, array_type, array):
 
 
 def make_tile_kernel(shape: TileShape):
-    """The intrinsic ``tile_mm(a, a_off, a_rs, a_ks, nrows, p, p_off, K, c, c_off, c_rs, accumulate)``.
+    """The intrinsic ``tile_mm(a, a_off, a_rs, a_ks, nrows, p, p_off, p_ks, K, c, c_off, c_rs, accumulate)``.
 
     Computes rows ``a_off + i·a_rs`` (i < MR, clamped to ``nrows``) of A, k stride ``a_ks``, times
-    the K × NR panel at ``p[p_off:]``, into C rows ``c_off + i·c_rs`` (NR contiguous columns each);
+    the K × NR panel at ``p[p_off:]`` whose rows are ``p_ks`` apart (NR, or more when the tile
+    computes a slice of a wider panel), into C rows ``c_off + i·c_rs`` (NR contiguous columns each);
     ``accumulate`` adds to C instead of overwriting it. All offsets and strides count elements.
     """
     mr, nv = shape.mr, shape.nv
 
     @intrinsic
-    def tile_mm(typingctx, a, a_off, a_rs, a_ks, nrows, p, p_off, k_len, c, c_off, c_rs, accumulate):
+    def tile_mm(typingctx, a, a_off, a_rs, a_ks, nrows, p, p_off, p_ks, k_len, c, c_off, c_rs, accumulate):
         if not (a.dtype == p.dtype == c.dtype and a.dtype in (types.float32, types.float64)):
             return None
         sig = types.void(a, types.intp, types.intp, types.intp, types.intp, p, types.intp, types.intp,
-                         c, types.intp, types.intp, types.boolean)
+                         types.intp, c, types.intp, types.intp, types.boolean)
 
         def codegen(context, builder, signature, args):
-            (a_, a_off_, a_rs_, a_ks_, nrows_, p_, p_off_, k_, c_, c_off_, c_rs_, acc_) = args
+            (a_, a_off_, a_rs_, a_ks_, nrows_, p_, p_off_, p_ks_, k_, c_, c_off_, c_rs_, acc_) = args
             scalar = context.get_value_type(signature.args[0].dtype)
             lanes = host_isa().lanes(str(signature.args[0].dtype))
             vec = ir.VectorType(scalar, lanes)
@@ -62,7 +63,7 @@ def make_tile_kernel(shape: TileShape):
                 f"llvm.fma.v{lanes}{'f64' if isinstance(scalar, ir.DoubleType) else 'f32'}")
             A = builder.gep(_data(context, builder, signature.args[0], a_), [a_off_])
             P = builder.gep(_data(context, builder, signature.args[5], p_), [p_off_])
-            C = builder.gep(_data(context, builder, signature.args[8], c_), [c_off_])
+            C = builder.gep(_data(context, builder, signature.args[9], c_), [c_off_])
             last = builder.sub(nrows_, _const(1))
             a_rows, c_rows = [], []
             for i in range(mr):                                  # rows past nrows repeat the last one
@@ -84,7 +85,7 @@ def make_tile_kernel(shape: TileShape):
             builder.position_at_end(loop)                        # for k in range(K):
             k = builder.phi(I64)
             acc = [builder.phi(vec) for _ in init]
-            row = builder.gep(P, [builder.mul(k, _const(nv * lanes))])
+            row = builder.gep(P, [builder.mul(k, p_ks_)])
             panel = [builder.load(builder.bitcast(builder.gep(row, [_const(v * lanes)]), vec.as_pointer()),
                                   align=4) for v in range(nv)]
             undef = ir.Constant(vec, ir.Undefined)

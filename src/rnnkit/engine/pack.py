@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.engine import workspace
 from rnnkit.engine.isa import TileShape, tile_shape
 from rnnkit.engine.jit import jit
 
@@ -27,21 +28,24 @@ def units_per_panel(gates: int, dtype) -> int:
 
 
 @jit
-def _pack_gates(w_hh, gates, units, width):
-    """panels[p, k, g·U + u] = W_hh[g·H + p·U + u, k], zero past H (and past G·U columns)."""
-    H, K = w_hh.shape[0] // gates, w_hh.shape[1]
-    n_panels = -(-H // units)
-    panels = np.zeros((n_panels, K, width), w_hh.dtype)
+def _pack_gates(w_hh, gates, units, panels):
+    """panels[p, k, g·U + u] = W_hh[g·H + p·U + u, k]; zero past H and past G·U columns."""
+    n_panels, K, width = panels.shape
+    H = w_hh.shape[0] // gates
     for p in range(n_panels):                         # one panel at a time, written row by row
         n = min(units, H - p * units)
         for k in range(K):
             out = panels[p, k]
+            out[:] = 0.0
             for g in range(gates):
                 for u in range(n):
                     out[g * units + u] = w_hh[g * H + p * units + u, k]
-    return panels
 
 
 def pack_gates(w_hh: np.ndarray, gates: int) -> np.ndarray:
     """W_hh (G·H, K) as (ceil(H / U), K, NR) panels: panel p, column g·U + u is W_hh[g·H + p·U + u]."""
-    return _pack_gates(w_hh, gates, units_per_panel(gates, w_hh.dtype), gate_tile(gates).width(w_hh.dtype))
+    units = units_per_panel(gates, w_hh.dtype)
+    H = w_hh.shape[0] // gates
+    panels = workspace.empty((-(-H // units), w_hh.shape[1], gate_tile(gates).width(w_hh.dtype)), w_hh.dtype)
+    _pack_gates(w_hh, gates, units, panels)
+    return panels

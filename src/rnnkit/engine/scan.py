@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.engine import workspace
 from rnnkit.engine.gemm import add_products, gemm
 from rnnkit.engine.schedule import launch
 from rnnkit.kernels.base import Tape, Weights, flat
@@ -36,9 +37,9 @@ def layer_forward(cell, ws: list[Weights], xs: list[np.ndarray], states0: list[t
     for w, x, state0 in zip(ws, xs, states0):
         x = np.ascontiguousarray(x)                   # the products read rows through raw pointers
         T, B, _ = x.shape
-        gates = np.empty((T, B, w.weight_ih.shape[0]), x.dtype)                  # (T, B, G·H)
+        gates = workspace.empty((T, B, w.weight_ih.shape[0]), x.dtype)             # (T, B, G·H)
         gemm(flat(x), w.weight_ih, flat(gates), trans_b=True)
-        states = tuple(np.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
+        states = tuple(workspace.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
         for s, s0 in zip(states, state0):
             s[0] = s0
         aux = cell.new_aux(T, B, x.dtype)
@@ -54,7 +55,7 @@ def layer_backward(cell, ws: list[Weights], gs: list[Weights], tapes: list[Tape]
     jobs, das, carries = [], [], []
     for w, tape, dout, dfinal in zip(ws, tapes, douts, dfinals):
         T, B, _ = tape.x.shape
-        da = np.empty_like(tape.gates)                                              # (T, B, G·H)
+        da = workspace.empty(tape.gates.shape, tape.gates.dtype)                     # (T, B, G·H)
         carry = tuple(np.array(d, da.dtype).reshape(B, -1) for d in dfinal)         # copies: updated
         dout = np.ascontiguousarray(dout, da.dtype)
         jobs.append(cell.backward_job(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers))
@@ -66,7 +67,7 @@ def layer_backward(cell, ws: list[Weights], gs: list[Weights], tapes: list[Tape]
         for a, blocks, grads, bias_grads in cell.weight_products(g, tape, da, job):
             add_products(a, blocks, grads, [b for b in bias_grads if b is not None])
         cell.other_grads(g, tape, da, job)
-        dx = np.empty(tape.x.shape, da.dtype)
+        dx = np.empty(tape.x.shape, da.dtype)                      # returned: the caller's to keep
         gemm(flat(da), w.weight_ih, flat(dx))
         results.append((dx, carry))
     return results

@@ -66,17 +66,17 @@ def panel_product(a, a_off, lda, rows, panels, p, acc):
             a0, n, p0, c0 = a_off + r * lda + k0, min(mr, rows - r), (p * K + k0) * NR, r * ldc
             if n == 1:                                            # one row: the one-row tile
                 if nv == 4:
-                    row_mm4(a, a0, lda, 1, 1, panels, p0, kc, acc, c0, ldc, k0 > 0)
+                    row_mm4(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
                 elif nv == 3:
-                    row_mm3(a, a0, lda, 1, 1, panels, p0, kc, acc, c0, ldc, k0 > 0)
+                    row_mm3(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
                 else:
-                    row_mm(a, a0, lda, 1, 1, panels, p0, kc, acc, c0, ldc, k0 > 0)
+                    row_mm(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
             elif nv == 4:
-                tile_mm4(a, a0, lda, 1, n, panels, p0, kc, acc, c0, ldc, k0 > 0)
+                tile_mm4(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
             elif nv == 3:
-                tile_mm3(a, a0, lda, 1, n, panels, p0, kc, acc, c0, ldc, k0 > 0)
+                tile_mm3(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
             else:
-                tile_mm(a, a0, lda, 1, n, panels, p0, kc, acc, c0, ldc, k0 > 0)
+                tile_mm(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
 
 
 def task(job, step, phase, chunk, worker):

@@ -14,7 +14,8 @@ import numpy as np
 
 def clip_grad_norm_(params, max_norm: float) -> float:
     params = list(params)
-    total = math.sqrt(sum(float(np.dot(p.grad.ravel(), p.grad.ravel())) for p in params))
+    # Σ g² by einsum's own loop, not BLAS's dot: a BLAS call would leave threads spinning after it.
+    total = math.sqrt(sum(float(np.einsum("i,i->", g, g)) for g in (p.grad.ravel() for p in params)))
     coef = max_norm / (total + 1e-6)                       # the 1e-6 is PyTorch's, for parity
     if coef < 1.0:
         for p in params:

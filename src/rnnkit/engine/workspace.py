@@ -1,0 +1,56 @@
+"""Arrays the engine reuses from call to call, so that a training loop stops paying for fresh memory.
+
+A layer call needs several arrays of the size of its tape (pre-activations, states, gradients,
+packed weights). Fresh ones cost more than their size suggests: the operating system hands out
+large allocations as untouched pages, and touching each 4 KiB page the first time costs a fault
+(2-3 µs on the virtual machine this was measured on: ~2,900 faults, 8 ms, in one forward and
+backward pass of a 2-layer LSTM of 256 units over 64 × 32 steps). The pool keeps every array it
+hands out and hands it out again once nobody else refers to it — the reference count says so — so
+an array still held by a caller (a tape kept for ``backward``, a result) is never reused.
+
+The pool holds on to its arrays, like PyTorch's caching allocator: :func:`release` lets them go.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import defaultdict
+
+import numpy as np
+
+MIN_BYTES = 1 << 16          # smaller arrays come from the allocator's own free lists: no faults
+PER_SHAPE = 16               # arrays of one shape kept at most: two tapes of every layer of a stack
+
+_arrays: dict[tuple, list[np.ndarray]] = defaultdict(list)
+_lock = threading.Lock()
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """An uninitialised C-ordered array that nobody else refers to (from the pool when it is large)."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(n) for n in shape)
+    if int(np.prod(shape)) * dtype.itemsize < MIN_BYTES:
+        return np.empty(shape, dtype)
+    key = (shape, dtype)
+    with _lock:
+        kept = _arrays[key]
+        for a in kept:
+            if sys.getrefcount(a) <= 3:          # the list, the loop variable, getrefcount's argument
+                return a
+        a = np.empty(shape, dtype)
+        if len(kept) < PER_SHAPE:
+            kept.append(a)
+        return a
+
+
+def zeros(shape, dtype) -> np.ndarray:
+    a = empty(shape, dtype)
+    a.fill(0)
+    return a
+
+
+def release() -> None:
+    """Let go of every kept array (memory returns to the allocator when nobody else holds them)."""
+    with _lock:
+        _arrays.clear()
