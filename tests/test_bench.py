@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 import rnnkit
+import rnnkit.engine
 from rnnkit.bench.lm import _torch_model, _torch_score, run_lm_bench
 from rnnkit.bench.onnx_model import build_model, session
 from rnnkit.bench.points import Point, grid
-from rnnkit.bench.runner import BenchOptions, derive, run_worker
+from rnnkit.bench.report import engine_line, peak_line
+from rnnkit.bench.runner import BenchOptions, derive, machine, measure_peak, run_worker
 from rnnkit.cli import main
 
 pytest.importorskip("onnxruntime")
@@ -65,6 +67,26 @@ def test_derived_ratios():
     assert d["train_vs_torch"] == 2.0 and d["infer_vs_torch"] == 0.5 and d["infer_vs_onnxruntime"] == 2.0
     assert d["train_floor_fraction"] == 0.5 and d["infer_floor_fraction"] == 1.0
     assert d["train_gflops"] == pytest.approx(p.gemm_flops(True) / 0.5 / 1e9)
+    assert "train_peak_share" not in d
+    shared = derive(p, {"rnnkit": {"train": 0.5}}, peak=2e-5)
+    assert shared["train_peak_share"] == pytest.approx(shared["train_gflops"] / 2e-5)
+
+
+def test_peak_is_measured_by_each_library():
+    options = BenchOptions(min_time=0.05)
+    peak = measure_peak(options)
+    assert set(peak["results"]) == {"rnnkit", "numpy", "torch"}
+    assert all(r["gflops"] > 1 for r in peak["results"].values())
+    assert peak["gflops"] == max(r["gflops"] for r in peak["results"].values())
+    assert peak_line(peak).startswith(f"machine float32 GEMM peak: {peak['gflops']:.0f} GFLOP/s, by {peak['by']}")
+
+
+def test_engine_line_names_the_kernel():
+    line = engine_line(machine())
+    isa = rnnkit.engine.describe()["isa"]
+    assert line.startswith(f"rnnkit engine: its own micro-kernel, {isa} (") and "threads" in line
+    assert engine_line({"engine": {"enabled": False, "why": "no numba"}}) == \
+        "rnnkit: NumPy reference (the engine is off: no numba)"
 
 
 def test_workers_time_and_skip():

@@ -44,6 +44,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = BenchOptions(quick=args.quick, threads=args.threads, min_time=min_time)
     record = {"machine": machine(), "threads": args.threads}
     print(f"machine: {report.machine_line(record['machine'])}; {args.threads} threads per contender", file=out)
+    print(report.engine_line(record["machine"]), file=out)
     if not args.no_grid:
         record.update(run_bench(options, _printer(out)))
         for line in report.notes(record):
@@ -66,6 +67,9 @@ def _printer(out):
     printed = set()
 
     def show(kind: str, row: dict) -> None:
+        if kind == "peak":
+            print(report.peak_line(row), file=out, flush=True)
+            return
         if kind not in printed:
             print("\n" + headers[kind], file=out)
             printed.add(kind)

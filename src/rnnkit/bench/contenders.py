@@ -7,8 +7,13 @@ lacks the configuration (PyTorch has no peephole LSTM), reports ``skipped`` with
 - ``rnnkit``: the layer's forward + ``backward(dout)``; inference under ``no_grad``.
 - ``torch``: ``torch.nn.LSTM/GRU/RNN`` forward + ``out.backward(dout)``; inference under no_grad.
 - ``onnxruntime``: inference of the ONNX graph of the same layer (:mod:`rnnkit.bench.onnx_model`).
-- ``floor``: only the matrix products of the step (see :mod:`rnnkit.bench.points`) in NumPy, into
-  preallocated outputs: what the step would cost if everything else were free.
+- ``floor``: only the matrix products of the step (see :mod:`rnnkit.bench.points`) on rnnkit's
+  full-width micro-kernel, into preallocated outputs: what the step would cost if everything else
+  were free.
+
+:func:`peak_gflops` measures the machine: one large float32 product by rnnkit's kernel, by NumPy's
+BLAS and by PyTorch's, each in its own process; the best of them is the peak each point's GFLOP/s
+is compared with.
 """
 
 from __future__ import annotations
@@ -94,7 +99,9 @@ def onnxruntime_fns(point: Point, x: np.ndarray, dout: np.ndarray):
 
 
 def floor_fns(point: Point, x: np.ndarray, dout: np.ndarray):
-    """The step's matrix products alone, each into a preallocated output."""
+    """The step's matrix products alone, each into a preallocated output, on rnnkit's full-width
+    micro-kernel: the recurrent weights packed once per call, then one product per step."""
+    from rnnkit.engine.gemm import gemm, gemm_packed, pack
     rng, G, T, B = np.random.default_rng(2), GATES[point.cell], point.T, point.B
 
     def a(*shape):
@@ -108,20 +115,51 @@ def floor_fns(point: Point, x: np.ndarray, dout: np.ndarray):
 
     def infer():
         for c in cells:
-            np.matmul(c["x"], c["w_ih"].T, out=c["gates"].reshape(T * B, -1))
+            gemm(c["x"], c["w_ih"], c["gates"].reshape(T * B, -1), trans_b=True)
+            w_hh_t = pack(c["w_hh"], trans_b=True)
             for t in range(T):
-                np.matmul(c["h"][t], c["w_hh"].T, out=c["gates"][t])
+                gemm_packed(c["h"][t], w_hh_t, c["gates"][t])
 
     def train():
         infer()
         for c in cells:
+            w_hh = pack(c["w_hh"])
             for t in range(T):
-                np.matmul(c["da"][t], c["w_hh"], out=c["dh"][t])
+                gemm_packed(c["da"][t], w_hh, c["dh"][t])
             da = c["da"].reshape(T * B, -1)
-            np.matmul(da.T, c["h"].reshape(T * B, -1), out=c["dw_hh"])
-            np.matmul(da.T, c["x"], out=c["dw_ih"])
-            np.matmul(da, c["w_ih"], out=c["dx"])
+            gemm(da, c["h"].reshape(T * B, -1), c["dw_hh"], trans_a=True)
+            gemm(da, c["x"], c["dw_ih"], trans_a=True)
+            gemm(da, c["w_ih"], c["dx"])
     return train, infer
+
+
+PEAK_SHAPE = (3200, 512, 2048)       # M, K, N: large enough that every library runs at its peak
+
+
+def peak_gflops(contender: str) -> float:
+    """float32 GFLOP/s of one large product, (M × K)·(K × N), by ``contender``'s own GEMM."""
+    from rnnkit.bench.measure import median_time
+    m, k, n = PEAK_SHAPE
+    rng = np.random.default_rng(3)
+    A, Bm = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    C = np.empty((m, n), np.float32)
+    if contender == "rnnkit":
+        from rnnkit.engine.gemm import gemm
+
+        def run():
+            gemm(A, Bm, C)
+    elif contender == "numpy":
+        def run():
+            np.matmul(A, Bm, out=C)
+    elif contender == "torch":
+        torch = import_torch()
+        ta, tb, tc = torch.from_numpy(A), torch.from_numpy(Bm), torch.from_numpy(C)
+
+        def run():
+            torch.mm(ta, tb, out=tc)
+    else:
+        raise Skipped(f"{contender} has no GEMM to time")
+    return 2.0 * m * k * n / median_time(run, 1.0) / 1e9
 
 
 CONTENDERS = {"rnnkit": rnnkit_fns, "torch": torch_fns, "onnxruntime": onnxruntime_fns, "floor": floor_fns}

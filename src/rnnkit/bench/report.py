@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 LAYER_HEADER = (
-    "| point | train rnnkit | torch | torch/rnnkit | GEMM floor | rnnkit GFLOP/s | floor/rnnkit "
+    "| point | train rnnkit | torch | torch/rnnkit | GEMM floor | rnnkit GFLOP/s | of peak | floor/rnnkit "
     "| infer rnnkit | torch | onnxruntime | torch/rnnkit | ort/rnnkit | train peak MiB rnnkit / torch |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 STREAM_HEADER = "| streaming step | rnnkit | torch | torch/rnnkit |\n|---|---|---|---|"
 
@@ -38,7 +38,8 @@ def layer_row(row: dict) -> str:
     gflops = d.get("train_gflops")
     cells = [
         row["name"], ms(r["rnnkit"], "train"), ms(r["torch"], "train"), ratio(d, "train_vs_torch"),
-        ms(r["floor"], "train"), "—" if gflops is None else f"{gflops:.1f}", ratio(d, "train_floor_fraction", True),
+        ms(r["floor"], "train"), "—" if gflops is None else f"{gflops:.1f}", ratio(d, "train_peak_share", True),
+        ratio(d, "train_floor_fraction", True),
         ms(r["rnnkit"], "infer"), ms(r["torch"], "infer"), ms(r["onnxruntime"], "infer"),
         ratio(d, "infer_vs_torch"), ratio(d, "infer_vs_onnxruntime"), f"{mib(r['rnnkit'])} / {mib(r['torch'])}",
     ]
@@ -65,5 +66,30 @@ def notes(record: dict) -> list[str]:
 
 def machine_line(machine: dict) -> str:
     v = machine["versions"]
-    peers = ", ".join(f"{k} {v[k]}" for k in ("numpy", "torch", "onnxruntime") if v.get(k))
+    peers = ", ".join(f"{k} {v[k]}" for k in ("numpy", "numba", "torch", "onnxruntime") if v.get(k))
     return f"{machine['cpu']}, {machine['cores']} cores, Python {machine['python']}; {peers}"
+
+
+def engine_line(machine: dict) -> str:
+    """Which GEMM provider and kernel rnnkit runs, and the BLAS NumPy loaded (unused by rnnkit)."""
+    e = machine.get("engine", {})
+    if not e.get("enabled"):
+        return f"rnnkit: NumPy reference (the engine is off: {e.get('why', 'RNNKIT_ENGINE=0')})"
+    line = (f"rnnkit engine: its own micro-kernel, {e['isa']} ({e['vector_bits']}-bit vectors, "
+            f"{e['float32_lanes']} float32 lanes), tiles {'/'.join(e['tiles'])}, {e['threads']} threads "
+            f"(Numba {e['numba']}, {e['threading_layer']})")
+    blas = e.get("numpy_blas")
+    if blas:
+        line += f"; NumPy's BLAS: {blas['internal_api']} {blas['version']} ({blas['architecture']}), not used by rnnkit"
+    return line
+
+
+def peak_line(peak: dict) -> str:
+    from rnnkit.bench.contenders import PEAK_SHAPE
+    m, k, n = PEAK_SHAPE
+    parts = ", ".join(f"{name} {r['gflops']:.0f}" if "gflops" in r else f"{name} {r.get('skipped', 'failed')}"
+                      for name, r in peak["results"].items())
+    if not peak.get("gflops"):
+        return f"machine float32 GEMM peak: not measured ({parts})"
+    return (f"machine float32 GEMM peak: {peak['gflops']:.0f} GFLOP/s, by {peak['by']} "
+            f"(({m}×{k})·({k}×{n}); {parts} GFLOP/s)")

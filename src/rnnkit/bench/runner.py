@@ -18,6 +18,7 @@ from importlib import metadata
 from rnnkit.bench.points import Point, StreamPoint, grid, stream_grid
 
 LAYER_CONTENDERS = ("rnnkit", "torch", "onnxruntime", "floor")
+PEAK_CONTENDERS = ("rnnkit", "numpy", "torch")
 STREAM_CONTENDERS = ("rnnkit", "torch")
 MEMORY_CONTENDERS = ("rnnkit", "torch")
 
@@ -33,7 +34,8 @@ class BenchOptions:
 def thread_env(threads: int) -> dict:
     """The environment of a benchmark process: every library's thread pool set to ``threads``."""
     n = str(threads)
-    return dict(os.environ, RNNKIT_BENCH_THREADS=n, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+    return dict(os.environ, RNNKIT_BENCH_THREADS=n, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
+                NUMBA_NUM_THREADS=n, RNNKIT_NUM_THREADS=n)
 
 
 def run_worker(job: dict, options: BenchOptions, memory: bool = False) -> dict:
@@ -53,7 +55,16 @@ def run_worker(job: dict, options: BenchOptions, memory: bool = False) -> dict:
     return json.loads(lines[-1])
 
 
-def bench_point(point: Point, options: BenchOptions) -> dict:
+def measure_peak(options: BenchOptions) -> dict:
+    """The machine's float32 GEMM peak: one large product by each library, each in its own process."""
+    results = {name: run_worker({"contender": name, "kind": "peak", "point": {}, "min_time": options.min_time},
+                                options) for name in PEAK_CONTENDERS}
+    speeds = {name: r["gflops"] for name, r in results.items() if "gflops" in r}
+    best = max(speeds, key=speeds.get) if speeds else None
+    return {"results": results, "gflops": speeds.get(best), "by": best}
+
+
+def bench_point(point: Point, options: BenchOptions, peak: float | None = None) -> dict:
     """Times (and training peak memory) of every contender on one point, with the derived figures."""
     results = {}
     for name in LAYER_CONTENDERS:
@@ -61,16 +72,20 @@ def bench_point(point: Point, options: BenchOptions) -> dict:
         results[name] = run_worker(job, options)
         if name in MEMORY_CONTENDERS and "skipped" not in results[name] and "error" not in results[name]:
             results[name].update(run_worker(dict(job, kind="memory"), options, memory=True))
-    return {"point": point.to_json(), "name": point.name, "results": results, "derived": derive(point, results)}
+    return {"point": point.to_json(), "name": point.name, "results": results,
+            "derived": derive(point, results, peak)}
 
 
-def derive(point: Point, results: dict) -> dict:
-    """GFLOP/s, fraction of the GEMM floor and speed ratios (peer time / rnnkit time: > 1 = we win)."""
+def derive(point: Point, results: dict, peak: float | None = None) -> dict:
+    """GFLOP/s, its share of the machine's GEMM peak, fraction of the GEMM floor and speed ratios
+    (peer time / rnnkit time: > 1 = we win)."""
     ours, floor, out = results.get("rnnkit", {}), results.get("floor", {}), {}
     for mode in ("train", "infer"):
         if mode not in ours:
             continue
         out[f"{mode}_gflops"] = point.gemm_flops(mode == "train") / ours[mode] / 1e9
+        if peak:
+            out[f"{mode}_peak_share"] = out[f"{mode}_gflops"] / peak
         if mode in floor:
             out[f"{mode}_floor_fraction"] = floor[mode] / ours[mode]
         for peer in ("torch", "onnxruntime"):
@@ -97,21 +112,29 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {}
-    for package in ("rnnkit", "numpy", "torch", "onnxruntime"):
+    for package in ("rnnkit", "numpy", "numba", "torch", "onnxruntime"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.platform(), "versions": versions}
+    about = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+             "system": platform.platform(), "versions": versions}
+    try:
+        import rnnkit.engine
+        about["engine"] = rnnkit.engine.describe()
+    except ImportError as exc:                       # no Numba: the NumPy reference runs
+        about["engine"] = {"enabled": False, "why": str(exc)}
+    return about
 
 
 def run_bench(options: BenchOptions, report) -> dict:
     """Run the grid, calling ``report(kind, row)`` after each row; returns the whole record."""
     record = {"machine": machine(), "threads": options.threads, "quick": options.quick,
               "layers": [], "stream": []}
+    record["peak"] = measure_peak(options)
+    report("peak", record["peak"])
     for point in grid(options.quick):
-        record["layers"].append(bench_point(point, options))
+        record["layers"].append(bench_point(point, options, record["peak"]["gflops"]))
         report("layer", record["layers"][-1])
     for point in stream_grid(options.quick):
         record["stream"].append(bench_stream(point, options))

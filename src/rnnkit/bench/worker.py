@@ -1,8 +1,9 @@
 """One benchmark job in its own process: ``python -m rnnkit.bench.worker '<json job>'``.
 
-A job is ``{"contender", "kind": "layer"|"memory"|"stream", "point", "min_time"}``; the process
-prints one JSON line: seconds per training and inference call (``layer``), seconds per cell step
-(``stream``), the peak memory of a training call (``memory``), or ``{"skipped": reason}``.
+A job is ``{"contender", "kind": "layer"|"memory"|"stream"|"peak", "point", "min_time"}``; the
+process prints one JSON line: seconds per training and inference call (``layer``), seconds per
+cell step (``stream``), the peak memory of a training call (``memory``), the GFLOP/s of one large
+product (``peak``), or ``{"skipped": reason}``.
 
 Memory is measured in a process of its own, started with glibc's mmap threshold fixed at 64 KiB,
 so that every large buffer is returned to the system when freed and the peak of one call shows;
@@ -18,7 +19,7 @@ import sys
 
 import numpy as np
 
-from rnnkit.bench.contenders import CONTENDERS, Skipped, bench_data, import_torch
+from rnnkit.bench.contenders import CONTENDERS, Skipped, bench_data, import_torch, peak_gflops
 from rnnkit.bench.measure import median_time, peak_memory_mib
 from rnnkit.bench.points import Point, StreamPoint
 
@@ -46,6 +47,8 @@ def stream_fn(contender: str, point: StreamPoint):
 
 def run_job(job: dict) -> dict:
     contender, min_time = job["contender"], job["min_time"]
+    if job["kind"] == "peak":
+        return {"gflops": peak_gflops(contender)}
     if job["kind"] == "stream":
         step = stream_fn(contender, StreamPoint(**job["point"]))
         return {"step": median_time(step, min_time, min_reps=20, inner=100)}

@@ -153,3 +153,33 @@ def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool
     a = a if a.strides[-1] == a.itemsize else np.ascontiguousarray(a)
     b = np.ascontiguousarray(b)
     return gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
+
+
+def describe() -> dict:
+    """What the engine runs on: the vector ISA and tiles of its micro-kernel, its threads, and
+    (for comparison) the BLAS NumPy loaded, which the engine does not use."""
+    import numba
+
+    from rnnkit.engine.isa import host_isa, tile_rows
+    from rnnkit.engine.schedule import num_threads
+    isa = host_isa()
+    about = {
+        "enabled": enabled(), "numba": numba.__version__, "isa": isa.name, "vector_bits": isa.vector_bits,
+        "float32_lanes": isa.lanes(np.float32),
+        "tiles": [f"{tile_rows(nv)}x{nv}" for nv in (2, 3, 4)], "threads": num_threads(),
+        "threading_layer": _threading_layer(),
+    }
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if blas:
+            about["numpy_blas"] = {k: blas[0].get(k) for k in ("internal_api", "version", "architecture")}
+    except ImportError:
+        pass
+    return about
+
+
+def _threading_layer() -> str:
+    """The threading layer Numba uses for the engine's parallel launches (starts it if needed)."""
+    from rnnkit.engine.schedule import threading_layer
+    return threading_layer()

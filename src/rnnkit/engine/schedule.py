@@ -151,6 +151,18 @@ def _launch_pair(job0, job1):
             run(job1, 0, 1)
 
 
+@numba.njit(parallel=True)
+def _touch_threads(out):
+    for i in prange(out.shape[0]):
+        out[i] = i
+
+
+def threading_layer() -> str:
+    """Numba's threading layer ("omp", "tbb" or "workqueue"), after starting it."""
+    _touch_threads(np.zeros(2))
+    return numba.threading_layer()
+
+
 def launch(jobs: tuple, workers: int) -> None:
     """Run ``jobs`` (one, or two of the same type) to completion on ``workers`` threads."""
     workers = min(workers, numba.config.NUMBA_NUM_THREADS)
