@@ -216,3 +216,34 @@ def test_layer_reads_a_strided_input():
     out_view, _ = layer(wide[..., ::2])
     out_copy, _ = layer(np.ascontiguousarray(wide[..., ::2]))
     np.testing.assert_array_equal(out_view, out_copy)
+
+
+AVX2_FEATURES = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fsgsbase,+lzcnt,+mmx,+movbe,+pclmul,"
+                 "+popcnt,+rdrnd,+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave,+xsaveopt")
+
+
+def test_engine_on_a_cpu_without_avx512():
+    """Compiled for Haswell (AVX2, 16 registers: other tiles, 8-lane vectors), the engine still
+    equals the reference (a subprocess, so that Numba compiles for that target)."""
+    code = """
+import numpy as np, rnnkit, rnnkit.engine, rnnkit.scan, rnnkit.stack
+from rnnkit.engine.isa import host_isa
+rng = np.random.default_rng(0)
+errors = []
+for cls in (rnnkit.LSTM, rnnkit.GRU):
+    layer = cls(5, 21, bidirectional=True, rng=1)
+    x = rng.standard_normal((7, 3, 5)).astype(np.float32)
+    runs = []
+    for backend in (rnnkit.engine, rnnkit.scan):
+        rnnkit.stack.implementation = lambda: backend
+        layer.zero_grad()
+        out, _ = layer(x, lengths=[7, 3, 5])
+        dx, _ = layer.backward(np.ones_like(out))
+        runs.append([out, dx] + [p.grad.copy() for p in layer.parameters()])
+    errors.append(max(float(np.abs(a - b).max()) for a, b in zip(*runs)))
+print(host_isa().name, max(errors))
+"""
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=AVX2_FEATURES)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    isa, error = out.stdout.split()
+    assert isa == "avx2" and float(error) < 1e-5

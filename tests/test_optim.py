@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import rnnkit.engine
 from rnnkit.module import Parameter
 from rnnkit.optim import SGD, Adagrad, Adam, AdamW, RMSprop, Schedule, clip_grad_norm_, clip_grad_value_
 from helpers import rel_err
@@ -130,3 +131,20 @@ def test_schedules():
         sched.step()
     with pytest.raises(ValueError, match="schedule kind must be"):
         Schedule("linear")
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_fused_adam_equals_numpy_adam(cls, monkeypatch):
+    """The engine's one-pass update (rnnkit.engine.optim) against the NumPy equations, 5 steps."""
+    def run(enabled: bool) -> list:
+        monkeypatch.setattr(rnnkit.engine, "enabled", lambda: enabled)
+        rng = np.random.default_rng(0)
+        params = [Parameter(rng.standard_normal(s)) for s in ((7, 3), (11,))]
+        opt = cls(params, lr=1e-2, weight_decay=0.1)
+        for _ in range(5):
+            for p in params:
+                p.grad[...] = rng.standard_normal(p.shape)
+            opt.step()
+        return [p.data.copy() for p in params] + [a.copy() for st in opt.state for a in st.values()]
+    for fused, plain in zip(run(True), run(False)):
+        np.testing.assert_allclose(fused, plain, rtol=1e-13, atol=1e-15)

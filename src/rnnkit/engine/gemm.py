@@ -115,11 +115,15 @@ def _pack_rows(a, r0, r1, k0, kc, a_pack):
     is Aᵀ[r0 + i·MR + m, k0 + k]. Read in place, the MR values of one k share a cache line but the
     next k is a whole row of A further, and rows a multiple of 4 KiB long all fall into the same few
     sets of the first-level cache: the panel's block gets evicted."""
+    full = r0 + (r1 - r0) // MR * MR
     for k in range(kc):
         row = a[k0 + k]
-        for r in range(r0, r1):
-            i, m = (r - r0) // MR, (r - r0) % MR
-            a_pack[(i * kc + k) * MR + m] = row[r]
+        for r in range(r0, full, MR):                 # whole tiles: MR contiguous values each
+            dst = ((r - r0) // MR * kc + k) * MR
+            for m in range(MR):
+                a_pack[dst + m] = row[r + m]
+        for r in range(full, r1):
+            a_pack[((full - r0) // MR * kc + k) * MR + r - full] = row[r]
 
 
 @jit(refcount=False)

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from rnnkit import engine
 from rnnkit.optim.base import Optimizer
 
 
@@ -27,17 +28,21 @@ class Adam(Optimizer):
         self.eps = float(eps)
 
     def update(self, p, g, state) -> None:
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        bias1, bias2 = 1 - self.beta1 ** self.steps, 1 - self.beta2 ** self.steps
+        if engine.enabled() and p.data.flags.c_contiguous and g.flags.c_contiguous:
+            from rnnkit.engine.optim import adam_update          # the same equations in one pass
+            adam_update(p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), self.lr, self.beta1,
+                        self.beta2, self.eps, self.weight_decay, self.decoupled, bias1, bias2)
+            return
         if self.decoupled:
             p.data *= 1 - self.lr * self.weight_decay
         else:
             g = self.decayed(p, g)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
         v += (1 - self.beta2) * g * g
-        bias1 = 1 - self.beta1 ** self.steps
-        bias2 = 1 - self.beta2 ** self.steps
         denom = np.sqrt(v) / math.sqrt(bias2) + self.eps
         p.data -= (self.lr / bias1) * m / denom
 
