@@ -139,6 +139,13 @@ def rewrite_tensors(name: str, change: Callable[[dict, dict], None]) -> Damage:
     return apply
 
 
+def write_raw_safetensors(path: Path, header: dict, data: bytes) -> None:
+    """A file in the safetensors layout with any header: 8-byte length, JSON, data."""
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+
+
 def copy_file(source: str, target: str) -> Damage:
     return lambda ws: shutil.copyfile(ws["run"] / source, ws["run"] / target)
 
@@ -194,6 +201,8 @@ CASES = [
     Case("gradflow --checkpoint {run} --text {empty}", "empty"),
     Case("gradflow --checkpoint {run} --text {text} --seq-len 100000", ("--seq-len", "100001")),
     Case("bench --no-grid --lm 1 --text {missing}", "missing"),
+    Case("bench --no-grid --lm 1 --text {tiny}", ("--text", "at least 2080 characters", "got 8")),
+    Case("eval {run} ''", "empty PATH"),
     # files the command would write
     Case("train {text} --out {file}", ("--out", "a-file", "is a file")),
     Case("train {text} --out {file}/sub", ("--out", "not a directory")),
@@ -227,6 +236,14 @@ CASES = [
     Case("generate {run}", ("best.safetensors", "no language model"),
          BOTH(remove("latest.safetensors"),
               lambda ws: save_file({"x": np.zeros(2, np.float32)}, str(ws["run"] / "best.safetensors")))),
+    Case("eval {run} {text}", ("best.safetensors", "bfloat16"),
+         BOTH(remove("latest.safetensors"), lambda ws: write_raw_safetensors(
+             ws["run"] / "best.safetensors", {"model.embed.weight": {"dtype": "BF16", "shape": [2, 2],
+                                                                     "data_offsets": [0, 8]}}, bytes(8)))),
+    Case("eval {run} {text}", ("best.safetensors", "is damaged", "offset"),
+         BOTH(remove("latest.safetensors"), lambda ws: write_raw_safetensors(
+             ws["run"] / "best.safetensors", {"model.embed.weight": {"dtype": "F32", "shape": [3, 3],
+                                                                     "data_offsets": [0, 8]}}, bytes(8)))),
     # config.json
     Case("generate {run}", ("config.json", "not valid JSON"), write("config.json", "not json")),
     Case("generate {run}", ("config.json", "empty file"), write("config.json", "")),
@@ -412,6 +429,15 @@ def test_train_config_reports_every_problem_at_once():
         TrainConfig(hidden=0, lr=float("nan"), cell="tcn")
     with pytest.raises(TypeError, match="--seed must be an integer >= 0, got float 1.5"):
         Range(int, low=0).check("--seed", 1.5)
+
+
+def test_default_prime_on_a_text_without_newlines(tmp_path):
+    line = tmp_path / "line.txt"
+    line.write_text("循环神经网络可以记住过去的信息。" * 40, encoding="utf-8")
+    code, _, err = run_cli(["train", str(line), *TINY, "--max-steps", "2", "--out", str(tmp_path / "zh")])
+    assert code == 0, err
+    code, _, err = run_cli(["generate", str(tmp_path / "zh")])
+    assert_clean_error(code, err, ("--prime", "'\\n'", "a newline is the default --prime", "give --prime TEXT"))
 
 
 def test_resume_drops_half_written_metrics_lines(ws):

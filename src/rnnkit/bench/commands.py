@@ -41,8 +41,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.text and not args.lm:
         raise UserError("--text is the text for --lm; add --lm SECONDS")
     if args.text:
-        from rnnkit.lm.data import read_corpus
-        read_corpus(list(args.text))            # unusable text fails now, not in a worker minutes later
+        _check_lm_text(tuple(args.text))        # unusable text fails now, not in a worker minutes later
     out = sys.stderr if args.json == "-" else sys.stdout
     min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 1.0)
     options = BenchOptions(quick=args.quick, threads=args.threads, min_time=min_time)
@@ -63,6 +62,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
             with open(args.json, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
     return 0
+
+
+def _check_lm_text(paths: tuple[str, ...]) -> None:
+    """The text of --lm can be read and holds at least one batch of the race's configuration."""
+    from rnnkit.bench.lm import lm_config
+    from rnnkit.lm.data import read_corpus, split_text
+    cfg = lm_config(1.0, "unused", paths)
+    text, _, _ = read_corpus(list(paths))
+    train_text, _ = split_text(text, cfg.val_fraction)
+    need = cfg.batch_size * (cfg.seq_len + 1)
+    if len(train_text) < need:
+        raise UserError(f"--text: the language-model race reads {cfg.batch_size} streams of {cfg.seq_len + 1} "
+                        f"characters, so it needs at least {need} characters of training text (after the "
+                        f"held-out {cfg.val_fraction:.0%}), got {len(train_text)}; give more text")
 
 
 def _printer(out):

@@ -38,6 +38,8 @@ def read_corpus(paths: list[str]) -> tuple[str, list[str], list[str]]:
     parts, used, skipped = [], [], []
     for name in paths:
         path = Path(name)
+        if not name:                              # Path("") is the current directory
+            raise CorpusError("an empty PATH was given; name a text file or directory")
         if path.is_dir():
             for f in sorted(p for p in path.rglob("*") if p.is_file()):
                 try:

@@ -34,7 +34,7 @@ def read_json(path: Path):
     except OSError as exc:
         raise _cannot_read(path, exc) from None
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8-sig"))     # a byte-order mark from an editor is fine
     except UnicodeDecodeError as exc:
         raise CheckpointError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -77,6 +77,14 @@ def damage(path: Path) -> str | None:
     return None
 
 
+def _tensor(f, name: str, path: Path) -> np.ndarray:
+    try:
+        return f.get_tensor(name)
+    except TypeError as exc:            # e.g. bfloat16, which NumPy has no type for
+        raise DamagedCheckpoint(f"{path} holds {name} in a type NumPy cannot read ({exc}); "
+                                "rnnkit writes float32") from None
+
+
 def read_tensors(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors by name, rnnkit's metadata) of a safetensors checkpoint."""
     try:
@@ -84,7 +92,7 @@ def read_tensors(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         if problem is None:                  # safetensors itself checks more than the header
             with safe_open(str(path), framework="np") as f:
                 raw = (f.metadata() or {}).get("rnnkit", "{}")
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                tensors = {k: _tensor(f, k, path) for k in f.keys()}
     except OSError as exc:
         raise _cannot_read(path, exc, DamagedCheckpoint) from None
     except SafetensorError as exc:

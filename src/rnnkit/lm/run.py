@@ -97,5 +97,7 @@ def run_generate(run_dir: str, prime: str, length: int, temperature: float, top_
         raise UserError("--prime must hold at least one character")
     unseen = vocab.unseen(prime)
     if unseen:
-        raise UserError(f"--prime has characters the model never saw in training: {''.join(unseen)!r}")
+        default = "; a newline is the default --prime, and this model's text had none: give --prime TEXT" \
+            if prime == "\n" else ""
+        raise UserError(f"--prime has characters the model never saw in training: {''.join(unseen)!r}{default}")
     return sample(model, vocab, prime, length, temperature, top_k, np.random.default_rng(seed))
