@@ -170,7 +170,6 @@ class Case:
         return (self.culprit,) if isinstance(self.culprit, str) else self.culprit
 
 
-BOTH = combine
 CASES = [
     # numbers (every numeric option is also swept automatically below)
     Case("train {text} --lr -1", ("--lr", "> 0", "'-1'")),
@@ -220,28 +219,28 @@ CASES = [
          remove("best.safetensors", "latest.safetensors")),
     # damaged checkpoints: the other one is damaged too or missing, so nothing is usable
     Case("generate {run}", ("best.safetensors", "latest.safetensors", "truncated"),
-         BOTH(truncate("best.safetensors"), truncate("latest.safetensors", 3000))),
+         combine(truncate("best.safetensors"), truncate("latest.safetensors", 3000))),
     Case("eval {run} {text}", ("best.safetensors", "latest.safetensors", "not a safetensors file"),
-         BOTH(random_bytes("best.safetensors"), random_bytes("latest.safetensors"))),
+         combine(random_bytes("best.safetensors"), random_bytes("latest.safetensors"))),
     Case("inspect {run}", ("best.safetensors", "is empty", "latest.safetensors", "truncated"),
-         BOTH(write("best.safetensors", b""), truncate("latest.safetensors", 5))),
+         combine(write("best.safetensors", b""), truncate("latest.safetensors", 5))),
     Case("gradflow --checkpoint {run}", ("best.safetensors", "truncated"),
-         BOTH(truncate("best.safetensors", 600), remove("latest.safetensors"))),
+         combine(truncate("best.safetensors", 600), remove("latest.safetensors"))),
     Case("generate {run}", ("best.safetensors", "NaN"),
-         BOTH(rewrite_tensors("best.safetensors", nan_weight), remove("latest.safetensors"))),
+         combine(rewrite_tensors("best.safetensors", nan_weight), remove("latest.safetensors"))),
     Case("generate {run}", ("best.safetensors", "damaged metadata"),
-         BOTH(remove("latest.safetensors"),
+         combine(remove("latest.safetensors"),
               lambda ws: save_file({"x": np.zeros(2, np.float32)}, str(ws["run"] / "best.safetensors"),
                                    metadata={"rnnkit": "{not json"}))),
     Case("generate {run}", ("best.safetensors", "no language model"),
-         BOTH(remove("latest.safetensors"),
+         combine(remove("latest.safetensors"),
               lambda ws: save_file({"x": np.zeros(2, np.float32)}, str(ws["run"] / "best.safetensors")))),
     Case("eval {run} {text}", ("best.safetensors", "bfloat16"),
-         BOTH(remove("latest.safetensors"), lambda ws: write_raw_safetensors(
+         combine(remove("latest.safetensors"), lambda ws: write_raw_safetensors(
              ws["run"] / "best.safetensors", {"model.embed.weight": {"dtype": "BF16", "shape": [2, 2],
                                                                      "data_offsets": [0, 8]}}, bytes(8)))),
     Case("eval {run} {text}", ("best.safetensors", "is damaged", "offset"),
-         BOTH(remove("latest.safetensors"), lambda ws: write_raw_safetensors(
+         combine(remove("latest.safetensors"), lambda ws: write_raw_safetensors(
              ws["run"] / "best.safetensors", {"model.embed.weight": {"dtype": "F32", "shape": [3, 3],
                                                                      "data_offsets": [0, 8]}}, bytes(8)))),
     # config.json
