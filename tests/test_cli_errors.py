@@ -440,6 +440,18 @@ def test_default_prime_on_a_text_without_newlines(tmp_path):
     assert_clean_error(code, err, ("--prime", "'\\n'", "a newline is the default --prime", "give --prime TEXT"))
 
 
+def test_text_the_console_cannot_encode_is_escaped(tmp_path):
+    zh = tmp_path / "zh.txt"
+    zh.write_text("循环神经网络可以记住过去的信息。\n" * 40, encoding="utf-8")
+    code, _, err = run_cli(["train", str(zh), *TINY, "--max-steps", "2", "--out", str(tmp_path / "zh")])
+    assert code == 0, err
+    proc = subprocess.run([sys.executable, "-m", "rnnkit.cli", "generate", str(tmp_path / "zh"), "--prime", "循环",
+                           "--length", "3"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("\\u5faa\\u73af")
+
+
 def test_resume_drops_half_written_metrics_lines(ws):
     with open(ws["run"] / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write('{"step": 21, "lo')                  # what a crash mid-write leaves

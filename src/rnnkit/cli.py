@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse (a bad option exits with code 2 and argparse's usage), run, and turn the errors a user
     can fix into one line ``rnnkit CMD: error: ...`` with exit code 2; a bug keeps its traceback."""
     args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):        # text the console cannot encode: \uXXXX, not a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         with notes_on_stderr(args.command):
             return args.func(args)
