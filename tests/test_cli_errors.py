@@ -253,6 +253,8 @@ CASES = [
          write("config.json", '{"model": 5}')),
     Case("generate {run}", ("config.json", "model lacks the key hidden"),
          edit_json("config.json", lambda c, ws: c["model"].pop("hidden"))),
+    Case("gradflow --checkpoint {run}", ("config.json", "train lacks the keys paths, seq_len"),
+         edit_json("config.json", lambda c, ws: (c["train"].pop("paths"), c["train"].pop("seq_len")))),
     Case("generate {run}", ("model.hidden", "integer", "str"), both_sections(hidden="16")),
     Case("generate {run}", ("model.cell", "'tcn'"), both_sections(cell="tcn")),
     Case("generate {run}", ("model.dropout", "1.5"), both_sections(dropout=1.5)),
@@ -415,8 +417,10 @@ def test_missing_best_uses_latest_and_says_why(ws):
 
 
 def test_unknown_keys_in_run_files_are_ignored(ws):
-    """A run directory written by a later version, with keys this one does not know, still works."""
-    edit_json("config.json", lambda c, ws: (c["model"].update(attention=False), c.update(mpi={"ranks": 2})))(ws)
+    """A run directory written by a later version (keys this one does not know) or an earlier one
+    (without a training option added since) still works."""
+    edit_json("config.json", lambda c, ws: (c["model"].update(attention=False), c.update(mpi={"ranks": 2}),
+                                            c["train"].pop("warmup")))(ws)          # older: no warmup
     edit_json("vocab.json", lambda v, ws: v.update(normalised="NFC"))(ws)
     code, out, err = run_cli(["generate", str(ws["run"]), "--prime", "the", "--length", "2"])
     assert code == 0 and out.startswith("the") and err == "", err

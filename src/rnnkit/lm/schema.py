@@ -5,7 +5,7 @@ was found, so that a damaged run directory is reported whole in one message rath
 traceback at a time::
 
     config.json  {"model": {vocab_size, cell, embed, hidden, layers, dropout, peephole},
-                  "train": {every TrainConfig field}, "corpus": {...}}
+                  "train": {TrainConfig's fields; TRAIN_REQUIRED at least}, "corpus": {...}}
     vocab.json   {"unknown_id": 0, "chars": [distinct single characters]}
     weights      model.embed.weight (V, E), model.rnn.weight_ih_l0 (G·H, E), ...,
                  model.head.weight (V, H), model.head.bias (V,)   with G = 4 / 3 / 1 for LSTM / GRU / RNN
@@ -18,7 +18,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from rnnkit.lm.config import TrainConfig, train_problems
+from rnnkit.lm.config import train_problems
 from rnnkit.lm.model import CELLS, ModelConfig
 from rnnkit.ranges import COUNT, PROBABILITY_BELOW_1, Range
 
@@ -28,6 +28,9 @@ MODEL_LIMITS: dict[str, Range] = {
 }
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}                       # rows of W_ih per hidden unit
 SHARED = ("cell", "embed", "hidden", "layers", "dropout", "peephole")   # in both sections
+# The train keys a run cannot do without (the model and its text); any other TrainConfig field
+# missing from an older run directory takes its default, as TrainConfig.from_json does.
+TRAIN_REQUIRED = ("paths", *SHARED, "seq_len", "batch_size", "val_fraction", "seed")
 
 
 def _object_problem(name: str, value) -> str | None:
@@ -69,7 +72,7 @@ def config_problems(data) -> list[str]:
         return problems
     model, train = data["model"], data["train"]
     problems += model_problems(model)
-    problems += _missing("train", train, [f.name for f in fields(TrainConfig)])
+    problems += _missing("train", train, TRAIN_REQUIRED)
     problems += train_problems(train, name=lambda field: f"train.{field}")
     if problems:
         return problems
