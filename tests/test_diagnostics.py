@@ -78,12 +78,6 @@ def test_gradflow_json_and_init_options(capsys):
     assert remembering[0] / remembering[-1] > 100 * plain[0] / plain[-1]
 
 
-def test_gradflow_errors(capsys):
-    assert main(["gradflow", "--cells", "lstm,tcn"]) == 2
-    assert "--cells must list rnn, lstm and/or gru" in capsys.readouterr().err
-    assert main(["gradflow", "--seq-len", "0"]) == 2
-
-
 def test_task_data_and_baselines():
     x, y = adding_batch(np.random.default_rng(0), 20, 500)
     assert x.shape == (20, 500, 2) and np.all(x[..., 1].sum(axis=0) == 2)

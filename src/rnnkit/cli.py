@@ -14,14 +14,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+from contextlib import contextmanager
 from dataclasses import fields
 
 from rnnkit.bench.commands import add_bench_parser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
-from rnnkit.lm.config import TrainConfig
-from rnnkit.lm.errors import UserError
+from rnnkit.errors import Note, user_message
+from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
+from rnnkit.outputs import output_dir
 
-EXIT_USAGE, EXIT_FAILED = 2, 1
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class Parser(argparse.ArgumentParser):
+    """Every rnnkit parser (the subcommands' too): options are spelled out, never abbreviated, so
+    a mistyped or shortened option fails loudly and a new option never changes an old command."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
 
 def _train_parser(sub) -> None:
@@ -32,23 +44,23 @@ def _train_parser(sub) -> None:
                                    "standard library's sources.")
     d = TrainConfig()
     p.add_argument("paths", nargs="*", metavar="PATH", help="text files or directories")
-    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], help=f"recurrent cell (default {d.cell})")
+    p.add_argument("--cell", choices=TRAIN_CHOICES["cell"], help=f"recurrent cell (default {d.cell})")
     p.add_argument("--peephole", action="store_true", help="LSTM with peephole connections")
-    for name, typ, what in [("layers", int, "recurrent layers"), ("hidden", int, "hidden units per layer"),
-                            ("embed", int, "embedding size"), ("dropout", float, "dropout probability"),
-                            ("seq-len", int, "BPTT chunk length"), ("batch-size", int, "parallel streams"),
-                            ("lr", float, "learning rate"), ("clip", float, "gradient-norm clip, 0 = off"),
-                            ("warmup", int, "warm-up steps"), ("max-steps", int, "step limit, 0 = none"),
-                            ("time-budget", float, "seconds of training"),
-                            ("val-fraction", float, "held-out fraction at the end of the text"),
-                            ("eval-every", int, "steps between validations"),
-                            ("sample-chars", int, "length of the final sample"), ("seed", int, "random seed")]:
-        default = getattr(d, name.replace("-", "_"))
-        p.add_argument(f"--{name}", type=typ, help=f"{what} (default {default})")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop", "adagrad"],
-                   help=f"(default {d.optimizer})")
-    p.add_argument("--schedule", choices=["constant", "cosine", "step"], help=f"(default {d.schedule})")
-    p.add_argument("--out", metavar="DIR", help=f"run directory (default {d.out})")
+    for name, what in [("layers", "recurrent layers"), ("hidden", "hidden units per layer"),
+                       ("embed", "embedding size"), ("dropout", "dropout probability"),
+                       ("seq-len", "BPTT chunk length"), ("batch-size", "parallel streams"),
+                       ("lr", "learning rate"), ("clip", "gradient-norm clip, 0 = off"),
+                       ("warmup", "warm-up steps"), ("max-steps", "step limit, 0 = none"),
+                       ("time-budget", "seconds of training, 0 = no limit (then give --max-steps)"),
+                       ("val-fraction", "held-out fraction at the end of the text"),
+                       ("eval-every", "steps between validations"),
+                       ("sample-chars", "length of the final sample"), ("seed", "random seed")]:
+        field = name.replace("-", "_")
+        p.add_argument(f"--{name}", type=TRAIN_LIMITS[field],
+                       help=f"{what} (default {getattr(d, field)})")
+    p.add_argument("--optimizer", choices=TRAIN_CHOICES["optimizer"], help=f"(default {d.optimizer})")
+    p.add_argument("--schedule", choices=TRAIN_CHOICES["schedule"], help=f"(default {d.schedule})")
+    p.add_argument("--out", metavar="DIR", type=output_dir, help=f"run directory (default {d.out})")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.set_defaults(func=cmd_train)
 
@@ -65,15 +77,18 @@ def _generate_parser(sub) -> None:
     p = sub.add_parser("generate", help="generate text, streamed to stdout")
     p.add_argument("run_dir", metavar="DIR", help="run directory written by 'rnnkit train'")
     p.add_argument("--prime", default="\n", help="text to start from, printed first (default: a newline)")
-    p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely, 0 = all")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
+    p.add_argument("--length", type=GENERATE_LIMITS["length"], default=500,
+                   help="characters to generate (default 500)")
+    p.add_argument("--temperature", type=GENERATE_LIMITS["temperature"], default=0.8,
+                   help="sampling temperature, 0 = always the most likely (default 0.8)")
+    p.add_argument("--top-k", type=GENERATE_LIMITS["top_k"], default=0,
+                   help="sample among the k most likely, 0 = all")
+    p.add_argument("--seed", type=GENERATE_LIMITS["seed"], default=None, help="random seed (default: fresh)")
     p.set_defaults(func=cmd_generate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks in NumPy.")
+    parser = Parser(prog="rnnkit", description="Recurrent networks in NumPy.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
     _eval_parser(sub)
@@ -118,15 +133,42 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def notes_on_stderr(command: str):
+    """Print the library's Notes as ``rnnkit CMD: note: ...`` (every one, as it happens)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", Note)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, Note):
+                print(f"rnnkit {command}: note: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse (a bad option exits with code 2 and argparse's usage), run, and turn the errors a user
+    can fix into one line ``rnnkit CMD: error: ...`` with exit code 2; a bug keeps its traceback."""
     args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):        # text the console cannot encode: \uXXXX, not a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        return args.func(args)
-    except UserError as exc:
-        print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        with notes_on_stderr(args.command):
+            return args.func(args)
     except BrokenPipeError:                       # e.g. `rnnkit generate ... | head`
         return 0
+    except KeyboardInterrupt:
+        print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        message = user_message(exc)
+        if message is None:
+            raise                                 # a bug in rnnkit: the traceback is the report
+        print(f"rnnkit {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ import tempfile
 
 from rnnkit.bench import report
 from rnnkit.bench.runner import BenchOptions, machine, run_bench
-from rnnkit.lm.errors import UserError
+from rnnkit.errors import UserError
+from rnnkit.outputs import output_file_or_stdout
+from rnnkit.ranges import COUNT, NONNEGATIVE, POSITIVE
 
 
 def add_bench_parser(sub) -> None:
@@ -20,25 +22,26 @@ def add_bench_parser(sub) -> None:
                     "train the same character LSTM with rnnkit and PyTorch (--lm). Peers are optional: "
                     "pip install 'rnnkit[bench]'.")
     p.add_argument("--quick", action="store_true", help="a few small points: a smoke test in seconds")
-    p.add_argument("--threads", type=int, default=2, help="threads for every contender (default 2)")
-    p.add_argument("--min-time", type=float, default=None,
+    p.add_argument("--threads", type=COUNT, default=2, help="threads for every contender (default 2)")
+    p.add_argument("--min-time", type=POSITIVE, default=None,
                    help="seconds of repetitions per measurement (default 1, 0.2 with --quick)")
-    p.add_argument("--lm", type=float, default=0, metavar="SECONDS",
+    p.add_argument("--lm", type=NONNEGATIVE, default=0, metavar="SECONDS",
                    help="also train the same character LSTM with rnnkit and PyTorch for SECONDS each")
     p.add_argument("--text", nargs="+", default=(), metavar="PATH",
                    help="text for --lm (default: the standard library, as for 'rnnkit train')")
     p.add_argument("--no-grid", action="store_true", help="skip the layer grid (e.g. with --lm only)")
-    p.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON ('-': stdout)")
+    p.add_argument("--json", metavar="FILE", type=output_file_or_stdout,
+                   help="write every figure to FILE as JSON ('-': stdout)")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
-    if args.lm < 0 or (args.min_time is not None and args.min_time <= 0):
-        raise UserError(f"--lm must be >= 0 and --min-time > 0, got {args.lm} and {args.min_time}")
     if args.no_grid and not args.lm:
         raise UserError("--no-grid leaves nothing to run; add --lm SECONDS")
+    if args.text and not args.lm:
+        raise UserError("--text is the text for --lm; add --lm SECONDS")
+    if args.text:
+        _check_lm_text(tuple(args.text))        # unusable text fails now, not in a worker minutes later
     out = sys.stderr if args.json == "-" else sys.stdout
     min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 1.0)
     options = BenchOptions(quick=args.quick, threads=args.threads, min_time=min_time)
@@ -59,6 +62,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
             with open(args.json, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
     return 0
+
+
+def _check_lm_text(paths: tuple[str, ...]) -> None:
+    """The text of --lm can be read and holds at least one batch of the race's configuration."""
+    from rnnkit.bench.lm import lm_config
+    from rnnkit.lm.data import read_corpus, split_text
+    cfg = lm_config(1.0, "unused", paths)
+    text, _, _ = read_corpus(list(paths))
+    train_text, _ = split_text(text, cfg.val_fraction)
+    need = cfg.batch_size * (cfg.seq_len + 1)
+    if len(train_text) < need:
+        raise UserError(f"--text: the language-model race reads {cfg.batch_size} streams of {cfg.seq_len + 1} "
+                        f"characters, so it needs at least {need} characters of training text (after the "
+                        f"held-out {cfg.val_fraction:.0%}), got {len(train_text)}; give more text")
 
 
 def _printer(out):

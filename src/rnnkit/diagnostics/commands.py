@@ -11,7 +11,9 @@ import json
 
 import numpy as np
 
-from rnnkit.lm.errors import UserError
+from rnnkit.errors import UserError
+from rnnkit.outputs import output_file
+from rnnkit.ranges import COUNT, FINITE, POSITIVE, SEED
 
 
 def add_gradflow_parser(sub) -> None:
@@ -19,44 +21,41 @@ def add_gradflow_parser(sub) -> None:
                        description="Norm of dL/dh_t (and dL/dc_t for the LSTM) for every step t, for a "
                                    "loss on the final step, plus the one-step Jacobian norms.")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cell types (default rnn,lstm,gru)")
-    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
-    p.add_argument("--input-size", type=int, default=16, help="input features (default 16)")
-    p.add_argument("--seq-len", type=int, default=100, help="sequence length T (default 100)")
-    p.add_argument("--batch", type=int, default=32, help="random sequences averaged over (default 32)")
+    p.add_argument("--hidden", type=COUNT, default=64, help="hidden units (default 64)")
+    p.add_argument("--input-size", type=COUNT, default=16, help="input features (default 16)")
+    p.add_argument("--seq-len", type=COUNT, default=100, help="sequence length T (default 100)")
+    p.add_argument("--batch", type=COUNT, default=32, help="random sequences averaged over (default 32)")
     p.add_argument("--orthogonal", action="store_true", help="orthogonal recurrent weights")
-    p.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias (e.g. 1)")
+    p.add_argument("--forget-bias", type=FINITE, default=None, help="LSTM forget-gate bias (e.g. 1)")
     p.add_argument("--chrono", action="store_true", help="LSTM chrono initialisation for T = --seq-len")
-    p.add_argument("--rnn-scale", type=float, default=1.0, help="scale of the plain RNN's W_hh (default 1)")
+    p.add_argument("--rnn-scale", type=FINITE, default=1.0, help="scale of the plain RNN's W_hh (default 1)")
     p.add_argument("--checkpoint", metavar="DIR", help="a trained language model (rnnkit train) instead")
     p.add_argument("--text", nargs="+", metavar="PATH", help="with --checkpoint: text to feed (default: "
                    "the run's own corpus)")
     p.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian norms")
-    p.add_argument("--plot", metavar="PNG", help="write a log-scale plot (needs matplotlib)")
+    p.add_argument("--plot", metavar="PNG", type=output_file, help="write a log-scale plot (needs matplotlib)")
     p.add_argument("--json", action="store_true", help="print one JSON object: cell -> per-step norms")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=cmd_gradflow)
-
-
-def _positive(**values) -> None:
-    for name, v in values.items():
-        if v < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
 
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
     from rnnkit.diagnostics.gradflow import (
         InitOptions, checkpoint_flow, format_table, gradient_flow, plot,
     )
-    _positive(hidden=args.hidden, seq_len=args.seq_len, batch=args.batch, input_size=args.input_size)
+    if args.plot:
+        _require_matplotlib()                     # before the work, not after it
+    if args.text and not args.checkpoint:
+        raise UserError("--text needs --checkpoint DIR (the text is fed to a trained model)")
     if args.checkpoint:
         from rnnkit.lm.checkpoint import load_model
         model, vocab, config = load_model(args.checkpoint)
         ids = _checkpoint_text(vocab, config, args.text)
-        try:
-            flows = {model.cfg.cell: checkpoint_flow(model, ids, args.seq_len, args.batch, args.seed,
-                                                     not args.no_jacobian)}
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        if len(ids) < args.seq_len + 1:
+            raise UserError(f"--seq-len {args.seq_len} needs at least {args.seq_len + 1} characters of text, "
+                            f"got {len(ids)}; give more text (--text) or a smaller --seq-len")
+        flows = {model.cfg.cell: checkpoint_flow(model, ids, args.seq_len, args.batch, args.seed,
+                                                 not args.no_jacobian)}
         title = f"trained {model.cfg.cell} ({args.checkpoint}), T = {args.seq_len}"
     else:
         cells = [c.strip() for c in args.cells.split(",") if c.strip()]
@@ -79,6 +78,13 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError("--plot needs matplotlib: pip install 'rnnkit[plot]'") from None
+
+
 def _init_label(opts) -> str:
     """", orthogonal W_hh, forget bias 1" and so on: the non-default initialisation options."""
     parts = [label for label, on in (("orthogonal W_hh", opts.orthogonal), ("chrono", opts.chrono))
@@ -92,12 +98,17 @@ def _init_label(opts) -> str:
 
 def _checkpoint_text(vocab, config: dict, paths: list[str] | None) -> np.ndarray:
     from rnnkit.lm.config import TrainConfig
+    from rnnkit.lm.errors import CorpusError
     from rnnkit.lm.train import load_corpus
     if paths:
         from rnnkit.lm.data import read_corpus
         text, _, _ = read_corpus(paths)
     else:
-        text, _, _ = load_corpus(TrainConfig.from_json(config["train"]))
+        try:
+            text, _, _ = load_corpus(TrainConfig.from_json(config["train"]))
+        except CorpusError as exc:
+            raise CorpusError(f"the text this run was trained on cannot be read any more ({exc}); "
+                              "give text to use") from None
         text = text[-200_000:]                        # the held-out end of the run's own corpus
     ids, _ = vocab.encode(text)
     return ids
@@ -109,17 +120,17 @@ def add_task_parser(sub) -> None:
                                    "test metric against the trivial baseline.")
     p.add_argument("name", choices=["adding", "copy"], help="adding: MSE of the sum of two marked "
                    "values; copy: recall 10 symbols after a delay of --seq-len blanks")
-    p.add_argument("--seq-len", type=int, default=50, help="sequence length / delay T (default 50)")
+    p.add_argument("--seq-len", type=COUNT, default=50, help="sequence length / delay T (default 50)")
     p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
-    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
-    p.add_argument("--batch", type=int, default=64, help="sequences per step (default 64)")
-    p.add_argument("--eval-every", type=int, default=100, help="steps between test evaluations")
-    p.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias (e.g. 1)")
+    p.add_argument("--hidden", type=COUNT, default=64, help="hidden units (default 64)")
+    p.add_argument("--steps", type=COUNT, default=1000, help="training steps (default 1000)")
+    p.add_argument("--lr", type=POSITIVE, default=1e-2, help="Adam learning rate (default 1e-2)")
+    p.add_argument("--batch", type=COUNT, default=64, help="sequences per step (default 64)")
+    p.add_argument("--eval-every", type=COUNT, default=100, help="steps between test evaluations")
+    p.add_argument("--forget-bias", type=FINITE, default=None, help="LSTM forget-gate bias (e.g. 1)")
     p.add_argument("--chrono", action="store_true", help="LSTM chrono initialisation for T = --seq-len")
     p.add_argument("--orthogonal", action="store_true", help="orthogonal recurrent weights")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_task)
 
@@ -129,8 +140,6 @@ def cmd_task(args: argparse.Namespace) -> int:
 
     from rnnkit.diagnostics.gradflow import InitOptions
     from rnnkit.diagnostics.tasks import run_task
-    _positive(seq_len=args.seq_len, hidden=args.hidden, steps=args.steps, batch=args.batch,
-              eval_every=args.eval_every)
     if args.name == "adding" and args.seq_len < 2:
         raise UserError(f"the adding problem needs --seq-len >= 2, got {args.seq_len}")
     log = None if args.json else (lambda msg: print(msg, flush=True))
@@ -165,8 +174,9 @@ def add_inspect_parser(sub) -> None:
                                    "saturation and the units most correlated with text features.")
     p.add_argument("run_dir", metavar="DIR", help="run directory written by 'rnnkit train'")
     p.add_argument("paths", nargs="*", metavar="PATH", help="text (default: the end of the run's corpus)")
-    p.add_argument("--max-chars", type=int, default=2000, help="characters to show (default 2000)")
-    p.add_argument("--out", default="inspect.html", metavar="HTML", help="page to write (default inspect.html)")
+    p.add_argument("--max-chars", type=COUNT, default=2000, help="characters to show (default 2000)")
+    p.add_argument("--out", default="inspect.html", metavar="HTML", type=output_file,
+                   help="page to write (default inspect.html)")
     p.set_defaults(func=cmd_inspect)
 
 
@@ -176,7 +186,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from rnnkit.diagnostics.inspect import activity, saturation, text_features, top_units
     from rnnkit.diagnostics.page import render
     from rnnkit.lm.checkpoint import load_model
-    _positive(max_chars=args.max_chars)
     model, vocab, config = load_model(args.run_dir)
     ids = _checkpoint_text(vocab, config, args.paths or None)[: args.max_chars]
     text = vocab.decode(ids)

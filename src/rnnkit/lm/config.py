@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 
-from rnnkit.lm.model import ModelConfig
+from rnnkit.lm.model import CELLS, ModelConfig
 from rnnkit.optim import OPTIMIZERS
+from rnnkit.ranges import (
+    COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED, Range,
+)
 
 
 @dataclass(frozen=True)
@@ -41,23 +45,9 @@ class TrainConfig:
     out: str = "runs/charlm"        # run directory
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
-        positive = ("layers", "hidden", "embed", "seq_len", "batch_size", "eval_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_steps", "warmup", "sample_chars"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if self.time_budget <= 0 and self.max_steps == 0:
-            raise ValueError("give a positive --time-budget or --max-steps, or training never ends")
-        if self.schedule not in ("constant", "step", "cosine"):
-            raise ValueError(f"--schedule must be constant, step or cosine, got {self.schedule!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout must lie in [0, 1), got {self.dropout}")
-        if self.clip < 0:
-            raise ValueError(f"--clip must be >= 0 (0 disables clipping), got {self.clip}")
+        problems = train_problems({f.name: getattr(self, f.name) for f in fields(self)})
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size, self.cell, self.embed, self.hidden, self.layers,
@@ -72,6 +62,63 @@ class TrainConfig:
     def from_json(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if k == "paths" else v for k, v in data.items() if k in known})
+
+
+# What each numeric setting accepts: checked here, by the command line's options (before any work)
+# and in a run directory's config.json.
+TRAIN_LIMITS: dict[str, Range] = {
+    "layers": COUNT, "hidden": COUNT, "embed": COUNT, "seq_len": COUNT, "batch_size": COUNT,
+    "eval_every": COUNT,
+    "dropout": PROBABILITY_BELOW_1,
+    "lr": POSITIVE,                  # a rate of 0 would train nothing
+    "clip": NONNEGATIVE,             # 0: no clipping
+    "warmup": NONNEGATIVE_INT, "max_steps": NONNEGATIVE_INT, "sample_chars": NONNEGATIVE_INT,
+    "time_budget": NONNEGATIVE,      # 0: no time limit (then --max-steps ends the run)
+    "val_fraction": FRACTION,
+    "seed": SEED,
+}
+TRAIN_CHOICES: dict[str, tuple[str, ...]] = {
+    "cell": CELLS, "optimizer": tuple(sorted(OPTIMIZERS)), "schedule": ("constant", "cosine", "step"),
+}
+
+# What the options of `rnnkit generate` accept.
+GENERATE_LIMITS: dict[str, Range] = {
+    "length": NONNEGATIVE_INT,       # characters after the prime
+    "temperature": NONNEGATIVE,      # 0: always the most likely character
+    "top_k": NONNEGATIVE_INT,        # 0: sample among all characters
+    "seed": SEED,
+}
+
+
+def option_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def train_problems(values: Mapping, name: Callable[[str], str] = option_name) -> list[str]:
+    """Every reason why these training settings (field -> value, any subset) are unusable.
+
+    ``name`` turns a field into what the user knows it as (``--lr`` on the command line,
+    ``train.lr`` in config.json).
+    """
+    problems = [p for field, limits in TRAIN_LIMITS.items() if field in values
+                and (p := limits.problem(name(field), values[field])) is not None]
+    problems += [f"{name(field)} must be one of {', '.join(choices)}, got {values[field]!r}"
+                 for field, choices in TRAIN_CHOICES.items()
+                 if field in values and values[field] not in choices]
+    if "peephole" in values and not isinstance(values["peephole"], bool):
+        problems.append(f"{name('peephole')} must be true or false, got {values['peephole']!r}")
+    paths = values.get("paths", ())
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) for p in paths):
+        problems.append(f"{name('paths')} must be a list of file or directory names, got {paths!r}")
+    if not isinstance(values.get("out", ""), str):
+        problems.append(f"{name('out')} must be a directory name, got {values['out']!r}")
+    if problems:
+        return problems
+    if values.get("time_budget", 1) == 0 and values.get("max_steps", 1) == 0:
+        problems.append(f"give a positive {name('time_budget')} or {name('max_steps')}, or training never ends")
+    if values.get("peephole") and values.get("cell", "lstm") != "lstm":
+        problems.append(f"{name('peephole')} applies to the lstm cell only, got {name('cell')} {values['cell']}")
+    return problems
 
 
 # Options that only say how long or how often this invocation runs; a resumed run may change them.

@@ -38,6 +38,8 @@ def read_corpus(paths: list[str]) -> tuple[str, list[str], list[str]]:
     parts, used, skipped = [], [], []
     for name in paths:
         path = Path(name)
+        if not name:                              # Path("") is the current directory
+            raise CorpusError("an empty PATH was given; name a text file or directory")
         if path.is_dir():
             for f in sorted(p for p in path.rglob("*") if p.is_file()):
                 try:
@@ -48,6 +50,9 @@ def read_corpus(paths: list[str]) -> tuple[str, list[str], list[str]]:
         elif path.is_file():
             parts.append(read_text_file(path))
             used.append(str(path))
+        elif path.exists():
+            raise CorpusError(f"{name}: not a regular file or directory (a device, pipe or socket); "
+                              "give text files or directories")
         else:
             raise CorpusError(f"{name}: no such file or directory")
     text = "".join(parts)
@@ -109,6 +114,28 @@ class Vocab:
     @classmethod
     def from_json(cls, data: dict) -> "Vocab":
         return cls(tuple(data["chars"]))
+
+
+def suggest_prime(text: str, vocab: Vocab, starts_line: bool = True, max_chars: int = 16) -> str:
+    """A short prime taken from the start of ``text`` (a run's validation text) for the hint that
+    ends ``rnnkit train``: the first line with printable content (the first whole line when the
+    text starts mid-line), without its indentation, up to ``max_chars`` characters, each printable
+    (no control, escape or bidirectional-format characters) and known to the model; cut after a
+    space rather than mid-word when that keeps at least half. "" when no line qualifies."""
+    known = set(vocab.chars)
+    lines = text.split("\n", 100)[:100]
+    if not starts_line and len(lines) > 1:
+        lines = lines[1:]
+    for line in (ln.lstrip() for ln in lines):
+        n = 0
+        while n < min(len(line), max_chars) and line[n].isprintable() and line[n] in known:
+            n += 1
+        prefix = line[:n]
+        if n < len(line) and line[n] != " " and " " in prefix[max_chars // 2:]:
+            prefix = prefix[: prefix.rindex(" ") + 1]
+        if prefix.strip():
+            return prefix
+    return ""
 
 
 def unigram_entropy_bits(ids: np.ndarray) -> float:

@@ -1,8 +1,11 @@
-"""Errors a user of the command line meets, reported as one plain message and a non-zero exit."""
+"""Errors of the language-model commands: unusable text and unusable run directories.
 
+``UserError`` lives in :mod:`rnnkit.errors` (shared by every command) and is re-exported here.
+"""
 
-class UserError(ValueError):
-    """Bad options, unusable text, or a run directory that cannot be used."""
+from rnnkit.errors import Note, UserError
+
+__all__ = ["CheckpointError", "CorpusError", "DamagedCheckpoint", "MismatchedCheckpoint", "Note", "UserError"]
 
 
 class CorpusError(UserError):
@@ -11,3 +14,12 @@ class CorpusError(UserError):
 
 class CheckpointError(UserError):
     """A run directory without a usable checkpoint."""
+
+
+class DamagedCheckpoint(CheckpointError):
+    """A checkpoint file that cannot be read: not readable, empty, truncated, not safetensors,
+    damaged metadata, or weights that are not finite numbers."""
+
+
+class MismatchedCheckpoint(CheckpointError):
+    """Weights that do not fit the run's config.json and vocab.json (or the run being resumed)."""

@@ -88,7 +88,8 @@ def _draw(z: np.ndarray, temperature: float, top_k: int, rng: np.random.Generato
     z[0] = -np.inf                                           # never emit the unknown token
     if temperature <= 0:
         return int(np.argmax(z))
-    z = z / temperature
+    with np.errstate(over="ignore"):          # a tiny temperature sends the others to -inf, as meant
+        z = (z - z.max()) / temperature       # max 0: no inf - inf, whatever the temperature
     if 0 < top_k < len(z):
         kth = np.partition(z, -top_k)[-top_k]
         z = np.where(z >= kth, z, -np.inf)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from rnnkit.lm.checkpoint import load_model
-from rnnkit.lm.config import TrainConfig
+from rnnkit.lm.config import GENERATE_LIMITS, TrainConfig, option_name
 from rnnkit.lm.data import read_corpus
 from rnnkit.lm.errors import UserError
 from rnnkit.lm.infer import sample, score
+from rnnkit.lm.rundir import load_run
 from rnnkit.lm.train import NonFiniteLoss, Trainer, resume_config
 
 
@@ -30,7 +31,8 @@ def run_train(given: dict, resume: bool = False) -> int:
     corpus = "the Python standard library" if not cfg.paths else ", ".join(cfg.paths)
     log(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({cfg.hidden} units) on {corpus}: "
         f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation characters, "
-        f"vocabulary {trainer.vocab.size}; budget {cfg.time_budget:g} s"
+        f"vocabulary {trainer.vocab.size}; "
+        + (f"budget {cfg.time_budget:g} s" if cfg.time_budget else "no time limit")
         + (f", {cfg.max_steps} steps" if cfg.max_steps else ""))
     try:
         result = trainer.run()
@@ -50,19 +52,31 @@ def run_train(given: dict, resume: bool = False) -> int:
         print(trainer.sample_text(cfg.sample_chars))
         print("--------------")
     print(f"checkpoints in {cfg.out}/ (best.safetensors, latest.safetensors); "
-          f"try: rnnkit generate {cfg.out} --prime 'def '")
+          f"try: {generate_command(cfg.out, trainer.prime)}")
     return 130 if result.interrupted else 0
 
 
+def generate_command(run_dir: str, prime: str) -> str:
+    """``rnnkit generate DIR --prime TEXT``, quoted for a POSIX shell (``--prime=TEXT`` when TEXT
+    starts with '-', which argparse would otherwise take for an option)."""
+    command = f"rnnkit generate {shlex.quote(run_dir)}"
+    if not prime:
+        return command
+    quoted = shlex.quote(prime)
+    return command + (f" --prime={quoted}" if prime.startswith("-") else f" --prime {quoted}")
+
+
 def run_eval(run_dir: str, paths: list[str]) -> dict:
-    model, vocab, _ = load_model(run_dir)
+    run = load_run(run_dir)
+    model, vocab = run.model, run.vocab
     text, _, _ = read_corpus(paths)
     ids, unknown = vocab.encode(text)
     if len(ids) < 2:
         raise UserError(f"need at least 2 characters of text to evaluate, got {len(ids)}")
     s = score(model, ids)
     result = {"bits_per_char": s.bits_per_char, "perplexity": s.perplexity, "chars": s.chars,
-              "nll_nats": s.nll, "unknown_chars": unknown, "run_dir": str(Path(run_dir))}
+              "nll_nats": s.nll, "unknown_chars": unknown, "run_dir": str(Path(run_dir)),
+              "checkpoint": run.weights.name, "step": run.step}
     if unknown:
         known = score(model, ids, skip_unknown=True)
         result["bits_per_char_known"] = known.bits_per_char
@@ -72,12 +86,18 @@ def run_eval(run_dir: str, paths: list[str]) -> dict:
 def run_generate(run_dir: str, prime: str, length: int, temperature: float, top_k: int,
                  seed: int | None) -> Iterator[str]:
     """Check everything first (so errors come before any output), then return the stream."""
-    model, vocab, _ = load_model(run_dir)
-    if length < 0 or top_k < 0 or temperature < 0:
-        raise UserError(f"--length, --top-k and --temperature must be >= 0, got {length}, {top_k}, {temperature}")
+    given = {"length": length, "temperature": temperature, "top_k": top_k, "seed": seed}
+    problems = [p for k, v in given.items() if v is not None
+                and (p := GENERATE_LIMITS[k].problem(option_name(k), v)) is not None]
+    if problems:
+        raise UserError("; ".join(problems))
+    run = load_run(run_dir)
+    model, vocab = run.model, run.vocab
     if not prime:
         raise UserError("--prime must hold at least one character")
     unseen = vocab.unseen(prime)
     if unseen:
-        raise UserError(f"--prime has characters the model never saw in training: {''.join(unseen)!r}")
+        default = "; a newline is the default --prime, and this model's text had none: give --prime TEXT" \
+            if prime == "\n" else ""
+        raise UserError(f"--prime has characters the model never saw in training: {''.join(unseen)!r}{default}")
     return sample(model, vocab, prime, length, temperature, top_k, np.random.default_rng(seed))

@@ -19,12 +19,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rnnkit.lm.checkpoint import prefixed, read_tensors, unprefixed, write_json, write_tensors
-from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig
-from rnnkit.lm.data import Streams, Vocab, default_corpus_files, read_corpus, split_text, unigram_entropy_bits
-from rnnkit.lm.errors import CorpusError
+from rnnkit.lm.checkpoint import prefixed, unprefixed, write_json, write_tensors
+from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
+from rnnkit.lm.data import (
+    Streams, Vocab, default_corpus_files, read_corpus, split_text, suggest_prime, unigram_entropy_bits,
+)
+from rnnkit.lm.errors import CheckpointError, CorpusError, MismatchedCheckpoint
 from rnnkit.lm.infer import NonFiniteOutput, Score, sample, score
 from rnnkit.lm.model import CharLM
+from rnnkit.lm.rundir import check_weights, read_run_files, read_training_state, refuse_resume
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
 
@@ -58,17 +61,30 @@ def resume_config(run_dir: str, overrides: dict) -> TrainConfig:
     ``overrides`` holds only the options the user gave; any other option that differs from the
     saved run is an error (a resumed run must continue the same model on the same data).
     """
-    path = Path(run_dir) / "config.json"
-    if not (path.is_file() and (Path(run_dir) / "latest.safetensors").is_file()):
-        raise CorpusError(f"--resume: {run_dir} holds no checkpoint to resume "
-                          "(expected config.json and latest.safetensors)")
-    saved = TrainConfig.from_json(json.loads(path.read_text(encoding="utf-8"))["train"])
+    run = Path(run_dir)
+    if not (run / "latest.safetensors").is_file():
+        best = " (best.safetensors is there, but it holds only weights: no optimizer state or data " \
+               "position to continue from)" if (run / "best.safetensors").is_file() else ""
+        raise CheckpointError(f"--resume: {run_dir} holds no checkpoint to resume (expected config.json and "
+                              f"latest.safetensors){best}")
+    config, _ = read_run_files(run)                 # checked against the schema
+    saved = TrainConfig.from_json(config["train"])
     changed = sorted(k for k, v in overrides.items()
                      if k not in RUN_LENGTH_OPTIONS and k != "out" and getattr(saved, k) != v)
     if changed:
         raise CorpusError("--resume continues the saved run; these options differ from it: "
-                          + ", ".join("--" + k.replace("_", "-") for k in changed))
+                          + ", ".join("PATH" if k == "paths" else option_name(k) for k in changed))
     return replace(saved, out=str(run_dir), **{k: v for k, v in overrides.items() if k in RUN_LENGTH_OPTIONS})
+
+
+def _metric_step(line: str) -> int | None:
+    """The step of one metrics.jsonl line, or None if the line is damaged."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None
 
 
 class Trainer:
@@ -84,6 +100,7 @@ class Trainer:
         train_ids, _ = self.vocab.encode(train_text)
         self.streams = Streams(train_ids, cfg.batch_size, cfg.seq_len)
         self.val_ids, _ = self.vocab.encode(val_text)
+        self.prime = suggest_prime(val_text, self.vocab, starts_line=train_text.endswith("\n"))
         if len(self.val_ids) < 2:
             raise CorpusError(f"the validation split has {len(self.val_ids)} characters; raise --val-fraction")
         self.unigram_bits = unigram_entropy_bits(train_ids)
@@ -124,26 +141,49 @@ class Trainer:
         write_tensors(self.run_dir / "latest.safetensors", tensors, meta)
 
     def _restore(self) -> None:
-        tensors, meta = read_tensors(self.run_dir / "latest.safetensors")
-        if meta.get("corpus_sha256") != self.fingerprint:
+        tensors, meta = read_training_state(self.run_dir)
+        if meta["corpus_sha256"] != self.fingerprint:
             raise CorpusError("--resume: the corpus differs from the one this run was trained on")
-        self.model.load_state_dict(unprefixed("model.", tensors))
-        self.optimizer.load_state_dict({"lr": meta["optimizer_lr"], "steps": meta["optimizer_steps"],
-                                        "state": unprefixed("optim.", tensors)})
-        self.model.rng.bit_generator.state = meta["rng"]
+        path = self.run_dir / "latest.safetensors"
+        try:
+            check_weights(path, unprefixed("model.", tensors), self.model.cfg, len(self.vocab.chars))
+        except CheckpointError as exc:
+            raise refuse_resume(self.run_dir, exc) from None
+        try:                          # the checks of load_state_dict and of NumPy's RNG state
+            self.model.load_state_dict(unprefixed("model.", tensors))
+            self.optimizer.load_state_dict({"lr": meta["optimizer_lr"], "steps": meta["optimizer_steps"],
+                                            "state": unprefixed("optim.", tensors)})
+            self.model.rng.bit_generator.state = meta["rng"]
+            carry = self._carry(unprefixed("carry.", tensors))
+        except (ValueError, TypeError, KeyError) as exc:
+            mismatch = MismatchedCheckpoint(f"{path} does not fit this run ({exc})")
+            raise refuse_resume(self.run_dir, mismatch) from None
         self.step, self.best_val = int(meta["step"]), float(meta["best_val"])
         if meta.get("last_step") is not None and self.schedule is None:
             self.set_last_step(int(meta["last_step"]))
-        carry = unprefixed("carry.", tensors)
-        parts = tuple(carry[str(k)] for k in range(len(carry)))
-        self.carry = None if not parts else (parts if self.cfg.cell == "lstm" else parts[0])
+        self.carry = carry
         self._truncate_metrics()
         self.log(f"resumed {self.run_dir} at step {self.step}")
 
+    def _carry(self, saved: dict[str, np.ndarray]):
+        """The carried hidden state of a checkpoint: none, h, or (h, c), shaped as this run's."""
+        parts = tuple(saved[str(k)] for k in range(len(saved)))
+        if not parts:
+            return None
+        fresh = self.model.initial_state(self.cfg.batch_size)
+        expected = [a.shape for a in (fresh if isinstance(fresh, tuple) else (fresh,))]
+        if [a.shape for a in parts] != expected:
+            raise ValueError(f"carried state of shapes {[a.shape for a in parts]}, expected {expected}")
+        return parts if isinstance(fresh, tuple) else parts[0]
+
     def _truncate_metrics(self) -> None:
+        """Drop the metrics of steps after the checkpoint (and lines a crash left half-written)."""
         path = self.run_dir / "metrics.jsonl"
-        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= self.step]
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+        kept = [ln for ln in lines if (step := _metric_step(ln)) is not None and step <= self.step]
+        damaged = sum(1 for ln in lines if ln.strip() and _metric_step(ln) is None)
+        if damaged:
+            self.log(f"note: dropped {damaged} damaged line(s) of {path}")
         path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
 
     # -- training ---------------------------------------------------------------------------------

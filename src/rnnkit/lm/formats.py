@@ -1,0 +1,116 @@
+"""Reading a run directory's files: JSON and safetensors, with what is wrong said in words.
+
+A read that fails raises :class:`~rnnkit.lm.errors.CheckpointError` naming the file and what was
+found: not readable, not UTF-8, not JSON; for a safetensors file, empty, truncated (and by how
+much) or not a safetensors file at all. :func:`damage` diagnoses a safetensors file from its
+header alone, without reading the tensors.
+
+Safetensors layout: an 8-byte little-endian header length N, N bytes of JSON header
+(``{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}``), then the
+tensor data, whose offsets count from the end of the header.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+
+from rnnkit.lm.errors import CheckpointError, DamagedCheckpoint
+
+MAX_HEADER = 100 * 2**20       # safetensors' own limit on the header: a larger length is not one
+
+
+def _cannot_read(path: Path, exc: OSError, error=CheckpointError) -> CheckpointError:
+    return error(f"{path}: cannot read it ({(exc.strerror or str(exc)).lower()})")
+
+
+def read_json(path: Path):
+    """The parsed content of a JSON file written by rnnkit (UTF-8)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _cannot_read(path, exc) from None
+    try:
+        return json.loads(data.decode("utf-8-sig"))     # a byte-order mark from an editor is fine
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        found = "an empty file" if not data.strip() else f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise CheckpointError(f"{path}: not valid JSON ({found})") from None
+
+
+def _tensor_end(entry) -> int:
+    """Where a header entry says its data ends (0 if the entry is not a tensor description)."""
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    ok = isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+    return offsets[1] if ok else 0
+
+
+def damage(path: Path) -> str | None:
+    """What is structurally wrong with a safetensors file, as the end of a sentence starting with
+    its name ("is truncated (...)"); None if its header and size are consistent."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(9)
+        if len(head) < 9:
+            return f"is truncated ({size} bytes; a safetensors file starts with an 8-byte length and a header)"
+        n = int.from_bytes(head[:8], "little")
+        if head[8:9] != b"{" or n > MAX_HEADER:
+            return "is not a safetensors file (it does not start with a safetensors header)"
+        if 8 + n > size:
+            return f"is truncated ({size} bytes; its header alone needs {8 + n})"
+        raw = head[8:] + f.read(n - 1)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "has a damaged header (not valid JSON)"
+    if not isinstance(header, dict):
+        return "has a damaged header (not a JSON object)"
+    need = 8 + n + max((_tensor_end(v) for k, v in header.items() if k != "__metadata__"), default=0)
+    if need > size:
+        return f"is truncated ({size} bytes of the {need} its header describes)"
+    return None
+
+
+def _tensor(f, name: str, path: Path) -> np.ndarray:
+    try:
+        return f.get_tensor(name)
+    except TypeError as exc:            # e.g. bfloat16, which NumPy has no type for
+        raise DamagedCheckpoint(f"{path} holds {name} in a type NumPy cannot read ({exc}); "
+                                "rnnkit writes float32") from None
+
+
+def read_tensors(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors by name, rnnkit's metadata) of a safetensors checkpoint."""
+    try:
+        problem = damage(path)
+        if problem is None:                  # safetensors itself checks more than the header
+            with safe_open(str(path), framework="np") as f:
+                raw = (f.metadata() or {}).get("rnnkit", "{}")
+                tensors = {k: _tensor(f, k, path) for k in f.keys()}
+    except OSError as exc:
+        raise _cannot_read(path, exc, DamagedCheckpoint) from None
+    except SafetensorError as exc:
+        problem = f"is damaged ({exc})"
+    if problem is not None:
+        raise DamagedCheckpoint(f"{path} {problem}")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise DamagedCheckpoint(f"{path} has damaged metadata (its 'rnnkit' entry is not a JSON object)")
+    return tensors, meta
+
+
+def prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {prefix + k: v for k, v in arrays.items()}
+
+
+def unprefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

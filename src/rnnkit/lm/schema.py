@@ -1,0 +1,151 @@
+"""What a run directory's files must hold, checked against each other and against the weights.
+
+Each check returns a list of problems, each naming the key or tensor, what was expected and what
+was found, so that a damaged run directory is reported whole in one message rather than one
+traceback at a time::
+
+    config.json  {"model": {vocab_size, cell, embed, hidden, layers, dropout, peephole},
+                  "train": {TrainConfig's fields; TRAIN_REQUIRED at least}, "corpus": {...}}
+    vocab.json   {"unknown_id": 0, "chars": [distinct single characters]}
+    weights      model.embed.weight (V, E), model.rnn.weight_ih_l0 (G·H, E), ...,
+                 model.head.weight (V, H), model.head.bias (V,)   with G = 4 / 3 / 1 for LSTM / GRU / RNN
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+
+import numpy as np
+
+from rnnkit.lm.config import train_problems
+from rnnkit.lm.model import CELLS, ModelConfig
+from rnnkit.ranges import COUNT, PROBABILITY_BELOW_1, Range
+
+MODEL_LIMITS: dict[str, Range] = {
+    "vocab_size": Range(int, low=2),     # the unknown-character token and at least one character
+    "embed": COUNT, "hidden": COUNT, "layers": COUNT, "dropout": PROBABILITY_BELOW_1,
+}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}                       # rows of W_ih per hidden unit
+SHARED = ("cell", "embed", "hidden", "layers", "dropout", "peephole")   # in both sections
+# The train keys a run cannot do without (the model and its text); any other TrainConfig field
+# missing from an older run directory takes its default, as TrainConfig.from_json does.
+TRAIN_REQUIRED = ("paths", *SHARED, "seq_len", "batch_size", "val_fraction", "seed")
+
+
+def _object_problem(name: str, value) -> str | None:
+    return None if isinstance(value, dict) else f"{name} must be a JSON object, got {value!r:.60}"
+
+
+def _missing(section: str, data: dict, required) -> list[str]:
+    absent = [k for k in required if k not in data]
+    return [f"{section} lacks the key{'s' if len(absent) > 1 else ''} {', '.join(absent)}"] if absent else []
+
+
+def model_problems(data: dict) -> list[str]:
+    """config.json's "model" section: ModelConfig's fields, each of the right type and range."""
+    problems = _missing("model", data, [f.name for f in fields(ModelConfig)])
+    problems += [p for key, limits in MODEL_LIMITS.items() if key in data
+                 and (p := limits.problem(f"model.{key}", data[key])) is not None]
+    if "cell" in data and data["cell"] not in CELLS:
+        problems.append(f"model.cell must be one of {', '.join(CELLS)}, got {data['cell']!r}")
+    if "peephole" in data and not isinstance(data["peephole"], bool):
+        problems.append(f"model.peephole must be true or false, got {data['peephole']!r}")
+    elif data.get("peephole") and data.get("cell") in CELLS and data["cell"] != "lstm":
+        problems.append(f"model.peephole applies to the lstm cell only, got model.cell {data['cell']!r}")
+    return problems
+
+
+def model_config(data: dict) -> ModelConfig:
+    """config.json's checked "model" section as a ModelConfig (keys a later version added are ignored)."""
+    return ModelConfig(**{f.name: data[f.name] for f in fields(ModelConfig)})
+
+
+def config_problems(data) -> list[str]:
+    """Everything wrong with the parsed content of config.json (an empty list: usable)."""
+    if (p := _object_problem("the file", data)) is not None:
+        return [p]
+    problems = _missing("the file", data, ("model", "train"))
+    sections = {k: data[k] for k in ("model", "train", "corpus") if k in data}
+    problems += [p for k, v in sections.items() if (p := _object_problem(k, v)) is not None]
+    if problems:
+        return problems
+    model, train = data["model"], data["train"]
+    problems += model_problems(model)
+    problems += _missing("train", train, TRAIN_REQUIRED)
+    problems += train_problems(train, name=lambda field: f"train.{field}")
+    if problems:
+        return problems
+    return [f"model.{k} = {model[k]!r} but train.{k} = {train[k]!r} (they must agree)"
+            for k in SHARED if model[k] != train[k]]
+
+
+def vocab_problems(data) -> list[str]:
+    """Everything wrong with the parsed content of vocab.json."""
+    if (p := _object_problem("the file", data)) is not None:
+        return [p]
+    if "chars" not in data:
+        return ["the file lacks the key chars (the list of characters)"]
+    chars = data["chars"]
+    if not isinstance(chars, list):
+        return [f"chars must be a list of single characters, got {type(chars).__name__} {chars!r:.60}"]
+    problems = []
+    bad = [(i, c) for i, c in enumerate(chars) if not (isinstance(c, str) and len(c) == 1)]
+    if bad:
+        i, c = bad[0]
+        problems.append(f"chars must hold single characters; {len(bad)} entr{'ies do' if len(bad) > 1 else 'y does'} "
+                        f"not, e.g. chars[{i}] = {c!r:.40}")
+    elif len(set(chars)) != len(chars):
+        twice = sorted({c for c in chars if chars.count(c) > 1})
+        problems.append(f"chars must be distinct, but {''.join(twice)!r:.40} appear more than once")
+    elif not chars:
+        problems.append("chars is empty; a model needs at least one character")
+    if data.get("unknown_id", 0) != 0:
+        problems.append(f"unknown_id must be 0, got {data['unknown_id']!r}")
+    return problems
+
+
+def _layer_count(tensors: dict) -> int:
+    pattern = re.compile(r"rnn\.weight_ih_l(\d+)$")
+    return len({m.group(1) for k in tensors if (m := pattern.match(k))})
+
+
+ANCHORS = ("embed.weight", "head.weight", "rnn.weight_ih_l0")      # 2-D tensors the sizes are read from
+
+
+def not_a_language_model(tensors: dict[str, np.ndarray]) -> str | None:
+    """Why these tensors cannot be a character language model's at all, or None."""
+    absent = [k for k in ANCHORS if k not in tensors or np.ndim(tensors[k]) != 2]
+    return f"holds no language model (no 2-D tensor model.{absent[0]})" if absent else None
+
+
+def shape_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig, vocab_chars: int) -> list[str]:
+    """How the model tensors (names without the ``model.`` prefix; ANCHORS present) disagree with
+    config.json's model section and vocab.json's character count. Sizes are read off the tensors'
+    shapes, so a wrong config never makes us build a model of the wrong size."""
+    V, E = tensors["embed.weight"].shape
+    V_head, H = tensors["head.weight"].shape
+    rows = tensors["rnn.weight_ih_l0"].shape[0]
+    found = {"vocab_size": (V, f"embed.weight has shape {(V, E)}"),
+             "embed": (E, f"embed.weight has shape {(V, E)}"),
+             "hidden": (H, f"head.weight has shape {(V_head, H)}"),
+             "layers": (_layer_count(tensors), "rnn.weight_ih_l0 ... l{k} counted"),
+             "peephole": ("rnn.weight_ci_l0" in tensors, "rnn.weight_ci_l0 present or not")}
+    cell = next((c for c, g in GATES.items() if rows == g * H), None)
+    found["cell"] = (cell or "none of lstm, gru, rnn", f"rnn.weight_ih_l0 has {rows} rows for {H} units")
+    problems = [f"model.{k} is {getattr(cfg, k)!r} in config.json but {v!r} in the weights ({why})"
+                for k, (v, why) in found.items() if getattr(cfg, k) != v]
+    if vocab_chars + 1 != V:
+        problems.append(f"vocab.json has {vocab_chars} characters ({vocab_chars + 1} ids with the unknown "
+                        f"token) but the weights have {V} (embed.weight has shape {(V, E)})")
+    return problems
+
+
+def value_problems(tensors: dict[str, np.ndarray]) -> list[str]:
+    """Tensors that are not finite floating-point numbers (training never saves those)."""
+    not_float = [k for k, a in tensors.items() if a.dtype.kind != "f"]
+    not_finite = [k for k, a in tensors.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    problems = [f"tensor model.{k} has dtype {tensors[k].dtype}, expected floating point" for k in not_float[:3]]
+    if not_finite:
+        problems.append(f"{len(not_finite)} tensor(s) hold NaN or infinite values, e.g. model.{not_finite[0]}")
+    return problems

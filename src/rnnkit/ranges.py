@@ -1,0 +1,86 @@
+"""What a numeric setting accepts, stated once as data.
+
+A :class:`Range` is an integer or a finite number between optional bounds. The same object checks
+a value in Python (:meth:`Range.check`, e.g. a configuration dataclass or a key of a run's
+config.json) and parses it on the command line (as an argparse ``type=``, so that a bad number is
+refused before any work starts)::
+
+    parser.add_argument("--lr", type=POSITIVE)        # rnnkit train: error: argument --lr:
+                                                      # must be a finite number > 0, got 'nan'
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Range:
+    kind: type = float              # int, or float (always finite: nan and ±inf are refused)
+    low: float | None = None        # None: unbounded below
+    high: float | None = None       # None: unbounded above
+    low_open: bool = False          # True: ``low`` itself is excluded
+    high_open: bool = False         # True: ``high`` itself is excluded
+
+    def describe(self) -> str:
+        """'an integer >= 1', 'a finite number in [0, 1)', ..."""
+        what = "an integer" if self.kind is int else "a finite number"
+        if self.low is not None and self.high is not None:
+            return (f"{what} in {'(' if self.low_open else '['}{self.low:g}, "
+                    f"{self.high:g}{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{what} {'<' if self.high_open else '<='} {self.high:g}"
+        return what
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def _right_type(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        return self.kind is not int or isinstance(value, numbers.Integral)
+
+    def problem(self, name: str, value) -> str | None:
+        """Why ``value`` is not acceptable for ``name`` (naming the range and the value), or None."""
+        if not self._right_type(value):
+            return f"{name} must be {self.describe()}, got {type(value).__name__} {value!r}"
+        if not self.contains(value):
+            return f"{name} must be {self.describe()}, got {value!r}"
+        return None
+
+    def check(self, name: str, value):
+        """``value`` as ``kind`` if acceptable; else TypeError (wrong type) or ValueError (out of range)."""
+        problem = self.problem(name, value)
+        if problem is not None:
+            raise (ValueError if self._right_type(value) else TypeError)(problem)
+        return self.kind(value)
+
+    def __call__(self, text: str):
+        """argparse ``type=``: the option's text as a number in range, or an ArgumentTypeError."""
+        try:
+            value = self.kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be {self.describe()}, got {text!r}") from None
+        if not self.contains(value):
+            raise argparse.ArgumentTypeError(f"must be {self.describe()}, got {text!r}")
+        return value
+
+
+# The ranges most options use.
+COUNT = Range(int, low=1)                       # sizes, steps, lengths
+NONNEGATIVE_INT = Range(int, low=0)             # 0 meaning "none" or "off"
+SEED = Range(int, low=0)                        # NumPy seeds are non-negative integers
+POSITIVE = Range(float, low=0, low_open=True)   # learning rates, times
+NONNEGATIVE = Range(float, low=0)               # 0 meaning "off"
+FINITE = Range(float)                           # any finite number
+PROBABILITY_BELOW_1 = Range(float, low=0, high=1, high_open=True)     # dropout
+FRACTION = Range(float, low=0, high=1, low_open=True, high_open=True)  # held-out share
