@@ -10,10 +10,13 @@ from rnnkit.onnx.deps import require_onnxruntime
 def session(model, threads: int | None = None):
     """``onnxruntime.InferenceSession`` for ``model`` (a path or an ``onnx.ModelProto``).
 
-    threads: intra-op threads (None: onnxruntime's default, one per core).
+    threads: intra-op threads (None: onnxruntime's default, one per core). Warnings are not
+    logged: onnxruntime warns about every graph input that has a default value, which is how an
+    exported graph makes its initial states optional.
     """
     ort = require_onnxruntime()
     options = ort.SessionOptions()
+    options.log_severity_level = 3                                    # errors only
     if threads is not None:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
