@@ -7,6 +7,8 @@ each graph runs at two batch sizes and two sequence lengths, with and without in
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -209,24 +211,31 @@ def test_without_onnx_import_works_and_export_says_what_to_install():
 
 
 # -- import ----------------------------------------------------------------------------------------
-def torch_export(module, path: Path, x) -> None:
-    """PyTorch's own exporter (the TorchScript one: the dynamo exporter needs onnxscript)."""
+def torch_export(module, path: Path, x, dynamo: bool) -> None:
+    """PyTorch's exporter: the dynamo one (torch's default; it needs onnxscript) or the TorchScript one."""
     torch = pytest.importorskip("torch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                 # deprecation and batch-size notes of torch's exporter
-        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["input"],
-                          dynamic_axes={"input": {0: "a", 1: "b"}})
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")                 # torch's deprecation and progress notes
+        kw = {} if dynamo else {"dynamic_axes": {"input": {0: "a", 1: "b"}}}
+        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=dynamo, input_names=["input"], **kw)
 
 
 @pytest.mark.parametrize("kind,kw", [("LSTM", {}), ("LSTM", {"bidirectional": True, "batch_first": True}),
                                      ("GRU", {"bidirectional": True}), ("GRU", {"bias": False}),
                                      ("RNN", {"nonlinearity": "relu", "bidirectional": True})])
-def test_load_layer_from_pytorch(tmp_path, kind, kw):
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_load_layer_from_pytorch(tmp_path, kind, kw, dynamo):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     module = getattr(torch.nn, kind)(3, 5, **kw).eval()
     x = np.random.default_rng(0).standard_normal((2, 6, 3) if kw.get("batch_first") else (6, 2, 3)).astype(np.float32)
-    torch_export(module, tmp_path / "t.onnx", x)
+    torch_export(module, tmp_path / "t.onnx", x, dynamo)
+    if dynamo and kind == "RNN":                  # the dynamo exporter unrolls nn.RNN into per-step MatMuls
+        with pytest.raises(rnnkit.onnx.OnnxImportError, match=r"no LSTM, GRU or RNN node \(its operators: .*MatMul"):
+            rnnkit.onnx.load_layer(tmp_path / "t.onnx")
+        return
     layer = rnnkit.onnx.load_layer(tmp_path / "t.onnx")
     assert type(layer).__name__ == kind and layer.batch_first == kw.get("batch_first", False)
     assert layer.bidirectional == kw.get("bidirectional", False) and layer.bias == kw.get("bias", True)
@@ -340,3 +349,14 @@ def test_example_refuses_a_vocabulary_that_does_not_match(trained_run, tmp_path)
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "onnx_generate.py"), str(model)],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and f"{vocab}: {len(data['chars']) - 1} symbols, but the model predicts" in proc.stderr
+
+
+def test_runtime_rejects_shapes_that_do_not_fit():
+    """The graph declares the feature and state sizes, so onnxruntime names the input that is wrong."""
+    sess = rnnkit.onnx.session(rnnkit.onnx.to_model(rnnkit.LSTM(3, 4, num_layers=2, rng=0)))
+    x = np.zeros((5, 2, 3), np.float32)
+    with pytest.raises(Exception, match=r"(?s)input: input .*index: 2 Got: 7 Expected: 3"):
+        sess.run(None, {"input": np.zeros((5, 2, 7), np.float32)})
+    with pytest.raises(Exception, match=r"(?s)input: h0 .*index: 0 Got: 1 Expected: 2"):
+        sess.run(None, {"input": x, "h0": np.zeros((1, 2, 4), np.float32)})
+    assert sess.run(None, {"input": x})[0].shape == (5, 2, 4)

@@ -10,7 +10,7 @@ import pytest
 
 import rnnkit
 import rnnkit.torch as rt
-from helpers import Case, as_tuple
+from helpers import Case
 from rnnkit.cli import main
 from rnnkit.lm.checkpoint import load_model
 from rnnkit.lm.model import CharLM, ModelConfig

@@ -30,13 +30,24 @@ class Graph:
     initializers: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
-    _used: dict[str, int] = field(default_factory=dict)
+    _names: set[str] = field(default_factory=set)
 
     def fresh(self, hint: str) -> str:
-        """A value name not used before in this graph, derived from ``hint``."""
-        n = self._used.get(hint, 0)
-        self._used[hint] = n + 1
-        return self.prefix + (hint if n == 0 else f"{hint}_{n}")
+        """A name not used before in this graph: ``hint``, else ``hint_1``, ``hint_2``, ..."""
+        candidate, n = self.prefix + hint, 0
+        while candidate in self._names:
+            n += 1
+            candidate = f"{self.prefix}{hint}_{n}"
+        self._names.add(candidate)
+        return candidate
+
+    def _claim(self, name: str) -> str:
+        """An interface name, exactly as given: using one twice is a bug in an exporter."""
+        name = self.prefix + name
+        if name in self._names:
+            raise ValueError(f"the graph already has a value named {name!r}")
+        self._names.add(name)
+        return name
 
     # -- values ---------------------------------------------------------------------------------
     def const(self, value, hint: str = "const", dtype=None) -> str:
@@ -69,7 +80,7 @@ class Graph:
         """A graph input; with ``default``, also an initializer of that name (the value used when
         the caller feeds nothing: ONNX's overridable initializer)."""
         onnx = require_onnx()
-        name = self.fresh(name)
+        name = self._claim(name)
         self.inputs.append(onnx.helper.make_tensor_value_info(name, elem_type, shape))
         if default is not None:
             self.initializers.append(onnx.numpy_helper.from_array(np.ascontiguousarray(default), name))
@@ -78,8 +89,9 @@ class Graph:
     def add_output(self, value: str, name: str, elem_type, shape: list) -> None:
         """Expose ``value`` as the graph output ``name`` (through an Identity node)."""
         onnx = require_onnx()
-        name = self.fresh(name)
-        self.nodes.append(onnx.helper.make_node("Identity", [value], [name], name=self.fresh(f"node_{name}")))
+        node = self.fresh(f"node_{name}")
+        name = self._claim(name)
+        self.nodes.append(onnx.helper.make_node("Identity", [value], [name], name=node))
         self.outputs.append(onnx.helper.make_tensor_value_info(name, elem_type, shape))
 
     @property
