@@ -360,3 +360,38 @@ def test_runtime_rejects_shapes_that_do_not_fit():
     with pytest.raises(Exception, match=r"(?s)input: h0 .*index: 0 Got: 1 Expected: 2"):
         sess.run(None, {"input": x, "h0": np.zeros((1, 2, 4), np.float32)})
     assert sess.run(None, {"input": x})[0].shape == (5, 2, 4)
+
+
+def test_a_new_module_type_plugs_in_with_one_function(monkeypatch):
+    """How a model built on rnnkit's layers (a sequence estimator, say) gets exported: one function,
+    registered by type, composing the shared pieces. Here a per-step tagger: GRU → Linear."""
+    from rnnkit.onnx.graph import linear
+    from rnnkit.onnx.interface import batch_size, lengths_input, sequence_input, state_inputs
+    from rnnkit.onnx.recurrent import stack
+    from rnnkit.onnx.registry import EXPORTERS
+    from rnnkit.onnx.spec import stack_spec
+
+    class Tagger(rnnkit.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = self.register_module("rnn", rnnkit.GRU(3, 5, bidirectional=True, rng=0))
+            self.head = self.register_module("head", rnnkit.linear.Linear(10, 4, rng=1))
+
+        def __call__(self, x, lengths=None):
+            return self.head(self.rnn(x, lengths=lengths)[0])
+
+    def export_tagger(g, model, lengths):
+        spec = stack_spec(model.rnn)
+        x = sequence_input(g, spec, batch_first=False)
+        y, _ = stack(g, spec, x, state_inputs(g, spec, batch_size(g, x, 1)), lengths_input(g) if lengths else None)
+        g.add_output(linear(g, y, model.head.weight.data, model.head.bias.data, "head"), "tags", g.elem_type,
+                     ["time", "batch", 4])
+
+    monkeypatch.setitem(EXPORTERS, Tagger, None)             # restored after the test
+    rnnkit.onnx.register_exporter(Tagger)(export_tagger)
+    tagger = type("SubTagger", (Tagger,), {})()              # a subclass uses its parent's exporter
+    x, lens = np.random.default_rng(0).standard_normal((6, 2, 3)).astype(np.float32), np.array([6, 3])
+    with rnnkit.no_grad():
+        expected = tagger(x, lens)
+    sess = rnnkit.onnx.session(rnnkit.onnx.to_model(tagger, lengths=True))
+    np.testing.assert_allclose(sess.run(None, {"input": x, "lengths": lens})[0], expected, atol=1e-6)

@@ -38,8 +38,8 @@ def to_model(module, lengths: bool = False, opset: int | None = None):
     onnx = require_onnx()
     if not isinstance(lengths, bool):
         raise TypeError(f"lengths must be True or False, got {type(lengths).__name__} {lengths!r}")
-    fn = exporter_for(module)
-    g = Graph(module.dtype, check_opset(opset))
+    fn, dtype_of = exporter_for(module)
+    g = Graph(dtype_of(module), check_opset(opset))
     fn(g, module, lengths)
     model = g.to_model(doc=f"rnnkit {type(module).__name__}: {module!r}"[:2000])
     onnx.checker.check_model(model, full_check=True)
