@@ -211,28 +211,32 @@ def test_without_onnx_import_works_and_export_says_what_to_install():
 
 
 # -- import ----------------------------------------------------------------------------------------
-def torch_export(module, path: Path, x, dynamo: bool) -> None:
-    """PyTorch's exporter: the dynamo one (torch's default; it needs onnxscript) or the TorchScript one."""
+def torch_export(module, path: Path, x, exporter: str) -> None:
+    """PyTorch's exporter: "dynamo" (torch's default; it needs onnxscript), "torchscript", or
+    "unfolded" (TorchScript without constant folding: the weights are sliced and concatenated by
+    nodes of the graph, not stored ready)."""
     torch = pytest.importorskip("torch")
-    if dynamo:
+    if exporter == "dynamo":
         pytest.importorskip("onnxscript")
+    kw = {} if exporter == "dynamo" else {"dynamic_axes": {"input": {0: "a", 1: "b"}},
+                                          "do_constant_folding": exporter == "torchscript"}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")                 # torch's deprecation and progress notes
-        kw = {} if dynamo else {"dynamic_axes": {"input": {0: "a", 1: "b"}}}
-        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=dynamo, input_names=["input"], **kw)
+        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=exporter == "dynamo",
+                          input_names=["input"], **kw)
 
 
 @pytest.mark.parametrize("kind,kw", [("LSTM", {}), ("LSTM", {"bidirectional": True, "batch_first": True}),
                                      ("GRU", {"bidirectional": True}), ("GRU", {"bias": False}),
                                      ("RNN", {"nonlinearity": "relu", "bidirectional": True})])
-@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
-def test_load_layer_from_pytorch(tmp_path, kind, kw, dynamo):
+@pytest.mark.parametrize("exporter", ["torchscript", "unfolded", "dynamo"])
+def test_load_layer_from_pytorch(tmp_path, kind, kw, exporter):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     module = getattr(torch.nn, kind)(3, 5, **kw).eval()
     x = np.random.default_rng(0).standard_normal((2, 6, 3) if kw.get("batch_first") else (6, 2, 3)).astype(np.float32)
-    torch_export(module, tmp_path / "t.onnx", x, dynamo)
-    if dynamo and kind == "RNN":                  # the dynamo exporter unrolls nn.RNN into per-step MatMuls
+    torch_export(module, tmp_path / "t.onnx", x, exporter)
+    if exporter == "dynamo" and kind == "RNN":                  # the dynamo exporter unrolls nn.RNN into per-step MatMuls
         with pytest.raises(rnnkit.onnx.OnnxImportError, match=r"no LSTM, GRU or RNN node \(its operators: .*MatMul"):
             rnnkit.onnx.load_layer(tmp_path / "t.onnx")
         return

@@ -97,7 +97,7 @@ def _weights(onnx, path: Path, model, node) -> dict[str, np.ndarray]:
     wanted = {key: names[key] for key in ("W", "R", "B", "P") if names.get(key)}
     known = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     for n in model.graph.node:
-        if n.op_type == "Constant" and n.output[0] in wanted.values():
+        if n.op_type == "Constant" and n.output[0] in wanted.values() and n.attribute[0].name == "value":
             known[n.output[0]] = onnx.numpy_helper.to_array(onnx.helper.get_attribute_value(n.attribute[0]))
     missing = [v for v in wanted.values() if v not in known]
     if missing:
@@ -106,17 +106,29 @@ def _weights(onnx, path: Path, model, node) -> dict[str, np.ndarray]:
 
 
 def _evaluate_constants(onnx, path: Path, model, outputs: list[str]) -> dict[str, np.ndarray]:
-    """Values computed from constants only (e.g. weights sliced and concatenated by an exporter)."""
+    """Values computed from constants only (e.g. weights sliced and concatenated by an exporter):
+    the nodes they depend on, run by onnx's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
-    graph_inputs = {i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
-    try:
-        sub = onnx.utils.Extractor(model).extract_model([], outputs)
-    except Exception as exc:
-        raise OnnxImportError(f"{path}: cannot trace the recurrent node's weights {outputs} ({exc})") from None
-    needs = {i.name for i in sub.graph.input} & graph_inputs
-    if needs:
-        raise OnnxImportError(f"{path}: the recurrent node's weights {outputs} depend on graph inputs "
-                              f"{sorted(needs)}; load_layer needs constant weights")
+    producers = {out: n for n in model.graph.node for out in n.output}
+    constants = {t.name for t in model.graph.initializer}
+    needed, stack, inputs = [], list(outputs), set()
+    while stack:
+        name = stack.pop()
+        node = producers.get(name)
+        if node is None:
+            if name and name not in constants:
+                inputs.add(name)
+            continue
+        if node not in needed:
+            needed.append(node)
+            stack.extend(node.input)
+    if inputs:
+        raise OnnxImportError(f"{path}: the recurrent node's weights depend on graph inputs {sorted(inputs)}; "
+                              "load_layer needs constant weights")
+    order = [n for n in model.graph.node if n in needed]                 # the graph's topological order
+    graph = onnx.helper.make_graph(order, "weights", [], [onnx.helper.make_empty_tensor_value_info(o) for o in outputs],
+                                   list(model.graph.initializer))
+    sub = onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     return dict(zip(outputs, ReferenceEvaluator(sub).run(None, {})))
 
 
