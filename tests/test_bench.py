@@ -1,4 +1,4 @@
-"""`rnnkit bench`: the ONNX export it times, its work counts, its workers and its command line.
+"""`rnnkit bench`: its work counts, its workers and its command line.
 
 These tests check what the benchmark computes, never how fast anything is.
 """
@@ -14,7 +14,6 @@ import pytest
 import rnnkit
 import rnnkit.engine
 from rnnkit.bench.lm import _torch_model, _torch_score, run_lm_bench
-from rnnkit.bench.onnx_model import build_model, session
 from rnnkit.bench.points import Point, grid
 from rnnkit.bench.report import engine_line, peak_line
 from rnnkit.bench.runner import BenchOptions, derive, machine, measure_peak, run_worker
@@ -22,25 +21,6 @@ from rnnkit.cli import main
 
 pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
-
-ONNX_CASES = [
-    ("lstm", {}), ("gru", {}), ("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {"peephole": True}),
-    ("lstm", {"num_layers": 2, "bidirectional": True}), ("gru", {"num_layers": 3, "bidirectional": True}),
-    ("rnn", {"num_layers": 2}), ("lstm", {"num_layers": 2, "bidirectional": True, "peephole": True}),
-]
-
-
-@pytest.mark.parametrize("cell,kw", ONNX_CASES, ids=[f"{c}-{k}" for c, k in ONNX_CASES])
-def test_onnx_graph_computes_the_same_layer(cell, kw):
-    layer = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[cell](12, 7, rng=3, **kw)
-    x = np.random.default_rng(0).standard_normal((9, 4, 12)).astype(np.float32)
-    expected, _ = layer(x)
-    model = build_model(layer.state_dict(), cell, 7, kw.get("num_layers", 1), kw.get("bidirectional", False),
-                        kw.get("peephole", False), kw.get("nonlinearity", "tanh"))
-    got = session(model, 1).run(None, {"X": x})[0]
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-
 
 def test_gemm_flops_by_hand():
     p = Point("lstm", T=2, B=3, I=4, H=5)

@@ -209,6 +209,12 @@ CASES = [
     Case("inspect {run} --out {missing}/page.html", ("--out", "does not exist")),
     Case("gradflow --plot {dir}", ("--plot", "is a directory")),
     Case("bench --json {dir}", ("--json", "is a directory")),
+    Case("export {run} {dir}", ("MODEL.onnx", "is a directory")),
+    Case("export {run} {missing}/model.onnx", ("MODEL.onnx", "does not exist")),
+    Case("export {run} {dir}/model.txt", ("MODEL.onnx", "must end in .onnx", "model.txt")),
+    Case("export {missing} {dir}/model.onnx", ("missing", "no such directory")),
+    Case("export {run} {dir}/model.onnx", ("best.safetensors", "latest.safetensors", "truncated"),
+         combine(truncate("best.safetensors"), truncate("latest.safetensors", 3000))),
     # run directories
     Case("generate {missing}", ("missing", "no such directory")),
     Case("generate {file}", ("a-file", "is a file")),
@@ -332,7 +338,7 @@ def test_bad_input_is_a_clean_error(case, ws):
 
 # Arguments each subcommand needs besides the option under test (never opened: parsing fails first).
 VALID_ARGV = {"train": [], "eval": ["DIR", "PATH"], "generate": ["DIR"], "gradflow": [],
-              "task": ["adding"], "inspect": ["DIR"], "bench": []}
+              "task": ["adding"], "inspect": ["DIR"], "bench": [], "export": ["DIR", "MODEL.onnx"]}
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

@@ -7,6 +7,7 @@
     rnnkit task adding|copy [--seq-len T]   long-range memory tasks against their baselines
     rnnkit inspect DIR [PATH ...]           HTML page of unit and gate activity on text
     rnnkit bench [--quick] [--lm SECONDS]   time rnnkit against PyTorch and onnxruntime
+    rnnkit export DIR MODEL.onnx            the language model as ONNX, vocabulary beside it
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rnnkit.bench.commands import add_bench_parser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
 from rnnkit.errors import Note, user_message
 from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
+from rnnkit.onnx.commands import add_export_parser
 from rnnkit.outputs import output_dir
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_parser(sub)
     add_inspect_parser(sub)
     add_bench_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

@@ -6,7 +6,7 @@ lacks the configuration (PyTorch has no peephole LSTM), reports ``skipped`` with
 
 - ``rnnkit``: the layer's forward + ``backward(dout)``; inference under ``no_grad``.
 - ``torch``: ``torch.nn.LSTM/GRU/RNN`` forward + ``out.backward(dout)``; inference under no_grad.
-- ``onnxruntime``: inference of the ONNX graph of the same layer (:mod:`rnnkit.bench.onnx_model`).
+- ``onnxruntime``: inference of the ONNX graph of the same layer (:func:`rnnkit.onnx.to_model`).
 - ``floor``: only the matrix products of the step (see :mod:`rnnkit.bench.points`) on rnnkit's
   full-width micro-kernel, into preallocated outputs: what the step would cost if everything else
   were free.
@@ -89,13 +89,11 @@ def torch_fns(point: Point, x: np.ndarray, dout: np.ndarray):
 
 def onnxruntime_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     try:
-        from rnnkit.bench.onnx_model import build_model, session
-        sess = session(build_model(_layer(point).state_dict(), point.cell, point.H, point.layers,
-                                   point.bidirectional, point.peephole),
-                       int(os.environ["RNNKIT_BENCH_THREADS"]))
+        from rnnkit.onnx import session, to_model
+        sess = session(to_model(_layer(point)), int(os.environ["RNNKIT_BENCH_THREADS"]))
     except ImportError as exc:
         raise Skipped("onnx/onnxruntime are not installed (pip install 'rnnkit[bench]')") from exc
-    return None, lambda: sess.run(None, {"X": x})
+    return None, lambda: sess.run(None, {"input": x})
 
 
 def floor_fns(point: Point, x: np.ndarray, dout: np.ndarray):

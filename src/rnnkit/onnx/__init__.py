@@ -1,0 +1,23 @@
+"""ONNX export and import of rnnkit modules (optional extra: ``pip install 'rnnkit[onnx]'``).
+
+    import rnnkit.onnx
+    rnnkit.onnx.export(module, "model.onnx", lengths=False, opset=None)   # layer, cell, CharLM
+    layer = rnnkit.onnx.load_layer("model.onnx")     # one LSTM / GRU / RNN node -> an rnnkit layer
+    sess = rnnkit.onnx.session("model.onnx")         # an onnxruntime session on the CPU
+
+Importing this package needs neither onnx nor onnxruntime; the first call that does says what to
+install.
+"""
+
+from __future__ import annotations
+
+from rnnkit.onnx.deps import MissingDependency
+from rnnkit.onnx.export import DEFAULT_OPSET, export, to_model
+from rnnkit.onnx.importer import OnnxImportError, load_layer
+from rnnkit.onnx.registry import register_exporter
+from rnnkit.onnx.runtime import session
+
+import rnnkit.onnx.exporters  # noqa: E402,F401  (registers the exporters of rnnkit's own modules)
+
+__all__ = ["DEFAULT_OPSET", "MissingDependency", "OnnxImportError", "export", "load_layer",
+           "register_exporter", "session", "to_model"]

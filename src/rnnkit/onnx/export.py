@@ -1,0 +1,71 @@
+"""``export``: a module as a checked ONNX file, written atomically; ``to_model`` without writing."""
+
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+
+from rnnkit.lm.checkpoint import atomic_write
+from rnnkit.onnx.deps import require_onnx
+from rnnkit.onnx.graph import Graph
+from rnnkit.onnx.registry import exporter_for
+
+# Opset 19: recent, and run by every onnxruntime the extras allow (>= 1.16). Nothing the exporter
+# uses changed after opset 14 (Unsqueeze/Split take axes and sizes as inputs since 13), so
+# opset=14 and later all give the same graph.
+DEFAULT_OPSET = 19
+MIN_OPSET = 14
+
+
+def check_opset(opset) -> int:
+    if opset is None:
+        return DEFAULT_OPSET
+    newest = require_onnx().defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
+        raise TypeError(f"opset must be an int in [{MIN_OPSET}, {newest}] or None, got {type(opset).__name__} {opset!r}")
+    if not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"opset must lie in [{MIN_OPSET}, {newest}] (the installed onnx knows up to {newest}), "
+                         f"got {opset}")
+    return int(opset)
+
+
+def to_model(module, lengths: bool = False, opset: int | None = None):
+    """The inference graph of ``module`` as an ``onnx.ModelProto``, checked by onnx's full check.
+
+    The graph computes the module's forward in eval mode (dropout is the identity) in the module's
+    dtype. See :func:`export` for the interface.
+    """
+    onnx = require_onnx()
+    if not isinstance(lengths, bool):
+        raise TypeError(f"lengths must be True or False, got {type(lengths).__name__} {lengths!r}")
+    fn, dtype_of = exporter_for(module)
+    g = Graph(dtype_of(module), check_opset(opset))
+    fn(g, module, lengths)
+    model = g.to_model(doc=f"rnnkit {type(module).__name__}: {module!r}"[:2000])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export(module, path, lengths: bool = False, opset: int | None = None) -> Path:
+    """Write the ONNX graph of ``module`` to ``path`` (temporary file + rename: never half a file).
+
+    module: an RNN / LSTM / GRU layer (any options), an RNNCell / LSTMCell / GRUCell, a CharLM, or
+    any type registered with :func:`rnnkit.onnx.register_exporter`.
+
+    Layers: inputs ``input`` (T, B, I) — (B, T, I) with batch_first —, ``h0`` (L·D, B, H_out) and,
+    for the LSTM, ``c0`` (L·D, B, H) (both optional: zeros when not fed), ``lengths`` (B,) int64 with
+    ``lengths=True`` (each in [1, T], PyTorch's packed-sequence semantics); outputs ``output``,
+    ``h_n`` (, ``c_n``) with the shapes of the layer's forward. Batch and time are dynamic.
+    Cells: ``input`` (B, I), ``h0`` (, ``c0``) (B, n) → ``h1`` (, ``c1``).
+    CharLM: ``tokens`` (T, B) int64, ``h0``, ``c0`` → ``logits`` (T, B, V), ``h_n``, ``c_n``.
+
+    opset: the ONNX opset (default :data:`DEFAULT_OPSET`; 14 up to what the installed onnx knows).
+    Returns the path written.
+    """
+    onnx = require_onnx()
+    model = to_model(module, lengths, opset)
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"rnnkit.onnx.export: {path} is a directory; give a file name such as model.onnx")
+    atomic_write(path, lambda tmp: onnx.save_model(model, tmp))
+    return path

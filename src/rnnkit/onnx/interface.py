@@ -1,0 +1,56 @@
+"""The inputs an exported graph shares with the module's forward: sequences, states, lengths.
+
+Initial states are optional, as in ``layer(x)``: each is a graph input with a default value of
+zeros for a batch of one (an ONNX overridable initializer), broadcast to the batch with Expand.
+A runtime that feeds ``h0`` uses it; one that feeds nothing gets zeros, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.onnx.deps import require_onnx
+from rnnkit.onnx.graph import Graph
+from rnnkit.onnx.spec import StackSpec
+
+STATE_NAMES = ("h", "c")          # LSTM states (h, c); the others have h only
+
+
+def sequence_input(g: Graph, spec: StackSpec, batch_first: bool) -> str:
+    """The ``input`` graph input, returned time-major (T, B, I) (a Transpose for batch_first:
+    onnxruntime rejects the recurrent operators' own batch-major ``layout=1``)."""
+    shape = ["batch", "time", spec.input_size] if batch_first else ["time", "batch", spec.input_size]
+    x = g.add_input("input", g.elem_type, shape)
+    return g.op("Transpose", x, perm=[1, 0, 2], hint="input_time_major") if batch_first else x
+
+
+def batch_size(g: Graph, x: str, axis: int) -> str:
+    """The batch size of value ``x`` (its ``axis``), as an int64 vector of one element."""
+    return g.op("Slice", g.op("Shape", x, hint="shape"), g.ints([axis]), g.ints([axis + 1]), hint="batch")
+
+
+def state_inputs(g: Graph, spec: StackSpec, batch: str, suffix: str = "0", stacked: bool = True):
+    """Graph inputs ``h0`` (and ``c0``), defaulting to zeros; returned expanded to the batch.
+
+    stacked: shapes (L·D, B, n), as a layer's states; otherwise (B, n), as a cell's.
+    """
+    lead = [spec.num_layers * spec.num_directions] if stacked else []
+    values = []
+    for name, n in zip(STATE_NAMES, spec.state_sizes()):
+        default = np.zeros(lead + [1, n], g.dtype)
+        v = g.add_input(name + suffix, g.elem_type, lead + ["batch", n], default=default)
+        shape = g.op("Concat", *(([g.ints(lead)] if lead else []) + [batch, g.ints([n])]), axis=0,
+                     hint=f"{name}_shape")
+        values.append(g.op("Expand", v, shape, hint=f"{name}{suffix}_batch"))
+    return tuple(values)
+
+
+def lengths_input(g: Graph) -> str:
+    """``lengths`` (B,) int64: each sequence's valid steps, in [1, T]."""
+    return g.add_input("lengths", require_onnx().TensorProto.INT64, ["batch"])
+
+
+def state_outputs(g: Graph, spec: StackSpec, finals: tuple, suffix: str = "_n", stacked: bool = True) -> None:
+    lead = [spec.num_layers * spec.num_directions] if stacked else []
+    for name, value, n in zip(STATE_NAMES, finals, spec.state_sizes()):
+        g.add_output(value, name + suffix, g.elem_type, lead + ["batch", n])

@@ -1,0 +1,224 @@
+"""A recurrent stack as ONNX operators, with rnnkit's semantics (time-major values throughout).
+
+Each layer is ONNX's own ``LSTM`` / ``GRU`` / ``RNN`` operator, which takes both directions of a
+layer at once, with its own gate orders::
+
+    PyTorch / rnnkit   LSTM i, f, g, o      GRU r, z, n
+    ONNX               LSTM i, o, f, c      GRU z, r, h      P = [w_ci, w_co, w_cf]
+
+W (D, G·H, I), R (D, G·H, H) and B (D, 2·G·H) = [b_ih; b_hh] are the reordered weights; the GRU's
+``linear_before_reset`` is 1 for PyTorch's reset-after form and 0 for Cho's. The operator's Y is
+(T, D, B, H); the next layer reads (T, B, D·H): a Transpose and a Reshape between layers.
+
+Where the operator does not fit, a layer is composed from standard operators instead: the input
+projection for all steps as one MatMul, then one ``Scan`` per direction whose body is the cell's
+step, the spec's equations (:func:`_scan_layer`). That is the path of LSTM layers with a
+projection (``proj_size``: ONNX's LSTM has none) and of float64 modules (onnxruntime's LSTM, GRU
+and RNN kernels are float32 only; its MatMul, Sigmoid, Tanh and Scan run float64).
+
+Lengths (``sequence_lens``) follow PyTorch's packed sequences in both implementations: outputs
+past a sequence's length are zero, its final state is the one at its last valid step, and the
+reverse direction starts at that step (onnxruntime's operators do all three; the tests check it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.onnx.deps import require_onnx
+from rnnkit.onnx.graph import Graph, matmul_t
+from rnnkit.onnx.spec import StackSpec
+
+OP = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+ONNX_ORDER = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn": [0]}     # PyTorch row blocks, in ONNX's order
+PEEPHOLE_ORDER = "iof"                                                # ONNX's P = [w_ci, w_co, w_cf]
+
+
+def to_onnx_order(a: np.ndarray, kind: str) -> np.ndarray:
+    """PyTorch's stacked gate blocks (rows) in ONNX's order."""
+    blocks = np.split(a, len(ONNX_ORDER[kind]), axis=0)
+    return np.concatenate([blocks[k] for k in ONNX_ORDER[kind]], axis=0)
+
+
+def from_onnx_order(a: np.ndarray, kind: str) -> np.ndarray:
+    """ONNX's stacked gate blocks (rows) in PyTorch's order: the inverse of :func:`to_onnx_order`."""
+    order = ONNX_ORDER[kind]
+    blocks = np.split(a, len(order), axis=0)
+    return np.concatenate([blocks[order.index(k)] for k in range(len(order))], axis=0)
+
+
+def needs_scan(spec: StackSpec, dtype) -> bool:
+    """Whether layers are composed from standard operators rather than ONNX's recurrent ones."""
+    return bool(spec.proj_size) or np.dtype(dtype) != np.float32
+
+
+def stack(g: Graph, spec: StackSpec, x: str, states: tuple[str, ...], lengths: str | None):
+    """x (T, B, I), states (L·D, B, n) each, lengths (B,) int64 or None.
+
+    Returns (output (T, B, D·H_out), final states (L·D, B, n) each). Dropout between layers is
+    the identity: an exported graph is for inference.
+    """
+    D = spec.num_directions
+    finals: list[list[str]] = [[] for _ in states]
+    for k in range(spec.num_layers):
+        s0 = tuple(g.op("Slice", s, g.ints([k * D]), g.ints([(k + 1) * D]), g.ints([0]), hint=f"s0_l{k}")
+                   for s in states)                                                    # (D, B, n)
+        layer = _scan_layer if needs_scan(spec, g.dtype) else _operator_layer
+        x, fin = layer(g, spec, k, x, s0, lengths)
+        for out, f in zip(finals, fin):
+            out.append(f)
+    return x, tuple(f[0] if len(f) == 1 else g.op("Concat", *f, axis=0, hint="state_n") for f in finals)
+
+
+def _operator_layer(g: Graph, spec: StackSpec, k: int, x: str, s0: tuple, lengths: str | None):
+    """One layer, both directions, as ONNX's LSTM / GRU / RNN operator."""
+    kind, D, H = spec.kind, spec.num_directions, spec.hidden_size
+    cells = [spec.cell_params(k, d) for d in range(D)]
+    W = g.const(np.stack([to_onnx_order(c["weight_ih"], kind) for c in cells]), f"W_l{k}")
+    R = g.const(np.stack([to_onnx_order(c["weight_hh"], kind) for c in cells]), f"R_l{k}")
+    B = "" if not spec.bias else g.const(np.stack([
+        np.concatenate([to_onnx_order(c["bias_ih"], kind), to_onnx_order(c["bias_hh"], kind)]) for c in cells
+    ]), f"B_l{k}")
+    seq = "" if lengths is None else g.op("Cast", lengths, to=6, hint="lengths_int32")   # ONNX wants int32
+    inputs = [x, W, R, B, seq, s0[0]]
+    attrs = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
+    if kind == "lstm":
+        inputs.append(s0[1])
+        if spec.peephole:
+            inputs.append(g.const(np.stack([np.concatenate([c[f"weight_c{gate}"] for gate in PEEPHOLE_ORDER])
+                                            for c in cells]), f"P_l{k}"))
+    elif kind == "gru":
+        attrs["linear_before_reset"] = int(spec.reset_after)
+    else:
+        attrs["activations"] = [spec.nonlinearity.capitalize()] * D
+    n_out = 3 if kind == "lstm" else 2
+    outs = g.op(OP[kind], *inputs, outputs=n_out, hint=f"{kind}_l{k}", **attrs)
+    y = g.op("Transpose", outs[0], perm=[0, 2, 1, 3], hint=f"y_l{k}")                  # (T, B, D, H)
+    y = g.op("Reshape", y, g.ints([0, 0, -1]), hint=f"out_l{k}")                       # (T, B, D·H)
+    return y, tuple(outs[1:])
+
+
+def _scan_layer(g: Graph, spec: StackSpec, k: int, x: str, s0: tuple, lengths: str | None):
+    """One layer from standard operators: a Scan per direction, outputs side by side."""
+    D = spec.num_directions
+    mask = None
+    if lengths is not None:                                     # (T, B, 1) bool: step t valid for b
+        steps = g.op("Gather", g.op("Shape", x), g.ints(0), axis=0, hint="steps")
+        t = g.op("Range", g.ints(0), steps, g.ints(1), hint="t")
+        valid = g.op("Less", g.op("Unsqueeze", t, g.ints([1])), g.op("Unsqueeze", lengths, g.ints([0])))
+        mask = g.op("Unsqueeze", valid, g.ints([2]), hint="mask")
+    ys, finals = [], [[] for _ in s0]
+    for d in range(D):
+        first = tuple(g.op("Gather", s, g.ints(d), axis=0) for s in s0)              # (B, n)
+        tag = f"l{k}" + ("_reverse" if d else "")
+        y, fin = _scan_direction(g, spec, spec.cell_params(k, d), x, first, mask, lengths, d == 1, tag)
+        ys.append(y)
+        for out, f in zip(finals, fin):
+            out.append(g.op("Unsqueeze", f, g.ints([0])))                          # (1, B, n)
+    y = ys[0] if D == 1 else g.op("Concat", *ys, axis=-1, hint=f"out_l{k}")
+    return y, tuple(f[0] if D == 1 else g.op("Concat", *f, axis=0) for f in finals)
+
+
+def _scan_direction(g: Graph, spec: StackSpec, w: dict, x: str, s0: tuple, mask: str | None,
+                    lengths: str | None, reverse: bool, tag: str):
+    """One direction: the input projection for all steps at once (one MatMul), then a Scan over
+    time of the recurrent step. With lengths, the reverse direction reads each sequence backwards
+    within its own length (ReverseSequence), as rnnkit's stack does; without, Scan runs backwards.
+    """
+    xp = matmul_t(g, x, w["weight_ih"], f"xw_{tag}")                                  # (T, B, G·H)
+    if spec.bias:
+        xp = g.op("Add", xp, g.const(w["bias_ih"] + _constant_bias_hh(spec, w["bias_hh"]), f"b_{tag}"))
+    flip = reverse and lengths is not None
+    if flip:
+        xp = g.op("ReverseSequence", xp, lengths, batch_axis=1, time_axis=0)
+    body = _step_body(g, spec, w, masked=mask is not None, tag=tag)
+    direction = [int(reverse and not flip)]
+    scan_in = [xp] + ([mask] if mask is not None else [])
+    outs = g.op("Scan", *s0, *scan_in, outputs=len(s0) + 1, hint=f"scan_{tag}", body=body,
+                num_scan_inputs=len(scan_in), scan_input_directions=direction * len(scan_in),
+                scan_output_directions=direction)
+    y = outs[-1]                                                                      # (T, B, H_out)
+    if flip:
+        y = g.op("ReverseSequence", y, lengths, batch_axis=1, time_axis=0)
+    return y, tuple(outs[:-1])
+
+
+def _constant_bias_hh(spec: StackSpec, b_hh: np.ndarray) -> np.ndarray:
+    """The part of b_hh that adds to the pre-activation outside any product (folded into the
+    input projection): all of it, except the reset-after GRU's b_hn, which r multiplies."""
+    if spec.kind == "gru" and spec.reset_after:
+        H = spec.hidden_size
+        return np.concatenate([b_hh[: 2 * H], np.zeros(H, b_hh.dtype)])
+    return b_hh
+
+
+def _step_body(g: Graph, spec: StackSpec, w: dict, masked: bool, tag: str):
+    """The Scan body: state(s) and one step's projected input (and mask) in; new state(s) and the
+    step's output out. With a mask, a padded step carries the state unchanged and outputs zero."""
+    onnx = require_onnx()
+    b = g.subgraph(f"{spec.kind}_step_{tag}")
+    names = ("h", "c") if spec.kind == "lstm" else ("h",)
+    state = tuple(b.add_input(n, b.elem_type, None) for n in names)                  # (B, n) each
+    xp = b.add_input("xp", b.elem_type, None)                                        # (B, G·H)
+    m = b.add_input("m", onnx.TensorProto.BOOL, None) if masked else None            # (B, 1)
+    new = STEPS[spec.kind](b, spec, w, state, xp)
+    y = new[0]
+    if masked:
+        new = tuple(b.op("Where", m, n, s) for n, s in zip(new, state))
+        y = b.op("Where", m, y, b.const(np.zeros((), g.dtype), "zero"))
+    for name, value in zip(names, new):
+        b.add_output(value, name + "_next", b.elem_type, None)
+    b.add_output(y, "y", b.elem_type, None)
+    return b.to_graph()
+
+
+def _lstm_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tuple:
+    """a = xp + h W_hhᵀ;  i = σ(a_i + w_ci ⊙ c);  f = σ(a_f + w_cf ⊙ c);  ĝ = tanh(a_g);
+    c' = f ⊙ c + i ⊙ ĝ;  o = σ(a_o + w_co ⊙ c');  h' = o ⊙ tanh(c')  [then h' W_hrᵀ]."""
+    h, c = state
+    H = spec.hidden_size
+    a = b.op("Add", xp, matmul_t(b, h, w["weight_hh"], "hw"), hint="a")
+    a_i, a_f, a_g, a_o = b.op("Split", a, b.ints([H] * 4), axis=1, outputs=4, hint="a")
+    if spec.peephole:
+        a_i = b.op("Add", a_i, b.op("Mul", c, b.const(w["weight_ci"], "w_ci")))
+        a_f = b.op("Add", a_f, b.op("Mul", c, b.const(w["weight_cf"], "w_cf")))
+    i, f, gg = b.op("Sigmoid", a_i, hint="i"), b.op("Sigmoid", a_f, hint="f"), b.op("Tanh", a_g, hint="g")
+    c_new = b.op("Add", b.op("Mul", f, c), b.op("Mul", i, gg), hint="c_new")
+    if spec.peephole:
+        a_o = b.op("Add", a_o, b.op("Mul", c_new, b.const(w["weight_co"], "w_co")))
+    h_new = b.op("Mul", b.op("Sigmoid", a_o, hint="o"), b.op("Tanh", c_new), hint="m")
+    if spec.proj_size:
+        h_new = matmul_t(b, h_new, w["weight_hr"], "h_new")                           # (B, P)
+    return h_new, c_new
+
+
+def _gru_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tuple:
+    """r = σ(xp_r + h W_hrᵀ);  z = σ(xp_z + h W_hzᵀ);
+    n = tanh(xp_n + r ⊙ (h W_hnᵀ + b_hn))  (reset-after)  or  tanh(xp_n + (r ⊙ h) W_hnᵀ)  (Cho);
+    h' = (1 − z) ⊙ n + z ⊙ h."""
+    (h,) = state
+    H = spec.hidden_size
+    x_r, x_z, x_n = b.op("Split", xp, b.ints([H] * 3), axis=1, outputs=3, hint="xp")
+    w_rz, w_n = w["weight_hh"][: 2 * H], w["weight_hh"][2 * H:]
+    hw_r, hw_z = b.op("Split", matmul_t(b, h, w_rz, "hw_rz"), b.ints([H, H]), axis=1, outputs=2, hint="hw")
+    r = b.op("Sigmoid", b.op("Add", x_r, hw_r), hint="r")
+    z = b.op("Sigmoid", b.op("Add", x_z, hw_z), hint="z")
+    if spec.reset_after:
+        hn = matmul_t(b, h, w_n, "hw_n")
+        if spec.bias:
+            hn = b.op("Add", hn, b.const(w["bias_hh"][2 * H:], "b_hn"))
+        n = b.op("Tanh", b.op("Add", x_n, b.op("Mul", r, hn)), hint="n")
+    else:
+        n = b.op("Tanh", b.op("Add", x_n, matmul_t(b, b.op("Mul", r, h), w_n, "rh_w")), hint="n")
+    one_minus_z = b.op("Sub", b.const(np.ones((), b.dtype), "one"), z)
+    return (b.op("Add", b.op("Mul", one_minus_z, n), b.op("Mul", z, h), hint="h_new"),)
+
+
+def _rnn_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tuple:
+    """h' = φ(xp + h W_hhᵀ), φ = tanh or relu."""
+    (h,) = state
+    a = b.op("Add", xp, matmul_t(b, h, w["weight_hh"], "hw"), hint="a")
+    return (b.op("Relu" if spec.nonlinearity == "relu" else "Tanh", a, hint="h_new"),)
+
+
+STEPS = {"lstm": _lstm_step, "gru": _gru_step, "rnn": _rnn_step}

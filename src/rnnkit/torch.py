@@ -1,0 +1,171 @@
+"""Move models between rnnkit and PyTorch in one call (torch is optional: ``pip install torch==2.13.0``).
+
+    import rnnkit.torch
+    t = rnnkit.torch.to_torch(layer)        # nn.LSTM / nn.GRU / nn.RNN, or a cell, or a CharLM
+    layer = rnnkit.torch.from_torch(t)      # and back
+
+Parameters keep their names (rnnkit uses PyTorch's), dtype (float32 or float64), values and the
+module's training mode. What PyTorch lacks cannot be converted: peephole LSTMs and the Cho GRU
+(``reset_after=False``) raise an error saying so. torch is imported only inside this module's
+functions, so ``import rnnkit.torch`` works without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.lm.model import CharLM, ModelConfig
+
+LAYERS = {RNN: "RNN", LSTM: "LSTM", GRU: "GRU", RNNCell: "RNNCell", LSTMCell: "LSTMCell", GRUCell: "GRUCell"}
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError("rnnkit.torch needs PyTorch: pip install torch==2.13.0 (the CPU build: "
+                          "an unpinned torch pulls a multi-GB CUDA build)") from exc
+    return torch
+
+
+def _check_convertible(module) -> None:
+    name = type(module).__name__
+    if getattr(module, "peephole", False):
+        raise ValueError(f"to_torch: this {name} has peephole connections (weight_ci/cf/co); PyTorch's "
+                         f"nn.{name} has none, so it has no equivalent")
+    if getattr(module, "reset_after", True) is False:
+        raise ValueError(f"to_torch: this {name} is Cho's original GRU (reset_after=False: the reset gate "
+                         f"acts before the recurrent product); PyTorch's nn.{name} computes only the "
+                         "reset-after form, so it has no equivalent")
+
+
+def _load(target, state: dict, torch) -> None:
+    target.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+
+
+def _layer_to_torch(layer, torch):
+    _check_convertible(layer)
+    cls = getattr(torch.nn, LAYERS[type(layer)])
+    dtype = getattr(torch, layer.dtype.name)
+    if isinstance(layer, (RNNCell, LSTMCell, GRUCell)):
+        kw = {"nonlinearity": layer.nonlinearity} if isinstance(layer, RNNCell) else {}
+        t = cls(layer.input_size, layer.hidden_size, bias=layer.bias, dtype=dtype, **kw)
+    else:
+        kw = {"nonlinearity": layer.nonlinearity} if isinstance(layer, RNN) else {}
+        if isinstance(layer, LSTM) and layer.proj_size:
+            kw["proj_size"] = layer.proj_size
+        t = cls(layer.input_size, layer.hidden_size, num_layers=layer.num_layers, bias=layer.bias,
+                batch_first=layer.batch_first, dropout=layer.dropout, bidirectional=layer.bidirectional,
+                dtype=dtype, **kw)
+    _load(t, layer.state_dict(), torch)
+    return t.train(layer.training)
+
+
+def to_torch(module):
+    """The equivalent PyTorch module, weights copied: an rnnkit RNN/LSTM/GRU layer or cell gives
+    ``torch.nn.RNN/LSTM/GRU`` (or the cell), a :class:`~rnnkit.lm.model.CharLM` — or a run
+    directory written by ``rnnkit train`` — gives a ``torch.nn.Module`` with the same submodules
+    (``embed``, ``rnn``, ``drop``, ``head``) and ``forward(tokens, state) -> (logits, state)``."""
+    torch = _torch()
+    if isinstance(module, (str, Path)):
+        from rnnkit.lm.checkpoint import load_model
+        module = load_model(module)[0]
+    if isinstance(module, CharLM):
+        _check_convertible(module.rnn)
+        t = charlm_class()(module.cfg, dtype=getattr(torch, module.dtype.name))
+        _load(t, module.state_dict(), torch)
+        return t.train(module.training)
+    if type(module) in LAYERS:
+        return _layer_to_torch(module, torch)
+    raise TypeError(f"to_torch: cannot convert a {type(module).__name__}; supported: "
+                    f"{', '.join(c.__name__ for c in LAYERS)}, CharLM or a run directory")
+
+
+def _dtype_of(module, torch) -> np.dtype:
+    dtypes = {p.dtype for p in module.parameters()}
+    if not dtypes <= {torch.float32, torch.float64} or len(dtypes) != 1:
+        raise TypeError(f"from_torch: rnnkit computes in float32 or float64; this {type(module).__name__} "
+                        f"has parameters of dtype {sorted(str(d) for d in dtypes)}")
+    return np.dtype(str(dtypes.pop()).removeprefix("torch."))
+
+
+def _layer_from_torch(t, torch):
+    name = type(t).__name__
+    cls = {v: k for k, v in LAYERS.items()}[name]
+    dtype = _dtype_of(t, torch)
+    if name.endswith("Cell"):
+        kw = {"nonlinearity": t.nonlinearity} if name == "RNNCell" else {}
+        ours = cls(t.input_size, t.hidden_size, bias=t.bias, dtype=dtype, rng=0, **kw)
+    else:
+        kw = {"nonlinearity": t.nonlinearity} if name == "RNN" else {}
+        if name == "LSTM":
+            kw["proj_size"] = t.proj_size
+        ours = cls(t.input_size, t.hidden_size, num_layers=t.num_layers, bias=t.bias, batch_first=t.batch_first,
+                   dropout=float(t.dropout), bidirectional=t.bidirectional, dtype=dtype, rng=0, **kw)
+    ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in t.state_dict().items()})
+    return ours.train(t.training)
+
+
+def from_torch(module):
+    """The rnnkit equivalent of ``torch.nn.RNN/LSTM/GRU`` (or their cells), weights copied; a
+    language model with ``embed`` (nn.Embedding), ``rnn`` (nn.LSTM/GRU/RNN, time-major) and
+    ``head`` (nn.Linear) submodules — such as :func:`to_torch` returns — gives a CharLM."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
+    if type(module).__name__ in LAYERS.values() and type(module).__module__.startswith("torch.nn"):
+        return _layer_from_torch(module, torch)
+    if all(isinstance(getattr(module, n, None), torch.nn.Module) for n in ("embed", "rnn", "head")):
+        return _charlm_from_torch(module, torch)
+    raise TypeError(f"from_torch: cannot convert a {type(module).__name__}; supported: torch.nn.RNN, LSTM, "
+                    "GRU, their cells, and language models with embed / rnn / head submodules")
+
+
+def _charlm_from_torch(t, torch):
+    rnn = t.rnn
+    kind = type(rnn).__name__.lower()
+    if kind not in ("lstm", "gru", "rnn") or rnn.bidirectional or rnn.batch_first or getattr(rnn, "proj_size", 0) \
+            or rnn.input_size != t.embed.embedding_dim or t.head.in_features != rnn.hidden_size \
+            or (kind == "rnn" and rnn.nonlinearity != "tanh") or not rnn.bias:
+        raise TypeError("from_torch: a CharLM's rnn is a one-way, time-major nn.LSTM/GRU/RNN (tanh) with "
+                        f"biases reading the embedding and feeding head; got {rnn!r} between {t.embed!r} and {t.head!r}")
+    drop = getattr(t, "drop", None)
+    cfg = ModelConfig(t.embed.num_embeddings, kind, t.embed.embedding_dim, rnn.hidden_size, rnn.num_layers,
+                      float(getattr(drop, "p", rnn.dropout)))
+    ours = CharLM(cfg, dtype=_dtype_of(t, torch), rng=0)
+    ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in t.state_dict().items()})
+    return ours.train(t.training)
+
+
+_CHARLM_CLASS = None
+
+
+def charlm_class():
+    """The PyTorch twin of :class:`~rnnkit.lm.model.CharLM` (defined on first use: torch is optional)."""
+    global _CHARLM_CLASS
+    if _CHARLM_CLASS is None:
+        torch = _torch()
+
+        class TorchCharLM(torch.nn.Module):
+            """Embedding → LSTM/GRU/RNN stack → Dropout → Linear, with CharLM's parameter names."""
+
+            def __init__(self, cfg: ModelConfig, dtype=torch.float32) -> None:
+                super().__init__()
+                rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cfg.cell]
+                self.embed = torch.nn.Embedding(cfg.vocab_size, cfg.embed, dtype=dtype)
+                self.rnn = rnn(cfg.embed, cfg.hidden, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+                               dtype=dtype)
+                self.drop = torch.nn.Dropout(cfg.dropout)
+                self.head = torch.nn.Linear(cfg.hidden, cfg.vocab_size, dtype=dtype)
+
+            def forward(self, tokens, state=None):
+                """tokens (T, B) int64 → (logits (T, B, V), final state)."""
+                h, state = self.rnn(self.embed(tokens), state)
+                return self.head(self.drop(h)), state
+
+        _CHARLM_CLASS = TorchCharLM
+    return _CHARLM_CLASS
