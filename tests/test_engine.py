@@ -247,3 +247,18 @@ print(host_isa().name, max(errors))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     isa, error = out.stdout.split()
     assert isa == "avx2" and float(error) < 1e-5
+
+
+@pytest.mark.parametrize("layer_cls,kw", LAYERS, ids=IDS)
+def test_inference_writes_no_tape_and_gives_the_same_output(layer_cls, kw, threads):
+    """Under no_grad the engine skips what only backward reads; the outputs are the same."""
+    rng = np.random.default_rng(8)
+    layer = layer_cls(6, 37, num_layers=2, bidirectional=True, dtype=np.float64, rng=1, **kw)
+    x = rng.standard_normal((9, 5, 6))
+    lengths = [9, 2, 7, 5, 1]
+    out, state = layer(x, lengths=lengths)
+    with rnnkit.no_grad():
+        out_ng, state_ng = layer(x, lengths=lengths)
+    np.testing.assert_array_equal(out_ng, out)
+    for a, b in zip(state_ng if isinstance(state_ng, tuple) else (state_ng,), state if isinstance(state, tuple) else (state,)):
+        np.testing.assert_array_equal(a, b)

@@ -120,7 +120,8 @@ class RecurrentBase(Module):
         if T == 1 and rng is None and not self.proj_size and not is_grad_enabled() and stack.implementation() is engine:
             out, final, cache = self._one_step(weights, x, state0)          # streaming: no packing
         else:
-            out, final, cache = stack_forward(self.kernel, weights, x, state0, lengths, self.dropout, rng)
+            out, final, cache = stack_forward(self.kernel, weights, x, state0, lengths, self.dropout, rng,
+                                              keep_tape=is_grad_enabled())
         self._cache = cache if is_grad_enabled() else None
         self._last_call = "grad" if is_grad_enabled() else "no_grad"
         self._layout = (batched, out.shape)

@@ -99,8 +99,9 @@ def reverse_time(a: np.ndarray, index: np.ndarray | None) -> np.ndarray:
 
 
 def layer_forward(kernel: Kernel, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple],
-                  mask) -> list[Tape]:
-    """Each direction d of one layer over xs[d] from states0[d], one after the other."""
+                  mask, keep_tape: bool = True) -> list[Tape]:
+    """Each direction d of one layer over xs[d] from states0[d], one after the other (the tape is
+    always complete: ``keep_tape`` is for implementations that can skip parts of it)."""
     return [scan_forward(kernel, w, x, s0, mask) for w, x, s0 in zip(ws, xs, states0)]
 
 

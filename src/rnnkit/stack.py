@@ -34,9 +34,10 @@ class StackCache:
 
 def stack_forward(
     kernel: Kernel, weights: list[list[Weights]], x: np.ndarray, state0: tuple,
-    lengths: np.ndarray | None, dropout: float, rng: np.random.Generator | None,
+    lengths: np.ndarray | None, dropout: float, rng: np.random.Generator | None, keep_tape: bool = True,
 ):
-    """Returns (output (T, B, D·H_out), final states, StackCache)."""
+    """Returns (output (T, B, D·H_out), final states, StackCache); without ``keep_tape`` (inference)
+    the cache cannot be used for backward."""
     T, B, _ = x.shape
     D = len(weights[0])
     backend = implementation()
@@ -47,7 +48,7 @@ def stack_forward(
     for k, layer in enumerate(weights):
         xs = [reverse_time(layer_in, rev) if d == 1 else layer_in for d in range(D)]
         states = [tuple(s[k * D + d] for s in state0) for d in range(D)]
-        layer_tapes = backend.layer_forward(kernel, layer, xs, states, mask)
+        layer_tapes = backend.layer_forward(kernel, layer, xs, states, mask, keep_tape)
         outs = []
         for d, tape in enumerate(layer_tapes):
             out = scan_output(tape)

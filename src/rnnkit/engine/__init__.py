@@ -64,13 +64,15 @@ def cell_engine(kernel):
     return engines[type(kernel)](kernel)
 
 
-def layer_forward(kernel, ws: list, xs: list[np.ndarray], states0: list[tuple], mask) -> list:
-    """The directions of one layer, forward (the contract of :func:`rnnkit.scan.layer_forward`)."""
+def layer_forward(kernel, ws: list, xs: list[np.ndarray], states0: list[tuple], mask,
+                  keep_tape: bool = True) -> list:
+    """The directions of one layer, forward (the contract of :func:`rnnkit.scan.layer_forward`);
+    without ``keep_tape`` only the states are written (inference), not what backward needs."""
     from rnnkit.engine import scan
     T, B, _ = xs[0].shape
     n = len(xs)
     workers = workers_for(T, B, ws[0].weight_hh.shape[0], ws[0].weight_hh.shape[1], n)
-    return scan.layer_forward(cell_engine(kernel), ws, xs, states0, mask, workers)
+    return scan.layer_forward(cell_engine(kernel), ws, xs, states0, mask, workers, keep_tape)
 
 
 def layer_backward(kernel, ws: list, gs: list, tapes: list, douts: list, dfinals: list) -> list:

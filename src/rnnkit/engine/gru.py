@@ -54,6 +54,7 @@ class GRUForward(NamedTuple):
     h: np.ndarray               # (T+1, B, H)
     hn: np.ndarray
     rh: np.ndarray
+    tape: bool                  # store n (and hn) for backward (not in inference)
     mask: np.ndarray
     steps: int
     chunks: np.ndarray          # panels per phase
@@ -95,10 +96,11 @@ def forward_units(job, t, b, j, n, z, zj):
     hn = vload(z, zj + 2 * U, n) + vload(job.b_hn, j, n)
     g = tanh(vload(job.gates, row + 2 * H + j, n) + vload(job.bias, 2 * H + j, n) + r * hn)
     h_prev = vload(job.h, prev + j, n)
-    vstore(job.gates, row + j, r, n)
-    vstore(job.gates, row + H + j, u, n)
-    vstore(job.gates, row + 2 * H + j, g, n)
-    vstore(job.hn, prev + j, hn, n)
+    if job.tape:
+        vstore(job.gates, row + j, r, n)
+        vstore(job.gates, row + H + j, u, n)
+        vstore(job.gates, row + 2 * H + j, g, n)
+        vstore(job.hn, prev + j, hn, n)
     vstore(job.h, new + j, g + u * (h_prev - g) if job.mask[t, b] else h_prev, n)
 
 
@@ -126,7 +128,8 @@ def candidate_units(job, t, b, j, n, z, zj):
              + vload(z, zj, n))
     u = vload(job.gates, row + H + j, n)
     h_prev = vload(job.h, prev + j, n)
-    vstore(job.gates, row + 2 * H + j, g, n)
+    if job.tape:
+        vstore(job.gates, row + 2 * H + j, g, n)
     vstore(job.h, new + j, g + u * (h_prev - g) if job.mask[t, b] else h_prev, n)
 
 
@@ -266,7 +269,7 @@ class GRUEngine:
         return GRUAux(workspace.empty(shape if self.reset_after else none, dtype),
                       workspace.empty(none if self.reset_after else shape, dtype))
 
-    def forward_job(self, w, gates, states, aux, mask, workers) -> GRUForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True) -> GRUForward:
         T, B, G = gates.shape
         H = G // 3
         bias = self.kernel.input_side_bias(w)
@@ -279,7 +282,7 @@ class GRUEngine:
             panels, panels_n = pack_gates(w.weight_hh[:2 * H], 2), pack_gates(w.weight_hh[2 * H:], 1)
             chunks = [panels.shape[0], panels_n.shape[0]]
         return GRUForward(panels, panels_n, bias, b_hn, self.reset_after, gates, states[0], aux.hn, aux.rh,
-                          mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
+                          keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
                           recurrence_scratch(workers, B, gates.dtype))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers) -> GRUBackward:

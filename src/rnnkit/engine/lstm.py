@@ -58,6 +58,7 @@ class LSTMForward(NamedTuple):
     c: np.ndarray               # (T+1, B, H) c[0] given
     tanh_c: np.ndarray          # (T, B, H)
     m: np.ndarray               # (T, B, H) o ⊙ tanh(c) before the projection, or (0, 0, 0)
+    tape: bool                  # store the gates and tanh(c) for backward (not in inference)
     mask: np.ndarray            # (T, B) bool: t < length
     steps: int                  # T
     chunks: np.ndarray          # panels per phase
@@ -136,11 +137,12 @@ def forward_units(job, t, b, j, n, z, zj):
     w_cf = vload(job.w_cf, j, n) if peephole else c_prev
     w_co = vload(job.w_co, j, n) if peephole else c_prev
     i, f, g, o, c, tc = cell_forward(a_i, a_f, a_g, a_o, c_prev, w_ci, w_cf, w_co, peephole)
-    vstore(job.gates, row + j, i, n)
-    vstore(job.gates, row + H + j, f, n)
-    vstore(job.gates, row + 2 * H + j, g, n)
-    vstore(job.gates, row + 3 * H + j, o, n)
-    vstore(job.tanh_c, prev + j, tc, n)
+    if job.tape:
+        vstore(job.gates, row + j, i, n)
+        vstore(job.gates, row + H + j, f, n)
+        vstore(job.gates, row + 2 * H + j, g, n)
+        vstore(job.gates, row + 3 * H + j, o, n)
+        vstore(job.tanh_c, prev + j, tc, n)
     vstore(job.c, new + j, c if job.mask[t, b] else c_prev, n)         # padded: state unchanged
     if job.m.shape[0] > 0:
         vstore(job.m, prev + j, o * tc, n)                                # projected in phase 1
@@ -296,7 +298,7 @@ class LSTMEngine:
         none = np.zeros(0, dtype)
         return (w.weight_ci, w.weight_cf, w.weight_co) if self.kernel.peephole else (none, none, none)
 
-    def forward_job(self, w, gates, states, aux, mask, workers) -> LSTMForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True) -> LSTMForward:
         T, B, G = gates.shape
         bias = self.kernel.input_side_bias(w)
         bias = np.zeros(G, gates.dtype) if bias is None else bias
@@ -308,7 +310,7 @@ class LSTMEngine:
             proj, m = np.zeros(NO_PANELS, gates.dtype), np.zeros((0, 0, 0), gates.dtype)
             chunks = [panels.shape[0]]
         return LSTMForward(panels, proj, bias, *self._peepholes(w, gates.dtype), gates, states[0], states[1],
-                           aux.tanh_c, m, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
+                           aux.tanh_c, m, keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
                            recurrence_scratch(workers, B, gates.dtype))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers) -> LSTMBackward:

@@ -33,6 +33,7 @@ class RNNForward(NamedTuple):
     relu: bool                  # φ = relu (else tanh)
     gates: np.ndarray           # (T, B, H) in: x_t W_ihᵀ; out: h_t
     h: np.ndarray               # (T+1, B, H) h[0] given
+    tape: bool                  # store h_t in gates too, for backward (not in inference)
     mask: np.ndarray            # (T, B) bool
     steps: int
     chunks: np.ndarray
@@ -61,7 +62,8 @@ def forward_units(job, t, b, j, n, z, zj):
     row, new = (t * B + b) * H, ((t + 1) * B + b) * H
     a = vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(z, zj, n)
     h = max(a, 0.0) if job.relu else tanh(a)
-    vstore(job.gates, row + j, h, n)
+    if job.tape:
+        vstore(job.gates, row + j, h, n)
     vstore(job.h, new + j, h if job.mask[t, b] else vload(job.h, row + j, n), n)
 
 
@@ -138,12 +140,12 @@ class RNNEngine:
     def new_aux(self, steps: int, batch: int, dtype):
         return self.kernel.new_aux(steps, batch, dtype)
 
-    def forward_job(self, w, gates, states, aux, mask, workers) -> RNNForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True) -> RNNForward:
         T = gates.shape[0]
         bias = self.kernel.input_side_bias(w)
         bias = np.zeros(gates.shape[2], gates.dtype) if bias is None else bias
         panels = pack_gates(w.weight_hh, 1)
-        return RNNForward(panels, bias, self.relu, gates, states[0], mask, T, np.array([panels.shape[0]]),
+        return RNNForward(panels, bias, self.relu, gates, states[0], keep_tape, mask, T, np.array([panels.shape[0]]),
                           counters_for(T, 1, workers),
                            recurrence_scratch(workers, gates.shape[1], gates.dtype))
 

@@ -30,7 +30,7 @@ def mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
 
 
 def layer_forward(cell, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple], mask,
-                  workers: int) -> list[Tape]:
+                  workers: int, keep_tape: bool = True) -> list[Tape]:
     """Each direction d runs over xs[d] (T, B, I) from states0[d]; returns their tapes."""
     kernel = cell.kernel
     jobs, tapes = [], []
@@ -43,7 +43,7 @@ def layer_forward(cell, ws: list[Weights], xs: list[np.ndarray], states0: list[t
         for s, s0 in zip(states, state0):
             s[0] = s0
         aux = cell.new_aux(T, B, x.dtype)
-        jobs.append(cell.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers))
+        jobs.append(cell.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape))
         tapes.append(Tape(x, gates, states, aux, mask))
     launch(tuple(jobs), workers)
     return tapes
