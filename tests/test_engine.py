@@ -97,6 +97,30 @@ def test_gemm_reads_rows_with_a_stride():
     np.testing.assert_allclose(c, wide[:, 8:32].T @ b, rtol=1e-12)
 
 
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_packing_shared_between_threads_equals_packing_on_one(trans_b):
+    """Large weights are packed by both threads (panel p by thread p mod 2): the same panels."""
+    from rnnkit.engine import gemm as gemm_module, pack as pack_module
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal((1030, 1021)).astype(np.float32)          # > PARALLEL_PACK, ragged N
+    assert b.size >= pack_module.PARALLEL_PACK
+    n = b.shape[0] if trans_b else b.shape[1]
+    shape = (-(-n // 32), b.shape[0] if not trans_b else b.shape[1], 32)
+    serial, shared = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
+    gemm_module.pack_panels(b, trans_b, serial)
+    gemm_module._pack_panels_parallel(b, trans_b, shared, 2)
+    np.testing.assert_array_equal(shared, serial)
+    w_hh = rng.standard_normal((4 * 261, 1030)).astype(np.float32)
+    units = pack_module.units_per_panel(4, w_hh.dtype)
+    width = pack_module.gate_tile(4).width(w_hh.dtype)
+    shape = (-(-261 // units), 1030, width)
+    serial, shared = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
+    pack_module._pack_gates(w_hh, 4, units, serial)
+    pack_module._pack_gates_parallel(w_hh, 4, units, shared, 2)
+    np.testing.assert_array_equal(shared, serial)
+    assert np.isfinite(serial).all()
+
+
 def test_float32_gate_functions():
     import numba
 

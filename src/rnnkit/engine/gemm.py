@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba.extending import overload
 
 from rnnkit.engine import workspace
 from rnnkit.engine.jit import jit
 from rnnkit.engine.microkernel import SHAPE, tile_mm
+from rnnkit.engine.pack import PARALLEL_PACK
 from rnnkit.engine.schedule import counters_for, launch, num_threads, run, task
 from rnnkit.engine.sync import LINE
 
@@ -46,23 +48,37 @@ class GemmJob(NamedTuple):
     counters: np.ndarray
 
 
-@jit
-def pack_panels(b, trans_b, panels):
+@jit(inline=True)
+def _pack_panel(b, trans_b, panels, p):
     """panels[p, k, j] = op(B)[k, p·NR + j], zero past the last column; op(B) is K × N."""
     n_panels, K, nr = panels.shape
     N = b.shape[0] if trans_b else b.shape[1]
-    for p in range(n_panels):
-        width = min(nr, N - p * nr)
-        if width < nr:
-            panels[p, :, width:] = 0.0
-        if trans_b:
-            for j in range(width):
-                row = b[p * nr + j]
-                for k in range(K):
-                    panels[p, k, j] = row[k]
-        else:
+    width = min(nr, N - p * nr)
+    if width < nr:
+        panels[p, :, width:] = 0.0
+    if trans_b:
+        for j in range(width):
+            row = b[p * nr + j]
             for k in range(K):
-                panels[p, k, :width] = b[k, p * nr:p * nr + width]
+                panels[p, k, j] = row[k]
+    else:
+        for k in range(K):
+            panels[p, k, :width] = b[k, p * nr:p * nr + width]
+
+
+@jit
+def pack_panels(b, trans_b, panels):
+    for p in range(panels.shape[0]):
+        _pack_panel(b, trans_b, panels, p)
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _pack_panels_parallel(b, trans_b, panels, workers):
+    """The same, panel p packed by thread p mod workers (prange over the workers, not the panels,
+    so that no more than ``workers`` threads run whatever Numba's pool holds)."""
+    for w in numba.prange(workers):
+        for p in range(w, panels.shape[0], workers):
+            _pack_panel(b, trans_b, panels, p)
 
 
 @jit
@@ -174,7 +190,11 @@ def pack(b: np.ndarray, trans_b: bool = False) -> np.ndarray:
     K, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
     nr = SHAPE.width(b.dtype)
     panels = workspace.empty((-(-N // nr), K, nr), b.dtype)
-    pack_panels(b, trans_b, panels)
+    workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
+    if b.size >= PARALLEL_PACK and workers > 1:
+        _pack_panels_parallel(b, trans_b, panels, workers)
+    else:
+        pack_panels(b, trans_b, panels)
     return panels
 
 

@@ -9,11 +9,15 @@ dh_{t-1} = da_t W_hh is cut by columns of W_hh, plain panels (:func:`rnnkit.engi
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from rnnkit.engine import workspace
 from rnnkit.engine.isa import TileShape, tile_shape
 from rnnkit.engine.jit import jit
+from rnnkit.engine.schedule import num_threads
+
+PARALLEL_PACK = 1 << 20          # weights from which packing is shared between the threads
 
 
 def gate_tile(gates: int) -> TileShape:
@@ -27,19 +31,32 @@ def units_per_panel(gates: int, dtype) -> int:
     return gate_tile(gates).width(dtype) // gates
 
 
-@jit
-def _pack_gates(w_hh, gates, units, panels):
+@jit(inline=True)
+def _pack_gate_panel(w_hh, gates, units, panels, p):
     """panels[p, k, g·U + u] = W_hh[g·H + p·U + u, k]; zero past H and past G·U columns."""
     n_panels, K, width = panels.shape
     H = w_hh.shape[0] // gates
-    for p in range(n_panels):                         # one panel at a time, written row by row
-        n = min(units, H - p * units)
-        for k in range(K):
-            out = panels[p, k]
-            out[:] = 0.0
-            for g in range(gates):
-                for u in range(n):
-                    out[g * units + u] = w_hh[g * H + p * units + u, k]
+    n = min(units, H - p * units)
+    for k in range(K):                                # one panel, written row by row
+        out = panels[p, k]
+        out[:] = 0.0
+        for g in range(gates):
+            for u in range(n):
+                out[g * units + u] = w_hh[g * H + p * units + u, k]
+
+
+@jit
+def _pack_gates(w_hh, gates, units, panels):
+    for p in range(panels.shape[0]):
+        _pack_gate_panel(w_hh, gates, units, panels, p)
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _pack_gates_parallel(w_hh, gates, units, panels, workers):
+    """The same, panel p packed by thread p mod workers (a large layer's W_hh: 16 MiB at H=1024)."""
+    for w in numba.prange(workers):
+        for p in range(w, panels.shape[0], workers):
+            _pack_gate_panel(w_hh, gates, units, panels, p)
 
 
 def pack_gates(w_hh: np.ndarray, gates: int) -> np.ndarray:
@@ -47,5 +64,9 @@ def pack_gates(w_hh: np.ndarray, gates: int) -> np.ndarray:
     units = units_per_panel(gates, w_hh.dtype)
     H = w_hh.shape[0] // gates
     panels = workspace.empty((-(-H // units), w_hh.shape[1], gate_tile(gates).width(w_hh.dtype)), w_hh.dtype)
-    _pack_gates(w_hh, gates, units, panels)
+    workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
+    if w_hh.size >= PARALLEL_PACK and workers > 1:
+        _pack_gates_parallel(w_hh, gates, units, panels, workers)
+    else:
+        _pack_gates(w_hh, gates, units, panels)
     return panels
