@@ -32,18 +32,29 @@ VARIANTS = {
     "pat15": {"patience": 15}, "pat50": {"patience": 50},
     "drop0.2": {"dropout": 0.2}, "wd1e-4": {"weight_decay": 1e-4},
     "frame1": {"frame": 1, "time_budget": 600}, "steps25": {"frame_steps": 25},
+    "pat60": {"patience": 60, "epochs": 600},
+    # round 2: from max pooling
+    "M": {"pooling": "max"}, "M-onerror": {"pooling": "max", "stop_on_error": True},
+    "M-bs16": {"pooling": "max", "batch_size": 16}, "M-lr1e-2": {"pooling": "max", "lr": 1e-2},
+    "M-val0": {"pooling": "max", "validation_fraction": 0.0}, "M-h128": {"pooling": "max", "hidden_size": 128},
+    "M-bidir": {"pooling": "max", "bidirectional": True}, "M-lstm": {"pooling": "max", "cell": "lstm"},
+    "M-pat60": {"pooling": "max", "patience": 60, "epochs": 600},
+    "M-steps100": {"pooling": "max", "frame_steps": 100}, "M-steps25": {"pooling": "max", "frame_steps": 25},
+    "M-drop0.2": {"pooling": "max", "dropout": 0.2}, "M-val0.1": {"pooling": "max", "validation_fraction": 0.1}, "bs16pat60": {"batch_size": 16, "patience": 60, "epochs": 600},
     "steps100": {"frame_steps": 100},
 }
 
 
 def run(variant: str, dataset: str, seed: int) -> dict:
-    from rnnkit.models import RNNClassifier, config
+    from rnnkit.models import RNNClassifier, classifier, config
     from rnnkit.models.datasets import load_ucr
     params = dict(VARIANTS[variant])
     steps = params.pop("frame_steps", None)
+    on_error = params.pop("stop_on_error", False)
     old = config.AUTO_FRAME_STEPS
     if steps:
         config.AUTO_FRAME_STEPS = steps
+    classifier.EARLY_STOPPING_ON_ERROR = on_error
     train, test = load_ucr(dataset)
     clf = RNNClassifier(verbose=0, random_state=seed, **params)
     t = time.perf_counter()
@@ -51,6 +62,7 @@ def run(variant: str, dataset: str, seed: int) -> dict:
         clf.fit(train.X, train.y)
     finally:
         config.AUTO_FRAME_STEPS = old
+        classifier.EARLY_STOPPING_ON_ERROR = False
     seconds = time.perf_counter() - t
     acc = float(np.mean(clf.predict(test.X) == test.y))
     return {"variant": variant, "dataset": dataset, "seed": seed, "accuracy": acc, "seconds": seconds,

@@ -57,10 +57,10 @@ def test_regressor_learns_and_keeps_the_shape_of_y():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((200, 10))
     Y = np.c_[X[:, :3].sum(axis=1), 100 + 50 * X[:, -1]]      # two targets on different scales
-    reg = RNNRegressor(**FAST).fit(X[:150], Y[:150])
+    reg = RNNRegressor(**FAST | {"epochs": 300, "patience": 30}).fit(X[:150], Y[:150])
     assert reg.predict(X[150:]).shape == (50, 2)
     assert reg.score(X[150:], Y[150:]) > 0.9
-    reg1 = RNNRegressor(**FAST).fit(X[:150], Y[:150, 1])
+    reg1 = RNNRegressor(**FAST | {"epochs": 300, "patience": 30}).fit(X[:150], Y[:150, 1])
     assert reg1.predict(X[150:]).shape == (50,) and reg1.score(X[150:], Y[150:, 1]) > 0.9
     assert reg1.n_features_in_ == 10                           # a 2-D X fixes T
 
@@ -92,14 +92,16 @@ def test_forecaster_uses_known_future_inputs():
     rng = np.random.default_rng(3)
     e = rng.standard_normal(300)
     x = np.c_[3 * e, -e]                                      # two series forecast together
-    fc = RNNForecaster(window=4, hidden_size=16, epochs=80, lr=1e-2, verbose=0, random_state=0)
+    fc = RNNForecaster(window=4, hidden_size=16, lr=1e-2, verbose=0, random_state=0)
     fc.fit(x[:250], exog=e[:250, None])
     pred = fc.predict(50, exog=e[250:, None])
     assert pred.shape == (50, 2)
-    np.testing.assert_allclose(pred, x[250:], atol=0.5)
-    block = RNNForecaster(window=4, output_steps=3, hidden_size=16, epochs=80, lr=1e-2, verbose=0,
+    rmse = np.sqrt(np.mean((pred - x[250:]) ** 2, axis=0))
+    assert np.all(rmse < 0.15 * x.std(axis=0)), rmse         # without e: no better than the std
+    block = RNNForecaster(window=4, output_steps=3, hidden_size=16, lr=1e-2, verbose=0,
                           random_state=0).fit(x[:250], exog=e[:250, None])
-    np.testing.assert_allclose(block.predict(9, exog=e[250:259, None]), x[250:259], atol=0.5)
+    rmse = np.sqrt(np.mean((block.predict(9, exog=e[250:259, None]) - x[250:259]) ** 2, axis=0))
+    assert np.all(rmse < 0.25 * x.std(axis=0)), rmse
 
 
 # -- the pieces -------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_forecast_file_column_future_and_baselines(tmp_path, capsys):
     r = run_json(capsys, ["forecast", str(path), "--column", "sales", "--horizon", "12", *QUICK])
     assert r["season"] == 12 and r["length"] == 96 and len(r["forecast"]) == 12
     assert set(r["baselines"]) == {"last_value", "seasonal_naive"}
-    assert r["baselines"]["seasonal_naive"]["rmse"] == pytest.approx(12.0, rel=1e-9)  # trend of 1/step
+    assert r["baselines"]["seasonal_naive"]["rmse"] == pytest.approx(12.0, rel=1e-4)  # trend of 1/step
     assert r["rnnkit"]["rmse"] < r["baselines"]["last_value"]["rmse"]
     plain = tmp_path / "plain.txt"
     plain.write_text("\n".join(f"{v}" for v in values))
@@ -68,7 +68,39 @@ def test_forecast_file_column_future_and_baselines(tmp_path, capsys):
     assert "seasonal naive" in capsys.readouterr().out
 
 
-def test_bundled_sets(capsys):
+@pytest.fixture
+def fake_aeon(monkeypatch):
+    """A stand-in for aeon.datasets with aeon's layouts: (n, channels, T) arrays, or a list of
+    (channels, T_i) arrays for unequal lengths, string labels; so CI checks the conversion
+    without installing aeon (whose numba pin would change the test environment)."""
+    import types
+    rng = np.random.default_rng(0)
+
+    def load_classification(name, split="train"):
+        n = 20 if split == "train" else 10
+        labels = np.array([str(i % 2) for i in range(n)])
+        if name == "JapaneseVowels":
+            return [rng.standard_normal((12, 7 + i % 5)) + int(labels[i]) for i in range(n)], labels
+        return rng.standard_normal((n, 6, 30)) + labels.astype(int)[:, None, None], labels
+
+    module = types.ModuleType("aeon.datasets")
+    module.load_classification = load_classification
+    module.load_airline = lambda: np.arange(100.0, 244.0)
+    monkeypatch.setitem(sys.modules, "aeon", types.ModuleType("aeon"))
+    monkeypatch.setitem(sys.modules, "aeon.datasets", module)
+
+
+def test_bundled_sets_in_aeon_layout(capsys, fake_aeon):
+    r = run_json(capsys, ["classify", "--dataset", "BasicMotions", *QUICK])
+    assert r["train"] == {"n": 20, "min_length": 30, "max_length": 30, "features": 6}
+    assert r["test"]["n"] == 10 and r["accuracy"] >= 0.9
+    r = run_json(capsys, ["classify", "--dataset", "JapaneseVowels", *QUICK])
+    assert r["train"] == {"n": 20, "min_length": 7, "max_length": 11, "features": 12}
+    r = run_json(capsys, ["forecast", "--dataset", "airline", "--horizon", "36", *QUICK])
+    assert r["length"] == 144 and r["actual"][0] == 208.0
+
+
+def test_real_aeon_sets(capsys):
     pytest.importorskip("aeon")
     r = run_json(capsys, ["classify", "--dataset", "UnitTest", *QUICK, "--dtw"])
     assert r["train"]["n"] == 20 and r["test"]["n"] == 22 and 0.5 <= r["baselines"]["dtw_1nn"] <= 1
@@ -76,7 +108,7 @@ def test_bundled_sets(capsys):
     assert r["train"] == {"n": 40, "min_length": 100, "max_length": 100, "features": 6}
     r = run_json(capsys, ["forecast", "--dataset", "airline", "--horizon", "36", "--epochs", "1", "--quiet"])
     assert r["length"] == 144 and r["season"] == 12 and len(r["actual"]) == 36
-    assert r["actual"][0] == 417.0                              # January 1958
+    assert r["actual"][0] == 340.0                              # January 1958
     # the figures the README quotes for the naive forecasts of the last 36 months
     assert r["baselines"]["seasonal_naive"]["mape"] == pytest.approx(13.17, abs=0.01)
 

@@ -36,7 +36,11 @@ def test_classifier_passes_check_estimator():
 
 
 def test_regressor_passes_check_estimator():
-    xfailed, passed = run_checks(RNNRegressor(**SMALL))
+    # The suite's regression data are tabular (10 columns, one informative, noise): read as
+    # sequences, the network fits them (training R² ~0.98) when trained through, while a
+    # hold-out's early stopping keeps an early epoch (training R² 0.09 < the 0.5 asked). So the
+    # suite runs without a hold-out; poor_score is not declared.
+    xfailed, passed = run_checks(RNNRegressor(**SMALL | {"validation_fraction": 0.0, "epochs": 60}))
     assert not xfailed and "check_regressors_train" in passed and "check_regressor_multioutput" in passed
 
 

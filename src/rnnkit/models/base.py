@@ -15,7 +15,7 @@ import numpy as np
 from rnnkit.models._sklearn import BaseEstimator, NotFittedError, sklearn_tags
 from rnnkit.models.config import D, FitConfig
 from rnnkit.models.data import Scaler, Sequences, as_sequences, stack_frames, validation_split
-from rnnkit.models.network import NetConfig, SequenceNet
+from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
 from rnnkit.models.training import FitSettings, History, LossFn, fit_network, predict_network
 
 
@@ -66,7 +66,7 @@ class SequenceEstimator(BaseEstimator):
 
     # -- fitting --------------------------------------------------------------------------------
     def _fit_sequences(self, seq: Sequences, targets: np.ndarray, output_size: int, loss_fn: LossFn,
-                       groups: np.ndarray | None = None) -> None:
+                       groups: np.ndarray | None = None, error_fn=None) -> None:
         cfg = self._config()
         rng = seed_from(self.random_state)
         self.scaler_ = Scaler.fit(seq)
@@ -75,14 +75,14 @@ class SequenceEstimator(BaseEstimator):
         train, val = validation_split(seq.n, cfg.validation_fraction, rng, groups)
         net_cfg = NetConfig(data.features, output_size, cfg.cell, cfg.hidden_size, cfg.num_layers,
                             cfg.bidirectional, cfg.pooling, cfg.dropout)
-        net = SequenceNet(net_cfg, rng=rng)
+        net = SequenceNet(net_cfg, dtype=np.float32, rng=rng)
         settings = FitSettings(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.clip,
                                cfg.patience, cfg.time_budget, cfg.verbose)
         has_val = len(val) > 0
         self.history_: History = fit_network(
             net, loss_fn, data.subset(train), targets[train], data.subset(val) if has_val else None,
-            targets[val] if has_val else None, settings, rng, type(self).__name__)
-        self.net_ = net
+            targets[val] if has_val else None, settings, rng, type(self).__name__, error_fn)
+        self.net_ = with_dtype(net, np.float64)
         self.n_epochs_ = len(self.history_.train_loss)
         self.n_channels_ = seq.features
         if seq.layout == "2d":
@@ -125,7 +125,8 @@ class SequenceEstimator(BaseEstimator):
         h = self.history_
         meta = {"frame": self.frame_, "n_channels": self.n_channels_, "layout": self._fitted_layout,
                 "n_features_in": getattr(self, "n_features_in_", None),
-                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
+                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "val_error": h.val_error,
+                            "best_epoch": h.best_epoch,
                             "stop_reason": h.stop_reason, "seconds": h.seconds}} | self._extra_meta()
         save_model(path, type(self).__name__, self.get_params(deep=False), self.net_, arrays, meta)
 

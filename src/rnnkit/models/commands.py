@@ -69,7 +69,7 @@ def add_forecast_parser(sub) -> None:
     p.add_argument("series", nargs="?", metavar="SERIES",
                    help="file: one number per line, or a CSV/TSV with a header (see --column)")
     p.add_argument("--column", help="the column of SERIES to forecast, by header name")
-    p.add_argument("--dataset", metavar="NAME", help="airline, lynx or shampoo_sales (bundled with aeon)")
+    p.add_argument("--dataset", metavar="NAME", help="airline: the monthly airline passengers 1949-1960, bundled with aeon")
     p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
     p.add_argument("--season", type=int, help="seasonal-naive period (default: from the autocorrelation)")
     p.add_argument("--future", action="store_true", help="fit on the whole series, forecast after it")

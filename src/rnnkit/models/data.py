@@ -20,7 +20,7 @@ class Sequences:
 
     values: np.ndarray
     lengths: np.ndarray
-    layout: str                     # "2d", "3d" or "list": how X was given (2-D fixes the length)
+    layout: str                     # "2d", "3d" or "list" (ragged): a 2-D X fixes the length T
 
     @property
     def n(self) -> int:
@@ -68,11 +68,10 @@ def as_sequences(X, name: str = "X") -> Sequences:
         parts = [_numeric(f"{name}[{i}]", x) for i, x in enumerate(X)]
         if len({p.shape for p in parts}) > 1 or any(p.ndim not in (1, 2) for p in parts):
             return _ragged(name, parts)
-        X = np.stack(parts)
-        layout = "list"
+        X = np.stack(parts)                   # equal lengths: the same as the array (scikit-learn)
     else:
         X = _numeric(name, X)
-        layout = "2d" if X.ndim == 2 else "3d"
+    layout = "2d" if X.ndim == 2 else "3d"
     if X.ndim not in (2, 3):
         raise ValueError(f"{name} must be a 2-D (n, T) or 3-D (n, T, F) array or a list of (T_i,) / "
                          f"(T_i, F) sequences, got {X.ndim}-D shape {X.shape}"

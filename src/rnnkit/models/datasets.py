@@ -23,7 +23,7 @@ from rnnkit.lm.errors import UserError
 
 BUNDLED_CLASSIFICATION = ("ACSF1", "ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand",
                           "JapaneseVowels", "OSULeaf", "PickupGestureWiimoteZ", "UnitTest")
-BUNDLED_SERIES = {"airline": "load_airline", "lynx": "load_lynx", "shampoo_sales": "load_shampoo_sales"}
+BUNDLED_SERIES = {"airline": "load_airline"}   # aeon 1.6 deprecates its other bundled series
 
 
 class DataError(UserError):
@@ -134,8 +134,8 @@ def _aeon(what: str):
     try:
         import aeon.datasets as ds
     except ImportError:
-        raise DataError(f"{what} needs the aeon package, which ships the UCR sets: "
-                        'pip install "rnnkit[ucr]"') from None
+        raise DataError(f'{what} needs the aeon package: pip install "rnnkit[ucr]" (aeon ships '
+                        "these data sets inside its package)") from None
     return ds
 
 

@@ -10,7 +10,7 @@ from rnnkit.models._sklearn import BaseEstimator, NotFittedError, r2_score, skle
 from rnnkit.models.base import seed_from
 from rnnkit.models.config import D, FitConfig
 from rnnkit.models.data import Sequences
-from rnnkit.models.network import NetConfig, SequenceNet
+from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
 from rnnkit.models.series import (
     NORMALIZATIONS, SeriesScale, as_series, normalise_windows, rows, sliding, target_scale,
 )
@@ -104,7 +104,7 @@ class RNNForecaster(BaseEstimator):
         x = as_series(X)
         e = self._exog(exog, len(x), "exog", None)
         N = len(x)
-        L = self._window_for(N, H)
+        L = self._window_for(x, H)
         count = N - L - H + 1
         if count < 2:
             raise ValueError(f"X has {N} sample(s) (time steps); with window={L} and output_steps={H} "
@@ -123,14 +123,16 @@ class RNNForecaster(BaseEstimator):
         data = Sequences(inputs, np.full(count, L, np.int64), "3d")
         train, val = np.arange(count - n_val), np.arange(count - n_val, count)
         net = SequenceNet(NetConfig(inputs.shape[2], H * x.shape[1], cfg.cell, cfg.hidden_size,
-                                    cfg.num_layers, False, cfg.pooling, cfg.dropout), rng=rng)
+                                    cfg.num_layers, False, cfg.pooling, cfg.dropout),
+                          dtype=np.float32, rng=rng)
         settings = FitSettings(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.clip,
                                cfg.patience, cfg.time_budget, cfg.verbose)
         self.history_: History = fit_network(
             net, mean_squared_error, data.subset(train), targets[train],
             data.subset(val) if n_val else None, targets[val] if n_val else None, settings, rng,
             type(self).__name__)
-        self.net_, self.scale_, self.window_, self.n_epochs_ = net, sc, L, len(self.history_.train_loss)
+        self.net_, self.scale_, self.window_ = with_dtype(net, np.float64), sc, L
+        self.n_epochs_ = len(self.history_.train_loss)
         self.n_features_in_ = x.shape[1]
         self.n_exog_ = e.shape[1]
         self._series_ndim = np.ndim(X) if not isinstance(X, (list, tuple)) else np.asarray(X).ndim
@@ -138,10 +140,14 @@ class RNNForecaster(BaseEstimator):
         self.last_exog_ = e[-L:].copy()
         return self
 
-    def _window_for(self, N: int, H: int) -> int:
+    def _window_for(self, x: np.ndarray, H: int) -> int:
+        """window="auto": AUTO_WINDOW steps or two seasons if longer (the season from the
+        autocorrelation of the first series), at most a third of the series."""
         if self.window != "auto":
             return int(self.window)
-        return max(1, min(AUTO_WINDOW, (N - H) // 3))
+        from rnnkit.models.baselines import estimate_season
+        want = max(AUTO_WINDOW, 2 * estimate_season(x[:, 0]))
+        return max(1, min(want, (len(x) - H) // 3))
 
     def _exog(self, exog, rows_needed: int, name: str, fitted: int | None) -> np.ndarray:
         if exog is None:
@@ -250,7 +256,8 @@ class RNNForecaster(BaseEstimator):
                   "scale.exog_mean": sc.exog_mean, "scale.exog_std": sc.exog_std,
                   "last_window": self.last_window_, "last_exog": self.last_exog_}
         meta = {"window": self.window_, "series_ndim": self._series_ndim,
-                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
+                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "val_error": h.val_error,
+                            "best_epoch": h.best_epoch,
                             "stop_reason": h.stop_reason, "seconds": h.seconds}}
         save_model(path, type(self).__name__, self.get_params(deep=False), self.net_, arrays, meta)
 

@@ -73,3 +73,12 @@ class SequenceNet(Module):
         """Parameter gradients of the last forward call (added into each ``p.grad``)."""
         dh = self.pool.backward(self.drop.backward(self.head.backward(dz)))
         self.rnn.backward(dh)
+
+
+def with_dtype(net: SequenceNet, dtype) -> SequenceNet:
+    """A copy of ``net`` computing in ``dtype``, in eval mode: the estimators train in float32
+    (~35% faster per step than float64 here) and predict in float64, so a prediction does not
+    depend on which other sequences share its batch."""
+    twin = SequenceNet(net.cfg, dtype=dtype, rng=0)
+    twin.load_state_dict(net.state_dict())
+    return twin.eval()

@@ -34,7 +34,7 @@ class ForecastJob:
     horizon: int                        # steps to forecast (and, unless future, to hold out)
     series: str | None = None           # file: one number per line, or a CSV/TSV column
     column: str | None = None
-    dataset: str | None = None          # airline, lynx, shampoo_sales (aeon, offline)
+    dataset: str | None = None          # "airline" (bundled with aeon, offline)
     season: int | None = None           # seasonal-naive period; None: from the autocorrelation
     future: bool = False                # fit on everything, forecast beyond the end
     save: str | None = None

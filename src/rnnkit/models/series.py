@@ -11,6 +11,7 @@ Normalisation, per window ending at t (``normalize``):
 
     "last"    x̃_s = (x_s − x_t) / σ_Δ,   target (x_{t+k} − x_t) / σ_Δ     σ_Δ: std of x_{s+1} − x_s
     "global"  x̃_s = (x_s − μ) / σ,       target (x_{t+k} − μ) / σ
+    "both"    x̃_s = [(x_s − x_t) / σ_Δ, (x_s − μ) / σ],  target as "last"
 
 "last" makes the model blind to the level (a trend may leave the training range: the model
 predicts changes); "global" keeps the level (mean-reverting series). ẽ = (e − μ_e) / σ_e always.
@@ -24,7 +25,7 @@ import numpy as np
 
 from rnnkit.models.data import check_finite
 
-NORMALIZATIONS = ("last", "global")
+NORMALIZATIONS = ("last", "global", "both")
 
 
 def as_series(X, name: str = "X") -> np.ndarray:
@@ -43,9 +44,9 @@ def as_series(X, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} must be a series of shape (N,) or (N, F) (rows are time steps), "
                          f"got shape {a.shape}")
     if a.shape[0] == 0:
-        raise ValueError(f"{name} is empty: found 0 sample(s) (shape={a.shape}) while a minimum of 1 is required")
+        raise ValueError(f"{name} is empty: found 0 sample(s) (shape={a.shape}) while a minimum of 1 is required.")
     if a.ndim == 2 and a.shape[1] == 0:
-        raise ValueError(f"{name} has 0 feature(s) (shape={a.shape}) while a minimum of 1 is required")
+        raise ValueError(f"{name} has 0 feature(s) (shape={a.shape}) while a minimum of 1 is required.")
     check_finite(name, a)
     return a.reshape(len(a), -1)
 
@@ -81,11 +82,13 @@ def rows(x: np.ndarray, e: np.ndarray, horizon: int) -> np.ndarray:
 def normalise_windows(windows: np.ndarray, F: int, mode: str, sc: SeriesScale) -> tuple[np.ndarray, np.ndarray]:
     """windows (n, L, F + H·E) of raw rows → (network input, offset (n, F)) with x̃ = (x − offset)/scale."""
     x, e = windows[:, :, :F], windows[:, :, F:]
-    if mode == "last":
-        offset, scale = x[:, -1, :], sc.step
-    else:
+    if mode == "global":
         offset, scale = np.broadcast_to(sc.mean, (len(windows), F)), sc.std
+    else:
+        offset, scale = x[:, -1, :], sc.step
     xz = (x - offset[:, None, :]) / scale
+    if mode == "both":
+        xz = np.concatenate([xz, (x - sc.mean) / sc.std], axis=2)
     if e.shape[2]:
         E = len(sc.exog_mean)
         ez = (e.reshape(e.shape[0], e.shape[1], -1, E) - sc.exog_mean) / sc.exog_std
@@ -94,7 +97,7 @@ def normalise_windows(windows: np.ndarray, F: int, mode: str, sc: SeriesScale) -
 
 
 def target_scale(mode: str, sc: SeriesScale) -> np.ndarray:
-    return sc.step if mode == "last" else sc.std
+    return sc.std if mode == "global" else sc.step
 
 
 def sliding(a: np.ndarray, length: int) -> np.ndarray:

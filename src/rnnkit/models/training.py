@@ -10,12 +10,14 @@ weights are put back at the end.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 import rnnkit
@@ -27,14 +29,31 @@ from rnnkit.optim import Adam, clip_grad_norm_
 LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()          # created after NumPy has loaded its BLAS
+
+
+def one_blas_thread():
+    """Context: BLAS on one thread. These networks multiply small matrices (e.g. 16 x 64 by
+    64 x 192 per step), where OpenBLAS's second thread made a training step 3-10x slower on the
+    2-core machine (README, "Sequence models"); the setting is restored on exit."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
 def cross_entropy(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean negative log-likelihood of the class codes y (B,) under the logits z (B, K)."""
     return softmax_cross_entropy(z, y)
 
 
+def error_rate(z: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of sequences whose most probable class (argmax of the logits) is not y."""
+    return float(np.mean(np.argmax(z, axis=1) != y))
+
+
 def mean_squared_error(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """mean((z − y)²) over every entry of (B, K); dz = 2 (z − y) / (B·K)."""
-    r = z - y
+    r = z - np.asarray(y, z.dtype)
     return float(np.mean(r * r)), (2.0 / r.size) * r
 
 
@@ -54,6 +73,7 @@ class FitSettings:
 class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_error: list[float] = field(default_factory=list)     # classification: error rate
     best_epoch: int = 0                  # 1-based epoch whose weights were kept
     stop_reason: str = "epochs"          # "epochs" | "early stopping" | "time budget"
     seconds: float = 0.0
@@ -61,9 +81,18 @@ class History:
 
 def fit_network(net: SequenceNet, loss_fn: LossFn, train: Sequences, y_train: np.ndarray,
                 val: Sequences | None, y_val: np.ndarray | None, s: FitSettings,
-                rng: np.random.Generator, desc: str) -> History:
+                rng: np.random.Generator, desc: str,
+                error_fn: Callable[[np.ndarray, np.ndarray], float] | None = None) -> History:
+    """Train ``net``; the best epoch is the one with the lowest validation (error, loss) — the
+    error (``error_fn``, e.g. the error rate of a classifier) first, the loss breaking ties — or
+    the lowest training loss without a validation part."""
+    with one_blas_thread():
+        return _fit(net, loss_fn, train, y_train, val, y_val, s, rng, desc, error_fn)
+
+
+def _fit(net, loss_fn, train, y_train, val, y_val, s: FitSettings, rng, desc, error_fn) -> History:
     opt = Adam(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    hist, best, best_loss, stale = History(), None, math.inf, 0
+    hist, best, best_score, stale = History(), None, (math.inf,), 0
     start = time.perf_counter()
     bar = tqdm(total=s.epochs, desc=desc, unit="epoch", leave=False, dynamic_ncols=True,
                disable=True if s.verbose <= 0 else None)
@@ -76,15 +105,19 @@ def fit_network(net: SequenceNet, loss_fn: LossFn, train: Sequences, y_train: np
                 out_of_time = True
                 break
         hist.train_loss.append(float(np.mean(losses)))
-        monitored = hist.train_loss[-1]
+        score = (hist.train_loss[-1],)
         if val is not None:
-            monitored = evaluate(net, loss_fn, val, y_val, s.batch_size)
-            hist.val_loss.append(monitored)
+            z = predict_network(net, val, s.batch_size)
+            hist.val_loss.append(loss_fn(z, y_val)[0])
+            score = (hist.val_loss[-1],)
+            if error_fn is not None:
+                hist.val_error.append(error_fn(z, y_val))
+                score = (hist.val_error[-1], hist.val_loss[-1])
         if not math.isfinite(hist.train_loss[-1]):
             hist.stop_reason = "non-finite loss"
             break
-        if monitored < best_loss:
-            best_loss, best, stale, hist.best_epoch = monitored, net.state_dict(), 0, epoch
+        if score < best_score:
+            best_score, best, stale, hist.best_epoch = score, net.state_dict(), 0, epoch
         else:
             stale += 1
         _report(bar, s, epoch, hist)
@@ -107,7 +140,7 @@ def fit_network(net: SequenceNet, loss_fn: LossFn, train: Sequences, y_train: np
 def _step(net: SequenceNet, opt: Adam, loss_fn: LossFn, data: Sequences, y: np.ndarray,
           idx: np.ndarray, clip: float) -> float:
     x, lengths = time_major(data, idx)
-    z = net(x, lengths)
+    z = net(x.astype(net.dtype, copy=False), lengths)
     loss, dz = loss_fn(z, y[idx])
     net.zero_grad()
     net.backward(dz)
@@ -118,7 +151,8 @@ def _step(net: SequenceNet, opt: Adam, loss_fn: LossFn, data: Sequences, y: np.n
 
 
 def _report(bar: tqdm, s: FitSettings, epoch: int, hist: History) -> None:
-    text = f"loss {hist.train_loss[-1]:.4f}" + (f" val {hist.val_loss[-1]:.4f}" if hist.val_loss else "")
+    text = f"loss {hist.train_loss[-1]:.4f}" + (f" val {hist.val_loss[-1]:.4f}" if hist.val_loss else "") \
+        + (f" val error {hist.val_error[-1]:.3f}" if hist.val_error else "")
     bar.update(1)
     bar.set_postfix_str(text, refresh=False)
     if s.verbose >= 2:
@@ -135,8 +169,8 @@ def predict_network(net: SequenceNet, data: Sequences, batch_size: int) -> np.nd
     """Network outputs (n, K) in the order of ``data``, computed in batches of similar lengths."""
     net.eval()
     out = np.empty((data.n, net.cfg.output_size), net.dtype)
-    with rnnkit.no_grad():
+    with rnnkit.no_grad(), one_blas_thread():
         for idx in ordered_batches(data.lengths, batch_size):
             x, lengths = time_major(data, idx)
-            out[idx] = net(x, lengths)
+            out[idx] = net(x.astype(net.dtype, copy=False), lengths)
     return out
