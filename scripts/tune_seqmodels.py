@@ -34,7 +34,7 @@ VARIANTS = {
     "frame1": {"frame": 1, "time_budget": 600}, "steps25": {"frame_steps": 25},
     "pat60": {"patience": 60, "epochs": 600},
     # round 2: from max pooling
-    "M": {"pooling": "max"}, "M-onerror": {"pooling": "max", "stop_on_error": True},
+    "M": {"pooling": "max"}, 
     "M-bs16": {"pooling": "max", "batch_size": 16}, "M-lr1e-2": {"pooling": "max", "lr": 1e-2},
     "M-val0": {"pooling": "max", "validation_fraction": 0.0}, "M-h128": {"pooling": "max", "hidden_size": 128},
     "M-bidir": {"pooling": "max", "bidirectional": True}, "M-lstm": {"pooling": "max", "cell": "lstm"},
@@ -46,15 +46,13 @@ VARIANTS = {
 
 
 def run(variant: str, dataset: str, seed: int) -> dict:
-    from rnnkit.models import RNNClassifier, classifier, config
+    from rnnkit.models import RNNClassifier, config
     from rnnkit.models.datasets import load_ucr
     params = dict(VARIANTS[variant])
     steps = params.pop("frame_steps", None)
-    on_error = params.pop("stop_on_error", False)
     old = config.AUTO_FRAME_STEPS
     if steps:
         config.AUTO_FRAME_STEPS = steps
-    classifier.EARLY_STOPPING_ON_ERROR = on_error
     train, test = load_ucr(dataset)
     clf = RNNClassifier(verbose=0, random_state=seed, **params)
     t = time.perf_counter()
@@ -62,7 +60,6 @@ def run(variant: str, dataset: str, seed: int) -> dict:
         clf.fit(train.X, train.y)
     finally:
         config.AUTO_FRAME_STEPS = old
-        classifier.EARLY_STOPPING_ON_ERROR = False
     seconds = time.perf_counter() - t
     acc = float(np.mean(clf.predict(test.X) == test.y))
     return {"variant": variant, "dataset": dataset, "seed": seed, "accuracy": acc, "seconds": seconds,

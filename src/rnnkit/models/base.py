@@ -66,7 +66,7 @@ class SequenceEstimator(BaseEstimator):
 
     # -- fitting --------------------------------------------------------------------------------
     def _fit_sequences(self, seq: Sequences, targets: np.ndarray, output_size: int, loss_fn: LossFn,
-                       groups: np.ndarray | None = None, error_fn=None) -> None:
+                       groups: np.ndarray | None = None) -> None:
         cfg = self._config()
         rng = seed_from(self.random_state)
         self.scaler_ = Scaler.fit(seq)
@@ -81,7 +81,7 @@ class SequenceEstimator(BaseEstimator):
         has_val = len(val) > 0
         self.history_: History = fit_network(
             net, loss_fn, data.subset(train), targets[train], data.subset(val) if has_val else None,
-            targets[val] if has_val else None, settings, rng, type(self).__name__, error_fn)
+            targets[val] if has_val else None, settings, rng, type(self).__name__)
         self.net_ = with_dtype(net, np.float64)
         self.n_epochs_ = len(self.history_.train_loss)
         self.n_channels_ = seq.features
@@ -125,8 +125,7 @@ class SequenceEstimator(BaseEstimator):
         h = self.history_
         meta = {"frame": self.frame_, "n_channels": self.n_channels_, "layout": self._fitted_layout,
                 "n_features_in": getattr(self, "n_features_in_", None),
-                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "val_error": h.val_error,
-                            "best_epoch": h.best_epoch,
+                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
                             "stop_reason": h.stop_reason, "seconds": h.seconds}} | self._extra_meta()
         save_model(path, type(self).__name__, self.get_params(deep=False), self.net_, arrays, meta)
 

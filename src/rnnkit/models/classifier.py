@@ -8,11 +8,7 @@ from rnnkit.models._sklearn import ClassifierMixin
 from rnnkit.models.base import SequenceEstimator
 from rnnkit.models.data import as_sequences
 from rnnkit.models.targets import class_labels
-from rnnkit.models.training import cross_entropy, error_rate
-
-# Early stopping on the validation error rate (loss breaking ties) instead of the loss: measured
-# worse (README, "How the defaults were chosen"), kept off; the tuning script switches it.
-EARLY_STOPPING_ON_ERROR = False
+from rnnkit.models.training import cross_entropy
 
 
 class RNNClassifier(ClassifierMixin, SequenceEstimator):
@@ -48,8 +44,7 @@ class RNNClassifier(ClassifierMixin, SequenceEstimator):
     def fit(self, X, y):
         seq = as_sequences(X)
         classes, codes = class_labels(y, seq.n, type(self).__name__)
-        self._fit_sequences(seq, codes, len(classes), cross_entropy, groups=codes,
-                            error_fn=error_rate if EARLY_STOPPING_ON_ERROR else None)
+        self._fit_sequences(seq, codes, len(classes), cross_entropy, groups=codes)
         self.classes_ = classes
         return self
 

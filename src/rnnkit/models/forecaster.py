@@ -256,8 +256,7 @@ class RNNForecaster(BaseEstimator):
                   "scale.exog_mean": sc.exog_mean, "scale.exog_std": sc.exog_std,
                   "last_window": self.last_window_, "last_exog": self.last_exog_}
         meta = {"window": self.window_, "series_ndim": self._series_ndim,
-                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "val_error": h.val_error,
-                            "best_epoch": h.best_epoch,
+                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
                             "stop_reason": h.stop_reason, "seconds": h.seconds}}
         save_model(path, type(self).__name__, self.get_params(deep=False), self.net_, arrays, meta)
 
