@@ -110,7 +110,7 @@ def test_real_aeon_sets(capsys):
     assert r["length"] == 144 and r["season"] == 12 and len(r["actual"]) == 36
     assert r["actual"][0] == 340.0                              # January 1958
     # the figures the README quotes for the naive forecasts of the last 36 months
-    assert r["baselines"]["seasonal_naive"]["mape"] == pytest.approx(13.17, abs=0.01)
+    assert r["baselines"]["seasonal_naive"]["mape"] == pytest.approx(13.19, abs=0.01)
 
 
 @pytest.mark.parametrize("argv,fragment", [

@@ -76,8 +76,9 @@ def add_forecast_parser(sub) -> None:
     p.add_argument("--window", type=int, default=argparse.SUPPRESS, help="past steps per forecast (default auto)")
     p.add_argument("--output-steps", dest="output_steps", type=int, default=argparse.SUPPRESS,
                    help="steps the network predicts at once (default 1)")
-    p.add_argument("--normalize", choices=["last", "global"], default=argparse.SUPPRESS,
-                   help="windows relative to their last value (default) or the series' mean")
+    p.add_argument("--normalize", choices=["global", "last", "both"], default=argparse.SUPPRESS,
+                   help="windows relative to the series' mean and spread (default), to their "
+                        "last value (trending series), or both")
     _add_model_options(p)
     p.set_defaults(func=cmd_forecast)
 
