@@ -53,7 +53,8 @@ def test_forecast_file_column_future_and_baselines(tmp_path, capsys):
     values = 100 + t + 10 * np.sin(2 * np.pi * t / 12)
     path = tmp_path / "sales.csv"
     path.write_text("month,sales\n" + "".join(f"m{i},{v:.3f}\n" for i, v in enumerate(values)))
-    r = run_json(capsys, ["forecast", str(path), "--column", "sales", "--horizon", "12", *QUICK])
+    r = run_json(capsys, ["forecast", str(path), "--column", "sales", "--horizon", "12", "--normalize",
+                          "last", *QUICK])
     assert r["season"] == 12 and r["length"] == 96 and len(r["forecast"]) == 12
     assert set(r["baselines"]) == {"last_value", "seasonal_naive"}
     assert r["baselines"]["seasonal_naive"]["rmse"] == pytest.approx(12.0, rel=1e-4)  # trend of 1/step
