@@ -10,28 +10,31 @@ import argparse
 import json
 
 from rnnkit.models.config import D
+from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, SEED, Range
+
+SHARE = Range(float, low=0, high=1, high_open=True)      # a held-out share; 0 turns it off
 
 # (option, estimator parameter, type, help): the model and training options both commands share.
 MODEL_OPTIONS = [
     ("--cell", "cell", str, f"gru, lstm or rnn (default {D.cell})"),
-    ("--hidden", "hidden_size", int, f"hidden units (default {D.hidden_size})"),
-    ("--layers", "num_layers", int, f"recurrent layers (default {D.num_layers})"),
-    ("--pooling", "pooling", str, "attention, last, mean or max"),
-    ("--dropout", "dropout", float, f"dropout probability (default {D.dropout})"),
-    ("--epochs", "epochs", int, f"most epochs (default {D.epochs}; early stopping ends sooner)"),
-    ("--batch-size", "batch_size", int, f"sequences per step (default {D.batch_size})"),
-    ("--lr", "lr", float, f"Adam learning rate (default {D.lr})"),
-    ("--patience", "patience", int, f"epochs without improvement before stopping (default {D.patience})"),
-    ("--val-fraction", "validation_fraction", float,
+    ("--hidden", "hidden_size", COUNT, f"hidden units (default {D.hidden_size})"),
+    ("--layers", "num_layers", COUNT, f"recurrent layers (default {D.num_layers})"),
+    ("--pooling", "pooling", str, "max, attention, last or mean (default: max to classify, last to forecast)"),
+    ("--dropout", "dropout", PROBABILITY_BELOW_1, f"dropout probability (default {D.dropout})"),
+    ("--epochs", "epochs", COUNT, f"most epochs (default {D.epochs}; early stopping ends sooner)"),
+    ("--batch-size", "batch_size", COUNT, f"sequences per step (default {D.batch_size})"),
+    ("--lr", "lr", POSITIVE, f"Adam learning rate (default {D.lr})"),
+    ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {D.patience})"),
+    ("--val-fraction", "validation_fraction", SHARE,
      f"held out for early stopping (default {D.validation_fraction})"),
-    ("--time-budget", "time_budget", float, "seconds of training at most (default: no limit)"),
+    ("--time-budget", "time_budget", POSITIVE, "seconds of training at most (default: no limit)"),
 ]
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     for option, dest, typ, help_ in MODEL_OPTIONS:
         p.add_argument(option, dest=dest, type=typ, default=argparse.SUPPRESS, help=help_)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save", metavar="PATH", help="write the fitted model (safetensors)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -53,7 +56,7 @@ def add_classify_parser(sub) -> None:
     p.add_argument("--dataset", metavar="NAME", help="a UCR/UEA set bundled with aeon, e.g. GunPoint")
     p.add_argument("--bidirectional", action="store_true", default=argparse.SUPPRESS,
                    help="bidirectional recurrent layers")
-    p.add_argument("--frame", type=int, default=argparse.SUPPRESS,
+    p.add_argument("--frame", type=COUNT, default=argparse.SUPPRESS,
                    help="steps stacked per recurrent step (default: auto, at most 50 frames)")
     _add_model_options(p)
     p.add_argument("--dtw", action="store_true", help="also 1-NN DTW on the same split (needs aeon)")
@@ -70,11 +73,11 @@ def add_forecast_parser(sub) -> None:
                    help="file: one number per line, or a CSV/TSV with a header (see --column)")
     p.add_argument("--column", help="the column of SERIES to forecast, by header name")
     p.add_argument("--dataset", metavar="NAME", help="airline: the monthly airline passengers 1949-1960, bundled with aeon")
-    p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    p.add_argument("--season", type=int, help="seasonal-naive period (default: from the autocorrelation)")
+    p.add_argument("--horizon", type=COUNT, required=True, help="steps to forecast")
+    p.add_argument("--season", type=COUNT, help="seasonal-naive period (default: from the autocorrelation)")
     p.add_argument("--future", action="store_true", help="fit on the whole series, forecast after it")
-    p.add_argument("--window", type=int, default=argparse.SUPPRESS, help="past steps per forecast (default auto)")
-    p.add_argument("--output-steps", dest="output_steps", type=int, default=argparse.SUPPRESS,
+    p.add_argument("--window", type=COUNT, default=argparse.SUPPRESS, help="past steps per forecast (default auto)")
+    p.add_argument("--output-steps", dest="output_steps", type=COUNT, default=argparse.SUPPRESS,
                    help="steps the network predicts at once (default 1)")
     p.add_argument("--normalize", choices=["global", "last", "both"], default=argparse.SUPPRESS,
                    help="windows relative to the series' mean and spread (default), to their "
