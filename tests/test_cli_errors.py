@@ -338,7 +338,8 @@ def test_bad_input_is_a_clean_error(case, ws):
 
 # Arguments each subcommand needs besides the option under test (never opened: parsing fails first).
 VALID_ARGV = {"train": [], "eval": ["DIR", "PATH"], "generate": ["DIR"], "gradflow": [],
-              "task": ["adding"], "inspect": ["DIR"], "bench": [], "export": ["DIR", "MODEL.onnx"]}
+              "task": ["adding"], "inspect": ["DIR"], "bench": [], "export": ["DIR", "MODEL.onnx"],
+              "classify": ["TRAIN", "TEST"], "forecast": ["SERIES", "--horizon", "3"]}
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

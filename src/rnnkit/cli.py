@@ -8,6 +8,8 @@
     rnnkit inspect DIR [PATH ...]           HTML page of unit and gate activity on text
     rnnkit bench [--quick] [--lm SECONDS]   time rnnkit against PyTorch and onnxruntime
     rnnkit export DIR MODEL.onnx            the language model as ONNX, vocabulary beside it
+    rnnkit classify TRAIN TEST | --dataset  sequence classification against baselines
+    rnnkit forecast SERIES --horizon N      forecasting against last-value and seasonal naive
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rnnkit.errors import Note, user_message
 from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
 from rnnkit.onnx.commands import add_export_parser
 from rnnkit.outputs import output_dir
+from rnnkit.models.commands import add_classify_parser, add_forecast_parser
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -100,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect_parser(sub)
     add_bench_parser(sub)
     add_export_parser(sub)
+    add_classify_parser(sub)
+    add_forecast_parser(sub)
     return parser
 
 

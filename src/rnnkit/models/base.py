@@ -1,0 +1,161 @@
+"""What the classifier and the regressor share: parameters, input checks, fitting, prediction.
+
+Fitting: check X (padding ragged lists), learn the per-feature standardisation, stack frames,
+split off a validation part, build the network and train it (``rnnkit.models.training``).
+Learned attributes end in ``_`` (scikit-learn's convention); the constructor stores its
+arguments and nothing else.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from rnnkit.models._sklearn import BaseEstimator, NotFittedError, sklearn_tags
+from rnnkit.models.config import D, FitConfig
+from rnnkit.models.data import Scaler, Sequences, as_sequences, stack_frames, validation_split
+from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
+from rnnkit.models.training import FitSettings, History, LossFn, fit_network, predict_network
+
+
+def seed_from(random_state) -> np.random.Generator:
+    """A Generator from random_state: None (fresh entropy), an int, a numpy RandomState or Generator."""
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator)):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2 ** 31 - 1))
+    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, "
+                     f"got {type(random_state).__name__} {random_state!r}")
+
+
+class SequenceEstimator(BaseEstimator):
+    """Base of RNNClassifier and RNNRegressor (see their docstrings for the parameters)."""
+
+    _multi_output = False
+
+    def __init__(self, cell=D.cell, hidden_size=D.hidden_size, num_layers=D.num_layers,
+                 bidirectional=D.bidirectional, pooling=D.pooling, dropout=D.dropout, frame=D.frame,
+                 epochs=D.epochs, batch_size=D.batch_size, lr=D.lr, weight_decay=D.weight_decay,
+                 clip=D.clip, patience=D.patience, validation_fraction=D.validation_fraction,
+                 time_budget=D.time_budget, verbose=D.verbose, random_state=None):
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.pooling = pooling
+        self.dropout = dropout
+        self.frame = frame
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.clip = clip
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.time_budget = time_budget
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        return sklearn_tags(super().__sklearn_tags__(), multi_output=self._multi_output)
+
+    def _config(self) -> FitConfig:
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "random_state"}
+        return FitConfig.from_params(params)
+
+    # -- fitting --------------------------------------------------------------------------------
+    def _fit_sequences(self, seq: Sequences, targets: np.ndarray, output_size: int, loss_fn: LossFn,
+                       groups: np.ndarray | None = None) -> None:
+        cfg = self._config()
+        rng = seed_from(self.random_state)
+        self.scaler_ = Scaler.fit(seq)
+        self.frame_ = cfg.frame_for(int(seq.lengths.max()))
+        data = stack_frames(self.scaler_.transform(seq), self.frame_)
+        train, val = validation_split(seq.n, cfg.validation_fraction, rng, groups)
+        net_cfg = NetConfig(data.features, output_size, cfg.cell, cfg.hidden_size, cfg.num_layers,
+                            cfg.bidirectional, cfg.pooling, cfg.dropout)
+        net = SequenceNet(net_cfg, dtype=np.float32, rng=rng)
+        settings = FitSettings(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.clip,
+                               cfg.patience, cfg.time_budget, cfg.verbose)
+        has_val = len(val) > 0
+        self.history_: History = fit_network(
+            net, loss_fn, data.subset(train), targets[train], data.subset(val) if has_val else None,
+            targets[val] if has_val else None, settings, rng, type(self).__name__)
+        self.net_ = with_dtype(net, np.float64)
+        self.n_epochs_ = len(self.history_.train_loss)
+        self.n_channels_ = seq.features
+        if seq.layout == "2d":
+            self.n_features_in_ = seq.values.shape[1]
+        elif hasattr(self, "n_features_in_"):
+            del self.n_features_in_
+        self._fitted_layout = seq.layout
+
+    # -- prediction -----------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
+                                 "with appropriate arguments before using this estimator.")
+
+    def _input(self, X) -> Sequences:
+        self._check_fitted()
+        seq = as_sequences(X)
+        if seq.features != self.n_channels_:
+            raise ValueError(f"X has {seq.features} feature(s) per step, but {type(self).__name__} "
+                             f"was fitted with {self.n_channels_}")
+        expected = getattr(self, "n_features_in_", None)
+        if seq.layout == "2d" and expected is not None and seq.values.shape[1] != expected:
+            raise ValueError(f"X has {seq.values.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {expected} features as input (a 2-D X is n sequences of T "
+                             "steps, fixed at fit; give sequences of other lengths as a list)")
+        return seq
+
+    def _outputs(self, X) -> np.ndarray:
+        """Network outputs (n, K) for X, in float64."""
+        seq = self._input(X)                           # checks fitted first
+        data = stack_frames(self.scaler_.transform(seq), self.frame_)
+        return predict_network(self.net_, data, max(self._config().batch_size, 256)).astype(np.float64)
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (safetensors; hyperparameters and labels as JSON)."""
+        from rnnkit.models.persist import save_model
+        self._check_fitted()
+        arrays = {"scaler.mean": self.scaler_.mean, "scaler.scale": self.scaler_.scale} | self._extra_arrays()
+        h = self.history_
+        meta = {"frame": self.frame_, "n_channels": self.n_channels_, "layout": self._fitted_layout,
+                "n_features_in": getattr(self, "n_features_in_", None),
+                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
+                            "stop_reason": h.stop_reason, "seconds": h.seconds}} | self._extra_meta()
+        save_model(path, type(self).__name__, self.get_params(deep=False), self.net_, arrays, meta)
+
+    @classmethod
+    def load(cls, path):
+        """The estimator saved at ``path`` by ``cls.save``, ready to predict."""
+        from rnnkit.models.persist import ModelFileError, load_model
+        header, weights, arrays = load_model(path, cls.__name__)
+        try:
+            est = cls(**{k: v for k, v in header["params"].items() if k in cls._get_param_names()})
+            net = SequenceNet(NetConfig(**header["net"]), rng=0)
+            net.load_state_dict(weights)
+            est._restore(header, arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: damaged {cls.__name__} file ({type(exc).__name__}: {exc})") from None
+        est.net_ = net.eval()
+        return est
+
+    def _restore(self, header: dict, arrays: dict) -> None:
+        self.scaler_ = Scaler(arrays["scaler.mean"], arrays["scaler.scale"])
+        self.frame_ = int(header["frame"])
+        self.n_channels_ = int(header["n_channels"])
+        self._fitted_layout = header["layout"]
+        if header["n_features_in"] is not None:
+            self.n_features_in_ = int(header["n_features_in"])
+        self.history_ = History(**header["history"])
+        self.n_epochs_ = len(self.history_.train_loss)
+
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _extra_meta(self) -> dict:
+        return {}

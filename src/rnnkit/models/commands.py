@@ -1,0 +1,131 @@
+"""The command-line side of the sequence models: ``rnnkit classify`` and ``rnnkit forecast``.
+
+Parsing only: the options become a job (``rnnkit.models.run``) and the estimator's keyword
+arguments; options not given keep the estimator's defaults (``rnnkit.models.config``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rnnkit.models.config import D
+from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, SEED, Range
+
+SHARE = Range(float, low=0, high=1, high_open=True)      # a held-out share; 0 turns it off
+
+# (option, estimator parameter, type, help): the model and training options both commands share.
+MODEL_OPTIONS = [
+    ("--cell", "cell", str, f"gru, lstm or rnn (default {D.cell})"),
+    ("--hidden", "hidden_size", COUNT, f"hidden units (default {D.hidden_size})"),
+    ("--layers", "num_layers", COUNT, f"recurrent layers (default {D.num_layers})"),
+    ("--pooling", "pooling", str, "max, attention, last or mean (default: max to classify, last to forecast)"),
+    ("--dropout", "dropout", PROBABILITY_BELOW_1, f"dropout probability (default {D.dropout})"),
+    ("--epochs", "epochs", COUNT, f"most epochs (default {D.epochs}; early stopping ends sooner)"),
+    ("--batch-size", "batch_size", COUNT, f"sequences per step (default {D.batch_size})"),
+    ("--lr", "lr", POSITIVE, f"Adam learning rate (default {D.lr})"),
+    ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {D.patience})"),
+    ("--val-fraction", "validation_fraction", SHARE,
+     f"held out for early stopping (default {D.validation_fraction})"),
+    ("--time-budget", "time_budget", POSITIVE, "seconds of training at most (default: no limit)"),
+]
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    for option, dest, typ, help_ in MODEL_OPTIONS:
+        p.add_argument(option, dest=dest, type=typ, default=argparse.SUPPRESS, help=help_)
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--save", metavar="PATH", help="write the fitted model (safetensors)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _params(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict:
+    names = [dest for _, dest, _, _ in MODEL_OPTIONS] + list(extra)
+    params = {k: getattr(args, k) for k in names if hasattr(args, k)}
+    return params | {"random_state": args.seed, "verbose": 0 if (args.quiet or args.json) else 1}
+
+
+def add_classify_parser(sub) -> None:
+    p = sub.add_parser("classify", help="sequence classification against simple baselines",
+                       description="Fit an RNN classifier on TRAIN and report its accuracy on TEST "
+                                   "beside the majority class (and 1-NN DTW with --dtw). Files in "
+                                   "the UCR layout: one sequence per line, the label first.")
+    p.add_argument("train", nargs="?", metavar="TRAIN", help="training file (UCR layout, CSV/TSV)")
+    p.add_argument("test", nargs="?", metavar="TEST", help="test file (UCR layout)")
+    p.add_argument("--dataset", metavar="NAME", help="a UCR/UEA set bundled with aeon, e.g. GunPoint")
+    p.add_argument("--bidirectional", action="store_true", default=argparse.SUPPRESS,
+                   help="bidirectional recurrent layers")
+    p.add_argument("--frame", type=COUNT, default=argparse.SUPPRESS,
+                   help="steps stacked per recurrent step (default: auto, at most 50 frames)")
+    _add_model_options(p)
+    p.add_argument("--dtw", action="store_true", help="also 1-NN DTW on the same split (needs aeon)")
+    p.set_defaults(func=cmd_classify)
+
+
+def add_forecast_parser(sub) -> None:
+    p = sub.add_parser("forecast", help="forecast a series against last-value and seasonal-naive",
+                       description="Hold out the last --horizon values of a series, fit an RNN "
+                                   "forecaster on the rest and report MAPE and RMSE beside the "
+                                   "last-value and seasonal-naive forecasts (--future: forecast "
+                                   "beyond the end instead).")
+    p.add_argument("series", nargs="?", metavar="SERIES",
+                   help="file: one number per line, or a CSV/TSV with a header (see --column)")
+    p.add_argument("--column", help="the column of SERIES to forecast, by header name")
+    p.add_argument("--dataset", metavar="NAME", help="airline: the monthly airline passengers 1949-1960, bundled with aeon")
+    p.add_argument("--horizon", type=COUNT, required=True, help="steps to forecast")
+    p.add_argument("--season", type=COUNT, help="seasonal-naive period (default: from the autocorrelation)")
+    p.add_argument("--future", action="store_true", help="fit on the whole series, forecast after it")
+    p.add_argument("--window", type=COUNT, default=argparse.SUPPRESS, help="past steps per forecast (default auto)")
+    p.add_argument("--output-steps", dest="output_steps", type=COUNT, default=argparse.SUPPRESS,
+                   help="steps the network predicts at once (default 1)")
+    p.add_argument("--normalize", choices=["global", "last", "both"], default=argparse.SUPPRESS,
+                   help="windows relative to the series' mean and spread (default), to their "
+                        "last value (trending series), or both")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_forecast)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from rnnkit.models.run import ClassifyJob, run_classify
+    job = ClassifyJob(args.train, args.test, args.dataset, args.dtw, args.save)
+    r = run_classify(job, _params(args, ("bidirectional", "frame")))
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    tr, te = r["train"], r["test"]
+    length = f"T={tr['max_length']}" if tr["min_length"] == tr["max_length"] else \
+        f"T={tr['min_length']}..{tr['max_length']}"
+    print(f"{r['dataset']}: {tr['n']} training sequences ({length}, {tr['features']} feature(s)), "
+          f"{te['n']} test, {r['classes']} classes")
+    print(f"  rnnkit RNNClassifier  accuracy {r['accuracy']:.3f}   (fit {r['fit_seconds']:.1f} s, "
+          f"{r['epochs']} epochs, best {r['best_epoch']}, {r['stop_reason']})")
+    print(f"  majority class        accuracy {r['baselines']['majority_class']:.3f}")
+    if "dtw_1nn" in r["baselines"]:
+        print(f"  1-NN DTW (aeon)       accuracy {r['baselines']['dtw_1nn']:.3f}   "
+              f"({r['baselines']['dtw_1nn_seconds']:.1f} s)")
+    if args.save:
+        print(f"model written to {args.save}")
+    return 0
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from rnnkit.models.run import ForecastJob, run_forecast
+    job = ForecastJob(args.horizon, args.series, args.column, args.dataset, args.season, args.future,
+                      args.save)
+    r = run_forecast(job, _params(args, ("window", "output_steps", "normalize")))
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"{r['series']}: {r['length']} values, window {r['window']}, season {r['season']} "
+          f"(fit {r['fit_seconds']:.1f} s, {r['epochs']} epochs)")
+    if "rnnkit" in r:
+        print(f"  last {r['horizon']} values held out      MAPE      RMSE")
+        rows = [("rnnkit RNNForecaster", r["rnnkit"])] + [
+            (name.replace("_", " "), v) for name, v in r["baselines"].items()]
+        for name, m in rows:
+            print(f"  {name:<30} {m['mape']:6.2f}%  {m['rmse']:8.3f}")
+    print("  forecast: " + " ".join(f"{v:.4g}" for v in r["forecast"]))
+    if args.save:
+        print(f"model written to {args.save}")
+    return 0

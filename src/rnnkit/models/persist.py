@@ -1,0 +1,75 @@
+"""Saving and loading fitted estimators: one safetensors file, no pickle.
+
+Tensors: the network's weights (``net.<name>``) plus the estimator's own arrays (``scaler.mean``,
+``scaler.scale``, ...). Metadata (JSON, under the ``rnnkit`` key): the format name and version,
+the estimator class, its hyperparameters, the network configuration and the learned attributes
+that are not arrays — class labels among them, stored with their numpy dtype so that int64,
+str, bool and float labels come back exactly as they went in. Written atomically (temporary
+file, then rename), with the helpers of ``rnnkit.lm.checkpoint``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.lm.checkpoint import prefixed, read_tensors, unprefixed, write_tensors
+from rnnkit.lm.errors import UserError
+
+FORMAT, VERSION = "rnnkit.models", 1
+
+
+class ModelFileError(UserError):
+    """A file that is not a saved model of the expected estimator."""
+
+
+def encode_labels(labels: np.ndarray) -> dict:
+    """Labels as JSON: their dtype and their values (refuses labels JSON cannot hold exactly)."""
+    values = labels.tolist()
+    if labels.dtype == object:
+        bad = [v for v in values if not isinstance(v, (str, int, float, bool)) or v is None]
+        if bad:
+            raise TypeError(f"cannot save class labels of type {type(bad[0]).__name__} ({bad[0]!r}): "
+                            "labels must be numbers, strings or bools")
+    elif labels.dtype.kind not in "biufU":
+        raise TypeError(f"cannot save class labels of dtype {labels.dtype}: labels must be numbers, "
+                        "strings or bools")
+    return {"dtype": "object" if labels.dtype == object else labels.dtype.str, "values": values}
+
+
+def decode_labels(data: dict) -> np.ndarray:
+    dtype = object if data["dtype"] == "object" else np.dtype(data["dtype"])
+    out = np.empty(len(data["values"]), dtype=dtype)
+    out[:] = data["values"]
+    return out
+
+
+def save_model(path, estimator: str, params: dict, net, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    params = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else None)
+              for k, v in params.items()}              # a RandomState instance is not kept
+    header = {"format": FORMAT, "version": VERSION, "estimator": estimator, "params": params,
+              "net": net.cfg.to_json(), **meta}
+    json.dumps(header)                                  # fail before writing anything
+    write_tensors(Path(path), prefixed("net.", net.state_dict()) | arrays, header)
+
+
+def load_model(path, estimator: str) -> tuple[dict, dict, dict[str, np.ndarray]]:
+    """(header, net weights, other arrays) of a file saved by ``estimator``; ModelFileError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file (expected a model saved by {estimator}.save)")
+    try:
+        tensors, header = read_tensors(path)
+    except Exception as exc:                            # safetensors raises its own error types
+        raise ModelFileError(f"{path}: not a safetensors model file ({type(exc).__name__}: {exc})") from None
+    if header.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an rnnkit sequence model (format {header.get('format')!r}, "
+                             f"expected {FORMAT!r})")
+    if header.get("version") != VERSION:
+        raise ModelFileError(f"{path}: format version {header.get('version')!r}; this rnnkit reads {VERSION}")
+    if header.get("estimator") != estimator:
+        raise ModelFileError(f"{path}: holds an {header.get('estimator')}, not an {estimator}; "
+                             f"load it with {header.get('estimator')}.load")
+    return header, unprefixed("net.", tensors), {k: v for k, v in tensors.items() if not k.startswith("net.")}

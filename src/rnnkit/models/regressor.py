@@ -1,0 +1,50 @@
+"""RNNRegressor: sequence-to-number regression with the scikit-learn interface."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.models._sklearn import RegressorMixin
+from rnnkit.models.base import SequenceEstimator
+from rnnkit.models.data import as_sequences
+from rnnkit.models.targets import real_targets
+from rnnkit.models.training import mean_squared_error
+
+
+class RNNRegressor(RegressorMixin, SequenceEstimator):
+    """A recurrent network mapping whole sequences to real targets: RNN → pooling → linear.
+
+    ``fit(X, y)``: X as for :class:`RNNClassifier`; y of shape (n,) or (n, k). The targets are
+    standardised for training (mean squared error on the standardised scale) and predictions
+    are mapped back; ``predict`` returns (n,) or (n, k) like y. ``score`` is R². Parameters and
+    the other attributes as :class:`RNNClassifier`; also ``y_mean_`` and ``y_scale_``.
+    """
+
+    _multi_output = True
+
+    def fit(self, X, y):
+        seq = as_sequences(X)
+        y = real_targets(y, seq.n, type(self).__name__)
+        y2 = y.reshape(seq.n, -1)
+        self.y_mean_ = y2.mean(axis=0)
+        std = y2.std(axis=0)
+        self.y_scale_ = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.y_mean_)), std, 1.0)
+        self._y_ndim = y.ndim
+        self._fit_sequences(seq, (y2 - self.y_mean_) / self.y_scale_, y2.shape[1], mean_squared_error)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets, (n,) or (n, k) as the y given to ``fit``."""
+        out = self._outputs(X) * self.y_scale_ + self.y_mean_
+        return out[:, 0] if self._y_ndim == 1 else out
+
+    def _extra_arrays(self) -> dict:
+        return {"target.mean": self.y_mean_, "target.scale": self.y_scale_}
+
+    def _extra_meta(self) -> dict:
+        return {"y_ndim": self._y_ndim}
+
+    def _restore(self, header, arrays) -> None:
+        super()._restore(header, arrays)
+        self.y_mean_, self.y_scale_ = arrays["target.mean"], arrays["target.scale"]
+        self._y_ndim = int(header["y_ndim"])

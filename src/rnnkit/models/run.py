@@ -1,0 +1,138 @@
+"""What ``rnnkit classify`` and ``rnnkit forecast`` do, as library functions returning plain dicts.
+
+Classification: fit RNNClassifier on the training sequences, accuracy on the test sequences,
+beside the majority class and (``dtw=True``, needs aeon) 1-NN DTW on the same split.
+Forecasting: hold out the last ``horizon`` values, fit RNNForecaster on the rest, forecast them,
+and report MAPE and RMSE beside the last-value and seasonal-naive forecasts; or, with
+``future=True``, fit on the whole series and return the ``horizon`` values after it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnkit.lm.errors import UserError
+from rnnkit.models import baselines
+from rnnkit.models.datasets import DataError, Labelled, load_bundled_series, load_ucr, read_series, read_ucr
+
+
+@dataclass(frozen=True)
+class ClassifyJob:
+    train: str | None = None            # UCR-layout file, or None with dataset
+    test: str | None = None
+    dataset: str | None = None          # a set bundled with aeon, loaded offline
+    dtw: bool = False                   # also run 1-NN DTW (slow on long series: O(n_train·n_test·T²))
+    save: str | None = None             # write the fitted model here
+
+
+@dataclass(frozen=True)
+class ForecastJob:
+    horizon: int                        # steps to forecast (and, unless future, to hold out)
+    series: str | None = None           # file: one number per line, or a CSV/TSV column
+    column: str | None = None
+    dataset: str | None = None          # "airline" (bundled with aeon, offline)
+    season: int | None = None           # seasonal-naive period; None: from the autocorrelation
+    future: bool = False                # fit on everything, forecast beyond the end
+    save: str | None = None
+
+
+def _describe(data: Labelled) -> dict:
+    lengths = [len(x) for x in data.X]
+    feats = data.X[0].shape[-1]
+    return {"n": len(data.y), "min_length": int(min(lengths)), "max_length": int(max(lengths)),
+            "features": int(feats)}
+
+
+def _estimator_error(exc: Exception) -> UserError:
+    return UserError(str(exc))
+
+
+def run_classify(job: ClassifyJob, params: dict) -> dict:
+    from rnnkit.models import RNNClassifier
+    if job.dataset:
+        if job.train or job.test:
+            raise DataError("give either --dataset NAME or TRAIN and TEST files, not both")
+        train, test = load_ucr(job.dataset)
+        name = job.dataset
+    else:
+        if not (job.train and job.test):
+            raise DataError("expected TRAIN and TEST files (UCR layout: label, then values), "
+                            "or --dataset NAME")
+        train, test = read_ucr(job.train), read_ucr(job.test)
+        name = f"{job.train} / {job.test}"
+    if train.y.dtype != test.y.dtype and train.y.dtype.kind != test.y.dtype.kind:
+        test = Labelled(test.X, test.y.astype(str))
+        train = Labelled(train.X, train.y.astype(str))
+    try:
+        clf = RNNClassifier(**params)
+        start = time.perf_counter()
+        clf.fit(train.X, train.y)
+        seconds = time.perf_counter() - start
+        accuracy = float(np.mean(clf.predict(test.X) == test.y))
+    except ValueError as exc:
+        raise _estimator_error(exc) from None
+    result = {"dataset": name, "train": _describe(train), "test": _describe(test),
+              "classes": len(np.unique(train.y)), "accuracy": accuracy, "fit_seconds": round(seconds, 2),
+              "epochs": clf.n_epochs_, "best_epoch": clf.history_.best_epoch, "frame": clf.frame_,
+              "stop_reason": clf.history_.stop_reason,
+              "baselines": {"majority_class": baselines.majority_accuracy(train.y, test.y)}}
+    if job.dtw:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                acc, sec = baselines.dtw_1nn(train.X, train.y, test.X, test.y)
+        except ImportError:
+            raise DataError('--dtw needs the aeon package: pip install "rnnkit[ucr]"') from None
+        result["baselines"]["dtw_1nn"] = acc
+        result["baselines"]["dtw_1nn_seconds"] = round(sec, 2)
+    if job.save:
+        clf.save(job.save)
+    return result
+
+
+def run_forecast(job: ForecastJob, params: dict) -> dict:
+    from rnnkit.models import RNNForecaster
+    if job.dataset:
+        if job.series:
+            raise DataError("give either --dataset NAME or a SERIES file, not both")
+        series, name = load_bundled_series(job.dataset), job.dataset
+    elif job.series:
+        series, name = read_series(job.series, job.column), job.series
+    else:
+        raise DataError("expected a SERIES file (one number per line, or a CSV column) or --dataset NAME")
+    h = job.horizon
+    if h < 1:
+        raise DataError(f"--horizon must be >= 1, got {h}")
+    train = series if job.future else series[:-h]
+    if len(train) < 4:
+        raise DataError(f"the series has {len(series)} values; holding out --horizon {h} leaves "
+                        f"{len(train)} to train on (at least 4 are needed)")
+    season = job.season if job.season is not None else baselines.estimate_season(train)
+    if not 1 <= season <= len(train):
+        raise DataError(f"--season must lie in [1, {len(train)}], got {season}")
+    try:
+        fc = RNNForecaster(**params)
+        start = time.perf_counter()
+        fc.fit(train)
+        seconds = time.perf_counter() - start
+        forecast = fc.predict(h)
+    except ValueError as exc:
+        raise _estimator_error(exc) from None
+    result = {"series": name, "length": len(series), "horizon": h, "season": season,
+              "window": fc.window_, "fit_seconds": round(seconds, 2), "epochs": fc.n_epochs_,
+              "forecast": forecast.tolist()}
+    if not job.future:
+        actual = series[-h:]
+        naive = {"last_value": baselines.last_value(train, h),
+                 "seasonal_naive": baselines.seasonal_naive(train, h, season)}
+        result["actual"] = actual.tolist()
+        result["rnnkit"] = {"mape": baselines.mape(actual, forecast), "rmse": baselines.rmse(actual, forecast)}
+        result["baselines"] = {k: {"mape": baselines.mape(actual, v), "rmse": baselines.rmse(actual, v)}
+                               for k, v in naive.items()}
+    if job.save:
+        fc.save(job.save)
+    return result
