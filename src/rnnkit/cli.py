@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -56,7 +57,9 @@ def _train_parser(sub) -> None:
                        ("time-budget", "seconds of training, 0 = no limit (then give --max-steps)"),
                        ("val-fraction", "held-out fraction at the end of the text"),
                        ("eval-every", "steps between validations"),
-                       ("sample-chars", "length of the final sample"), ("seed", "random seed")]:
+                       ("sample-chars", "length of the final sample"), ("seed", "random seed"),
+                       ("threads", "engine threads per process, 0 = the cores this process may use "
+                                   "divided among the processes of its machine (mpiexec -n)")]:
         field = name.replace("-", "_")
         p.add_argument(f"--{name}", type=TRAIN_LIMITS[field],
                        help=f"{what} (default {getattr(d, field)})")
@@ -104,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if getattr(args, "threads", 0) > 0 and "numba" not in sys.modules:
+        # Numba sizes its pool of threads once, when it starts: before the engine is imported.
+        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     from rnnkit.lm.run import run_train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "paths" in given:
