@@ -122,12 +122,13 @@ def _silent(msg: str) -> None:
 
 
 def engine_threads(requested: int, world: World) -> int | None:
-    """The engine threads of each process: ``requested`` (--threads) if given; else the
-    environment's RNNKIT_NUM_THREADS / OMP_NUM_THREADS if set (None: the engine reads them);
-    else the CPUs this process may use, divided among the processes of its machine."""
+    """The engine threads of each process: ``requested`` (--threads) if given; else, for a single
+    process or if RNNKIT_NUM_THREADS / OMP_NUM_THREADS is set, None (the engine's own choice:
+    those variables, else every CPU); else the CPUs this process may use, divided among the
+    processes of its machine that may use them too."""
     if requested:
         return requested
-    if any(os.environ.get(name, "").strip() for name in ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS")):
+    if world.size == 1 or any(os.environ.get(name, "").strip() for name in ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS")):
         return None
     return world.threads
 
