@@ -121,10 +121,14 @@ def test_resume_under_mpi_is_exact(runs):
     assert [m["step"] for m in metrics(runs["resumed_one"]) if "loss" in m] == list(range(1, 31))
 
 
-def test_a_batch_the_ranks_cannot_share_is_refused_once(corpus, tmp_path):
-    proc = run(train_command(2, str(corpus), *TINY, "--batch-size", "3", "--out", str(tmp_path / "r")))
+@pytest.mark.parametrize("args,message", [
+    (["--batch-size", "3"], "error: the --batch-size of 3 cannot be split evenly among 2 MPI processes"),
+    (["--hidden", "0"], "error: argument --hidden: must be an integer >= 1"),    # argparse's
+])
+def test_errors_are_reported_once(corpus, tmp_path, args, message):
+    proc = run(train_command(2, str(corpus), *TINY, *args, "--out", str(tmp_path / "r")))
     assert proc.returncode == 2
-    assert proc.stderr.count("error: the --batch-size of 3 cannot be split evenly among 2 MPI processes") == 1
+    assert proc.stderr.count(message) == 1 and proc.stderr.count("usage:") <= 1
 
 
 def start(cmd: list[str], run_dir: Path) -> subprocess.Popen:

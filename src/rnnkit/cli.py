@@ -22,6 +22,7 @@ from dataclasses import fields
 
 from rnnkit.bench.commands import add_bench_parser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
+from rnnkit.distributed import launcher_rank
 from rnnkit.errors import Note, user_message
 from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
 from rnnkit.onnx.commands import add_export_parser
@@ -37,6 +38,19 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    # Under mpiexec every process parses the same command line: the first one alone prints the
+    # usage, the help and the errors; the others exit with the same code, silently.
+    def print_usage(self, file=None) -> None:
+        if launcher_rank() == 0:
+            super().print_usage(file)
+
+    def print_help(self, file=None) -> None:
+        if launcher_rank() == 0:
+            super().print_help(file)
+
+    def exit(self, status: int = 0, message: str | None = None):
+        super().exit(status, message if launcher_rank() == 0 else None)
 
 
 def _train_parser(sub) -> None:
