@@ -174,12 +174,12 @@ def test_cosine_schedule_with_max_steps_resumes_exactly(tmp_path, corpus):
 
     quiet = lambda msg: None  # noqa: E731
     straight = Trainer(cfg(tmp_path / "a"), log=quiet)
-    losses_a = [straight.train_step() for _ in range(16)]
+    losses_a = [straight.train_step().loss for _ in range(16)]
     first = Trainer(cfg(tmp_path / "b"), log=quiet)
-    losses_b = [first.train_step() for _ in range(9)]
+    losses_b = [first.train_step().loss for _ in range(9)]
     first.save()
     resumed = Trainer(cfg(tmp_path / "b"), resume=True, log=quiet)
-    losses_b += [resumed.train_step() for _ in range(7)]
+    losses_b += [resumed.train_step().loss for _ in range(7)]
     assert losses_a == losses_b
     lr = straight.cfg.lr
     lrs = [lr * straight.schedule.factor(s) for s in range(16)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from dataclasses import fields
 
 from rnnkit.bench.commands import add_bench_parser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
+from rnnkit.distributed import launcher_rank
 from rnnkit.errors import Note, user_message
 from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
 from rnnkit.onnx.commands import add_export_parser
@@ -39,6 +41,19 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    # Under mpiexec every process parses the same command line: the first one alone prints the
+    # usage, the help and the errors; the others exit with the same code, silently.
+    def print_usage(self, file=None) -> None:
+        if launcher_rank() == 0:
+            super().print_usage(file)
+
+    def print_help(self, file=None) -> None:
+        if launcher_rank() == 0:
+            super().print_help(file)
+
+    def exit(self, status: int = 0, message: str | None = None):
+        super().exit(status, message if launcher_rank() == 0 else None)
 
 
 def _train_parser(sub) -> None:
@@ -59,7 +74,9 @@ def _train_parser(sub) -> None:
                        ("time-budget", "seconds of training, 0 = no limit (then give --max-steps)"),
                        ("val-fraction", "held-out fraction at the end of the text"),
                        ("eval-every", "steps between validations"),
-                       ("sample-chars", "length of the final sample"), ("seed", "random seed")]:
+                       ("sample-chars", "length of the final sample"), ("seed", "random seed"),
+                       ("threads", "engine threads per process, 0 = the cores this process may use "
+                                   "divided among the processes of its machine (mpiexec -n)")]:
         field = name.replace("-", "_")
         p.add_argument(f"--{name}", type=TRAIN_LIMITS[field],
                        help=f"{what} (default {getattr(d, field)})")
@@ -109,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if getattr(args, "threads", 0) > 0 and "numba" not in sys.modules:
+        # Numba sizes its pool of threads once, when it starts: before the engine is imported.
+        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     from rnnkit.lm.run import run_train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "paths" in given:

@@ -42,6 +42,9 @@ class TrainConfig:
     eval_every: int = 300           # steps between validation passes (and checkpoints): ~1 minute
     sample_chars: int = 300         # length of the samples shown during and after training
     seed: int = 0                   # initialisation, dropout and sampling
+    threads: int = 0                # engine threads per process; 0: the CPUs this process may use,
+                                    # divided among the processes on its machine (mpiexec -n), so
+                                    # that they never start more threads than there are cores
     out: str = "runs/charlm"        # run directory
 
     def __post_init__(self) -> None:
@@ -76,6 +79,7 @@ TRAIN_LIMITS: dict[str, Range] = {
     "time_budget": NONNEGATIVE,      # 0: no time limit (then --max-steps ends the run)
     "val_fraction": FRACTION,
     "seed": SEED,
+    "threads": NONNEGATIVE_INT,      # 0: this process's share of its machine's cores
 }
 TRAIN_CHOICES: dict[str, tuple[str, ...]] = {
     "cell": CELLS, "optimizer": tuple(sorted(OPTIMIZERS)), "schedule": ("constant", "cosine", "step"),
@@ -121,5 +125,6 @@ def train_problems(values: Mapping, name: Callable[[str], str] = option_name) ->
     return problems
 
 
-# Options that only say how long or how often this invocation runs; a resumed run may change them.
-RUN_LENGTH_OPTIONS = ("max_steps", "time_budget", "eval_every", "sample_chars")
+# Options that only say how long, how often or on how many threads this invocation runs; a
+# resumed run may change them.
+RUN_LENGTH_OPTIONS = ("max_steps", "time_budget", "eval_every", "sample_chars", "threads")

@@ -164,10 +164,12 @@ class Streams:
         self.seq_len = seq_len
         self.num_chunks = (length - 1) // seq_len
 
-    def chunk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def chunk(self, k: int, streams: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk k of every stream, or of the streams ``streams`` (a data-parallel rank's share:
+        the same columns of the whole batch's chunk)."""
         s = k * self.seq_len
-        x = self.data[:, s: s + self.seq_len]
-        y = self.data[:, s + 1: s + self.seq_len + 1]
+        x = self.data[streams, s: s + self.seq_len]
+        y = self.data[streams, s + 1: s + self.seq_len + 1]
         return np.ascontiguousarray(x.T), np.ascontiguousarray(y.T)
 
 

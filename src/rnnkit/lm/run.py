@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import distributed
 from rnnkit.lm.config import GENERATE_LIMITS, TrainConfig, option_name
 from rnnkit.lm.data import read_corpus
 from rnnkit.lm.errors import UserError
 from rnnkit.lm.infer import sample, score
 from rnnkit.lm.rundir import load_run
-from rnnkit.lm.train import NonFiniteLoss, Trainer, resume_config
+from rnnkit.lm.train import NonFiniteLoss, Trainer, TrainResult, resume_config
+
+EXIT_USAGE = 2          # the exit code of a user error (rnnkit.cli prints it as ``error: ...``)
 
 
 def log(msg: str) -> None:
@@ -22,24 +25,53 @@ def log(msg: str) -> None:
 
 
 def run_train(given: dict, resume: bool = False) -> int:
-    """Train with the options the user gave (all others default); print the final report."""
+    """Train with the options the user gave (all others default); print the final report.
+
+    Under an MPI launcher (``mpiexec -n N rnnkit train``) every process runs this; rank 0 alone
+    prints, and every process ends with the same exit code (:func:`rnnkit.distributed.exit_together`).
+    """
     try:
-        cfg = resume_config(given.get("out", TrainConfig.out), given) if resume else TrainConfig(**given)
-    except (TypeError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    trainer = Trainer(cfg, resume=resume, log=log)
+        world = distributed.world()
+    except distributed.MPIUnavailable:
+        if distributed.launcher_rank() == 0:
+            raise                                 # said once, by the first process
+        return EXIT_USAGE
+    return distributed.exit_together(world, lambda: _train(given, resume, world), "train")
+
+
+def _train(given: dict, resume: bool, world: distributed.World) -> int:
+    cfg = world.together(lambda: _train_config(given, resume))
+    say = log if world.root else (lambda msg: None)
+    trainer = Trainer(cfg, resume=resume, log=say, world=world)
     corpus = "the Python standard library" if not cfg.paths else ", ".join(cfg.paths)
-    log(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({cfg.hidden} units) on {corpus}: "
+    say(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({cfg.hidden} units) on {corpus}: "
         f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation characters, "
         f"vocabulary {trainer.vocab.size}; "
         + (f"budget {cfg.time_budget:g} s" if cfg.time_budget else "no time limit")
         + (f", {cfg.max_steps} steps" if cfg.max_steps else ""))
+    if world.size > 1:
+        say(f"data parallel: {world.size} processes ({world.local_size} on this machine), "
+            f"{cfg.batch_size // world.size} streams each, "
+            + (f"{trainer.threads} engine thread(s) each" if trainer.threads else "engine threads from the environment"))
     try:
         result = trainer.run()
-    except NonFiniteLoss as exc:
-        log(f"rnnkit train: error: {exc}")
+    except (NonFiniteLoss, distributed.ReplicaDrift) as exc:
+        say(f"rnnkit train: error: {exc}")
         return 1
-    val = result.val
+    if world.root:
+        _report(trainer, result)
+    return 128 + result.signal if result.interrupted else 0
+
+
+def _train_config(given: dict, resume: bool) -> TrainConfig:
+    try:
+        return resume_config(given.get("out", TrainConfig.out), given) if resume else TrainConfig(**given)
+    except (TypeError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def _report(trainer: Trainer, result: TrainResult) -> None:
+    cfg, val = trainer.cfg, result.val
     chars = len(result.losses) * cfg.batch_size * cfg.seq_len
     rate = chars / result.train_seconds if result.train_seconds else 0.0
     print(f"steps: {result.steps} ({chars:,} characters in {result.train_seconds:.0f} s of training, "
@@ -53,7 +85,6 @@ def run_train(given: dict, resume: bool = False) -> int:
         print("--------------")
     print(f"checkpoints in {cfg.out}/ (best.safetensors, latest.safetensors); "
           f"try: {generate_command(cfg.out, trainer.prime)}")
-    return 130 if result.interrupted else 0
 
 
 def generate_command(run_dir: str, prime: str) -> str:

@@ -4,21 +4,34 @@ The training text is cut into ``batch_size`` contiguous streams read ``seq_len``
 time; the hidden state is carried from one chunk to the next (no gradient crosses the border) and
 reset at the start of each pass over the text. Each step: forward, fused softmax cross-entropy,
 backward, gradient-norm clipping, optimizer step.
+
+Data parallel (``mpiexec -n N rnnkit train``, :mod:`rnnkit.distributed`): the same code with N
+processes, each holding the model and B/N contiguous streams of the batch (their carried state
+with them). Each takes the mean loss over its streams, and the gradients are averaged over the
+processes (one Allreduce, which also carries the loss and the votes to stop), so every process
+clips the same global gradient and takes the same step: the single-process run up to the order
+of the float32 sums. Rank 0 alone prints, validates and writes the run directory.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import math
+import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
 
+from rnnkit import distributed, engine
+from rnnkit.distributed import ShardedRandom, World
 from rnnkit.lm.checkpoint import prefixed, unprefixed, write_json, write_tensors
 from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
 from rnnkit.lm.data import (
@@ -33,10 +46,26 @@ from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
 
 
 CALIBRATION_STEPS = 20   # steps timed before a time-budgeted cosine schedule fixes its last step
+SYNC_CHECK_EVERY = 100   # steps between checks that the replicas of a data-parallel run are equal
+                         # (and before every checkpoint): a hash of the model and optimizer state,
+                         # ~10 ms for the default model, under 0.1% of the training time
 
 
 class NonFiniteLoss(RuntimeError):
     """Training diverged; the last good checkpoint is left as it was."""
+
+
+class Stop(enum.IntEnum):
+    """Why a step is the last: each rank votes in the step's Allreduce, the highest vote wins."""
+    NO = 0
+    BUDGET = 1                    # the time budget is spent (rank 0's clock)
+    SIGTERM = 2
+    SIGINT = 3                    # Ctrl-C
+
+
+class Step(NamedTuple):
+    loss: float                   # training loss (nats), the mean over the whole batch
+    stop: Stop                    # agreed by every rank
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,7 @@ class TrainResult:
     unigram_bits: float
     interrupted: bool
     train_seconds: float          # time spent in training steps (what --time-budget limits)
+    signal: int = 0               # the signal that interrupted the run (SIGINT, SIGTERM), or 0
 
 
 def load_corpus(cfg: TrainConfig) -> tuple[str, list[str], list[str]]:
@@ -87,11 +117,53 @@ def _metric_step(line: str) -> int | None:
     return step if isinstance(step, int) else None
 
 
+def _silent(msg: str) -> None:
+    pass
+
+
+def engine_threads(requested: int, world: World) -> int | None:
+    """The engine threads of each process: ``requested`` (--threads) if given; else, for a single
+    process or if RNNKIT_NUM_THREADS / OMP_NUM_THREADS is set, None (the engine's own choice:
+    those variables, else every CPU); else the CPUs this process may use, divided among the
+    processes of its machine that may use them too."""
+    if requested:
+        return requested
+    if world.size == 1 or any(os.environ.get(name, "").strip() for name in ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS")):
+        return None
+    return world.threads
+
+
 class Trainer:
-    def __init__(self, cfg: TrainConfig, *, resume: bool = False, log=print) -> None:
-        self.log = log
+    """A run: its text, model, optimizer, schedule, data position and run directory.
+
+    Under MPI every rank builds one, with ``world`` (default :func:`rnnkit.distributed.world`):
+    each reads the text and trains on its share of the streams; rank 0 alone writes the run
+    directory (after the others' results are gathered), validates, and reads a checkpoint to
+    resume, which it then shares. Anything that may fail on one rank only is agreed on
+    (:meth:`~rnnkit.distributed.World.together`), so a failure stops every rank together.
+    """
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, log=print, world: World | None = None) -> None:
+        self.world = world or distributed.world()
+        self.log = log if self.world.root else _silent
         self.run_dir = Path(cfg.out)
         self.cfg = cfg
+        files, chars = self.world.together(self._prepare)     # every rank: text, model, optimizer
+        if resume:
+            self.world.together(self._restore, root_only=True)
+            self._share_restored()
+        else:
+            self.world.together(lambda: self._write_run_files(files, chars), root_only=True)
+            self.world.broadcast_parameters(self.params)      # every replica starts from rank 0's
+            self.save()                           # step 0: there is always a checkpoint to go back to
+
+    def _prepare(self) -> tuple[list[str], int]:
+        """The text, its streams (this rank's share of them), the model and the optimizer."""
+        cfg, log = self.cfg, self.log
+        self.threads = engine_threads(cfg.threads, self.world)
+        if self.threads is not None and engine.enabled():
+            from rnnkit.engine.schedule import set_num_threads
+            set_num_threads(self.threads)
         text, files, skipped = load_corpus(cfg)
         if skipped:
             log(f"skipped {len(skipped)} binary or non-UTF-8 file(s), e.g. {skipped[0]}")
@@ -99,6 +171,7 @@ class Trainer:
         self.vocab = Vocab.from_text(train_text)
         train_ids, _ = self.vocab.encode(train_text)
         self.streams = Streams(train_ids, cfg.batch_size, cfg.seq_len)
+        self.share = self.world.share(cfg.batch_size, "--batch-size")   # this rank's streams
         self.val_ids, _ = self.vocab.encode(val_text)
         self.prime = suggest_prime(val_text, self.vocab, starts_line=train_text.endswith("\n"))
         if len(self.val_ids) < 2:
@@ -113,11 +186,12 @@ class Trainer:
             self.set_last_step(cfg.max_steps)
         self.step, self.best_val, self.carry = 0, math.inf, None
         self.fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        if resume:
-            self._restore()
-        else:
-            self._write_run_files(files, len(text))
-            self.save()                           # step 0: there is always a checkpoint to go back to
+        if self.world.size > 1:         # each rank draws its streams' share of the batch's dropout masks
+            sharded = ShardedRandom(self.model.rng, self.share, cfg.batch_size)
+            for m in self.model.modules():
+                if m is not self.model and getattr(m, "rng", None) is self.model.rng:
+                    m.rng = sharded
+        return files, len(text)
 
     # -- run directory ---------------------------------------------------------------------------
     def _write_run_files(self, files: list[str], chars: int) -> None:
@@ -130,8 +204,14 @@ class Trainer:
         (self.run_dir / "best.safetensors").unlink(missing_ok=True)     # a previous run's, if any
 
     def save(self) -> None:
-        carry = {} if self.carry is None else {
-            f"carry.{k}": a for k, a in enumerate(self.carry if isinstance(self.carry, tuple) else (self.carry,))}
+        """Write latest.safetensors (rank 0; every rank calls this together): the carried state of
+        every stream is gathered from the ranks, after checking that the replicas are equal."""
+        self.check_replicas()
+        carry = None if self.carry is None else self.world.gather_streams(_parts(self.carry))
+        self.world.together(lambda: self._write_latest(carry), root_only=True)
+
+    def _write_latest(self, parts: tuple[np.ndarray, ...] | None) -> None:
+        carry = {} if parts is None else {f"carry.{k}": a for k, a in enumerate(parts)}
         opt = self.optimizer.state_dict()
         meta = {"step": self.step, "best_val": self.best_val, "optimizer_lr": opt["lr"],
                 "last_step": self.last_step if self.schedule else None,
@@ -176,6 +256,36 @@ class Trainer:
             raise ValueError(f"carried state of shapes {[a.shape for a in parts]}, expected {expected}")
         return parts if isinstance(fresh, tuple) else parts[0]
 
+    def _share_restored(self) -> None:
+        """Rank 0 read the checkpoint: every rank takes its parameters, optimizer state, RNG state,
+        step (the data position) and schedule, and the carried state of its own streams."""
+        w = self.world
+        carry = _parts(self.carry) if w.root and self.carry is not None else ()
+        if w.size > 1:
+            meta = w.broadcast_object({
+                "step": self.step, "best_val": self.best_val, "lr": self.optimizer.lr,
+                "optimizer_steps": self.optimizer.steps, "rng": self.model.rng.bit_generator.state,
+                "last_step": self.last_step if self.schedule else None,
+                "carry": [(a.shape, a.dtype.str) for a in carry]} if w.root else None)
+            w.broadcast_parameters(self.params)
+            w.broadcast_arrays([a for state in self.optimizer.state for a in state.values()])
+            if not w.root:
+                carry = tuple(np.empty(shape, dtype) for shape, dtype in meta["carry"])
+            w.broadcast_arrays(carry)
+            self.step, self.best_val = meta["step"], meta["best_val"]
+            self.optimizer.lr, self.optimizer.steps = meta["lr"], meta["optimizer_steps"]
+            self.model.rng.bit_generator.state = meta["rng"]
+            if self.schedule is None and meta["last_step"] is not None:
+                self.set_last_step(meta["last_step"])
+        parts = tuple(np.ascontiguousarray(a[:, self.share]) for a in carry)    # (L, B/N, H)
+        self.carry = None if not parts else (parts if self.cfg.cell == "lstm" else parts[0])
+
+    def check_replicas(self) -> None:
+        """Stop every rank (ReplicaDrift) unless the parameters and the optimizer state are bit for
+        bit equal on every rank (a data-parallel run only)."""
+        arrays = [p.data for p in self.params] + [a for state in self.optimizer.state for a in state.values()]
+        self.world.check_replicas(arrays, "parameters and optimizer state")
+
     def _truncate_metrics(self) -> None:
         """Drop the metrics of steps after the checkpoint (and lines a crash left half-written)."""
         path = self.run_dir / "metrics.jsonl"
@@ -187,17 +297,27 @@ class Trainer:
         path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
 
     # -- training ---------------------------------------------------------------------------------
-    def train_step(self) -> float:
+    def train_step(self, vote: Callable[[], Stop] = lambda: Stop.NO) -> Step:
+        """One step on this rank's streams. ``vote()`` is asked after the backward pass, just before
+        the gradients are averaged over the ranks: whether this rank wants this step to be the last;
+        the votes travel in the same Allreduce, so every rank returns the same ``stop``."""
         k = self.step % self.streams.num_chunks
         if k == 0 or self.carry is None:
-            self.carry = self.model.initial_state(self.cfg.batch_size)
-        x, y = self.streams.chunk(k)
+            self.carry = self.model.initial_state(self.share.stop - self.share.start)
+        x, y = self.streams.chunk(k, self.share)
         logits, carry = self.model(x, self.carry)
-        loss, dlogits = softmax_cross_entropy(logits, y)
+        loss, dlogits = softmax_cross_entropy(logits, y)        # the mean over this rank's streams
+        self.model.zero_grad()
+        if math.isfinite(loss):                 # else no backward: the loss stops every rank below
+            self.model.backward(dlogits)
+        ballot = [0.0] * (len(Stop) - 1)        # one count per reason to stop: BUDGET, SIGTERM, ...
+        if (reason := vote()) != Stop.NO:
+            ballot[reason - 1] = 1.0
+        total, *counts = self.world.allreduce_gradients(self.params, extras=(loss, *ballot))
+        loss = total / self.world.size          # equal shares: the mean over the whole batch
+        stop = max((Stop(i + 1) for i, n in enumerate(counts) if n), default=Stop.NO)
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the training loss became {loss} at step {self.step + 1}")
-        self.model.zero_grad()
-        self.model.backward(dlogits)
         if self.cfg.clip > 0:
             norm = clip_grad_norm_(self.params, self.cfg.clip)
             if not math.isfinite(norm):
@@ -207,7 +327,7 @@ class Trainer:
         self.optimizer.step()
         self.carry = carry
         self.step += 1
-        return loss
+        return Step(loss, stop)
 
     def set_last_step(self, last: int) -> None:
         """Fix the schedule; a cosine reaches 5% of --lr at step ``last``."""
@@ -227,13 +347,28 @@ class Trainer:
         return val
 
     def warm_up(self) -> None:
-        """One forward and backward pass on a tiny batch before the clock starts, so that compiling
-        the engine (seconds on a fresh install, then cached on disk) is neither counted as
-        training time nor taken for the speed of a step by the time-fitted schedule. In eval mode
-        (no dropout draws) and with the gradients cleared after: the run is unchanged by it."""
+        """One forward and backward pass on a batch of a training step's shape before the clock
+        starts, so that compiling the engine (seconds on a fresh install, then cached on disk) for
+        every path a step takes (sizes that share a step between threads take their own) is
+        neither counted as training time nor taken for the speed of a step by the time-fitted
+        schedule. In eval mode (no dropout draws) and with the gradients cleared after: the run is
+        unchanged by it.
+
+        With several ranks, rank 0 compiles first, then the first rank of every other machine,
+        then the rest, each group loading what the previous one wrote to the on-disk cache: no two
+        processes of a machine write the same cache files at the same time."""
+        w = self.world
+        turn = 0 if w.root else (1 if w.local_rank == 0 else 2)
+        for group in range(3 if w.size > 1 else 1):
+            if group == turn:
+                self._compile()
+            w.barrier()
+
+    def _compile(self) -> None:
         self.model.eval()
         try:
-            logits, _ = self.model(np.zeros((2, 2), np.int64), self.model.initial_state(2))
+            batch = self.share.stop - self.share.start
+            logits, _ = self.model(np.zeros((self.cfg.seq_len, batch), np.int32), self.model.initial_state(batch))
             self.model.backward(np.zeros_like(logits))
         finally:
             self.model.zero_grad()
@@ -251,32 +386,51 @@ class Trainer:
         return TrainLoop(self).run()
 
 
+def _parts(state) -> tuple[np.ndarray, ...]:
+    """A recurrent state as a tuple: (h,) or (h, c)."""
+    return state if isinstance(state, tuple) else (state,)
+
+
 class TrainLoop:
-    """The outer loop: time and step limits, progress bar, periodic validation, Ctrl-C, NaN."""
+    """The outer loop: time and step limits, progress bar, periodic validation, Ctrl-C, NaN.
+
+    Ctrl-C or SIGTERM (on any rank, under MPI) ends the run after the current step, every rank at
+    the same step, with a checkpoint; a second one ends it at once (the last checkpoint stays)."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.t = trainer
-        self.stop_requested = False
+        self.stop_requested = Stop.NO                         # a signal this process received
+        self.stopped_by = Stop.NO                             # the agreed reason the loop ended
         self.last_val: tuple[int, Score] | None = None      # (step, score) of the latest validation
         self.train_seconds = 0.0                              # time spent in training steps
 
-    def _on_sigint(self, signum, frame) -> None:
+    def _on_signal(self, signum, frame) -> None:
         if self.stop_requested:
             raise KeyboardInterrupt
-        self.stop_requested = True
+        self.stop_requested = Stop.SIGINT if signum == signal.SIGINT else Stop.SIGTERM
 
     def run(self) -> TrainResult:
         t = self.t
         t.warm_up()
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             losses = self._loop()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
         if self.last_val is None or self.last_val[0] != t.step:
             self._evaluate(None, sample=False)
-        return TrainResult(t.step, losses, self.last_val[1], t.unigram_bits, self.stop_requested,
-                           self.train_seconds)
+        signum = {Stop.SIGINT: signal.SIGINT, Stop.SIGTERM: signal.SIGTERM}.get(self.stopped_by, 0)
+        return TrainResult(t.step, losses, self.last_val[1], t.unigram_bits, bool(signum),
+                           self.train_seconds, int(signum))
+
+    def _vote(self, trained: float) -> Stop:
+        """This rank's vote on ending the run after the current step (``trained``: seconds of
+        training so far, this step included). Rank 0's clock alone decides the time budget: the
+        others' steps include their wait for rank 0's validation passes."""
+        cfg = self.t.cfg
+        spent = self.t.world.root and cfg.time_budget > 0 and trained >= cfg.time_budget
+        return max(self.stop_requested, Stop.BUDGET if spent else Stop.NO)
 
     def _loop(self) -> list[float]:
         """Train until a limit. The time budget counts training steps only, not validation."""
@@ -284,10 +438,10 @@ class TrainLoop:
         trained, losses = 0.0, []
         bar = self._bar()
         chars = cfg.batch_size * cfg.seq_len
-        while not self._done(trained):
+        while not self.stopped_by and not (cfg.max_steps and t.step >= cfg.max_steps):
             step_start = time.perf_counter()
             try:
-                loss = t.train_step()
+                loss, self.stopped_by = t.train_step(lambda: self._vote(trained + time.perf_counter() - step_start))
                 seconds = time.perf_counter() - step_start
                 trained += seconds
                 losses.append(loss)
@@ -296,8 +450,10 @@ class TrainLoop:
                 self._advance(bar, trained, loss, chars / max(seconds, 1e-9))
                 if t.schedule is None and len(losses) == CALIBRATION_STEPS:
                     remaining = max(cfg.time_budget - trained, 0.0)
-                    t.set_last_step(t.step + int(remaining / (trained / len(losses))))
+                    t.set_last_step(t.world.broadcast_object(t.step + int(remaining / (trained / len(losses)))))
                     t.log(f"cosine schedule: the time budget allows about {t.last_step} steps")
+                if t.step % SYNC_CHECK_EVERY == 0:
+                    t.check_replicas()
                 if t.step % cfg.eval_every == 0:
                     self._evaluate(bar)
             except NonFiniteLoss as exc:
@@ -306,21 +462,16 @@ class TrainLoop:
                                     f"{t.run_dir / 'latest.safetensors'}") from None
         bar.close()
         self.train_seconds = trained
-        if self.stop_requested:
-            t.log(f"interrupted at step {t.step}: saving a checkpoint in {t.run_dir}")
+        if self.stopped_by in (Stop.SIGINT, Stop.SIGTERM):
+            t.log(f"interrupted at step {t.step} ({self.stopped_by.name}): saving a checkpoint in {t.run_dir}")
         return losses
-
-    def _done(self, trained: float) -> bool:
-        cfg = self.t.cfg
-        if self.stop_requested or (cfg.max_steps and self.t.step >= cfg.max_steps):
-            return True
-        return cfg.time_budget > 0 and trained >= cfg.time_budget
 
     def _bar(self) -> tqdm:
         cfg = self.t.cfg
         by_steps = cfg.max_steps > 0
         total = cfg.max_steps - self.t.step if by_steps else cfg.time_budget
-        return tqdm(total=total, unit="step" if by_steps else "s", disable=None, leave=False,
+        return tqdm(total=total, unit="step" if by_steps else "s", leave=False,
+                    disable=None if self.t.world.root else True,         # rank 0 alone shows it
                     bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", dynamic_ncols=True)
 
     def _advance(self, bar: tqdm, trained: float, loss: float, rate: float) -> None:
@@ -334,13 +485,10 @@ class TrainLoop:
                             f"{rate:,.0f} chars/s", refresh=False)
 
     def _evaluate(self, bar: tqdm | None, sample: bool = True) -> None:
-        """Validate, keep the best weights, write the latest checkpoint, report."""
+        """Validate, keep the best weights, write the latest checkpoint, report (rank 0; every rank
+        calls this together and receives rank 0's score)."""
         t = self.t
-        val = t.validate()
-        msg = (f"step {t.step}: validation {val.bits_per_char:.3f} bits/char, perplexity "
-               f"{val.perplexity:.2f}")
-        if sample and t.cfg.sample_chars:      # before saving: a model that cannot sample is not kept
-            msg += "\n--- sample ---\n" + t.sample_text(min(t.cfg.sample_chars, 200)) + "\n--------------"
+        val, msg = t.world.together(lambda: self._validation(sample), root_only=True)
         t.save()
         self.last_val = (t.step, val)
         self._metric({"step": t.step, "val_bpc": val.bits_per_char, "val_ppl": val.perplexity})
@@ -349,6 +497,17 @@ class TrainLoop:
         else:
             t.log(msg)
 
+    def _validation(self, sample: bool) -> tuple[Score, str]:
+        t = self.t
+        val = t.validate()
+        msg = (f"step {t.step}: validation {val.bits_per_char:.3f} bits/char, perplexity "
+               f"{val.perplexity:.2f}")
+        if sample and t.cfg.sample_chars:      # before saving: a model that cannot sample is not kept
+            msg += "\n--- sample ---\n" + t.sample_text(min(t.cfg.sample_chars, 200)) + "\n--------------"
+        return val, msg
+
     def _metric(self, record: dict) -> None:
+        if not self.t.world.root:
+            return
         with open(self.t.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
