@@ -13,6 +13,7 @@ The pool holds on to its arrays, like PyTorch's caching allocator: :func:`releas
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import defaultdict
@@ -29,8 +30,8 @@ _lock = threading.Lock()
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialised C-ordered array that nobody else refers to (from the pool when it is large)."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in shape)
-    if int(np.prod(shape)) * dtype.itemsize < MIN_BYTES:
+    shape = tuple(map(int, shape))
+    if math.prod(shape) * dtype.itemsize < MIN_BYTES:      # math.prod: np.prod costs ~3 µs a call
         return np.empty(shape, dtype)
     key = (shape, dtype)
     with _lock:
