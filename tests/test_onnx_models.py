@@ -17,6 +17,7 @@ import pytest
 
 import rnnkit
 import rnnkit.onnx
+from helpers import readme_block
 from rnnkit.cli import main
 from rnnkit.models import RNNClassifier, RNNForecaster, RNNRegressor
 from rnnkit.models.persist import decode_labels
@@ -237,6 +238,18 @@ def test_bad_options_name_the_argument(tmp_path):
         rnnkit.onnx.to_model(fc, lengths="yes")
     with pytest.raises(ValueError, match=r"opset must lie in \[14, "):
         rnnkit.onnx.to_model(fc, opset=12)
+
+
+def test_readme_example(tmp_path, monkeypatch):
+    """The README's "Sequence models as ONNX" block runs and its comments hold."""
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(readme_block("estimator-onnx"), "README.md", "exec"), scope)
+    clf, fc, seqs = scope["clf"], scope["fc"], scope["seqs"]
+    assert scope["label"].tolist() == clf.predict(seqs).tolist()
+    close("probabilities", scope["proba"], clf.predict_proba(seqs))
+    assert scope["forecast"].shape == (1, 3, 1)
+    close("forecast", scope["forecast"][0, :, 0], fc.predict(3))
 
 
 def test_report_worst_error(capsys):
