@@ -52,7 +52,7 @@ def batch(rng, B: int, T: int, F: int, lengths: bool):
     return padded, lens.astype(np.int64), [x[i, :n] for i, n in enumerate(lens)]
 
 
-def sessions(est, tmp_path=None):
+def sessions(est):
     """(lengths, onnxruntime session) for the graphs exported without and with lengths."""
     for lengths in (False, True):
         model = rnnkit.onnx.to_model(est, lengths=lengths)             # onnx's full check inside
