@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -103,3 +105,11 @@ def rel_err(a, b) -> float:
     """Largest absolute difference relative to the largest magnitude of the reference b."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)) if b.size else 0.0
+
+
+def readme_block(marker: str) -> str:
+    """The python block that follows ``<!-- tested: marker -->`` in README.md."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    match = re.search(re.escape(f"<!-- tested: {marker} -->") + r"\s*```python\n(.*?)```", readme, re.S)
+    assert match, f"README has no python block after the marker {marker!r}"
+    return match.group(1)

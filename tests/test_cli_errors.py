@@ -213,6 +213,9 @@ CASES = [
     Case("export {run} {missing}/model.onnx", ("MODEL.onnx", "does not exist")),
     Case("export {run} {dir}/model.txt", ("MODEL.onnx", "must end in .onnx", "model.txt")),
     Case("export {missing} {dir}/model.onnx", ("missing", "no such directory")),
+    Case("export {missing}.safetensors {dir}/model.onnx", ("missing.safetensors", "no such file", "save")),
+    Case("export {run}/best.safetensors {dir}/model.onnx",
+         ("best.safetensors", "not an rnnkit sequence model", "format None")),
     Case("export {run} {dir}/model.onnx", ("best.safetensors", "latest.safetensors", "truncated"),
          combine(truncate("best.safetensors"), truncate("latest.safetensors", 3000))),
     # run directories

@@ -10,13 +10,12 @@ import pytest
 
 import rnnkit
 import rnnkit.torch as rt
-from helpers import Case
+from helpers import Case, readme_block
 from rnnkit.cli import main
 from rnnkit.lm.checkpoint import load_model
 from rnnkit.lm.model import CharLM, ModelConfig
 
 torch = pytest.importorskip("torch")
-ROOT = Path(__file__).resolve().parents[1]
 
 CASES = [
     Case("lstm", num_layers=2, bidirectional=True, proj_size=2, batch_first=True, dropout=0.25),
@@ -137,13 +136,6 @@ def test_run_directory_to_torch(run_dir):
         logits, _ = lm(tokens)
     with torch.no_grad():
         np.testing.assert_allclose(theirs(torch.from_numpy(tokens))[0].numpy(), logits, atol=1e-6)
-
-
-def readme_block(marker: str) -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(re.escape(f"<!-- tested: {marker} -->") + r"\s*```python\n(.*?)```", readme, re.S)
-    assert match, f"README has no python block after the marker {marker!r}"
-    return match.group(1)
 
 
 def test_readme_checkpoint_loads_in_pytorch(run_dir):

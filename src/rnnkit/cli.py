@@ -8,6 +8,7 @@
     rnnkit inspect DIR [PATH ...]           HTML page of unit and gate activity on text
     rnnkit bench [--quick] [--lm SECONDS]   time rnnkit against PyTorch and onnxruntime
     rnnkit export DIR MODEL.onnx            the language model as ONNX, vocabulary beside it
+    rnnkit export M.safetensors MODEL.onnx  a saved classifier/regressor/forecaster as ONNX
     rnnkit classify TRAIN TEST | --dataset  sequence classification against baselines
     rnnkit forecast SERIES --horizon N      forecasting against last-value and seasonal naive
 """

@@ -58,8 +58,29 @@ def save_model(path, estimator: str, params: dict, net, arrays: dict[str, np.nda
 def load_model(path, estimator: str) -> tuple[dict, dict, dict[str, np.ndarray]]:
     """(header, net weights, other arrays) of a file saved by ``estimator``; ModelFileError otherwise."""
     path = Path(path)
+    tensors, header = _read(path, f"{estimator}.save")
+    if header.get("estimator") != estimator:
+        raise ModelFileError(f"{path}: holds an {header.get('estimator')}, not an {estimator}; "
+                             f"load it with {header.get('estimator')}.load")
+    return header, unprefixed("net.", tensors), {k: v for k, v in tensors.items() if not k.startswith("net.")}
+
+
+def load_estimator(path):
+    """The fitted estimator saved at ``path`` by ``save``, whichever of the three it is."""
+    import rnnkit.models
+    path = Path(path)
+    _, header = _read(path, "an estimator's save")
+    name = header.get("estimator")
+    if name not in rnnkit.models.__all__:
+        raise ModelFileError(f"{path}: holds an unknown estimator {name!r} (expected one of "
+                             f"{', '.join(rnnkit.models.__all__)})")
+    return getattr(rnnkit.models, name).load(path)
+
+
+def _read(path: Path, writer: str) -> tuple[dict[str, np.ndarray], dict]:
+    """(tensors, header) of an rnnkit sequence model file of this format version."""
     if not path.is_file():
-        raise ModelFileError(f"{path}: no such file (expected a model saved by {estimator}.save)")
+        raise ModelFileError(f"{path}: no such file (expected a model saved by {writer})")
     try:
         tensors, header = read_tensors(path)
     except Exception as exc:                            # safetensors raises its own error types
@@ -69,7 +90,4 @@ def load_model(path, estimator: str) -> tuple[dict, dict, dict[str, np.ndarray]]
                              f"expected {FORMAT!r})")
     if header.get("version") != VERSION:
         raise ModelFileError(f"{path}: format version {header.get('version')!r}; this rnnkit reads {VERSION}")
-    if header.get("estimator") != estimator:
-        raise ModelFileError(f"{path}: holds an {header.get('estimator')}, not an {estimator}; "
-                             f"load it with {header.get('estimator')}.load")
-    return header, unprefixed("net.", tensors), {k: v for k, v in tensors.items() if not k.startswith("net.")}
+    return tensors, header

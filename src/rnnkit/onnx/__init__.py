@@ -18,6 +18,7 @@ from rnnkit.onnx.registry import register_exporter
 from rnnkit.onnx.runtime import session
 
 import rnnkit.onnx.exporters  # noqa: E402,F401  (registers the exporters of rnnkit's own modules)
+import rnnkit.onnx.network  # noqa: E402,F401  (pooling layers and the estimators' network)
 
 __all__ = ["DEFAULT_OPSET", "MissingDependency", "OnnxImportError", "export", "load_layer",
            "register_exporter", "session", "to_model"]

@@ -1,7 +1,9 @@
-"""``rnnkit export RUN_DIR MODEL.onnx``: a trained language model as ONNX, its vocabulary beside it.
+"""``rnnkit export RUN_DIR MODEL.onnx``: a trained language model as ONNX, its vocabulary beside it;
+``rnnkit export MODEL.safetensors MODEL.onnx``: a sequence estimator saved by ``save``.
 
 The vocabulary goes to ``MODEL.vocab.json`` (``{"unknown_id": 0, "chars": [...]}``, id k ≥ 1 is
-``chars[k-1]``) with the graph's interface, so a runtime needs nothing else to generate text.
+``chars[k-1]``) with the graph's interface, so a runtime needs nothing else to generate text. An
+estimator's graph is described in :mod:`rnnkit.onnx.estimators` and :mod:`rnnkit.onnx.forecaster`.
 """
 
 from __future__ import annotations
@@ -18,14 +20,19 @@ OPSET = Range(int, low=14)       # the oldest opset with every operator the grap
 
 def add_export_parser(sub) -> None:
     p = sub.add_parser(
-        "export", help="export a trained language model to ONNX",
+        "export", help="export a trained language model or a saved sequence model to ONNX",
         description="Write the ONNX graph of a run's language model (inputs tokens (T, B) int64, h0, c0; "
-                    "outputs logits (T, B, V), h_n, c_n) and its vocabulary as MODEL.vocab.json beside it. "
-                    "Needs the onnx extra: pip install 'rnnkit[onnx]'.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by 'rnnkit train'")
+                    "outputs logits (T, B, V), h_n, c_n) and its vocabulary as MODEL.vocab.json beside it; "
+                    "or of a sequence model saved by 'rnnkit classify/forecast --save' or estimator.save "
+                    "(inputs input (B, T, F) float32 [, lengths (B,) int64]; outputs label and probabilities, "
+                    "prediction, or forecast). Needs the onnx extra: pip install 'rnnkit[onnx]'.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by 'rnnkit train', or a "
+                   "MODEL.safetensors file written by an estimator's save")
     p.add_argument("out", metavar="MODEL.onnx", type=output_file, help="the ONNX file to write")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best",
-                   help="which weights (default best; latest when the run has no best yet)")
+                   help="which weights of a run (default best; latest when the run has no best yet)")
+    p.add_argument("--lengths", action="store_true",
+                   help="add the input lengths (B,) int64: sequences of different lengths, padded")
     p.add_argument("--opset", type=OPSET, default=None, help="ONNX opset (default: rnnkit.onnx.DEFAULT_OPSET)")
     p.set_defaults(func=cmd_export)
 
@@ -36,28 +43,56 @@ def vocab_path(model_path: Path) -> Path:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rnnkit.lm.checkpoint import load_model, write_json
-    from rnnkit.onnx import export
-    from rnnkit.onnx.deps import MissingDependency
-
     out = Path(args.out)
     if out.suffix != ".onnx":
         raise UserError(f"MODEL.onnx must end in .onnx (the vocabulary goes beside it), got {args.out!r}")
+    if Path(args.run_dir).suffix == ".safetensors":
+        return _export_estimator(Path(args.run_dir), out, args)
+    return _export_language_model(out, args)
+
+
+def _export(module, out: Path, args: argparse.Namespace) -> None:
+    """rnnkit.onnx.export, its errors as the command's (naming the option at fault)."""
+    from rnnkit.onnx import export
+    from rnnkit.onnx.deps import MissingDependency
+    try:
+        export(module, out, lengths=args.lengths, opset=args.opset)
+    except MissingDependency as exc:
+        raise UserError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        option = next((o for o in ("opset", "lengths") if o in str(exc)), None)
+        raise UserError(f"--{option}: {exc}" if option else str(exc)) from None
+
+
+def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
+    from rnnkit.models.persist import load_estimator
+    from rnnkit.onnx.deps import require_onnx
+
+    est = load_estimator(source)
+    _export(est, out, args)
+    graph = require_onnx().load(str(out), load_external_data=False).graph
+    names = lambda values: ", ".join(v.name for v in values)  # noqa: E731
+    sidecar = out.with_suffix(".classes.json")
+    print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KiB, {type(est).__name__}: inputs {names(graph.input)}; "
+          f"outputs {names(graph.output)})" + (f" and {sidecar}" if "label_index" in names(graph.output) else ""))
+    return 0
+
+
+def _export_language_model(out: Path, args: argparse.Namespace) -> int:
+    from rnnkit.lm.checkpoint import load_model, write_json
+
     model, vocab, _ = load_model(args.run_dir, args.checkpoint)
     if vocab.size != model.cfg.vocab_size:
         raise UserError(f"{Path(args.run_dir) / 'vocab.json'} has {vocab.size} symbols (with the unknown one) "
                         f"but the model was trained on {model.cfg.vocab_size}: the run directory is inconsistent")
-    try:
-        export(model, out, opset=args.opset)
-    except MissingDependency as exc:
-        raise UserError(str(exc)) from None
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"--opset: {exc}" if "opset" in str(exc) else str(exc)) from None
+    _export(model, out, args)
     cfg = model.cfg
     states = ["h", "c"] if cfg.cell == "lstm" else ["h"]
+    lengths = {"lengths": "(B,) int64"} if args.lengths else {}
     write_json(vocab_path(out), {
         **vocab.to_json(), "model": out.name, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden,
-        "inputs": {"tokens": "(T, B) int64", **{f"{s}0": f"({cfg.layers}, B, {cfg.hidden}), optional" for s in states}},
+        "inputs": {"tokens": "(T, B) int64", **{f"{s}0": f"({cfg.layers}, B, {cfg.hidden}), optional" for s in states},
+                   **lengths},
         "outputs": {"logits": f"(T, B, {cfg.vocab_size})", **{f"{s}_n": f"({cfg.layers}, B, {cfg.hidden})" for s in states}},
     })
     print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KiB, {cfg.layers}-layer {cfg.cell.upper()} {cfg.hidden}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 from pathlib import Path
 
-from rnnkit.lm.checkpoint import atomic_write
+from rnnkit.lm.checkpoint import atomic_write, write_json
 from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.graph import Graph
 from rnnkit.onnx.registry import exporter_for
@@ -35,6 +35,11 @@ def to_model(module, lengths: bool = False, opset: int | None = None):
     The graph computes the module's forward in eval mode (dropout is the identity) in the module's
     dtype. See :func:`export` for the interface.
     """
+    return _build(module, lengths, opset)[0]
+
+
+def _build(module, lengths: bool, opset: int | None):
+    """(checked ModelProto, {suffix: JSON document to write beside the file})."""
     onnx = require_onnx()
     if not isinstance(lengths, bool):
         raise TypeError(f"lengths must be True or False, got {type(lengths).__name__} {lengths!r}")
@@ -43,14 +48,14 @@ def to_model(module, lengths: bool = False, opset: int | None = None):
     fn(g, module, lengths)
     model = g.to_model(doc=f"rnnkit {type(module).__name__}: {module!r}"[:2000])
     onnx.checker.check_model(model, full_check=True)
-    return model
+    return model, g.sidecars
 
 
 def export(module, path, lengths: bool = False, opset: int | None = None) -> Path:
     """Write the ONNX graph of ``module`` to ``path`` (temporary file + rename: never half a file).
 
-    module: an RNN / LSTM / GRU layer (any options), an RNNCell / LSTMCell / GRUCell, a CharLM, or
-    any type registered with :func:`rnnkit.onnx.register_exporter`.
+    module: an RNN / LSTM / GRU layer (any options), an RNNCell / LSTMCell / GRUCell, a CharLM, a
+    pooling layer, a fitted sequence estimator of rnnkit.models, or any type registered with :func:`rnnkit.onnx.register_exporter`.
 
     Layers: inputs ``input`` (T, B, I) — (B, T, I) with batch_first —, ``h0`` (L·D, B, H_out) and,
     for the LSTM, ``c0`` (L·D, B, H) (both optional: zeros when not fed), ``lengths`` (B,) int64 with
@@ -58,14 +63,21 @@ def export(module, path, lengths: bool = False, opset: int | None = None) -> Pat
     ``h_n`` (, ``c_n``) with the shapes of the layer's forward. Batch and time are dynamic.
     Cells: ``input`` (B, I), ``h0`` (, ``c0``) (B, n) → ``h1`` (, ``c1``).
     CharLM: ``tokens`` (T, B) int64, ``h0``, ``c0`` → ``logits`` (T, B, V), ``h_n``, ``c_n``.
+    A fitted RNNClassifier / RNNRegressor: ``input`` (B, T, F) float32 (+ ``lengths``) → ``label``
+    and ``probabilities`` / ``prediction``, everything ``predict`` does (rnnkit.onnx.estimators);
+    an RNNForecaster: ``input`` (B, window_, F) (+ ``exog``) → ``forecast`` (B, output_steps, F)
+    (rnnkit.onnx.forecaster). A classifier whose labels ONNX cannot hold also writes them to
+    ``MODEL.classes.json`` beside the file.
 
     opset: the ONNX opset (default :data:`DEFAULT_OPSET`; 14 up to what the installed onnx knows).
     Returns the path written.
     """
     onnx = require_onnx()
-    model = to_model(module, lengths, opset)
+    model, sidecars = _build(module, lengths, opset)
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"rnnkit.onnx.export: {path} is a directory; give a file name such as model.onnx")
+    for suffix, document in sidecars.items():
+        write_json(path.with_suffix(suffix), document)
     atomic_write(path, lambda tmp: onnx.save_model(model, tmp))
     return path

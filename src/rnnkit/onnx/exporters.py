@@ -17,7 +17,7 @@ from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.graph import Graph, linear
 from rnnkit.onnx.interface import batch_size, lengths_input, sequence_input, state_inputs, state_outputs
 from rnnkit.onnx.recurrent import stack
-from rnnkit.onnx.registry import register_exporter
+from rnnkit.onnx.registry import register_exporter, register_lazy
 from rnnkit.onnx.spec import stack_spec
 from rnnkit.recurrent import RecurrentBase
 
@@ -62,3 +62,9 @@ def export_charlm(g: Graph, model: CharLM, lengths: bool) -> None:
     logits = linear(g, h, model.head.weight.data, bias, "head")                    # (T, B, V)
     g.add_output(logits, "logits", g.elem_type, ["time", "batch", model.cfg.vocab_size])
     state_outputs(g, spec, finals)
+
+
+# The sequence estimators (rnnkit.models) import scikit-learn: their exporters load on first use.
+for _name in ("classifier.RNNClassifier", "regressor.RNNRegressor"):
+    register_lazy(f"rnnkit.models.{_name}", "rnnkit.onnx.estimators")
+register_lazy("rnnkit.models.forecaster.RNNForecaster", "rnnkit.onnx.forecaster")

@@ -30,6 +30,8 @@ class Graph:
     initializers: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)     # the model's metadata_props
+    sidecars: dict[str, dict] = field(default_factory=dict)    # suffix -> JSON written beside the file
     _names: set[str] = field(default_factory=set)
 
     def fresh(self, hint: str) -> str:
@@ -112,6 +114,7 @@ class Graph:
             self.to_graph(), opset_imports=[onnx.helper.make_opsetid("", self.opset)],
             producer_name="rnnkit", producer_version=rnnkit.__version__)
         model.doc_string = doc
+        onnx.helper.set_model_props(model, self.metadata)
         return model
 
     def subgraph(self, name: str) -> "Graph":
@@ -129,3 +132,27 @@ def linear(g: Graph, x: str, weight: np.ndarray, bias: np.ndarray | None, hint: 
     """y = x Wᵀ + b over the last axis of x (any rank)."""
     y = matmul_t(g, x, weight, hint)
     return y if bias is None else g.op("Add", y, g.const(bias, hint + "_b"), hint=hint + "_out")
+
+
+def reduce(g: Graph, op: str, x: str, axes: list[int], keepdims: bool = False, hint: str | None = None) -> str:
+    """ReduceMax / ReduceMean / ReduceSum over ``axes``: an input since opset 18 (13 for ReduceSum),
+    an attribute before."""
+    since = 13 if op == "ReduceSum" else 18
+    if g.opset >= since:
+        return g.op(op, x, g.ints(axes), keepdims=int(keepdims), hint=hint)
+    return g.op(op, x, axes=axes, keepdims=int(keepdims), hint=hint)
+
+
+def step_mask(g: Graph, steps: str, lengths: str, batch_major: bool = False) -> str:
+    """(T, B) bool — (B, T) if batch_major —: True where step t < lengths[b]; ``steps`` is T as an
+    int64 scalar, ``lengths`` (B,) int64."""
+    t = g.op("Range", g.ints(0), steps, g.ints(1), hint="t")                          # (T,)
+    if batch_major:
+        return g.op("Less", g.op("Unsqueeze", t, g.ints([0])), g.op("Unsqueeze", lengths, g.ints([1])),
+                    hint="valid")
+    return g.op("Less", g.op("Unsqueeze", t, g.ints([1])), g.op("Unsqueeze", lengths, g.ints([0])), hint="valid")
+
+
+def dim(g: Graph, x: str, axis: int, hint: str = "dim") -> str:
+    """The size of axis ``axis`` of ``x``, an int64 scalar."""
+    return g.op("Gather", g.op("Shape", x), g.ints(axis), axis=0, hint=hint)

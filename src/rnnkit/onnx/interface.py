@@ -39,10 +39,22 @@ def state_inputs(g: Graph, spec: StackSpec, batch: str, suffix: str = "0", stack
     for name, n in zip(STATE_NAMES, spec.state_sizes()):
         default = np.zeros(lead + [1, n], g.dtype)
         v = g.add_input(name + suffix, g.elem_type, lead + ["batch", n], default=default)
-        shape = g.op("Concat", *(([g.ints(lead)] if lead else []) + [batch, g.ints([n])]), axis=0,
-                     hint=f"{name}_shape")
-        values.append(g.op("Expand", v, shape, hint=f"{name}{suffix}_batch"))
+        values.append(_to_batch(g, v, lead, batch, n, f"{name}{suffix}"))
     return tuple(values)
+
+
+def zero_states(g: Graph, spec: StackSpec, batch: str) -> tuple[str, ...]:
+    """Zero initial states (L·D, B, n) each, not graph inputs: for models whose forward starts
+    every sequence from zeros (the sequence estimators)."""
+    lead = [spec.num_layers * spec.num_directions]
+    return tuple(_to_batch(g, g.const(np.zeros(lead + [1, n], g.dtype), f"{name}0_zero"), lead, batch, n, f"{name}0")
+                 for name, n in zip(STATE_NAMES, spec.state_sizes()))
+
+
+def _to_batch(g: Graph, v: str, lead: list[int], batch: str, n: int, name: str) -> str:
+    """v (lead..., 1 or B, n) expanded to (lead..., B, n)."""
+    shape = g.op("Concat", *(([g.ints(lead)] if lead else []) + [batch, g.ints([n])]), axis=0, hint=f"{name}_shape")
+    return g.op("Expand", v, shape, hint=f"{name}_batch")
 
 
 def lengths_input(g: Graph) -> str:

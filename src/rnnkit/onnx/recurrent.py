@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.onnx.deps import require_onnx
-from rnnkit.onnx.graph import Graph, matmul_t
+from rnnkit.onnx.graph import Graph, dim, matmul_t, step_mask
 from rnnkit.onnx.spec import StackSpec
 
 OP = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
@@ -103,9 +103,7 @@ def _scan_layer(g: Graph, spec: StackSpec, k: int, x: str, s0: tuple, lengths: s
     D = spec.num_directions
     mask = None
     if lengths is not None:                                     # (T, B, 1) bool: step t valid for b
-        steps = g.op("Gather", g.op("Shape", x), g.ints(0), axis=0, hint="steps")
-        t = g.op("Range", g.ints(0), steps, g.ints(1), hint="t")
-        valid = g.op("Less", g.op("Unsqueeze", t, g.ints([1])), g.op("Unsqueeze", lengths, g.ints([0])))
+        valid = step_mask(g, dim(g, x, 0, "steps"), lengths)
         mask = g.op("Unsqueeze", valid, g.ints([2]), hint="mask")
     ys, finals = [], [[] for _ in s0]
     for d in range(D):
