@@ -379,3 +379,23 @@ print('ok')
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "ok"
     assert 'needs the aeon package: pip install "rnnkit[ucr]"' in run.stderr
+
+
+def test_forecaster_keeps_windows_to_train_on_at_any_validation_fraction():
+    """10 windows and validation_fraction=0.95: at most 8 are held out, training still runs."""
+    s = seasonal(60)
+    fc = RNNForecaster(window=48, hidden_size=8, epochs=3, validation_fraction=0.95, verbose=0,
+                       random_state=0).fit(s[:58])
+    assert len(fc.history_.train_loss) == fc.n_epochs_ >= 1
+    assert np.all(np.isfinite(fc.history_.train_loss)) and len(fc.history_.val_loss) == fc.n_epochs_
+
+
+def test_estimator_errors_are_user_errors_and_value_errors():
+    """Bad input is a ValueError for Python callers and a one-line error for the command line;
+    a run that diverges says so as a user error too (FloatingPointError for Python callers)."""
+    from rnnkit.errors import UserError
+    from rnnkit.models.errors import InputError, TrainingDiverged
+    with pytest.raises(InputError) as info:
+        RNNClassifier(epochs=0).fit(*bump_data(10, 14))
+    assert isinstance(info.value, (UserError, ValueError))
+    assert issubclass(TrainingDiverged, UserError) and issubclass(TrainingDiverged, FloatingPointError)

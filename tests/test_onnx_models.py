@@ -125,6 +125,10 @@ def test_labels_onnx_cannot_hold_go_beside_the_model(tmp_path):
     x = rng.standard_normal((5, 8, 1)).astype(np.float32)
     index, _ = sess.run(None, {"input": x})
     assert classes[index].tolist() == clf.predict(x).tolist()
+    # Exported again to the same path with labels ONNX holds: the old JSON must not stay beside it.
+    rnnkit.onnx.export(RNNClassifier(**TINY).fit(X, np.arange(30) % 2), path)
+    assert not (tmp_path / "clf.classes.json").exists()
+    assert [o.name for o in rnnkit.onnx.session(path).get_outputs()] == ["label", "probabilities"]
 
 
 # -- regressor -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from rnnkit.models.config import D, FitConfig
 from rnnkit.models.data import Scaler, Sequences, as_sequences, stack_frames, validation_split
 from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
 from rnnkit.models.training import FitSettings, History, LossFn, fit_network, predict_network
+from rnnkit.models.errors import InputError
 
 
 def seed_from(random_state) -> np.random.Generator:
@@ -25,7 +26,7 @@ def seed_from(random_state) -> np.random.Generator:
         return np.random.default_rng(random_state)
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2 ** 31 - 1))
-    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator, "
+    raise InputError(f"random_state must be None, an int, a numpy RandomState or Generator, "
                      f"got {type(random_state).__name__} {random_state!r}")
 
 
@@ -101,11 +102,11 @@ class SequenceEstimator(BaseEstimator):
         self._check_fitted()
         seq = as_sequences(X)
         if seq.features != self.n_channels_:
-            raise ValueError(f"X has {seq.features} feature(s) per step, but {type(self).__name__} "
+            raise InputError(f"X has {seq.features} feature(s) per step, but {type(self).__name__} "
                              f"was fitted with {self.n_channels_}")
         expected = getattr(self, "n_features_in_", None)
         if seq.layout == "2d" and expected is not None and seq.values.shape[1] != expected:
-            raise ValueError(f"X has {seq.values.shape[1]} features, but {type(self).__name__} is "
+            raise InputError(f"X has {seq.values.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {expected} features as input (a 2-D X is n sequences of T "
                              "steps, fixed at fit; give sequences of other lengths as a list)")
         return seq

@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from rnnkit.models.errors import InputError
+
 
 def majority_accuracy(y_train: np.ndarray, y_test: np.ndarray) -> float:
     labels, counts = np.unique(y_train, return_counts=True)
@@ -26,7 +28,7 @@ def last_value(series: np.ndarray, h: int) -> np.ndarray:
 
 def seasonal_naive(series: np.ndarray, h: int, season: int) -> np.ndarray:
     if season < 1 or season > len(series):
-        raise ValueError(f"season must lie in [1, {len(series)}] (the series length), got {season}")
+        raise InputError(f"season must lie in [1, {len(series)}] (the series length), got {season}")
     last = series[-season:]
     return np.concatenate([last] * (-(-h // season)))[:h]
 

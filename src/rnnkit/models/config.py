@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from rnnkit.models.network import CELLS
 from rnnkit.pooling import POOLINGS
+from rnnkit.models.errors import InputError
 
 # Frame stacking under frame="auto": sequences are cut into at most this many recurrent steps
 # (k = ceil(T_max / 50) consecutive values per step): 25 steps 0.688, 50 0.688, 100 0.685 mean
@@ -47,16 +48,16 @@ D = Defaults()
 
 def _int(name: str, v, lo: int) -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+        raise InputError(f"{name} must be an int >= {lo}, got {v!r}")
     return int(v)
 
 
 def _real(name: str, v, lo: float, hi: float = math.inf, lo_open: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
+        raise InputError(f"{name} must be a finite number, got {v!r}")
     if v < lo or (lo_open and v == lo) or v >= hi:
         left = "(" if lo_open else "["
-        raise ValueError(f"{name} must lie in {left}{lo}, {hi}), got {v!r}")
+        raise InputError(f"{name} must lie in {left}{lo}, {hi}), got {v!r}")
     return float(v)
 
 
@@ -84,9 +85,9 @@ class FitConfig:
     @classmethod
     def from_params(cls, p: dict) -> "FitConfig":
         if p["cell"] not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {p['cell']!r}")
+            raise InputError(f"cell must be one of {sorted(CELLS)}, got {p['cell']!r}")
         if p["pooling"] not in POOLINGS:
-            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {p['pooling']!r}")
+            raise InputError(f"pooling must be one of {list(POOLINGS)}, got {p['pooling']!r}")
         frame = p["frame"]
         if not (frame == "auto" and isinstance(frame, str)):
             frame = _int("frame", frame, 1)

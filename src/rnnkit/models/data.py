@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnkit.models.errors import InputError
+
 
 @dataclass(frozen=True)
 class Sequences:
@@ -44,9 +46,9 @@ def _numeric(name: str, a) -> np.ndarray:
     """float64 array; complex and non-numeric input are errors (TypeError from numpy for objects)."""
     a = np.asarray(a)
     if a.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported: {name} has dtype {a.dtype}; expected real numbers")
+        raise InputError(f"Complex data not supported: {name} has dtype {a.dtype}; expected real numbers")
     if a.dtype.kind in "US":
-        raise ValueError(f"{name} must hold numbers, got strings (dtype {a.dtype})")
+        raise InputError(f"{name} must hold numbers, got strings (dtype {a.dtype})")
     return a.astype(np.float64)          # object arrays of numbers convert; anything else raises
 
 
@@ -54,14 +56,14 @@ def check_finite(name: str, a: np.ndarray) -> None:
     if not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
         kind = "NaN" if np.isnan(a[tuple(bad)]) else "infinity (inf)"
-        raise ValueError(f"{name} contains {kind} at index {tuple(int(i) for i in bad)}: "
+        raise InputError(f"{name} contains {kind} at index {tuple(int(i) for i in bad)}: "
                          "expected finite numbers (fill or drop missing values first)")
 
 
 def as_sequences(X, name: str = "X") -> Sequences:
     """Check and pad X (see the module docstring)."""
     if X is None:
-        raise ValueError(f"{name} is None: expected an (n, T) or (n, T, F) array or a list of sequences")
+        raise InputError(f"{name} is None: expected an (n, T) or (n, T, F) array or a list of sequences")
     if _is_sparse(X):
         raise TypeError(f"{name} is a sparse matrix; sparse input is not supported: pass a dense array")
     if isinstance(X, (list, tuple)) and X and not all(np.ndim(x) == 0 for x in X):
@@ -73,16 +75,16 @@ def as_sequences(X, name: str = "X") -> Sequences:
         X = _numeric(name, X)
     layout = "2d" if X.ndim == 2 else "3d"
     if X.ndim not in (2, 3):
-        raise ValueError(f"{name} must be a 2-D (n, T) or 3-D (n, T, F) array or a list of (T_i,) / "
+        raise InputError(f"{name} must be a 2-D (n, T) or 3-D (n, T, F) array or a list of (T_i,) / "
                          f"(T_i, F) sequences, got {X.ndim}-D shape {X.shape}"
                          + ("; Reshape your data: X[None] (or [X]) for one sequence" if X.ndim == 1 else ""))
     if X.shape[0] == 0:
-        raise ValueError(f"{name} is empty: found 0 sample(s) (shape={X.shape}) while a minimum of 1 is required")
+        raise InputError(f"{name} is empty: found 0 sample(s) (shape={X.shape}) while a minimum of 1 is required")
     if X.shape[1] == 0:
-        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required: "
+        raise InputError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required: "
                          "each sequence needs at least one time step")
     if X.ndim == 3 and X.shape[2] == 0:
-        raise ValueError(f"{name} has 0 features per step (shape={X.shape}); expected at least 1")
+        raise InputError(f"{name} has 0 features per step (shape={X.shape}); expected at least 1")
     check_finite(name, X)
     values = X[:, :, None] if X.ndim == 2 else X
     return Sequences(np.ascontiguousarray(values), np.full(X.shape[0], X.shape[1], np.int64), layout)
@@ -91,18 +93,18 @@ def as_sequences(X, name: str = "X") -> Sequences:
 def _ragged(name: str, parts: list[np.ndarray]) -> Sequences:
     for i, p in enumerate(parts):
         if p.ndim not in (1, 2):
-            raise ValueError(f"{name}[{i}] must be a (T,) or (T, F) sequence, got shape {p.shape}")
+            raise InputError(f"{name}[{i}] must be a (T,) or (T, F) sequence, got shape {p.shape}")
         if p.shape[0] == 0:
-            raise ValueError(f"{name}[{i}] is empty: every sequence needs at least one time step")
+            raise InputError(f"{name}[{i}] is empty: every sequence needs at least one time step")
         check_finite(f"{name}[{i}]", p)
     feats = [1 if p.ndim == 1 else p.shape[1] for p in parts]
     if len(set(feats)) > 1:
         first = feats[0]
         bad = next(i for i, f in enumerate(feats) if f != first)
-        raise ValueError(f"{name}: every sequence must have the same number of features per step; "
+        raise InputError(f"{name}: every sequence must have the same number of features per step; "
                          f"{name}[0] has {first}, {name}[{bad}] has {feats[bad]} (shape {parts[bad].shape})")
     if feats[0] == 0:
-        raise ValueError(f"{name} has 0 features per step; expected at least 1")
+        raise InputError(f"{name} has 0 features per step; expected at least 1")
     lengths = np.array([p.shape[0] for p in parts], np.int64)
     values = np.zeros((len(parts), int(lengths.max()), feats[0]))
     for i, p in enumerate(parts):

@@ -15,6 +15,7 @@ from rnnkit.models.series import (
     NORMALIZATIONS, SeriesScale, as_series, normalise_windows, rows, sliding, target_scale,
 )
 from rnnkit.models.training import FitSettings, History, fit_network, mean_squared_error, predict_network
+from rnnkit.models.errors import InputError
 
 # window="auto": this many past steps per forecast (two years of monthly data, a day of hourly
 # data, 3.4 weeks of daily data) or two seasons if longer, at most a third of the series so that
@@ -91,14 +92,14 @@ class RNNForecaster(BaseEstimator):
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in skip}
         cfg = FitConfig.from_params(params | {"frame": 1, "bidirectional": False})
         if self.normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+            raise InputError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         h = self.output_steps
         if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1:
-            raise ValueError(f"output_steps must be an int >= 1, got {h!r}")
+            raise InputError(f"output_steps must be an int >= 1, got {h!r}")
         w = self.window
         if not (isinstance(w, str) and w == "auto") and (
                 isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1):
-            raise ValueError(f"window must be 'auto' or an int >= 1, got {w!r}")
+            raise InputError(f"window must be 'auto' or an int >= 1, got {w!r}")
         return cfg, int(h)
 
     def fit(self, X, y=None, exog=None):
@@ -110,7 +111,7 @@ class RNNForecaster(BaseEstimator):
         L = self._window_for(x, H)
         count = N - L - H + 1
         if count < 2:
-            raise ValueError(f"X has {N} sample(s) (time steps); with window={L} and output_steps={H} "
+            raise InputError(f"X has {N} sample(s) (time steps); with window={L} and output_steps={H} "
                              f"that leaves {max(count, 0)} training windows, at least 2 are needed "
                              f"(N >= window + output_steps + 1 = {L + H + 1})")
         sc = SeriesScale.fit(x, e)
@@ -123,6 +124,7 @@ class RNNForecaster(BaseEstimator):
         targets = ((fut - offset[:, None, :]) / target_scale(mode, sc)).reshape(count, -1)
         rng = seed_from(self.random_state)
         n_val = int(round(cfg.validation_fraction * count)) if count >= 8 else 0
+        n_val = min(n_val, count - 2)                  # keep windows to train on, whatever the fraction
         data = Sequences(inputs, np.full(count, L, np.int64), "3d")
         train, val = np.arange(count - n_val), np.arange(count - n_val, count)
         net = SequenceNet(NetConfig(inputs.shape[2], H * x.shape[1], cfg.cell, cfg.hidden_size,
@@ -155,14 +157,14 @@ class RNNForecaster(BaseEstimator):
     def _exog(self, exog, rows_needed: int, name: str, fitted: int | None) -> np.ndarray:
         if exog is None:
             if fitted:
-                raise ValueError(f"{name} is required: the model was fitted with {fitted} extra input "
+                raise InputError(f"{name} is required: the model was fitted with {fitted} extra input "
                                  f"series, so their values for these steps must be given ({rows_needed} rows)")
             return np.zeros((rows_needed, 0))
         e = as_series(exog, name)
         if fitted is not None and e.shape[1] != fitted:
-            raise ValueError(f"{name} has {e.shape[1]} series (columns), but the model was fitted with {fitted}")
+            raise InputError(f"{name} has {e.shape[1]} series (columns), but the model was fitted with {fitted}")
         if len(e) != rows_needed:
-            raise ValueError(f"{name} must have {rows_needed} rows (one per time step), got {len(e)}")
+            raise InputError(f"{name} must have {rows_needed} rows (one per time step), got {len(e)}")
         return e
 
     # -- forecasting ----------------------------------------------------------------------------
@@ -175,11 +177,11 @@ class RNNForecaster(BaseEstimator):
         """The last window_ rows of the series (and extra inputs) to forecast from."""
         if history is None:
             if history_exog is not None:
-                raise ValueError("history_exog is given without history")
+                raise InputError("history_exog is given without history")
             return self.last_window_, self.last_exog_
         x = self._series(history, "history")
         if len(x) < self.window_:
-            raise ValueError(f"history has {len(x)} steps, but this model needs at least window_="
+            raise InputError(f"history has {len(x)} steps, but this model needs at least window_="
                              f"{self.window_} (the window it was trained on)")
         e = self._exog(history_exog, len(x), "history_exog", self.n_exog_)
         return x[-self.window_:], e[-self.window_:]
@@ -188,7 +190,7 @@ class RNNForecaster(BaseEstimator):
         x = as_series(X, name)
         if x.shape[1] != self.n_features_in_:
             hint = "; Reshape your data: X.reshape(-1, 1) for one series" if np.ndim(X) == 1 else ""
-            raise ValueError(f"{name} has {x.shape[1]} features, but {type(self).__name__} is expecting "
+            raise InputError(f"{name} has {x.shape[1]} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input (series){hint}")
         return x
 
@@ -213,7 +215,7 @@ class RNNForecaster(BaseEstimator):
         x0, e0 = self._context(history, history_exog)
         if isinstance(X, numbers.Integral) and not isinstance(X, bool):
             if X < 1:
-                raise ValueError(f"the number of steps to forecast must be >= 1, got {X}")
+                raise InputError(f"the number of steps to forecast must be >= 1, got {X}")
             out = self._multi_step(int(X), x0, e0, self._exog(exog, int(X), "exog", self.n_exog_))
         else:
             obs = self._series(X, "X")

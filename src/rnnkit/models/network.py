@@ -20,6 +20,7 @@ from rnnkit.linear import Linear
 from rnnkit.checks import make_rng
 from rnnkit.module import Module
 from rnnkit.pooling import POOLINGS, make_pool
+from rnnkit.models.errors import InputError
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -43,9 +44,9 @@ class SequenceNet(Module):
     def __init__(self, cfg: NetConfig, *, dtype=np.float64, rng=None) -> None:
         super().__init__(dtype=dtype)
         if cfg.cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cfg.cell!r}")
+            raise InputError(f"cell must be one of {sorted(CELLS)}, got {cfg.cell!r}")
         if cfg.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
+            raise InputError(f"pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
         self.cfg = cfg
         rng = make_rng(rng)                          # one generator: initialisation, then dropout
         D = 2 if cfg.bidirectional else 1

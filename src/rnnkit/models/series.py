@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit.models.data import check_finite
+from rnnkit.models.errors import InputError
 
 NORMALIZATIONS = ("last", "global", "both")
 
@@ -31,22 +32,22 @@ NORMALIZATIONS = ("last", "global", "both")
 def as_series(X, name: str = "X") -> np.ndarray:
     """(N, F) float64 from a (N,) or (N, F) array-like (rows are time steps)."""
     if X is None:
-        raise ValueError(f"{name} is None: expected a series, shape (N,) or (N, F)")
+        raise InputError(f"{name} is None: expected a series, shape (N,) or (N, F)")
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name} is a sparse matrix; sparse input is not supported: pass a dense array")
     a = np.asarray(X)
     if a.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported: {name} has dtype {a.dtype}")
+        raise InputError(f"Complex data not supported: {name} has dtype {a.dtype}")
     if a.dtype.kind in "US":
-        raise ValueError(f"{name} must hold numbers, got strings (dtype {a.dtype})")
+        raise InputError(f"{name} must hold numbers, got strings (dtype {a.dtype})")
     a = a.astype(np.float64)
     if a.ndim not in (1, 2):
-        raise ValueError(f"{name} must be a series of shape (N,) or (N, F) (rows are time steps), "
+        raise InputError(f"{name} must be a series of shape (N,) or (N, F) (rows are time steps), "
                          f"got shape {a.shape}")
     if a.shape[0] == 0:
-        raise ValueError(f"{name} is empty: found 0 sample(s) (shape={a.shape}) while a minimum of 1 is required.")
+        raise InputError(f"{name} is empty: found 0 sample(s) (shape={a.shape}) while a minimum of 1 is required.")
     if a.ndim == 2 and a.shape[1] == 0:
-        raise ValueError(f"{name} has 0 feature(s) (shape={a.shape}) while a minimum of 1 is required.")
+        raise InputError(f"{name} has 0 feature(s) (shape={a.shape}) while a minimum of 1 is required.")
     check_finite(name, a)
     return a.reshape(len(a), -1)
 

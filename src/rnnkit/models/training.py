@@ -23,6 +23,7 @@ from tqdm import tqdm
 import rnnkit
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models.data import Sequences, bucket_batches, ordered_batches, time_major
+from rnnkit.models.errors import TrainingDiverged
 from rnnkit.models.network import SequenceNet
 from rnnkit.optim import Adam, clip_grad_norm_
 
@@ -118,7 +119,7 @@ def _fit(net, loss_fn, train, y_train, val, y_val, s: FitSettings, rng, desc) ->
             break
     bar.close()
     if best is None:
-        raise FloatingPointError(f"{desc}: training diverged (loss {hist.train_loss[-1]}); "
+        raise TrainingDiverged(f"{desc}: training diverged (loss {hist.train_loss[-1]}); "
                                  "lower lr or raise clip")
     net.load_state_dict(best)
     net.eval()

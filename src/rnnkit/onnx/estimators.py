@@ -94,6 +94,7 @@ def export_classifier(g: Graph, est: RNNClassifier, lengths: bool) -> None:
         g.add_output(index, "label_index", onnx.TensorProto.INT64, ["batch"])
         g.sidecars[CLASSES_SUFFIX] = encoded
     else:
+        g.sidecars[CLASSES_SUFFIX] = None        # none beside this file: an older export's goes
         label = g.op("Gather", g.const(labels, "classes", dtype=labels.dtype), index, axis=0, hint="labels")
         g.add_output(label, "label", tensor_type(labels), ["batch"])
     g.add_output(g.op("Softmax", z, axis=1, hint="probs"), "probabilities", g.elem_type,

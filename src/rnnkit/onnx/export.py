@@ -77,7 +77,10 @@ def export(module, path, lengths: bool = False, opset: int | None = None) -> Pat
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"rnnkit.onnx.export: {path} is a directory; give a file name such as model.onnx")
-    for suffix, document in sidecars.items():
-        write_json(path.with_suffix(suffix), document)
     atomic_write(path, lambda tmp: onnx.save_model(model, tmp))
+    for suffix, document in sidecars.items():          # after the model: never one without it
+        if document is None:
+            path.with_suffix(suffix).unlink(missing_ok=True)
+        else:
+            write_json(path.with_suffix(suffix), document)
     return path

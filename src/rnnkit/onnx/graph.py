@@ -31,7 +31,7 @@ class Graph:
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)     # the model's metadata_props
-    sidecars: dict[str, dict] = field(default_factory=dict)    # suffix -> JSON written beside the file
+    sidecars: dict[str, dict | None] = field(default_factory=dict)  # suffix -> JSON beside the file (None: remove)
     _names: set[str] = field(default_factory=set)
 
     def fresh(self, hint: str) -> str:
