@@ -399,3 +399,14 @@ def test_estimator_errors_are_user_errors_and_value_errors():
         RNNClassifier(epochs=0).fit(*bump_data(10, 14))
     assert isinstance(info.value, (UserError, ValueError))
     assert issubclass(TrainingDiverged, UserError) and issubclass(TrainingDiverged, FloatingPointError)
+
+
+def test_predict_does_not_recheck_hyperparameters():
+    """Hyperparameters are checked by fit; a bad one set after fit waits for the next fit."""
+    X, y = bump_data(20, 15)
+    clf = RNNClassifier(hidden_size=8, epochs=2, verbose=0, random_state=0).fit(X, y)
+    before = clf.predict_proba(X)
+    clf.set_params(lr=-1.0, batch_size=0)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+    with raises(ValueError, "batch_size must be an int >= 1, got 0"):
+        clf.fit(X, y)

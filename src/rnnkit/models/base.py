@@ -16,7 +16,7 @@ from rnnkit.models._sklearn import BaseEstimator, NotFittedError, sklearn_tags
 from rnnkit.models.config import D, FitConfig
 from rnnkit.models.data import Scaler, Sequences, as_sequences, stack_frames, validation_split
 from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
-from rnnkit.models.training import FitSettings, History, LossFn, fit_network, predict_network
+from rnnkit.models.training import PREDICT_BATCH, FitSettings, History, LossFn, fit_network, predict_network
 from rnnkit.models.errors import InputError
 
 
@@ -115,7 +115,7 @@ class SequenceEstimator(BaseEstimator):
         """Network outputs (n, K) for X, in float64."""
         seq = self._input(X)                           # checks fitted first
         data = stack_frames(self.scaler_.transform(seq), self.frame_)
-        return predict_network(self.net_, data, max(self._config().batch_size, 256)).astype(np.float64)
+        return predict_network(self.net_, data, PREDICT_BATCH).astype(np.float64)
 
     # -- saving ---------------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -14,7 +14,8 @@ from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
 from rnnkit.models.series import (
     NORMALIZATIONS, SeriesScale, as_series, normalise_windows, rows, sliding, target_scale,
 )
-from rnnkit.models.training import FitSettings, History, fit_network, mean_squared_error, predict_network
+from rnnkit.models.training import (PREDICT_BATCH, FitSettings, History, fit_network, mean_squared_error,
+                                    predict_network)
 from rnnkit.models.errors import InputError
 
 # window="auto": this many past steps per forecast (two years of monthly data, a day of hourly
@@ -200,7 +201,7 @@ class RNNForecaster(BaseEstimator):
         r = np.stack([rows(xi, ei, H) for xi, ei in zip(x, e)]) if e.shape[2] else x
         inputs, offset = normalise_windows(r, F, self.normalize, self.scale_)
         data = Sequences(inputs, np.full(len(inputs), inputs.shape[1], np.int64), "3d")
-        z = predict_network(self.net_, data, 256).astype(np.float64).reshape(len(x), H, F)
+        z = predict_network(self.net_, data, PREDICT_BATCH).astype(np.float64).reshape(len(x), H, F)
         return z * target_scale(self.normalize, self.scale_) + offset[:, None, :]
 
     def predict(self, X, history=None, exog=None, history_exog=None) -> np.ndarray:

@@ -154,6 +154,11 @@ def evaluate(net: SequenceNet, loss_fn: LossFn, data: Sequences, y: np.ndarray, 
     return loss_fn(z, y)[0]
 
 
+# Sequences per batch in prediction: large enough that Python's per-batch cost vanishes, small
+# enough that a long batch's activations stay modest; a setting of inference, not of training.
+PREDICT_BATCH = 256
+
+
 def predict_network(net: SequenceNet, data: Sequences, batch_size: int) -> np.ndarray:
     """Network outputs (n, K) in the order of ``data``, computed in batches of similar lengths."""
     net.eval()
