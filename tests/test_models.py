@@ -16,7 +16,9 @@ from rnnkit.models._sklearn import NotFittedError
 from rnnkit.models.data import Scaler, Sequences, as_sequences, bucket_batches, stack_frames, validation_split
 from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.persist import ModelFileError
-from rnnkit.models.training import FitSettings, cross_entropy, evaluate, fit_network, mean_squared_error
+from rnnkit.losses import softmax_cross_entropy as cross_entropy
+from rnnkit.models.config import FitSettings
+from rnnkit.models.training import evaluate, fit_network
 from test_errors import raises
 from test_gradcheck import assert_close, numeric_grad
 
@@ -227,6 +229,20 @@ def test_regressor_and_forecaster_round_trip(tmp_path):
     assert back.window_ == fc.window_ and back.get_params() == fc.get_params()
 
 
+def test_files_of_earlier_versions_still_load(tmp_path):
+    """Files written before the unused "layout" entry was dropped load and predict the same."""
+    from rnnkit.lm.checkpoint import read_tensors, write_tensors
+    X, y = bump_data(20, 11)
+    clf = RNNClassifier(**FAST | {"epochs": 2}).fit(X, y)
+    clf.save(tmp_path / "c.safetensors")
+    tensors, header = read_tensors(tmp_path / "c.safetensors")
+    assert "layout" not in header and header["history"]["train_loss"] == clf.history_.train_loss
+    write_tensors(tmp_path / "old.safetensors", tensors, header | {"layout": "list"})
+    back = RNNClassifier.load(tmp_path / "old.safetensors")
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    assert back.history_ == clf.history_ and back.n_epochs_ == 2
+
+
 def test_load_refuses_what_is_not_a_matching_model(tmp_path):
     X, y = bump_data(20, 11)
     clf = RNNClassifier(**FAST | {"epochs": 2}).fit(X, y)
@@ -308,6 +324,7 @@ def test_predict_input_must_match_fit():
     ("validation_fraction", 1.0, "validation_fraction must lie in [0.0, 1.0), got 1.0"),
     ("frame", "big", "frame must be an int >= 1"), ("dropout", 1.5, "dropout must lie in"),
     ("time_budget", 0, "time_budget must lie in (0.0"), ("random_state", "x", "random_state must be"),
+    ("bidirectional", "no", "bidirectional must be True or False, got str 'no'"),
 ])
 def test_bad_hyperparameters_fail_at_fit_naming_the_parameter(param, value, fragment):
     X, y = bump_data(10, 14)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.losses import mean_squared_error
 from rnnkit.models._sklearn import RegressorMixin
 from rnnkit.models.base import SequenceEstimator
 from rnnkit.models.data import as_sequences
 from rnnkit.models.targets import real_targets
-from rnnkit.models.training import mean_squared_error
 
 
 class RNNRegressor(RegressorMixin, SequenceEstimator):
