@@ -13,7 +13,8 @@ import pytest
 import rnnkit
 from rnnkit.models import RNNClassifier, RNNForecaster, RNNRegressor
 from rnnkit.models._sklearn import NotFittedError
-from rnnkit.models.data import Scaler, Sequences, as_sequences, bucket_batches, stack_frames, validation_split
+from rnnkit.models.data import (Scaler, Sequences, as_sequences, bucket_batches, spread_or_one, stack_frames,
+                                validation_split)
 from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.persist import ModelFileError
 from rnnkit.losses import softmax_cross_entropy as cross_entropy
@@ -143,6 +144,12 @@ def test_inputs_are_padded_and_standardised_over_valid_steps_only():
     assert frames.values.shape == (2, 3, 3) and list(frames.lengths) == [3, 3]
     np.testing.assert_array_equal(frames.values[0, 2], [6.0, 0.0, 0.0])
     assert as_sequences(np.zeros((4, 5, 2))).layout == "3d"
+
+
+def test_constant_features_are_divided_by_one():
+    """A spread at rounding-noise level of the mean (or zero) divides by 1, not by ~0."""
+    std, mean = np.array([0.0, 1e-8, 1e-10, 1e-13, 2.0]), np.array([5.0, 1e3, 1e3, 0.0, 1.0])
+    np.testing.assert_array_equal(spread_or_one(std, mean), [1.0, 1e-8, 1.0, 1.0, 2.0])
 
 
 def test_length_buckets_cover_every_sample_once():
