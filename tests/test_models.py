@@ -340,6 +340,18 @@ def test_bad_hyperparameters_fail_at_fit_naming_the_parameter(param, value, frag
         clf.fit(X, y)
 
 
+@pytest.mark.parametrize("param,value,fragment", [
+    ("window", 0, "window must be 'auto' or an int >= 1, got 0"), ("window", "x", "window must be 'auto'"),
+    ("output_steps", 1.5, "output_steps must be an int >= 1, got 1.5"),
+    ("normalize", "z", "normalize must be one of ('last', 'global', 'both'), got 'z'"),
+    ("pooling", "sum", "pooling must be one of"), ("lr", 0.0, "lr must lie in (0.0, inf), got 0.0"),
+])
+def test_forecaster_bad_hyperparameters_fail_at_fit(param, value, fragment):
+    fc = RNNForecaster(**{param: value})
+    with raises(ValueError, fragment):
+        fc.fit(seasonal(40))
+
+
 def test_forecaster_bad_input():
     s = seasonal(60)
     fc = RNNForecaster(hidden_size=8, epochs=2, verbose=0, random_state=0)

@@ -10,14 +10,16 @@ import argparse
 import json
 
 from rnnkit.models.config import SHARE, FitSettings as S, NetParams as N
+from rnnkit.models.network import CELLS
+from rnnkit.pooling import POOLINGS
 from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, SEED
 
 # (option, estimator parameter, type, help): the model and training options both commands share.
 MODEL_OPTIONS = [
-    ("--cell", "cell", str, f"gru, lstm or rnn (default {N.cell})"),
+    ("--cell", "cell", str, f"{', '.join(sorted(CELLS))} (default {N.cell})"),
     ("--hidden", "hidden_size", COUNT, f"hidden units (default {N.hidden_size})"),
     ("--layers", "num_layers", COUNT, f"recurrent layers (default {N.num_layers})"),
-    ("--pooling", "pooling", str, "max, attention, last or mean (default: max to classify, last to forecast)"),
+    ("--pooling", "pooling", str, f"{', '.join(POOLINGS)} (default: max to classify, last to forecast)"),
     ("--dropout", "dropout", PROBABILITY_BELOW_1, f"dropout probability (default {N.dropout})"),
     ("--epochs", "epochs", COUNT, f"most epochs (default {S.epochs}; early stopping ends sooner)"),
     ("--batch-size", "batch_size", COUNT, f"sequences per step (default {S.batch_size})"),

@@ -99,10 +99,11 @@ class RNNForecaster(RecurrentEstimator):
         net, settings = from_params(NetParams, params), from_params(FitSettings, params)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         H = check_number("output_steps", self.output_steps, COUNT)
-        w = self.window
-        if not (isinstance(w, str) and w == "auto") and (
-                isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1):
-            raise InputError(f"window must be 'auto' or an int >= 1, got {w!r}")
+        if not (isinstance(self.window, str) and self.window == "auto"):
+            try:
+                check_number("window", self.window, COUNT)
+            except InputError:
+                raise InputError(f"window must be 'auto' or an int >= 1, got {self.window!r}") from None
         return net, settings, H
 
     def fit(self, X, y=None, exog=None):
