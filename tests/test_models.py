@@ -13,10 +13,13 @@ import pytest
 import rnnkit
 from rnnkit.models import RNNClassifier, RNNForecaster, RNNRegressor
 from rnnkit.models._sklearn import NotFittedError
-from rnnkit.models.data import Scaler, Sequences, as_sequences, bucket_batches, stack_frames, validation_split
+from rnnkit.models.data import (Scaler, Sequences, as_sequences, bucket_batches, spread_or_one, stack_frames,
+                                validation_split)
 from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.persist import ModelFileError
-from rnnkit.models.training import FitSettings, cross_entropy, evaluate, fit_network, mean_squared_error
+from rnnkit.losses import softmax_cross_entropy as cross_entropy
+from rnnkit.models.config import FitSettings
+from rnnkit.models.training import evaluate, fit_network
 from test_errors import raises
 from test_gradcheck import assert_close, numeric_grad
 
@@ -143,6 +146,12 @@ def test_inputs_are_padded_and_standardised_over_valid_steps_only():
     assert as_sequences(np.zeros((4, 5, 2))).layout == "3d"
 
 
+def test_constant_features_are_divided_by_one():
+    """A spread at rounding-noise level of the mean (or zero) divides by 1, not by ~0."""
+    std, mean = np.array([0.0, 1e-8, 1e-10, 1e-13, 2.0]), np.array([5.0, 1e3, 1e3, 0.0, 1.0])
+    np.testing.assert_array_equal(spread_or_one(std, mean), [1.0, 1e-8, 1.0, 1.0, 2.0])
+
+
 def test_length_buckets_cover_every_sample_once():
     lengths = np.random.default_rng(4).integers(1, 500, size=1000)
     batches = bucket_batches(lengths, 32, np.random.default_rng(5))
@@ -227,6 +236,20 @@ def test_regressor_and_forecaster_round_trip(tmp_path):
     assert back.window_ == fc.window_ and back.get_params() == fc.get_params()
 
 
+def test_files_of_earlier_versions_still_load(tmp_path):
+    """Files written before the unused "layout" entry was dropped load and predict the same."""
+    from rnnkit.lm.checkpoint import read_tensors, write_tensors
+    X, y = bump_data(20, 11)
+    clf = RNNClassifier(**FAST | {"epochs": 2}).fit(X, y)
+    clf.save(tmp_path / "c.safetensors")
+    tensors, header = read_tensors(tmp_path / "c.safetensors")
+    assert "layout" not in header and header["history"]["train_loss"] == clf.history_.train_loss
+    write_tensors(tmp_path / "old.safetensors", tensors, header | {"layout": "list"})
+    back = RNNClassifier.load(tmp_path / "old.safetensors")
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    assert back.history_ == clf.history_ and back.n_epochs_ == 2
+
+
 def test_load_refuses_what_is_not_a_matching_model(tmp_path):
     X, y = bump_data(20, 11)
     clf = RNNClassifier(**FAST | {"epochs": 2}).fit(X, y)
@@ -308,12 +331,25 @@ def test_predict_input_must_match_fit():
     ("validation_fraction", 1.0, "validation_fraction must lie in [0.0, 1.0), got 1.0"),
     ("frame", "big", "frame must be an int >= 1"), ("dropout", 1.5, "dropout must lie in"),
     ("time_budget", 0, "time_budget must lie in (0.0"), ("random_state", "x", "random_state must be"),
+    ("bidirectional", "no", "bidirectional must be True or False, got str 'no'"),
 ])
 def test_bad_hyperparameters_fail_at_fit_naming_the_parameter(param, value, fragment):
     X, y = bump_data(10, 14)
     clf = RNNClassifier(**{param: value})                     # the constructor only stores
     with raises(ValueError, fragment):
         clf.fit(X, y)
+
+
+@pytest.mark.parametrize("param,value,fragment", [
+    ("window", 0, "window must be 'auto' or an int >= 1, got 0"), ("window", "x", "window must be 'auto'"),
+    ("output_steps", 1.5, "output_steps must be an int >= 1, got 1.5"),
+    ("normalize", "z", "normalize must be one of ('last', 'global', 'both'), got 'z'"),
+    ("pooling", "sum", "pooling must be one of"), ("lr", 0.0, "lr must lie in (0.0, inf), got 0.0"),
+])
+def test_forecaster_bad_hyperparameters_fail_at_fit(param, value, fragment):
+    fc = RNNForecaster(**{param: value})
+    with raises(ValueError, fragment):
+        fc.fit(seasonal(40))
 
 
 def test_forecaster_bad_input():

@@ -10,7 +10,7 @@ from rnnkit import init
 from rnnkit.dropout import Dropout
 from rnnkit.embedding import Embedding
 from rnnkit.linear import Linear
-from rnnkit.losses import log_softmax, softmax_cross_entropy
+from rnnkit.losses import log_softmax, mean_squared_error, softmax, softmax_cross_entropy
 from helpers import rel_err
 from test_gradcheck import assert_close, numeric_grad
 
@@ -134,6 +134,28 @@ def test_cross_entropy_gradient_by_finite_differences():
     mask = rng.random((4, 2)) < 0.7
     _, dz = softmax_cross_entropy(z, y, mask)
     assert_close(dz, numeric_grad(lambda: softmax_cross_entropy(z, y, mask)[0], z), "logits")
+
+
+def test_mean_squared_error_by_hand_and_by_finite_differences():
+    z = np.array([[1.0, -2.0], [0.5, 3.0], [0.0, 0.25]])
+    y = np.array([[0.0, -1.0], [0.5, 1.0], [2.0, 0.0]])
+    loss, dz = mean_squared_error(z, y)
+    assert loss == pytest.approx((1 + 1 + 0 + 4 + 4 + 0.0625) / 6, rel=1e-15)
+    np.testing.assert_allclose(dz, np.array([[1, -1], [0, 2], [-2, 0.25]]) * 2 / 6, rtol=1e-15)
+    assert mean_squared_error(z, y, grad=False) == (loss, None)
+    assert loss == pytest.approx(torch.nn.functional.mse_loss(torch.from_numpy(z), torch.from_numpy(y)).item(),
+                                 rel=1e-15)
+    assert_close(dz, numeric_grad(lambda: mean_squared_error(z, y)[0], z), "outputs")
+    with pytest.raises(ValueError, match=r"targets must have shape \(3, 2\)"):
+        mean_squared_error(z, np.zeros((4, 3, 2)))
+
+
+def test_softmax_is_the_exponential_of_log_softmax():
+    z = np.random.default_rng(5).standard_normal((4, 6)) * 30
+    p = softmax(z)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(p, np.exp(log_softmax(z)), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(softmax(z), torch.softmax(torch.from_numpy(z), dim=1).numpy(), rtol=1e-12, atol=1e-300)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

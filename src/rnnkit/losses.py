@@ -1,14 +1,26 @@
-"""Fused softmax cross-entropy: loss and its gradient with respect to the logits in one pass.
+"""Losses with their gradient with respect to the network's outputs, each in one pass.
+
+Fused softmax cross-entropy:
 
     p = softmax(z) along the last axis,   loss = −(1/N) Σ log p[target] over the N counted positions
     dz = (p − onehot(target)) / N          (zero at masked positions)
 
-Computed stably with z − max(z) so no exp overflows.
+computed stably with z − max(z) so no exp overflows. Mean squared error over the M entries:
+
+    loss = (1/M) Σ (z − y)²,               dz = 2 (z − y) / M
+
+Both take ``grad=False`` to score only (a validation pass), returning (loss, None).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """exp(z) / Σ exp(z) along the last axis (computed from z − max(z))."""
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -51,3 +63,13 @@ def softmax_cross_entropy(logits: np.ndarray, targets, mask=None, *, grad: bool 
     p[rows, t] -= 1.0
     p *= (w / n)[:, None]
     return loss, p.reshape(logits.shape)
+
+
+def mean_squared_error(z: np.ndarray, y, *, grad: bool = True):
+    """z (...) and real targets y of the same shape → (mean of (z − y)² over every entry, dz),
+    or with ``grad=False`` (loss, None)."""
+    r = z - np.asarray(y, z.dtype)
+    if r.shape != z.shape:
+        raise ValueError(f"targets must have shape {z.shape} (the outputs'), got {np.shape(y)}")
+    loss = float(np.mean(r * r))
+    return (loss, (2.0 / r.size) * r) if grad else (loss, None)

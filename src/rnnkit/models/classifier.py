@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.losses import log_softmax, softmax, softmax_cross_entropy
 from rnnkit.models._sklearn import ClassifierMixin
 from rnnkit.models.base import SequenceEstimator
 from rnnkit.models.data import as_sequences
 from rnnkit.models.targets import class_labels
-from rnnkit.models.training import cross_entropy
 
 
 class RNNClassifier(ClassifierMixin, SequenceEstimator):
@@ -44,21 +44,17 @@ class RNNClassifier(ClassifierMixin, SequenceEstimator):
     def fit(self, X, y):
         seq = as_sequences(X)
         classes, codes = class_labels(y, seq.n, type(self).__name__)
-        self._fit_sequences(seq, codes, len(classes), cross_entropy, groups=codes)
+        self._fit_sequences(seq, codes, len(classes), softmax_cross_entropy, groups=codes)
         self.classes_ = classes
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n, K), columns in the order of ``classes_``."""
-        z = self._outputs(X)
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+        return softmax(self._outputs(X))
 
     def predict_log_proba(self, X) -> np.ndarray:
-        z = self._outputs(X)
-        z -= z.max(axis=1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        """Log class probabilities (n, K), log softmax of the network's outputs."""
+        return log_softmax(self._outputs(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable label of each sequence."""

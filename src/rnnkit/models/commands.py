@@ -9,24 +9,24 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.models.config import D
-from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, SEED, Range
-
-SHARE = Range(float, low=0, high=1, high_open=True)      # a held-out share; 0 turns it off
+from rnnkit.models.config import SHARE, FitSettings as S, NetParams as N
+from rnnkit.models.network import CELLS
+from rnnkit.pooling import POOLINGS
+from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, SEED
 
 # (option, estimator parameter, type, help): the model and training options both commands share.
 MODEL_OPTIONS = [
-    ("--cell", "cell", str, f"gru, lstm or rnn (default {D.cell})"),
-    ("--hidden", "hidden_size", COUNT, f"hidden units (default {D.hidden_size})"),
-    ("--layers", "num_layers", COUNT, f"recurrent layers (default {D.num_layers})"),
-    ("--pooling", "pooling", str, "max, attention, last or mean (default: max to classify, last to forecast)"),
-    ("--dropout", "dropout", PROBABILITY_BELOW_1, f"dropout probability (default {D.dropout})"),
-    ("--epochs", "epochs", COUNT, f"most epochs (default {D.epochs}; early stopping ends sooner)"),
-    ("--batch-size", "batch_size", COUNT, f"sequences per step (default {D.batch_size})"),
-    ("--lr", "lr", POSITIVE, f"Adam learning rate (default {D.lr})"),
-    ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {D.patience})"),
+    ("--cell", "cell", str, f"{', '.join(sorted(CELLS))} (default {N.cell})"),
+    ("--hidden", "hidden_size", COUNT, f"hidden units (default {N.hidden_size})"),
+    ("--layers", "num_layers", COUNT, f"recurrent layers (default {N.num_layers})"),
+    ("--pooling", "pooling", str, f"{', '.join(POOLINGS)} (default: max to classify, last to forecast)"),
+    ("--dropout", "dropout", PROBABILITY_BELOW_1, f"dropout probability (default {N.dropout})"),
+    ("--epochs", "epochs", COUNT, f"most epochs (default {S.epochs}; early stopping ends sooner)"),
+    ("--batch-size", "batch_size", COUNT, f"sequences per step (default {S.batch_size})"),
+    ("--lr", "lr", POSITIVE, f"Adam learning rate (default {S.lr})"),
+    ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {S.patience})"),
     ("--val-fraction", "validation_fraction", SHARE,
-     f"held out for early stopping (default {D.validation_fraction})"),
+     f"held out for early stopping (default {S.validation_fraction})"),
     ("--time-budget", "time_budget", POSITIVE, "seconds of training at most (default: no limit)"),
 ]
 

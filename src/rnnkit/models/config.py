@@ -1,28 +1,70 @@
 """The estimators' hyperparameters: every default with the measurement or reason behind it.
 
-The constructors take these as keyword arguments (scikit-learn's convention: stored as given,
-checked when ``fit`` runs); ``FitConfig.from_params`` checks them, naming the bad one.
-How the defaults were measured: README, "Sequence models", and bench/seqmodels.py.
+Two frozen records that check themselves, naming the bad value: :class:`NetParams`, the network
+(cell, sizes, pooling, dropout), and :class:`FitSettings`, its training (Adam, clipping, early
+stopping, budget). The constructors take these fields as keyword arguments (scikit-learn's
+convention: stored as given, checked when ``fit`` builds the records), with the class attributes
+below as their defaults. How the defaults were measured: README, "Sequence models", and
+bench/seqmodels.py.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+import numpy as np
+
+from rnnkit.models.errors import InputError, check_choice
 from rnnkit.models.network import CELLS
 from rnnkit.pooling import POOLINGS
-from rnnkit.models.errors import InputError
+from rnnkit.ranges import COUNT, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, Range
 
 # Frame stacking under frame="auto": sequences are cut into at most this many recurrent steps
 # (k = ceil(T_max / 50) consecutive values per step): 25 steps 0.688, 50 0.688, 100 0.685 mean
 # accuracy, and fits 2-3x faster than 100; sequences of 50 steps or fewer are left as they are.
 AUTO_FRAME_STEPS = 50
+AUTO_FRAME = "auto"
+
+SHARE = Range(float, low=0, high=1, high_open=True)      # a held-out share; 0 turns it off
+
+
+def check_number(name: str, value, limits: Range):
+    """``value`` as ``limits.kind`` if ``limits`` holds it, else an InputError in the estimators'
+    wording ("must be an int >= 1", "must lie in [0.0, 1.0)", "must be a finite number")."""
+    try:
+        return limits.check(name, value)
+    except TypeError:                                    # not a number (or a bool)
+        finite = False
+    except ValueError:                                   # out of range, or nan / ±inf
+        finite = math.isfinite(value)
+    if limits.kind is int:
+        raise InputError(f"{name} must be an int >= {limits.low}, got {value!r}")
+    if not finite:
+        raise InputError(f"{name} must be a finite number, got {value!r}")
+    low = float(limits.low) if limits.low is not None else -math.inf
+    high = float(limits.high) if limits.high is not None else math.inf
+    left = "(" if limits.low_open or limits.low is None else "["
+    right = ")" if limits.high_open or limits.high is None else "]"
+    raise InputError(f"{name} must lie in {left}{low}, {high}{right}, got {value!r}")
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _check_fields(record, limits: dict[str, Range]) -> None:
+    """Check (and normalise: np.int64 → int, ...) the numeric fields of a frozen record in place."""
+    for name, r in limits.items():
+        object.__setattr__(record, name, check_number(name, getattr(record, name), r))
 
 
 @dataclass(frozen=True)
-class Defaults:
+class NetParams:
+    """The network of an estimator (``rnnkit.models.network``), less the sizes the data fix."""
+
     # Mean test accuracy over 6 development sets x 2 seeds (scripts/tune_seqmodels.py, README):
     cell: str = "gru"                 # GRU 0.688 vs LSTM 0.696 (noise), the GRU ~30% faster per fit
     hidden_size: int = 64             # 32: 0.706, 128: 0.705 and 60% slower: no size wins clearly
@@ -30,7 +72,20 @@ class Defaults:
     bidirectional: bool = False       # 0.715 but 50% slower; max pooling gained more
     pooling: str = "max"              # max 0.768, mean 0.700, attention 0.688, last 0.669
     dropout: float = 0.0              # 0.2: 0.708 vs 0.688 with attention; early stopping suffices
-    frame: object = "auto"            # see AUTO_FRAME_STEPS; an int k stacks k steps per frame
+
+    LIMITS = {"hidden_size": COUNT, "num_layers": COUNT, "dropout": PROBABILITY_BELOW_1}
+
+    def __post_init__(self) -> None:
+        check_choice("cell", self.cell, sorted(CELLS))
+        check_choice("pooling", self.pooling, list(POOLINGS))
+        _check_fields(self, self.LIMITS)
+        object.__setattr__(self, "bidirectional", check_bool("bidirectional", self.bidirectional))
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How ``rnnkit.models.training.fit_network`` trains (and what the estimator holds out)."""
+
     epochs: int = 300                 # an upper bound: early stopping ends most fits far sooner
     batch_size: int = 32              # 16: 0.759 vs 0.768 (max pooling), and slower
     lr: float = 3e-3                  # Adam; 1e-3: 0.700, 1e-2: 0.719 (vs 0.688, attention); 1e-2
@@ -42,69 +97,28 @@ class Defaults:
     time_budget: float | None = None  # seconds of training at most (None: no limit)
     verbose: int = 1                  # 0 silent, 1 progress bar on a terminal, 2 one line per epoch
 
+    LIMITS = {"epochs": COUNT, "batch_size": COUNT, "lr": POSITIVE, "weight_decay": NONNEGATIVE,
+              "clip": NONNEGATIVE,      # 0: no clipping
+              "patience": COUNT, "validation_fraction": SHARE, "verbose": NONNEGATIVE_INT}
 
-D = Defaults()
-
-
-def _int(name: str, v, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-        raise InputError(f"{name} must be an int >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _real(name: str, v, lo: float, hi: float = math.inf, lo_open: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-        raise InputError(f"{name} must be a finite number, got {v!r}")
-    if v < lo or (lo_open and v == lo) or v >= hi:
-        left = "(" if lo_open else "["
-        raise InputError(f"{name} must lie in {left}{lo}, {hi}), got {v!r}")
-    return float(v)
+    def __post_init__(self) -> None:
+        _check_fields(self, self.LIMITS)
+        if self.time_budget is not None:
+            object.__setattr__(self, "time_budget", check_number("time_budget", self.time_budget, POSITIVE))
 
 
-@dataclass(frozen=True)
-class FitConfig:
-    """The checked hyperparameters of one ``fit`` call."""
+def from_params(cls, params: dict):
+    """The record ``cls`` from an estimator's parameters (the ones it does not know are ignored)."""
+    return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
 
-    cell: str
-    hidden_size: int
-    num_layers: int
-    bidirectional: bool
-    pooling: str
-    dropout: float
-    frame: int | None                # None: auto
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    clip: float
-    patience: int
-    validation_fraction: float
-    time_budget: float | None
-    verbose: int
 
-    @classmethod
-    def from_params(cls, p: dict) -> "FitConfig":
-        if p["cell"] not in CELLS:
-            raise InputError(f"cell must be one of {sorted(CELLS)}, got {p['cell']!r}")
-        if p["pooling"] not in POOLINGS:
-            raise InputError(f"pooling must be one of {list(POOLINGS)}, got {p['pooling']!r}")
-        frame = p["frame"]
-        if not (frame == "auto" and isinstance(frame, str)):
-            frame = _int("frame", frame, 1)
-        budget = p["time_budget"]
-        if budget is not None:
-            budget = _real("time_budget", budget, 0.0, lo_open=True)
-        return cls(
-            cell=p["cell"], hidden_size=_int("hidden_size", p["hidden_size"], 1),
-            num_layers=_int("num_layers", p["num_layers"], 1), bidirectional=bool(p["bidirectional"]),
-            pooling=p["pooling"], dropout=_real("dropout", p["dropout"], 0.0, 1.0),
-            frame=None if frame == "auto" else frame, epochs=_int("epochs", p["epochs"], 1),
-            batch_size=_int("batch_size", p["batch_size"], 1), lr=_real("lr", p["lr"], 0.0, lo_open=True),
-            weight_decay=_real("weight_decay", p["weight_decay"], 0.0), clip=_real("clip", p["clip"], 0.0),
-            patience=_int("patience", p["patience"], 1),
-            validation_fraction=_real("validation_fraction", p["validation_fraction"], 0.0, 1.0),
-            time_budget=budget, verbose=_int("verbose", p["verbose"], 0))
+def check_frame(frame) -> int | None:
+    """``frame``: "auto" (None here: decided per fit by :func:`frame_for`) or steps per frame."""
+    if isinstance(frame, str) and frame == AUTO_FRAME:
+        return None
+    return check_number("frame", frame, COUNT)
 
-    def frame_for(self, max_length: int) -> int:
-        """Steps per frame: the given ``frame``, or under "auto" ⌈T_max / AUTO_FRAME_STEPS⌉."""
-        return self.frame if self.frame is not None else max(1, -(-max_length // AUTO_FRAME_STEPS))
+
+def frame_for(frame: int | None, max_length: int) -> int:
+    """Steps per frame: the given ``frame``, or under "auto" ⌈T_max / AUTO_FRAME_STEPS⌉."""
+    return frame if frame is not None else max(1, -(-max_length // AUTO_FRAME_STEPS))

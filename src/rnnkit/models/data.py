@@ -114,6 +114,13 @@ def _ragged(name: str, parts: list[np.ndarray]) -> Sequences:
 
 # -- standardisation -----------------------------------------------------------------------------
 
+def spread_or_one(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The divisor that standardises values of this ``std`` and ``mean`` (per feature): the std,
+    or 1 where it is zero or rounding noise (below 1e-12 of max(1, |mean|)), so that a constant
+    feature maps to zeros instead of dividing by ~0."""
+    return np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+
+
 @dataclass(frozen=True)
 class Scaler:
     """Per-feature standardisation z = (x − mean) / scale, learned over every valid step."""
@@ -125,8 +132,8 @@ class Scaler:
     def fit(cls, seq: Sequences) -> "Scaler":
         mask = np.arange(seq.values.shape[1])[None, :] < seq.lengths[:, None]   # (n, T)
         rows = seq.values[mask]                                                  # (Σ T_i, F)
-        mean, std = rows.mean(axis=0), rows.std(axis=0)
-        return cls(mean, np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0))
+        mean = rows.mean(axis=0)
+        return cls(mean, spread_or_one(rows.std(axis=0), mean))
 
     def transform(self, seq: Sequences) -> Sequences:
         mask = (np.arange(seq.values.shape[1])[None, :] < seq.lengths[:, None])[:, :, None]

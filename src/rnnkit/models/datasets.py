@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.lm.errors import UserError
+from rnnkit.errors import UserError
 
 BUNDLED_CLASSIFICATION = ("ACSF1", "ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand",
                           "JapaneseVowels", "OSULeaf", "PickupGestureWiimoteZ", "UnitTest")

@@ -19,3 +19,9 @@ class InputError(UserError):
 class TrainingDiverged(UserError, FloatingPointError):
     """The loss was not finite from the first epoch on: no weights worth keeping (also a
     ``FloatingPointError``, what NumPy raises for invalid arithmetic when asked to)."""
+
+
+def check_choice(name: str, value, options) -> None:
+    """InputError naming ``name`` unless ``value`` is one of ``options``."""
+    if value not in options:
+        raise InputError(f"{name} must be one of {options}, got {value!r}")

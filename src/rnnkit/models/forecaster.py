@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import numbers
+from dataclasses import asdict
 
 import numpy as np
 
-from rnnkit.models._sklearn import BaseEstimator, NotFittedError, r2_score, sklearn_tags
-from rnnkit.models.base import seed_from
-from rnnkit.models.config import D, FitConfig
+from rnnkit.losses import mean_squared_error
+from rnnkit.models._sklearn import r2_score, sklearn_tags
+from rnnkit.models.base import RecurrentEstimator, seed_from
+from rnnkit.models.config import FitSettings, NetParams, check_number, from_params
 from rnnkit.models.data import Sequences
-from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
+from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.series import (
     NORMALIZATIONS, SeriesScale, as_series, normalise_windows, rows, sliding, target_scale,
 )
-from rnnkit.models.training import (PREDICT_BATCH, FitSettings, History, fit_network, mean_squared_error,
-                                    predict_network)
-from rnnkit.models.errors import InputError
+from rnnkit.models.training import PREDICT_BATCH, fit_network, predict_network
+from rnnkit.models.errors import InputError, check_choice
+from rnnkit.ranges import COUNT
+
+N, S = NetParams, FitSettings                       # the defaults of the constructor's parameters
 
 # window="auto": this many past steps per forecast (two years of monthly data, a day of hourly
 # data, 3.4 weeks of daily data) or two seasons if longer, at most a third of the series so that
@@ -38,7 +42,7 @@ SKLEARN_EXPECTED_FAILURES = {
 }
 
 
-class RNNForecaster(BaseEstimator):
+class RNNForecaster(RecurrentEstimator):
     """A recurrent network forecasting a series from its last ``window`` values.
 
     ``fit(X)``: X is the series, (N,) or (N, F) (rows are time steps; F series are forecast
@@ -60,11 +64,11 @@ class RNNForecaster(BaseEstimator):
     Other parameters as :class:`RNNClassifier`.
     """
 
-    def __init__(self, window="auto", output_steps=1, normalize="global", cell=D.cell, hidden_size=D.hidden_size,
-                 num_layers=D.num_layers, pooling="last", dropout=D.dropout, epochs=D.epochs,
-                 batch_size=D.batch_size, lr=D.lr, weight_decay=D.weight_decay, clip=D.clip,
-                 patience=D.patience, validation_fraction=D.validation_fraction,
-                 time_budget=D.time_budget, verbose=D.verbose, random_state=None):
+    def __init__(self, window="auto", output_steps=1, normalize="global", cell=N.cell, hidden_size=N.hidden_size,
+                 num_layers=N.num_layers, pooling="last", dropout=N.dropout, epochs=S.epochs,
+                 batch_size=S.batch_size, lr=S.lr, weight_decay=S.weight_decay, clip=S.clip,
+                 patience=S.patience, validation_fraction=S.validation_fraction,
+                 time_budget=S.time_budget, verbose=S.verbose, random_state=None):
         self.window = window
         self.output_steps = output_steps
         self.normalize = normalize
@@ -88,24 +92,23 @@ class RNNForecaster(BaseEstimator):
         return sklearn_tags(super().__sklearn_tags__(), target_required=False)
 
     # -- fitting --------------------------------------------------------------------------------
-    def _config(self) -> tuple[FitConfig, int]:
-        skip = ("window", "output_steps", "normalize", "random_state")
-        params = {k: v for k, v in self.get_params(deep=False).items() if k not in skip}
-        cfg = FitConfig.from_params(params | {"frame": 1, "bidirectional": False})
-        if self.normalize not in NORMALIZATIONS:
-            raise InputError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
-        h = self.output_steps
-        if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1:
-            raise InputError(f"output_steps must be an int >= 1, got {h!r}")
-        w = self.window
-        if not (isinstance(w, str) and w == "auto") and (
-                isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1):
-            raise InputError(f"window must be 'auto' or an int >= 1, got {w!r}")
-        return cfg, int(h)
+    def _config(self) -> tuple[NetParams, FitSettings, int]:
+        """The checked network and training parameters (one direction: a forecast reads only
+        the past) and output_steps; window and normalize are checked too."""
+        params = self.get_params(deep=False)
+        net, settings = from_params(NetParams, params), from_params(FitSettings, params)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        H = check_number("output_steps", self.output_steps, COUNT)
+        if not (isinstance(self.window, str) and self.window == "auto"):
+            try:
+                check_number("window", self.window, COUNT)
+            except InputError:
+                raise InputError(f"window must be 'auto' or an int >= 1, got {self.window!r}") from None
+        return net, settings, H
 
     def fit(self, X, y=None, exog=None):
         """Learn to forecast the series X (N,) / (N, F); exog (N, E): extra known-future inputs."""
-        cfg, H = self._config()
+        net_params, settings, H = self._config()
         x = as_series(X)
         e = self._exog(exog, len(x), "exog", None)
         N = len(x)
@@ -124,21 +127,18 @@ class RNNForecaster(BaseEstimator):
         fut = sliding(x[L:], H)                                        # (count, H, F) x_{t+1..t+H}
         targets = ((fut - offset[:, None, :]) / target_scale(mode, sc)).reshape(count, -1)
         rng = seed_from(self.random_state)
-        n_val = int(round(cfg.validation_fraction * count)) if count >= 8 else 0
+        n_val = int(round(settings.validation_fraction * count)) if count >= 8 else 0
         n_val = min(n_val, count - 2)                  # keep windows to train on, whatever the fraction
         data = Sequences(inputs, np.full(count, L, np.int64), "3d")
         train, val = np.arange(count - n_val), np.arange(count - n_val, count)
-        net = SequenceNet(NetConfig(inputs.shape[2], H * x.shape[1], cfg.cell, cfg.hidden_size,
-                                    cfg.num_layers, False, cfg.pooling, cfg.dropout),
+        net = SequenceNet(NetConfig(inputs.shape[2], H * x.shape[1], **asdict(net_params)),
                           dtype=np.float32, rng=rng)
-        settings = FitSettings(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.clip,
-                               cfg.patience, cfg.time_budget, cfg.verbose)
-        self.history_: History = fit_network(
+        history = fit_network(
             net, mean_squared_error, data.subset(train), targets[train],
             data.subset(val) if n_val else None, targets[val] if n_val else None, settings, rng,
             type(self).__name__)
-        self.net_, self.scale_, self.window_ = with_dtype(net, np.float64), sc, L
-        self.n_epochs_ = len(self.history_.train_loss)
+        self._fitted(net, history)
+        self.scale_, self.window_ = sc, L
         self.n_features_in_ = x.shape[1]
         self.n_exog_ = e.shape[1]
         self._series_ndim = np.ndim(X) if not isinstance(X, (list, tuple)) else np.asarray(X).ndim
@@ -169,11 +169,6 @@ class RNNForecaster(BaseEstimator):
         return e
 
     # -- forecasting ----------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
-                                 "with appropriate arguments before using this estimator.")
-
     def _context(self, history, history_exog) -> tuple[np.ndarray, np.ndarray]:
         """The last window_ rows of the series (and extra inputs) to forecast from."""
         if history is None:
@@ -252,37 +247,19 @@ class RNNForecaster(BaseEstimator):
         pred = self.predict(X, exog=exog)
         return r2_score(obs, pred.reshape(len(obs), -1))
 
-    # -- saving ---------------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write the fitted forecaster (weights, scales, the last window of the series) to ``path``."""
-        from rnnkit.models.persist import save_model
-        self._check_fitted()
-        sc, h = self.scale_, self.history_
-        arrays = {"scale.mean": sc.mean, "scale.std": sc.std, "scale.step": sc.step,
-                  "scale.exog_mean": sc.exog_mean, "scale.exog_std": sc.exog_std,
-                  "last_window": self.last_window_, "last_exog": self.last_exog_}
-        meta = {"window": self.window_, "series_ndim": self._series_ndim,
-                "history": {"train_loss": h.train_loss, "val_loss": h.val_loss, "best_epoch": h.best_epoch,
-                            "stop_reason": h.stop_reason, "seconds": h.seconds}}
-        save_model(path, type(self).__name__, self.get_params(deep=False), self.net_, arrays, meta)
+    # -- saving (RecurrentEstimator.save / load) -----------------------------------------------
+    def _arrays(self) -> dict[str, np.ndarray]:
+        sc = self.scale_
+        return {"scale.mean": sc.mean, "scale.std": sc.std, "scale.step": sc.step,
+                "scale.exog_mean": sc.exog_mean, "scale.exog_std": sc.exog_std,
+                "last_window": self.last_window_, "last_exog": self.last_exog_}
 
-    @classmethod
-    def load(cls, path) -> "RNNForecaster":
-        """The forecaster saved at ``path`` by ``RNNForecaster.save``."""
-        from rnnkit.models.persist import ModelFileError, load_model
-        header, weights, a = load_model(path, cls.__name__)
-        try:
-            est = cls(**{k: v for k, v in header["params"].items() if k in cls._get_param_names()})
-            net = SequenceNet(NetConfig(**header["net"]), rng=0)
-            net.load_state_dict(weights)
-            est.scale_ = SeriesScale(a["scale.mean"], a["scale.std"], a["scale.step"],
-                                     a["scale.exog_mean"], a["scale.exog_std"])
-            est.last_window_, est.last_exog_ = a["last_window"], a["last_exog"]
-            est.window_, est._series_ndim = int(header["window"]), int(header["series_ndim"])
-            est.history_ = History(**header["history"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: damaged {cls.__name__} file ({type(exc).__name__}: {exc})") from None
-        est.net_ = net.eval()
-        est.n_features_in_, est.n_exog_ = est.last_window_.shape[1], est.last_exog_.shape[1]
-        est.n_epochs_ = len(est.history_.train_loss)
-        return est
+    def _meta(self) -> dict:
+        return {"window": self.window_, "series_ndim": self._series_ndim}
+
+    def _restore(self, header: dict, a: dict) -> None:
+        self.scale_ = SeriesScale(a["scale.mean"], a["scale.std"], a["scale.step"],
+                                  a["scale.exog_mean"], a["scale.exog_std"])
+        self.last_window_, self.last_exog_ = a["last_window"], a["last_exog"]
+        self.window_, self._series_ndim = int(header["window"]), int(header["series_ndim"])
+        self.n_features_in_, self.n_exog_ = self.last_window_.shape[1], self.last_exog_.shape[1]

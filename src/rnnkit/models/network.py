@@ -19,8 +19,8 @@ from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.linear import Linear
 from rnnkit.checks import make_rng
 from rnnkit.module import Module
-from rnnkit.pooling import POOLINGS, make_pool
-from rnnkit.models.errors import InputError
+from rnnkit.pooling import make_pool
+from rnnkit.models.errors import check_choice
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -43,10 +43,7 @@ class NetConfig:
 class SequenceNet(Module):
     def __init__(self, cfg: NetConfig, *, dtype=np.float64, rng=None) -> None:
         super().__init__(dtype=dtype)
-        if cfg.cell not in CELLS:
-            raise InputError(f"cell must be one of {sorted(CELLS)}, got {cfg.cell!r}")
-        if cfg.pooling not in POOLINGS:
-            raise InputError(f"pooling must be one of {POOLINGS}, got {cfg.pooling!r}")
+        check_choice("cell", cfg.cell, sorted(CELLS))     # the pooling name: make_pool checks it
         self.cfg = cfg
         rng = make_rng(rng)                          # one generator: initialisation, then dropout
         D = 2 if cfg.bidirectional else 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.lm.checkpoint import prefixed, read_tensors, unprefixed, write_tensors
-from rnnkit.lm.errors import UserError
+from rnnkit.errors import UserError
 
 FORMAT, VERSION = "rnnkit.models", 1
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.losses import mean_squared_error
 from rnnkit.models._sklearn import RegressorMixin
 from rnnkit.models.base import SequenceEstimator
-from rnnkit.models.data import as_sequences
+from rnnkit.models.data import as_sequences, spread_or_one
 from rnnkit.models.targets import real_targets
-from rnnkit.models.training import mean_squared_error
 
 
 class RNNRegressor(RegressorMixin, SequenceEstimator):
@@ -27,8 +27,7 @@ class RNNRegressor(RegressorMixin, SequenceEstimator):
         y = real_targets(y, seq.n, type(self).__name__)
         y2 = y.reshape(seq.n, -1)
         self.y_mean_ = y2.mean(axis=0)
-        std = y2.std(axis=0)
-        self.y_scale_ = np.where(std > 1e-12 * np.maximum(1.0, np.abs(self.y_mean_)), std, 1.0)
+        self.y_scale_ = spread_or_one(y2.std(axis=0), self.y_mean_)
         self._y_ndim = y.ndim
         self._fit_sequences(seq, (y2 - self.y_mean_) / self.y_scale_, y2.shape[1], mean_squared_error)
         return self

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.models.data import check_finite
+from rnnkit.models.data import check_finite, spread_or_one
 from rnnkit.models.errors import InputError
 
 NORMALIZATIONS = ("last", "global", "both")
@@ -62,13 +62,11 @@ class SeriesScale:
 
     @classmethod
     def fit(cls, x: np.ndarray, e: np.ndarray) -> "SeriesScale":
-        def floor(s, ref):
-            return np.where(s > 1e-12 * np.maximum(1.0, np.abs(ref)), s, 1.0)
         mean = x.mean(axis=0)
-        std = floor(x.std(axis=0), mean)
-        step = floor(np.diff(x, axis=0).std(axis=0), mean) if len(x) > 2 else std
+        std = spread_or_one(x.std(axis=0), mean)
+        step = spread_or_one(np.diff(x, axis=0).std(axis=0), mean) if len(x) > 2 else std
         emean = e.mean(axis=0)
-        return cls(mean, std, step, emean, floor(e.std(axis=0), emean))
+        return cls(mean, std, step, emean, spread_or_one(e.std(axis=0), emean))
 
 
 def rows(x: np.ndarray, e: np.ndarray, horizon: int) -> np.ndarray:

@@ -3,7 +3,8 @@ clipping, early stopping on a validation part with the best weights restored, a 
 a progress bar.
 
 One epoch: for each batch, z = net(x, lengths); (loss, dz) = loss_fn(z, y); backward; clip the
-global gradient norm; an Adam step. After each epoch the validation loss decides: a new best is
+global gradient norm; an Adam step. A loss function is one of ``rnnkit.losses``:
+``loss_fn(z, y, grad=True) -> (loss, dz or None)``. After each epoch the validation loss decides: a new best is
 remembered (a copy of the weights); ``patience`` epochs without one end training; the best
 weights are put back at the end.
 """
@@ -14,20 +15,20 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 import rnnkit
-from rnnkit.losses import softmax_cross_entropy
+from rnnkit.models.config import FitSettings
 from rnnkit.models.data import Sequences, bucket_batches, ordered_batches, time_major
 from rnnkit.models.errors import TrainingDiverged
 from rnnkit.models.network import SequenceNet
 from rnnkit.optim import Adam, clip_grad_norm_
 
-LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+LossFn = Callable[..., tuple[float, np.ndarray | None]]     # (z, y, *, grad=True)
 
 
 @functools.cache
@@ -40,29 +41,6 @@ def one_blas_thread():
     64 x 192 per step), where OpenBLAS's second thread made a training step 3-10x slower on the
     2-core machine (README, "Sequence models"); the setting is restored on exit."""
     return _blas().limit(limits=1, user_api="blas")
-
-
-def cross_entropy(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean negative log-likelihood of the class codes y (B,) under the logits z (B, K)."""
-    return softmax_cross_entropy(z, y)
-
-
-def mean_squared_error(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """mean((z − y)²) over every entry of (B, K); dz = 2 (z − y) / (B·K)."""
-    r = z - np.asarray(y, z.dtype)
-    return float(np.mean(r * r)), (2.0 / r.size) * r
-
-
-@dataclass(frozen=True)
-class FitSettings:
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    clip: float
-    patience: int
-    time_budget: float | None
-    verbose: int
 
 
 @dataclass
@@ -80,8 +58,15 @@ def fit_network(net: SequenceNet, loss_fn: LossFn, train: Sequences, y_train: np
     """Train ``net``; the best epoch is the one with the lowest validation loss (the lowest
     training loss without a validation part). Keeping the epoch with the fewest validation
     errors instead was measured worse for classification (README)."""
+    train = as_dtype(train, net.dtype)                  # once, not per batch
+    val = as_dtype(val, net.dtype) if val is not None else None
     with one_blas_thread():
         return _fit(net, loss_fn, train, y_train, val, y_val, s, rng, desc)
+
+
+def as_dtype(data: Sequences, dtype) -> Sequences:
+    """``data`` with its values in ``dtype`` (the network's: float32 while training)."""
+    return replace(data, values=data.values.astype(dtype, copy=False))
 
 
 def _fit(net, loss_fn, train, y_train, val, y_val, s: FitSettings, rng, desc) -> History:
@@ -129,8 +114,8 @@ def _fit(net, loss_fn, train, y_train, val, y_val, s: FitSettings, rng, desc) ->
 
 def _step(net: SequenceNet, opt: Adam, loss_fn: LossFn, data: Sequences, y: np.ndarray,
           idx: np.ndarray, clip: float) -> float:
-    x, lengths = time_major(data, idx)
-    z = net(x.astype(net.dtype, copy=False), lengths)
+    x, lengths = time_major(data, idx)                # (T, B, F), already in net.dtype
+    z = net(x, lengths)
     loss, dz = loss_fn(z, y[idx])
     net.zero_grad()
     net.backward(dz)
@@ -149,9 +134,9 @@ def _report(bar: tqdm, s: FitSettings, epoch: int, hist: History) -> None:
 
 
 def evaluate(net: SequenceNet, loss_fn: LossFn, data: Sequences, y: np.ndarray, batch_size: int) -> float:
-    """Mean loss over the samples of ``data`` (inference mode, no gradients kept)."""
+    """Mean loss over the samples of ``data`` (inference mode, no gradients computed)."""
     z = predict_network(net, data, batch_size)
-    return loss_fn(z, y)[0]
+    return loss_fn(z, y, grad=False)[0]
 
 
 # Sequences per batch in prediction: large enough that Python's per-batch cost vanishes, small

@@ -62,13 +62,12 @@ def gather_backward(dy: np.ndarray, cache: GatherCache) -> np.ndarray:
 class MeanCache:
     mask: np.ndarray            # (T, B) valid steps
     lengths: np.ndarray         # (B,)
-    features: int
 
 
 def mean_forward(h: np.ndarray, lengths: np.ndarray):
     mask = valid_mask(h.shape[0], lengths)
     total = np.einsum("tb,tbf->bf", mask.astype(h.dtype), h)
-    return total / lengths[:, None].astype(h.dtype), MeanCache(mask, lengths, h.shape[2])
+    return total / lengths[:, None].astype(h.dtype), MeanCache(mask, lengths)
 
 
 def mean_backward(dy: np.ndarray, cache: MeanCache) -> np.ndarray:
