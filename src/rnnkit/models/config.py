@@ -5,7 +5,7 @@ Two frozen records that check themselves, naming the bad value: :class:`NetParam
 stopping, budget). The constructors take these fields as keyword arguments (scikit-learn's
 convention: stored as given, checked when ``fit`` builds the records), with the class attributes
 below as their defaults. How the defaults were measured: README, "Sequence models", and
-bench/seqmodels.py.
+scripts/tune_seqmodels.py / scripts/tune_forecaster.py.
 """
 
 from __future__ import annotations
