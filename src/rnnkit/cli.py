@@ -26,14 +26,11 @@ from dataclasses import fields
 from rnnkit.bench.commands import add_bench_parser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
 from rnnkit.distributed import launcher_rank
-from rnnkit.errors import Note, user_message
+from rnnkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, Note, user_message
 from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
 from rnnkit.onnx.commands import add_export_parser
 from rnnkit.outputs import output_dir
 from rnnkit.models.commands import add_classify_parser, add_forecast_parser
-
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
-
 
 class Parser(argparse.ArgumentParser):
     """Every rnnkit parser (the subcommands' too): options are spelled out, never abbreviated, so

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rnnkit.errors import UserError, user_message
+from rnnkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UserError, user_message
 
 # Variables by which MPI launchers tell a process how many were started and which one it is:
 # MPICH's and Intel MPI's hydra and Slurm's srun --mpi=pmi2 (PMI), Open MPI, MVAPICH. For a
@@ -310,6 +310,10 @@ def allreduce_gradients(params, *, average: bool = True) -> None:
     world().allreduce_gradients(params, average=average)
 
 
+def _describe(exc: BaseException) -> str:
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+
+
 def exit_together(world: World, main: Callable[[], int], command: str) -> int:
     """Run a command's ``main()`` (→ exit code) so that every rank ends, with one exit code.
 
@@ -324,7 +328,8 @@ def exit_together(world: World, main: Callable[[], int], command: str) -> int:
         return main()
     except (Exception, KeyboardInterrupt) as exc:
         message = user_message(exc)                      # None: a bug, reported with its traceback
-        code = 2 if message is not None else 1           # as rnnkit.cli's exit codes
+        code = (EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt)        # as rnnkit.cli's
+                else EXIT_USAGE if message is not None else EXIT_FAILED)
         if getattr(exc, EVERY_RANK, False):
             if world.root:
                 raise
@@ -332,6 +337,6 @@ def exit_together(world: World, main: Callable[[], int], command: str) -> int:
         if message is None and not isinstance(exc, KeyboardInterrupt):
             traceback.print_exc()
         print(f"rnnkit {command}: error on MPI rank {world.rank} of {world.size}: "
-              f"{message or exc or type(exc).__name__}; aborting every rank", file=sys.stderr, flush=True)
+              f"{message or _describe(exc)}; aborting every rank", file=sys.stderr, flush=True)
         world.abort(code)
         raise                                            # not reached: MPI_Abort ends the process

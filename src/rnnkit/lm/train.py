@@ -456,10 +456,12 @@ class TrainLoop:
                     t.check_replicas()
                 if t.step % cfg.eval_every == 0:
                     self._evaluate(bar)
-            except NonFiniteLoss as exc:
+            except NonFiniteLoss as exc:       # every rank raised it: the loss and norm are agreed
                 bar.close()
-                raise NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
-                                    f"{t.run_dir / 'latest.safetensors'}") from None
+                stopped = NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
+                                        f"{t.run_dir / 'latest.safetensors'}")
+                setattr(stopped, distributed.EVERY_RANK, True)
+                raise stopped from None
         bar.close()
         self.train_seconds = trained
         if self.stopped_by in (Stop.SIGINT, Stop.SIGTERM):
