@@ -282,3 +282,13 @@ def test_a_rank_failing_alone_aborts_with_the_command_lines_exit_code(error, cod
         distributed.exit_together(w, fail, "train")
     assert w.aborted_with == code
     assert f"error on MPI rank 1 of 2: {said}; aborting every rank" in capsys.readouterr().err
+
+
+def test_the_replicas_are_hashed_once_per_step_that_also_validates(corpus, tmp_path, monkeypatch):
+    from rnnkit.lm import train
+    checked = []
+    monkeypatch.setattr(train, "SYNC_CHECK_EVERY", 4)
+    monkeypatch.setattr(distributed.World, "check_replicas", lambda self, arrays, what="": checked.append(what))
+    argv = ["train", str(corpus), *TINY, "--eval-every", "2", "--max-steps", "8", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0                    # (the last --eval-every counts)
+    assert len(checked) == 5                  # the checkpoints of steps 0, 2, 4, 6, 8: once each

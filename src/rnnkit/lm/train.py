@@ -458,10 +458,10 @@ class TrainLoop:
                     remaining = max(cfg.time_budget - trained, 0.0)
                     t.set_last_step(t.world.broadcast_object(t.step + int(remaining / (trained / len(losses)))))
                     t.log(f"cosine schedule: the time budget allows about {t.last_step} steps")
-                if t.step % SYNC_CHECK_EVERY == 0:
-                    t.check_replicas()
                 if t.step % cfg.eval_every == 0:
-                    self._evaluate(bar)
+                    self._evaluate(bar)                 # its checkpoint checks the replicas first
+                elif t.step % SYNC_CHECK_EVERY == 0:
+                    t.check_replicas()
             except NonFiniteLoss as exc:       # every rank raised it: the loss and norm are agreed
                 bar.close()
                 stopped = NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
