@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from rnnkit.engine import available_cpus
 from rnnkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UserError, user_message
 
 # Variables by which MPI launchers tell a process how many were started and which one it is:
@@ -77,10 +78,6 @@ def launcher_rank() -> int:
     return found[1] if found else 0
 
 
-def _cpus() -> set[int]:
-    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
-
-
 class World:
     """The processes training one model: this one's ``rank`` among ``size``, its ``local_rank``
     among the ``local_size`` of them on this machine, and ``threads``, the engine threads each should use by default (the CPUs
@@ -91,13 +88,13 @@ class World:
         self.comm = comm                  # mpi4py.MPI.Comm, or None: a single process
         self._buffer: np.ndarray | None = None      # the flat gradient buffer, reused each step
         if comm is None:
-            self.rank, self.size, self.local_rank, self.local_size, self.threads = 0, 1, 0, 1, len(_cpus())
+            self.rank, self.size, self.local_rank, self.local_size, self.threads = 0, 1, 0, 1, len(available_cpus())
             return
         from mpi4py import MPI
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         node = comm.Split_type(MPI.COMM_TYPE_SHARED)
         try:
-            mine = _cpus()
+            mine = available_cpus()
             others = node.allgather(sorted(mine))
             self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
             self.threads = max(1, len(mine) // sum(1 for cpus in others if mine & set(cpus)))

@@ -19,7 +19,6 @@ import enum
 import hashlib
 import json
 import math
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -124,12 +123,12 @@ def _silent(msg: str) -> None:
 
 def engine_threads(requested: int, world: World) -> int | None:
     """The engine threads of each process: ``requested`` (--threads) if given; else, for a single
-    process or if RNNKIT_NUM_THREADS / OMP_NUM_THREADS is set, None (the engine's own choice:
-    those variables, else every CPU); else the CPUs this process may use, divided among the
+    process or if RNNKIT_NUM_THREADS / OMP_NUM_THREADS gives a count, None (the engine's own
+    choice: that count, else every CPU); else the CPUs this process may use, divided among the
     processes of its machine that may use them too."""
     if requested:
         return requested
-    if world.size == 1 or any(os.environ.get(name, "").strip() for name in ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS")):
+    if world.size == 1 or engine.threads_from_environment() is not None:
         return None
     return world.threads
 
