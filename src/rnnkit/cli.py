@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -124,9 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if getattr(args, "threads", 0) > 0 and "numba" not in sys.modules:
-        # Numba sizes its pool of threads once, when it starts: before the engine is imported.
-        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     from rnnkit.lm.run import run_train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "paths" in given:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from rnnkit.lm.infer import sample, score
 from rnnkit.lm.rundir import load_run
 from rnnkit.lm.train import NonFiniteLoss, Trainer, TrainResult, resume_config
 
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -28,6 +30,7 @@ def run_train(given: dict, resume: bool = False) -> int:
     Under an MPI launcher (``mpiexec -n N rnnkit train``) every process runs this; rank 0 alone
     prints, and every process ends with the same exit code (:func:`rnnkit.distributed.exit_together`).
     """
+    size_numba_pool(given.get("threads", 0))
     try:
         world = distributed.world()
     except distributed.MPIUnavailable:
@@ -35,6 +38,13 @@ def run_train(given: dict, resume: bool = False) -> int:
             raise                                 # said once, by the first process
         return EXIT_USAGE
     return distributed.exit_together(world, lambda: _train(given, resume, world), "train")
+
+
+def size_numba_pool(threads: int) -> None:
+    """Numba sizes its pool of threads once, when it is first imported: ``--threads N`` sets
+    NUMBA_NUM_THREADS to N before that (the engine has not been imported yet when a command starts)."""
+    if threads > 0 and "numba" not in sys.modules:
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)
 
 
 def _train(given: dict, resume: bool, world: distributed.World) -> int:
