@@ -21,10 +21,11 @@ import json
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 import numpy as np
 from tqdm import tqdm
@@ -408,6 +409,7 @@ class TrainLoop:
         self.stopped_by = Stop.NO                             # the agreed reason the loop ended
         self.last_val: tuple[int, Score] | None = None      # (step, score) of the latest validation
         self.train_seconds = 0.0                              # time spent in training steps
+        self.metrics: TextIO | None = None                    # metrics.jsonl while the loop runs (rank 0)
 
     def _on_signal(self, signum, frame) -> None:
         if self.stop_requested:
@@ -417,14 +419,15 @@ class TrainLoop:
     def run(self) -> TrainResult:
         t = self.t
         t.warm_up()
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            losses = self._loop()
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-        if self.last_val is None or self.last_val[0] != t.step:
-            self._evaluate(None, sample=False)
+        with self._metrics_file():
+            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                losses = self._loop()
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+            if self.last_val is None or self.last_val[0] != t.step:
+                self._evaluate(None, sample=False)
         signum = {Stop.SIGINT: signal.SIGINT, Stop.SIGTERM: signal.SIGTERM}.get(self.stopped_by, 0)
         return TrainResult(t.step, losses, self.last_val[1], t.unigram_bits, bool(signum),
                            self.train_seconds, int(signum))
@@ -513,8 +516,20 @@ class TrainLoop:
             msg += "\n--- sample ---\n" + t.sample_text(min(t.cfg.sample_chars, 200)) + "\n--------------"
         return val, msg
 
-    def _metric(self, record: dict) -> None:
+    @contextmanager
+    def _metrics_file(self) -> Iterator[None]:
+        """metrics.jsonl open for appending while the loop runs (rank 0 alone writes it), line
+        buffered: each record reaches the file when it is written, so a crash loses none."""
         if not self.t.world.root:
+            yield
             return
-        with open(self.t.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        with open(self.t.run_dir / "metrics.jsonl", "a", encoding="utf-8", buffering=1) as f:
+            self.metrics = f
+            try:
+                yield
+            finally:
+                self.metrics = None
+
+    def _metric(self, record: dict) -> None:
+        if self.metrics is not None:
+            self.metrics.write(json.dumps(record) + "\n")
