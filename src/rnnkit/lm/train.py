@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from rnnkit import distributed, engine
 from rnnkit.distributed import ShardedRandom, World
+from rnnkit.layers import state_parts
 from rnnkit.lm.checkpoint import prefixed, unprefixed, write_json, write_tensors
 from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
 from rnnkit.lm.data import (
@@ -39,7 +40,6 @@ from rnnkit.lm.data import (
 )
 from rnnkit.lm.errors import CheckpointError, CorpusError, MismatchedCheckpoint
 from rnnkit.lm.infer import NonFiniteOutput, Score, sample, score
-from rnnkit.layers import state_parts
 from rnnkit.lm.model import CharLM
 from rnnkit.lm.rundir import check_weights, read_run_files, read_training_state, refuse_resume
 from rnnkit.losses import softmax_cross_entropy
