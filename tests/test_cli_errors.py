@@ -216,6 +216,8 @@ CASES = [
     Case("export {missing}.safetensors {dir}/model.onnx", ("missing.safetensors", "no such file", "save")),
     Case("export {run}/best.safetensors {dir}/model.onnx",
          ("best.safetensors", "not an rnnkit sequence model", "format None")),
+    Case("export {run}/best.safetensors {dir}/model.onnx --checkpoint latest",
+         ("--checkpoint", "best.safetensors", "a saved model")),
     Case("export {run} {dir}/model.onnx", ("best.safetensors", "latest.safetensors", "truncated"),
          combine(truncate("best.safetensors"), truncate("latest.safetensors", 3000))),
     # run directories

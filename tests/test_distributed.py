@@ -248,3 +248,47 @@ def test_sharded_random_draws_are_the_single_process_draws():
         assert len({g.random() for g in gens}) == 1              # every rank's generator in step
         with pytest.raises(ValueError, match=r"needs \(T, 2, \.\.\.\)"):
             distributed.ShardedRandom(gens[0], slice(0, 2), 6).random((5, 3, 4))
+
+
+def test_a_drift_found_by_the_first_save_is_the_commands_error(corpus, tmp_path, monkeypatch, capsys):
+    def drifted(self, arrays, what="parameters"):
+        raise distributed.ReplicaDrift(f"the model's replicas have drifted apart: the {what} differ")
+    monkeypatch.setattr(distributed.World, "check_replicas", drifted)     # found at the step-0 save
+    assert main(["train", str(corpus), *TINY, "--max-steps", "1", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "rnnkit train: error: the model's replicas have drifted apart: the parameters and optimizer state" in err
+    assert "Traceback" not in err
+
+
+class _Rank1Of2:
+    """A stand-in for rank 1 of a 2-process world whose MPI_Abort records its code."""
+    size, rank, root = 2, 1, False
+
+    def __init__(self) -> None:
+        self.aborted_with = None
+
+    def abort(self, code: int) -> None:
+        self.aborted_with = code
+
+
+@pytest.mark.parametrize("error, code, said", [(KeyboardInterrupt(), 130, "interrupted"),
+                                               (distributed.UserError("bad"), 2, "bad"),
+                                               (ZeroDivisionError("bug"), 1, "bug")])
+def test_a_rank_failing_alone_aborts_with_the_command_lines_exit_code(error, code, said, capsys):
+    def fail():
+        raise error
+    w = _Rank1Of2()
+    with pytest.raises(type(error)):                   # MPI_Abort would have ended the process
+        distributed.exit_together(w, fail, "train")
+    assert w.aborted_with == code
+    assert f"error on MPI rank 1 of 2: {said}; aborting every rank" in capsys.readouterr().err
+
+
+def test_the_replicas_are_hashed_once_per_step_that_also_validates(corpus, tmp_path, monkeypatch):
+    from rnnkit.lm import train
+    checked = []
+    monkeypatch.setattr(train, "SYNC_CHECK_EVERY", 4)
+    monkeypatch.setattr(distributed.World, "check_replicas", lambda self, arrays, what="": checked.append(what))
+    argv = ["train", str(corpus), *TINY, "--eval-every", "2", "--max-steps", "8", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0                    # (the last --eval-every counts)
+    assert len(checked) == 5                  # the checkpoints of steps 0, 2, 4, 6, 8: once each

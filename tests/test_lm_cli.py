@@ -186,3 +186,26 @@ def test_cosine_schedule_with_max_steps_resumes_exactly(tmp_path, corpus):
     assert lrs[0] == pytest.approx(lr / 3) and lrs[2] == pytest.approx(lr)
     assert lrs[-1] == pytest.approx(lr * 0.05, rel=0.3)
     assert resumed.optimizer.lr == pytest.approx(lrs[-1])
+
+
+def test_threads_size_numbas_pool_before_it_starts(tmp_path, corpus):
+    code = ("import sys; from rnnkit.cli import main\n"
+            f"rc = main(['train', {str(corpus)!r}, '--threads', '1', '--max-steps', '1', '--hidden', '8', "
+            f"'--batch-size', '2', '--sample-chars', '0', '--out', {str(tmp_path / 'r')!r}])\n"
+            "import numba; print(rc, numba.config.NUMBA_NUM_THREADS)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.stdout.splitlines()[-1] == "0 1", proc.stderr
+
+
+def test_each_metric_is_on_disk_as_soon_as_it_is_written(tmp_path, corpus, monkeypatch):
+    from rnnkit.lm.train import Trainer
+    run, seen = tmp_path / "r", []
+    step = Trainer.train_step
+
+    def train_step(self, *args, **kwargs):          # what a crash at this step would leave
+        seen.append([json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()])
+        return step(self, *args, **kwargs)
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    assert main(["train", str(corpus), *SMALL, "--max-steps", "3", "--eval-every", "2", "--out", str(run)]) == 0
+    assert seen == [[], [1], [1, 2, 2]]

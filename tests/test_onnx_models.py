@@ -260,3 +260,16 @@ def test_report_worst_error(capsys):
     """Runs last: prints the largest errors measured (for the README and the closing note)."""
     with capsys.disabled():
         print("\nlargest ONNX vs predict error:", {k: f"{v:.2e}" for k, v in WORST.items()})
+
+
+def test_export_command_names_the_labels_file_it_wrote(tmp_path, capsys):
+    X, _ = series_data(20, 6, 1, seed=4)
+    y = np.array([1, 2 ** 70], dtype=object)[np.arange(20) % 2]           # labels ONNX cannot hold
+    RNNClassifier(**TINY).fit(X, y).save(tmp_path / "c.safetensors")
+    assert main(["export", str(tmp_path / "c.safetensors"), str(tmp_path / "c.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "outputs label_index, probabilities)" in out and out.rstrip().endswith(f" and {tmp_path / 'c.classes.json'}")
+    assert (tmp_path / "c.classes.json").is_file()
+    with pytest.raises(ValueError, match="opset must lie in") as caught:        # the argument at fault, typed
+        rnnkit.onnx.export(RNNClassifier(**TINY).fit(X, np.arange(20) % 2), tmp_path / "d.onnx", opset=10 ** 6)
+    assert caught.value.argument == "opset"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -26,14 +25,11 @@ from dataclasses import fields
 from rnnkit.bench.commands import add_bench_parser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
 from rnnkit.distributed import launcher_rank
-from rnnkit.errors import Note, user_message
+from rnnkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, Note, user_message
 from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
 from rnnkit.onnx.commands import add_export_parser
 from rnnkit.outputs import output_dir
 from rnnkit.models.commands import add_classify_parser, add_forecast_parser
-
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
-
 
 class Parser(argparse.ArgumentParser):
     """Every rnnkit parser (the subcommands' too): options are spelled out, never abbreviated, so
@@ -127,9 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if getattr(args, "threads", 0) > 0 and "numba" not in sys.modules:
-        # Numba sizes its pool of threads once, when it starts: before the engine is imported.
-        os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     from rnnkit.lm.run import run_train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "paths" in given:

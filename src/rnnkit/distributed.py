@@ -41,10 +41,12 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.errors import UserError, user_message
+from rnnkit.engine import available_cpus
+from rnnkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UserError, user_message
 
 # Variables by which MPI launchers tell a process how many were started and which one it is:
 # MPICH's and Intel MPI's hydra and Slurm's srun --mpi=pmi2 (PMI), Open MPI, MVAPICH. For a
@@ -77,8 +79,12 @@ def launcher_rank() -> int:
     return found[1] if found else 0
 
 
-def _cpus() -> set[int]:
-    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+class _FlatGradients(NamedTuple):
+    """Where each gradient of a parameter set lies in the one buffer an Allreduce sums."""
+    params: tuple                        # the set (held: recognised by identity the next step)
+    spans: tuple[tuple[int, int], ...]   # [start, stop) of each parameter's gradient
+    size: int                            # the gradients' total size; the extras follow
+    buffer: np.ndarray                   # (size + extras,), in the gradients' common dtype
 
 
 class World:
@@ -89,15 +95,15 @@ class World:
 
     def __init__(self, comm=None) -> None:
         self.comm = comm                  # mpi4py.MPI.Comm, or None: a single process
-        self._buffer: np.ndarray | None = None      # the flat gradient buffer, reused each step
+        self._flat: _FlatGradients | None = None    # the last parameter set's buffer, reused each step
         if comm is None:
-            self.rank, self.size, self.local_rank, self.local_size, self.threads = 0, 1, 0, 1, len(_cpus())
+            self.rank, self.size, self.local_rank, self.local_size, self.threads = 0, 1, 0, 1, len(available_cpus())
             return
         from mpi4py import MPI
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         node = comm.Split_type(MPI.COMM_TYPE_SHARED)
         try:
-            mine = _cpus()
+            mine = available_cpus()
             others = node.allgather(sorted(mine))
             self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
             self.threads = max(1, len(mine) // sum(1 for cpus in others if mine & set(cpus)))
@@ -140,27 +146,31 @@ class World:
         over the ranks in the same call, are returned summed (never divided)."""
         if self.size == 1:
             return tuple(float(e) for e in extras)
-        grads = [p.grad for p in params]
-        n = sum(g.size for g in grads)
-        dtype = np.result_type(*grads)
-        if self._buffer is None or self._buffer.size != n + len(extras) or self._buffer.dtype != dtype:
-            self._buffer = np.empty(n + len(extras), dtype)
-        buf = self._buffer
-        offset = 0
-        for g in grads:                                              # pack
-            buf[offset: offset + g.size] = g.ravel()
-            offset += g.size
+        flat = self._flat_gradients(params, len(extras))
+        buf, n = flat.buffer, flat.size
+        for p, (start, stop) in zip(flat.params, flat.spans):                  # pack
+            buf[start:stop] = p.grad.ravel()
         buf[n:] = extras
         from mpi4py import MPI
         self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         summed = tuple(float(e) for e in buf[n:])
         if average:
             np.divide(buf[:n], self.size, out=buf[:n])
-        offset = 0
-        for g in grads:                                              # unpack
-            g[...] = buf[offset: offset + g.size].reshape(g.shape)
-            offset += g.size
+        for p, (start, stop) in zip(flat.params, flat.spans):                  # unpack
+            p.grad[...] = buf[start:stop].reshape(p.grad.shape)
         return summed
+
+    def _flat_gradients(self, params, extras: int) -> _FlatGradients:
+        """The flat buffer of this parameter set (the last one's, if it is the same set)."""
+        params = tuple(params)
+        flat = self._flat
+        if flat is None or flat.params != params or flat.buffer.size != flat.size + extras:
+            ends = np.cumsum([p.grad.size for p in params], dtype=np.int64)
+            spans = tuple(zip([0, *ends[:-1].tolist()], ends.tolist()))
+            size = int(ends[-1]) if len(ends) else 0
+            dtype = np.result_type(*(p.grad for p in params))
+            flat = self._flat = _FlatGradients(params, spans, size, np.empty(size + extras, dtype))
+        return flat
 
     def gather_streams(self, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...] | None:
         """States (L, B/N, H) of this rank's streams → on rank 0 the whole batch's (L, B, H), in
@@ -251,10 +261,6 @@ class ShardedRandom:
     def __init__(self, rng: np.random.Generator, share: slice, total: int) -> None:
         self.rng, self.share, self.total = rng, share, total
 
-    @property
-    def bit_generator(self):
-        return self.rng.bit_generator
-
     def random(self, size, dtype=np.float64):
         shape = tuple(np.atleast_1d(size))
         b = self.share.stop - self.share.start
@@ -310,6 +316,10 @@ def allreduce_gradients(params, *, average: bool = True) -> None:
     world().allreduce_gradients(params, average=average)
 
 
+def _describe(exc: BaseException) -> str:
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+
+
 def exit_together(world: World, main: Callable[[], int], command: str) -> int:
     """Run a command's ``main()`` (→ exit code) so that every rank ends, with one exit code.
 
@@ -324,7 +334,8 @@ def exit_together(world: World, main: Callable[[], int], command: str) -> int:
         return main()
     except (Exception, KeyboardInterrupt) as exc:
         message = user_message(exc)                      # None: a bug, reported with its traceback
-        code = 2 if message is not None else 1           # as rnnkit.cli's exit codes
+        code = (EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt)        # as rnnkit.cli's
+                else EXIT_USAGE if message is not None else EXIT_FAILED)
         if getattr(exc, EVERY_RANK, False):
             if world.root:
                 raise
@@ -332,6 +343,6 @@ def exit_together(world: World, main: Callable[[], int], command: str) -> int:
         if message is None and not isinstance(exc, KeyboardInterrupt):
             traceback.print_exc()
         print(f"rnnkit {command}: error on MPI rank {world.rank} of {world.size}: "
-              f"{message or exc or type(exc).__name__}; aborting every rank", file=sys.stderr, flush=True)
+              f"{message or _describe(exc)}; aborting every rank", file=sys.stderr, flush=True)
         world.abort(code)
         raise                                            # not reached: MPI_Abort ends the process

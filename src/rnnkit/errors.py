@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import errno
 
+# The command line's exit codes (every process of an MPI job ends with the same one).
+EXIT_FAILED = 1               # the command could not finish (diverged training, a bug)
+EXIT_USAGE = 2                # a UserError, or a bad option (argparse's code)
+EXIT_INTERRUPTED = 130        # Ctrl-C: 128 + SIGINT, as a shell reports it
+
 
 class UserError(ValueError):
     """Bad options, unusable input files, or a run directory that cannot be used."""

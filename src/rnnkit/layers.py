@@ -14,6 +14,11 @@ from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
 from rnnkit.recurrent import RecurrentBase
 
 
+def state_parts(state) -> tuple[np.ndarray, ...]:
+    """A recurrent state as a tuple of its arrays: ``(h,)``, or ``(h, c)`` for an LSTM."""
+    return state if isinstance(state, tuple) else (state,)
+
+
 class RNN(RecurrentBase):
     r"""Elman RNN: for each layer and step,
 

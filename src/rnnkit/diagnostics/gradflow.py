@@ -16,7 +16,7 @@ import numpy as np
 
 from rnnkit import init
 from rnnkit.diagnostics.stepping import layer_cells, run_forward, state_gradients
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.layers import GRU, LSTM, RNN, state_parts
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
@@ -90,7 +90,7 @@ def jacobian_norms(cell, x: np.ndarray, trace) -> np.ndarray:
     eye = np.eye(H)
     for t in range(1, x.shape[0]):
         prev = trace.states[t - 1][0]
-        parts = prev if isinstance(prev, tuple) else (prev,)
+        parts = state_parts(prev)
         rep = tuple(np.repeat(p[:1], H, axis=0) for p in parts)
         _, cache = cell.step(np.repeat(x[t][:1], H, axis=0), rep if len(rep) == 2 else rep[0])
         d = (eye, np.zeros((H, H))) if len(rep) == 2 else eye

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.layers import GRU, LSTM, RNN, state_parts
 
 
 def layer_cells(layer) -> list:
@@ -43,10 +43,6 @@ def layer_cells(layer) -> list:
     return cells
 
 
-def _parts(state) -> tuple:
-    return state if isinstance(state, tuple) else (state,)
-
-
 @dataclass(frozen=True)
 class Trace:
     """A forward pass of a stack, step by step: caches[t][k] and states[t][k] after step t."""
@@ -63,7 +59,7 @@ def run_forward(cells: list, x: np.ndarray) -> Trace:
         inp, row_c, row_s = x[t], [], []
         for k, cell in enumerate(cells):
             state[k], cache = cell.step(inp, state[k])
-            inp = _parts(state[k])[0]
+            inp = state_parts(state[k])[0]
             row_c.append(cache)
             row_s.append(state[k])
         caches.append(row_c)
@@ -78,7 +74,7 @@ def state_gradients(cells: list, trace: Trace, dh_last: np.ndarray) -> list[list
     component ((dh,) or (dh, dc)), each (B, H).
     """
     T, L = len(trace.caches), len(cells)
-    carry = [tuple(np.zeros_like(p) for p in _parts(trace.states[-1][k])) for k in range(L)]
+    carry = [tuple(np.zeros_like(p) for p in state_parts(trace.states[-1][k])) for k in range(L)]
     carry[-1] = (carry[-1][0] + dh_last,) + carry[-1][1:]
     grads: list[list[tuple]] = [[()] * L for _ in range(T)]
     for t in range(T - 1, -1, -1):
@@ -88,5 +84,5 @@ def state_gradients(cells: list, trace: Trace, dh_last: np.ndarray) -> list[list
             grads[t][k] = d
             arg = d if len(d) == 2 else d[0]
             d_from_above, prev = cells[k].step_backward(arg, trace.caches[t][k])
-            carry[k] = _parts(prev)
+            carry[k] = state_parts(prev)
     return grads

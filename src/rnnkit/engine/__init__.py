@@ -34,6 +34,24 @@ MIN_SHARED_STEP = 1 << 18
 MIN_PARALLEL_CALL = 1 << 21
 
 
+# The variables that give the engine's thread count, first found first: rnnkit's own, then OpenMP's.
+THREAD_VARIABLES = ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def threads_from_environment() -> int | None:
+    """The positive thread count the first of :data:`THREAD_VARIABLES` holds, or None."""
+    for name in THREAD_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def available_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity, where the system has one)."""
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+
 @functools.cache
 def enabled() -> bool:
     """True if the engine may run: Numba importable and ``RNNKIT_ENGINE`` not "0" (read once)."""

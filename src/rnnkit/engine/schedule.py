@@ -20,13 +20,12 @@ thread that never starts.
 
 from __future__ import annotations
 
-import os
-
 import numba
 import numpy as np
 from numba import prange
 from numba.extending import overload
 
+from rnnkit.engine import available_cpus, threads_from_environment
 from rnnkit.engine.jit import jit
 from rnnkit.engine.isa import host_isa
 from rnnkit.engine.microkernel import SHAPE, SHAPE3, SHAPE4, row_mm, row_mm3, row_mm4, tile_mm, tile_mm3, tile_mm4
@@ -114,11 +113,7 @@ def recurrence_scratch(workers: int, batch: int, dtype) -> np.ndarray:
 
 
 def _threads_from_environment() -> int:
-    for name in ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return threads_from_environment() or len(available_cpus())
 
 
 _threads = _threads_from_environment()          # read once, at import

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -10,14 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit import distributed
+from rnnkit.errors import EXIT_FAILED, EXIT_USAGE
 from rnnkit.lm.config import GENERATE_LIMITS, TrainConfig, option_name
 from rnnkit.lm.data import read_corpus
 from rnnkit.lm.errors import UserError
 from rnnkit.lm.infer import sample, score
 from rnnkit.lm.rundir import load_run
 from rnnkit.lm.train import NonFiniteLoss, Trainer, TrainResult, resume_config
-
-EXIT_USAGE = 2          # the exit code of a user error (rnnkit.cli prints it as ``error: ...``)
 
 
 def log(msg: str) -> None:
@@ -30,6 +30,7 @@ def run_train(given: dict, resume: bool = False) -> int:
     Under an MPI launcher (``mpiexec -n N rnnkit train``) every process runs this; rank 0 alone
     prints, and every process ends with the same exit code (:func:`rnnkit.distributed.exit_together`).
     """
+    size_numba_pool(given.get("threads", 0))
     try:
         world = distributed.world()
     except distributed.MPIUnavailable:
@@ -39,10 +40,30 @@ def run_train(given: dict, resume: bool = False) -> int:
     return distributed.exit_together(world, lambda: _train(given, resume, world), "train")
 
 
+def size_numba_pool(threads: int) -> None:
+    """Numba sizes its pool of threads once, when it is first imported: ``--threads N`` sets
+    NUMBA_NUM_THREADS to N before that (the engine has not been imported yet when a command starts)."""
+    if threads > 0 and "numba" not in sys.modules:
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)
+
+
 def _train(given: dict, resume: bool, world: distributed.World) -> int:
     cfg = world.together(lambda: _train_config(given, resume))
     say = log if world.root else (lambda msg: None)
-    trainer = Trainer(cfg, resume=resume, log=say, world=world)
+    try:                      # the step-0 save checks the replicas: its drift is reported here too
+        trainer = Trainer(cfg, resume=resume, log=say, world=world)
+        _describe(trainer, world, say)
+        result = trainer.run()
+    except (NonFiniteLoss, distributed.ReplicaDrift) as exc:
+        say(f"rnnkit train: error: {exc}")
+        return EXIT_FAILED
+    if world.root:
+        _report(trainer, result)
+    return 128 + result.signal if result.interrupted else 0
+
+
+def _describe(trainer: Trainer, world: distributed.World, say) -> None:
+    cfg = trainer.cfg
     corpus = "the Python standard library" if not cfg.paths else ", ".join(cfg.paths)
     say(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({cfg.hidden} units) on {corpus}: "
         f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation characters, "
@@ -53,14 +74,6 @@ def _train(given: dict, resume: bool, world: distributed.World) -> int:
         say(f"data parallel: {world.size} processes ({world.local_size} on this machine), "
             f"{cfg.batch_size // world.size} streams each, "
             + (f"{trainer.threads} engine thread(s) each" if trainer.threads else "engine threads from the environment"))
-    try:
-        result = trainer.run()
-    except (NonFiniteLoss, distributed.ReplicaDrift) as exc:
-        say(f"rnnkit train: error: {exc}")
-        return 1
-    if world.root:
-        _report(trainer, result)
-    return 128 + result.signal if result.interrupted else 0
 
 
 def _train_config(given: dict, resume: bool) -> TrainConfig:

@@ -19,19 +19,20 @@ import enum
 import hashlib
 import json
 import math
-import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 import numpy as np
 from tqdm import tqdm
 
 from rnnkit import distributed, engine
 from rnnkit.distributed import ShardedRandom, World
+from rnnkit.layers import state_parts
 from rnnkit.lm.checkpoint import prefixed, unprefixed, write_json, write_tensors
 from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
 from rnnkit.lm.data import (
@@ -123,12 +124,12 @@ def _silent(msg: str) -> None:
 
 def engine_threads(requested: int, world: World) -> int | None:
     """The engine threads of each process: ``requested`` (--threads) if given; else, for a single
-    process or if RNNKIT_NUM_THREADS / OMP_NUM_THREADS is set, None (the engine's own choice:
-    those variables, else every CPU); else the CPUs this process may use, divided among the
+    process or if RNNKIT_NUM_THREADS / OMP_NUM_THREADS gives a count, None (the engine's own
+    choice: that count, else every CPU); else the CPUs this process may use, divided among the
     processes of its machine that may use them too."""
     if requested:
         return requested
-    if world.size == 1 or any(os.environ.get(name, "").strip() for name in ("RNNKIT_NUM_THREADS", "OMP_NUM_THREADS")):
+    if world.size == 1 or engine.threads_from_environment() is not None:
         return None
     return world.threads
 
@@ -207,18 +208,37 @@ class Trainer:
         """Write latest.safetensors (rank 0; every rank calls this together): the carried state of
         every stream is gathered from the ranks, after checking that the replicas are equal."""
         self.check_replicas()
-        carry = None if self.carry is None else self.world.gather_streams(_parts(self.carry))
+        carry = None if self.carry is None else self.world.gather_streams(state_parts(self.carry))
         self.world.together(lambda: self._write_latest(carry), root_only=True)
 
     def _write_latest(self, parts: tuple[np.ndarray, ...] | None) -> None:
         carry = {} if parts is None else {f"carry.{k}": a for k, a in enumerate(parts)}
-        opt = self.optimizer.state_dict()
-        meta = {"step": self.step, "best_val": self.best_val, "optimizer_lr": opt["lr"],
+        tensors = (prefixed("model.", self.model.state_dict())
+                   | prefixed("optim.", self.optimizer.state_dict()["state"]) | carry)
+        write_tensors(self.run_dir / "latest.safetensors", tensors, self._meta())
+
+    def _meta(self) -> dict:
+        """Where the run stands, beside the tensors of its checkpoint: the step (the data position),
+        the best validation loss, the optimizer's learning rate and step count, the schedule's last
+        step, the dropout generator's state, and the corpus's fingerprint."""
+        return {"step": self.step, "best_val": self.best_val, "optimizer_lr": self.optimizer.lr,
                 "last_step": self.last_step if self.schedule else None,
-                "optimizer_steps": opt["steps"], "rng": self.model.rng.bit_generator.state,
+                "optimizer_steps": self.optimizer.steps, "rng": self.model.rng.bit_generator.state,
                 "corpus_sha256": self.fingerprint}
-        tensors = prefixed("model.", self.model.state_dict()) | prefixed("optim.", opt["state"]) | carry
-        write_tensors(self.run_dir / "latest.safetensors", tensors, meta)
+
+    def _apply_meta(self, meta: dict) -> None:
+        """Stand where :meth:`_meta` said the run stood (read from a checkpoint, or rank 0's)."""
+        self.step, self.best_val = int(meta["step"]), float(meta["best_val"])
+        self.optimizer.lr, self.optimizer.steps = float(meta["optimizer_lr"]), int(meta["optimizer_steps"])
+        self.model.rng.bit_generator.state = meta["rng"]
+        if self.schedule is None and meta.get("last_step") is not None:
+            self.set_last_step(int(meta["last_step"]))
+
+    def _state(self, parts: tuple[np.ndarray, ...]):
+        """A carried state from its arrays: None (no arrays), h, or (h, c) as this model's is."""
+        if not parts:
+            return None
+        return parts if isinstance(self.model.initial_state(1), tuple) else parts[0]
 
     def _restore(self) -> None:
         tensors, meta = read_training_state(self.run_dir)
@@ -233,14 +253,11 @@ class Trainer:
             self.model.load_state_dict(unprefixed("model.", tensors))
             self.optimizer.load_state_dict({"lr": meta["optimizer_lr"], "steps": meta["optimizer_steps"],
                                             "state": unprefixed("optim.", tensors)})
-            self.model.rng.bit_generator.state = meta["rng"]
             carry = self._carry(unprefixed("carry.", tensors))
+            self._apply_meta(meta)
         except (ValueError, TypeError, KeyError) as exc:
             mismatch = MismatchedCheckpoint(f"{path} does not fit this run ({exc})")
             raise refuse_resume(self.run_dir, mismatch) from None
-        self.step, self.best_val = int(meta["step"]), float(meta["best_val"])
-        if meta.get("last_step") is not None and self.schedule is None:
-            self.set_last_step(int(meta["last_step"]))
         self.carry = carry
         self._truncate_metrics()
         self.log(f"resumed {self.run_dir} at step {self.step}")
@@ -250,40 +267,34 @@ class Trainer:
         parts = tuple(saved[str(k)] for k in range(len(saved)))
         if not parts:
             return None
-        fresh = self.model.initial_state(self.cfg.batch_size)
-        expected = [a.shape for a in (fresh if isinstance(fresh, tuple) else (fresh,))]
+        expected = [a.shape for a in state_parts(self.model.initial_state(self.cfg.batch_size))]
         if [a.shape for a in parts] != expected:
             raise ValueError(f"carried state of shapes {[a.shape for a in parts]}, expected {expected}")
-        return parts if isinstance(fresh, tuple) else parts[0]
+        return self._state(parts)
 
     def _share_restored(self) -> None:
         """Rank 0 read the checkpoint: every rank takes its parameters, optimizer state, RNG state,
         step (the data position) and schedule, and the carried state of its own streams."""
         w = self.world
-        carry = _parts(self.carry) if w.root and self.carry is not None else ()
+        carry = state_parts(self.carry) if w.root and self.carry is not None else ()
         if w.size > 1:
-            meta = w.broadcast_object({
-                "step": self.step, "best_val": self.best_val, "lr": self.optimizer.lr,
-                "optimizer_steps": self.optimizer.steps, "rng": self.model.rng.bit_generator.state,
-                "last_step": self.last_step if self.schedule else None,
-                "carry": [(a.shape, a.dtype.str) for a in carry]} if w.root else None)
+            meta = w.broadcast_object({**self._meta(), "carry": [(a.shape, a.dtype.str) for a in carry]}
+                                      if w.root else None)
             w.broadcast_parameters(self.params)
-            w.broadcast_arrays([a for state in self.optimizer.state for a in state.values()])
+            w.broadcast_arrays(self._optimizer_arrays())
             if not w.root:
                 carry = tuple(np.empty(shape, dtype) for shape, dtype in meta["carry"])
             w.broadcast_arrays(carry)
-            self.step, self.best_val = meta["step"], meta["best_val"]
-            self.optimizer.lr, self.optimizer.steps = meta["lr"], meta["optimizer_steps"]
-            self.model.rng.bit_generator.state = meta["rng"]
-            if self.schedule is None and meta["last_step"] is not None:
-                self.set_last_step(meta["last_step"])
-        parts = tuple(np.ascontiguousarray(a[:, self.share]) for a in carry)    # (L, B/N, H)
-        self.carry = None if not parts else (parts if self.cfg.cell == "lstm" else parts[0])
+            self._apply_meta(meta)
+        self.carry = self._state(tuple(np.ascontiguousarray(a[:, self.share]) for a in carry))   # (L, B/N, H)
+
+    def _optimizer_arrays(self) -> list[np.ndarray]:
+        return [a for state in self.optimizer.state for a in state.values()]
 
     def check_replicas(self) -> None:
         """Stop every rank (ReplicaDrift) unless the parameters and the optimizer state are bit for
         bit equal on every rank (a data-parallel run only)."""
-        arrays = [p.data for p in self.params] + [a for state in self.optimizer.state for a in state.values()]
+        arrays = [p.data for p in self.params] + self._optimizer_arrays()
         self.world.check_replicas(arrays, "parameters and optimizer state")
 
     def _truncate_metrics(self) -> None:
@@ -386,11 +397,6 @@ class Trainer:
         return TrainLoop(self).run()
 
 
-def _parts(state) -> tuple[np.ndarray, ...]:
-    """A recurrent state as a tuple: (h,) or (h, c)."""
-    return state if isinstance(state, tuple) else (state,)
-
-
 class TrainLoop:
     """The outer loop: time and step limits, progress bar, periodic validation, Ctrl-C, NaN.
 
@@ -403,6 +409,7 @@ class TrainLoop:
         self.stopped_by = Stop.NO                             # the agreed reason the loop ended
         self.last_val: tuple[int, Score] | None = None      # (step, score) of the latest validation
         self.train_seconds = 0.0                              # time spent in training steps
+        self.metrics: TextIO | None = None                    # metrics.jsonl while the loop runs (rank 0)
 
     def _on_signal(self, signum, frame) -> None:
         if self.stop_requested:
@@ -412,14 +419,15 @@ class TrainLoop:
     def run(self) -> TrainResult:
         t = self.t
         t.warm_up()
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            losses = self._loop()
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-        if self.last_val is None or self.last_val[0] != t.step:
-            self._evaluate(None, sample=False)
+        with self._metrics_file():
+            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                losses = self._loop()
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+            if self.last_val is None or self.last_val[0] != t.step:
+                self._evaluate(None, sample=False)
         signum = {Stop.SIGINT: signal.SIGINT, Stop.SIGTERM: signal.SIGTERM}.get(self.stopped_by, 0)
         return TrainResult(t.step, losses, self.last_val[1], t.unigram_bits, bool(signum),
                            self.train_seconds, int(signum))
@@ -452,14 +460,16 @@ class TrainLoop:
                     remaining = max(cfg.time_budget - trained, 0.0)
                     t.set_last_step(t.world.broadcast_object(t.step + int(remaining / (trained / len(losses)))))
                     t.log(f"cosine schedule: the time budget allows about {t.last_step} steps")
-                if t.step % SYNC_CHECK_EVERY == 0:
-                    t.check_replicas()
                 if t.step % cfg.eval_every == 0:
-                    self._evaluate(bar)
-            except NonFiniteLoss as exc:
+                    self._evaluate(bar)                 # its checkpoint checks the replicas first
+                elif t.step % SYNC_CHECK_EVERY == 0:
+                    t.check_replicas()
+            except NonFiniteLoss as exc:       # every rank raised it: the loss and norm are agreed
                 bar.close()
-                raise NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
-                                    f"{t.run_dir / 'latest.safetensors'}") from None
+                stopped = NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
+                                        f"{t.run_dir / 'latest.safetensors'}")
+                setattr(stopped, distributed.EVERY_RANK, True)
+                raise stopped from None
         bar.close()
         self.train_seconds = trained
         if self.stopped_by in (Stop.SIGINT, Stop.SIGTERM):
@@ -506,8 +516,20 @@ class TrainLoop:
             msg += "\n--- sample ---\n" + t.sample_text(min(t.cfg.sample_chars, 200)) + "\n--------------"
         return val, msg
 
-    def _metric(self, record: dict) -> None:
+    @contextmanager
+    def _metrics_file(self) -> Iterator[None]:
+        """metrics.jsonl open for appending while the loop runs (rank 0 alone writes it), line
+        buffered: each record reaches the file when it is written, so a crash loses none."""
         if not self.t.world.root:
+            yield
             return
-        with open(self.t.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        with open(self.t.run_dir / "metrics.jsonl", "a", encoding="utf-8", buffering=1) as f:
+            self.metrics = f
+            try:
+                yield
+            finally:
+                self.metrics = None
+
+    def _metric(self, record: dict) -> None:
+        if self.metrics is not None:
+            self.metrics.write(json.dumps(record) + "\n")

@@ -29,8 +29,8 @@ def add_export_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by 'rnnkit train', or a "
                    "MODEL.safetensors file written by an estimator's save")
     p.add_argument("out", metavar="MODEL.onnx", type=output_file, help="the ONNX file to write")
-    p.add_argument("--checkpoint", choices=["best", "latest"], default="best",
-                   help="which weights of a run (default best; latest when the run has no best yet)")
+    p.add_argument("--checkpoint", choices=["best", "latest"], default=None,
+                   help="which weights of a run directory (default best; latest when the run has no best yet)")
     p.add_argument("--lengths", action="store_true",
                    help="add the input lengths (B,) int64: sequences of different lengths, padded")
     p.add_argument("--opset", type=OPSET, default=None, help="ONNX opset (default: rnnkit.onnx.DEFAULT_OPSET)")
@@ -51,37 +51,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     return _export_language_model(out, args)
 
 
-def _export(module, out: Path, args: argparse.Namespace) -> None:
-    """rnnkit.onnx.export, its errors as the command's (naming the option at fault)."""
-    from rnnkit.onnx import export
+def _export(module, out: Path, args: argparse.Namespace):
+    """rnnkit.onnx.export (→ what it wrote), its errors as the command's (naming the option at fault)."""
     from rnnkit.onnx.deps import MissingDependency
+    from rnnkit.onnx.errors import ExportArgumentError
+    from rnnkit.onnx.export import write
     try:
-        export(module, out, lengths=args.lengths, opset=args.opset)
+        return write(module, out, lengths=args.lengths, opset=args.opset)
     except MissingDependency as exc:
         raise UserError(str(exc)) from None
+    except ExportArgumentError as exc:
+        raise UserError(f"--{exc.argument}: {exc}") from None
     except (TypeError, ValueError) as exc:
-        option = next((o for o in ("opset", "lengths") if o in str(exc)), None)
-        raise UserError(f"--{option}: {exc}" if option else str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
     from rnnkit.models.persist import load_estimator
-    from rnnkit.onnx.deps import require_onnx
+    from rnnkit.onnx.estimators import CLASSES_SUFFIX
 
+    if args.checkpoint is not None:
+        raise UserError(f"--checkpoint chooses the weights of a run directory; {source} is a saved model "
+                        "with one set of weights: leave --checkpoint out")
     est = load_estimator(source)
-    _export(est, out, args)
-    graph = require_onnx().load(str(out), load_external_data=False).graph
+    written = _export(est, out, args)
+    graph = written.model.graph
     names = lambda values: ", ".join(v.name for v in values)  # noqa: E731
-    sidecar = out.with_suffix(".classes.json")
+    sidecar = written.sidecars.get(CLASSES_SUFFIX)
     print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KiB, {type(est).__name__}: inputs {names(graph.input)}; "
-          f"outputs {names(graph.output)})" + (f" and {sidecar}" if "label_index" in names(graph.output) else ""))
+          f"outputs {names(graph.output)})" + (f" and {sidecar}" if sidecar else ""))
     return 0
 
 
 def _export_language_model(out: Path, args: argparse.Namespace) -> int:
     from rnnkit.lm.checkpoint import load_model, write_json
 
-    model, vocab, _ = load_model(args.run_dir, args.checkpoint)
+    model, vocab, _ = load_model(args.run_dir, args.checkpoint or "best")
     if vocab.size != model.cfg.vocab_size:
         raise UserError(f"{Path(args.run_dir) / 'vocab.json'} has {vocab.size} symbols (with the unknown one) "
                         f"but the model was trained on {model.cfg.vocab_size}: the run directory is inconsistent")

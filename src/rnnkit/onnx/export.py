@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from pathlib import Path
 
 from rnnkit.lm.checkpoint import atomic_write, write_json
 from rnnkit.onnx.deps import require_onnx
+from rnnkit.onnx.errors import ExportTypeError, ExportValueError
 from rnnkit.onnx.graph import Graph
 from rnnkit.onnx.registry import exporter_for
 
@@ -22,10 +24,11 @@ def check_opset(opset) -> int:
         return DEFAULT_OPSET
     newest = require_onnx().defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
-        raise TypeError(f"opset must be an int in [{MIN_OPSET}, {newest}] or None, got {type(opset).__name__} {opset!r}")
+        raise ExportTypeError("opset", f"opset must be an int in [{MIN_OPSET}, {newest}] or None, "
+                                       f"got {type(opset).__name__} {opset!r}")
     if not MIN_OPSET <= opset <= newest:
-        raise ValueError(f"opset must lie in [{MIN_OPSET}, {newest}] (the installed onnx knows up to {newest}), "
-                         f"got {opset}")
+        raise ExportValueError("opset", f"opset must lie in [{MIN_OPSET}, {newest}] (the installed onnx knows "
+                                        f"up to {newest}), got {opset}")
     return int(opset)
 
 
@@ -42,7 +45,7 @@ def _build(module, lengths: bool, opset: int | None):
     """(checked ModelProto, {suffix: JSON document to write beside the file})."""
     onnx = require_onnx()
     if not isinstance(lengths, bool):
-        raise TypeError(f"lengths must be True or False, got {type(lengths).__name__} {lengths!r}")
+        raise ExportTypeError("lengths", f"lengths must be True or False, got {type(lengths).__name__} {lengths!r}")
     fn, dtype_of = exporter_for(module)
     g = Graph(dtype_of(module), check_opset(opset))
     fn(g, module, lengths)
@@ -72,15 +75,31 @@ def export(module, path, lengths: bool = False, opset: int | None = None) -> Pat
     opset: the ONNX opset (default :data:`DEFAULT_OPSET`; 14 up to what the installed onnx knows).
     Returns the path written.
     """
+    return write(module, path, lengths, opset).path
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`write` wrote: the file, its model, and the files beside it by suffix."""
+    path: Path
+    model: object                      # onnx.ModelProto
+    sidecars: dict[str, Path]          # e.g. {CLASSES_SUFFIX: MODEL.classes.json}; removed ones left out
+
+
+def write(module, path, lengths: bool = False, opset: int | None = None) -> Written:
+    """:func:`export`, returning what it wrote (for the command line's report)."""
     onnx = require_onnx()
     model, sidecars = _build(module, lengths, opset)
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"rnnkit.onnx.export: {path} is a directory; give a file name such as model.onnx")
     atomic_write(path, lambda tmp: onnx.save_model(model, tmp))
+    written = {}
     for suffix, document in sidecars.items():          # after the model: never one without it
+        target = path.with_suffix(suffix)
         if document is None:
-            path.with_suffix(suffix).unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
         else:
-            write_json(path.with_suffix(suffix), document)
-    return path
+            write_json(target, document)
+            written[suffix] = target
+    return Written(path, model, written)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from rnnkit.cells import CellBase
 from rnnkit.lm.model import CharLM
 from rnnkit.onnx.deps import require_onnx
+from rnnkit.onnx.errors import ExportValueError
 from rnnkit.onnx.graph import Graph, linear
 from rnnkit.onnx.interface import batch_size, lengths_input, sequence_input, state_inputs, state_outputs
 from rnnkit.onnx.recurrent import stack
@@ -40,7 +41,8 @@ def export_layer(g: Graph, layer: RecurrentBase, lengths: bool) -> None:
 @register_exporter(CellBase)
 def export_cell(g: Graph, cell: CellBase, lengths: bool) -> None:
     if lengths:
-        raise ValueError("rnnkit.onnx.export: lengths=True applies to sequences; a cell takes one step")
+        raise ExportValueError("lengths", "rnnkit.onnx.export: lengths=True applies to sequences; "
+                                          "a cell takes one step")
     spec = stack_spec(cell)
     x = g.add_input("input", g.elem_type, ["batch", spec.input_size])             # (B, I)
     states = state_inputs(g, spec, batch_size(g, x, 0), stacked=False)            # (B, n) each

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from rnnkit.models.forecaster import RNNForecaster
 from rnnkit.models.series import target_scale
+from rnnkit.onnx.errors import ExportValueError
 from rnnkit.onnx.estimators import check_fitted, float32
 from rnnkit.onnx.graph import Graph
 from rnnkit.onnx.network import sequence_net
@@ -32,8 +33,9 @@ def export_forecaster(g: Graph, est: RNNForecaster, lengths: bool) -> None:
     check_fitted(est)
     L, H, F = est.window_, int(est.output_steps), est.n_features_in_
     if lengths:
-        raise ValueError(f"rnnkit.onnx.export: lengths=True does not apply to an RNNForecaster: it forecasts "
-                         f"from windows of exactly window_={L} rows; export it with lengths=False")
+        raise ExportValueError("lengths", f"rnnkit.onnx.export: lengths=True does not apply to an RNNForecaster: "
+                                          f"it forecasts from windows of exactly window_={L} rows; export it "
+                                          f"with lengths=False")
     x = g.add_input("input", g.elem_type, ["batch", L, F])                               # (B, L, F)
     rows, offset = normalised_rows(g, est, x)                                            # (B, L, ·)
     z = sequence_net(g, est.net_, g.op("Transpose", rows, perm=[1, 0, 2], hint="rows_time_major"), None)
