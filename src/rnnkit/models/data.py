@@ -160,7 +160,8 @@ def stack_frames(seq: Sequences, k: int) -> Sequences:
 
 def bucket_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffled mini-batches of similar lengths (a pool of 50 batches is sorted by length, cut into
-    batches, and the batches shuffled), so padding costs little; equal lengths: plain shuffling."""
+    batches, and the batches shuffled), so padding costs little; equal lengths: plain shuffling.
+    A last batch of one sequence joins the one before it (batch normalisation's statistics)."""
     order = rng.permutation(len(lengths))
     pool = batch_size * 50
     batches = []
@@ -168,6 +169,8 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
         chunk = order[start:start + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:      # batch statistics need two sequences
+        batches[-2:] = [np.concatenate(batches[-2:])]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

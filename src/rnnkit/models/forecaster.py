@@ -12,11 +12,11 @@ from rnnkit.models._sklearn import r2_score, sklearn_tags
 from rnnkit.models.base import RecurrentEstimator, seed_from
 from rnnkit.models.config import FitSettings, NetParams, check_number, from_params
 from rnnkit.models.data import Sequences
-from rnnkit.models.network import NetConfig, SequenceNet
+from rnnkit.models.network import NetConfig
 from rnnkit.models.series import (
     NORMALIZATIONS, SeriesScale, as_series, normalise_windows, rows, sliding, target_scale,
 )
-from rnnkit.models.training import PREDICT_BATCH, fit_network, predict_network
+from rnnkit.models.training import PREDICT_BATCH, predict_network
 from rnnkit.models.errors import InputError, check_choice
 from rnnkit.ranges import COUNT
 
@@ -64,10 +64,12 @@ class RNNForecaster(RecurrentEstimator):
     Other parameters as :class:`RNNClassifier`.
     """
 
+    # Training: early stopping on the most recent 20% of the windows, Adam at a constant 3e-3
+    # (scripts/tune_forecaster.py; README), one network.
     def __init__(self, window="auto", output_steps=1, normalize="global", cell=N.cell, hidden_size=N.hidden_size,
-                 num_layers=N.num_layers, pooling="last", dropout=N.dropout, epochs=S.epochs,
-                 batch_size=S.batch_size, lr=S.lr, weight_decay=S.weight_decay, clip=S.clip,
-                 patience=S.patience, validation_fraction=S.validation_fraction,
+                 num_layers=N.num_layers, pooling="last", dropout=N.dropout, epochs=300, n_estimators=1,
+                 batch_size=32, lr=3e-3, schedule="constant", weight_decay=S.weight_decay, clip=S.clip,
+                 patience=S.patience, validation_fraction=0.2,
                  time_budget=S.time_budget, verbose=S.verbose, random_state=None):
         self.window = window
         self.output_steps = output_steps
@@ -78,6 +80,8 @@ class RNNForecaster(RecurrentEstimator):
         self.pooling = pooling
         self.dropout = dropout
         self.epochs = epochs
+        self.n_estimators = n_estimators
+        self.schedule = schedule
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -131,13 +135,10 @@ class RNNForecaster(RecurrentEstimator):
         n_val = min(n_val, count - 2)                  # keep windows to train on, whatever the fraction
         data = Sequences(inputs, np.full(count, L, np.int64), "3d")
         train, val = np.arange(count - n_val), np.arange(count - n_val, count)
-        net = SequenceNet(NetConfig(inputs.shape[2], H * x.shape[1], **asdict(net_params)),
-                          dtype=np.float32, rng=rng)
-        history = fit_network(
-            net, mean_squared_error, data.subset(train), targets[train],
-            data.subset(val) if n_val else None, targets[val] if n_val else None, settings, rng,
-            type(self).__name__)
-        self._fitted(net, history)
+        cfg = NetConfig(inputs.shape[2], H * x.shape[1], **asdict(net_params))
+        self._train_networks(cfg, settings, data.subset(train), targets[train],
+                             data.subset(val) if n_val else None, targets[val] if n_val else None,
+                             mean_squared_error, rng)
         self.scale_, self.window_ = sc, L
         self.n_features_in_ = x.shape[1]
         self.n_exog_ = e.shape[1]
