@@ -59,5 +59,6 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def write_tensors(path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # np.ascontiguousarray would turn a 0-d tensor (a BatchNorm's num_batches_tracked) into shape (1,)
+    arrays = {k: np.asarray(v).copy(order="C") for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata={"rnnkit": json.dumps(meta)}))

@@ -88,10 +88,11 @@ class RecurrentEstimator(BaseEstimator):
     @classmethod
     def load(cls, path):
         """The estimator saved at ``path`` by ``cls.save``, ready to predict."""
-        from rnnkit.models.persist import ModelFileError, load_model
+        from rnnkit.models.persist import ModelFileError, load_model, params_from_json
         header, weights, arrays = load_model(path, cls.__name__)
         try:
-            est = cls(**{k: v for k, v in header["params"].items() if k in cls._get_param_names()})
+            params = params_from_json(header["params"])
+            est = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
             net = NetEnsemble.build(NetConfig(**header["net"]), int(header["members"]), np.float64)
             net.load_state_dict(weights)
             est.history_ = [History(**h) for h in header["history"]]

@@ -47,12 +47,27 @@ def decode_labels(data: dict) -> np.ndarray:
 
 
 def save_model(path, estimator: str, params: dict, net, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    params = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else None)
-              for k, v in params.items()}              # a RandomState instance is not kept
+    params = {k: _param_json(v) for k, v in params.items()}
     header = {"format": FORMAT, "version": VERSION, "estimator": estimator, "params": params,
               "net": net.cfg.to_json(), "members": len(net), **meta}
     json.dumps(header)                                  # fail before writing anything
     write_tensors(Path(path), prefixed("net.", net.state_dict()) | arrays, header)
+
+
+SCALARS = (int, float, str, bool, type(None))
+
+
+def _param_json(value):
+    """A hyperparameter as JSON: scalars as they are, tuples of scalars (conv_filters) as lists;
+    anything else (a RandomState instance) is not kept."""
+    if isinstance(value, (tuple, list)) and all(isinstance(v, SCALARS) for v in value):
+        return list(value)
+    return value if isinstance(value, SCALARS) else None
+
+
+def params_from_json(params: dict) -> dict:
+    """The inverse of the saving: JSON lists back to the tuples they were."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
 def load_model(path, estimator: str) -> tuple[dict, dict, dict[str, np.ndarray]]:
@@ -65,7 +80,7 @@ def load_model(path, estimator: str) -> tuple[dict, dict, dict[str, np.ndarray]]
     weights = unprefixed("net.", tensors)
     if header["version"] == 1:                          # one network: the ensemble's member 0
         weights = prefixed("0.", weights)
-        header = header | {"members": 1, "history": [header["history"]]}
+        header = header | {"members": 1} | ({"history": [header["history"]]} if "history" in header else {})
     return header, weights, {k: v for k, v in tensors.items() if not k.startswith("net.")}
 
 
