@@ -147,7 +147,7 @@ def conv1d_backward(dy: np.ndarray, W: np.ndarray, cache: ConvCache, geo: ConvGe
     db = dy2.sum(axis=0)
     dW2 = matmul(dy2, im2col(xt, geo, out_length), trans_a=True)               # (C_out, k·C_in)
     dcols = matmul(dy2, weight_matrix(W, geo.groups)).reshape(N, out_length, k, C)
-    dxt = np.zeros((N, Lp, C), dy.dtype)
+    dxt = workspace.zeros((N, Lp, C), dy.dtype)
     for j in range(k):                                                         # col2im
         dxt[:, j * d:j * d + s * (out_length - 1) + 1:s] += dcols[:, :, j]
     dx = dxt[:, geo.left:geo.left + L]                                         # (N, L, C)
@@ -179,8 +179,11 @@ def _padding(padding, stride: int):
 
 
 class Conv1d(Module):
-    """PyTorch's ``nn.Conv1d``: input (N, C_in, L) or unbatched (C_in, L) → (N, C_out, L_out).
+    """PyTorch's ``nn.Conv1d``: input (N, C_in, L) or unbatched (C_in, L) → (N, C_out, L_out),
 
+        y[n, o, t] = b[o] + Σ_{c ∈ group(o), j < k} W[o, c, j] · x[n, c, t·s + j·d − p_l]
+
+    with x read as the padding where its index leaves [0, L) (zeros, or the padding mode's copy).
     weight (out_channels, in_channels / groups, kernel_size) and bias (out_channels,) start
     U(−1/√fan_in, 1/√fan_in) with fan_in = in_channels / groups · kernel_size (PyTorch's default).
     ``padding``: an int, "valid" (0) or "same" (stride 1 only; L_out = L, an odd total padding puts
