@@ -202,6 +202,21 @@ def test_batch_norm_masked_equals_valid_positions():
     np.testing.assert_allclose(masked.running_var, plain.running_var, rtol=1e-14)
 
 
+def test_batch_norm_padding_may_hold_nan():
+    """Padded positions are never read: NaN padding gives the results of zero padding."""
+    rng = np.random.default_rng(12)
+    x, lens, dy = rng.standard_normal((3, 2, 6)), np.array([6, 2, 4]), rng.standard_normal((3, 2, 6))
+    padded = (np.arange(6)[None, :] >= lens[:, None])[:, None, :]
+    results = []
+    for fill in (0.0, np.nan):
+        bn = rnnkit.BatchNorm1d(2, dtype=np.float64)
+        y = bn(np.where(padded, fill, x), lens)
+        results.append((y, bn.backward(dy), bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var))
+    for a, b in zip(*results):
+        assert np.all(np.isfinite(b))
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("kw, shape", [(dict(normalized_shape=4), (3, 4)), (dict(normalized_shape=(2, 3)), (2, 3, 2, 3)),
                                        (dict(normalized_shape=[5], elementwise_affine=False), (2, 2, 5)),
                                        (dict(normalized_shape=5, bias=False), (3, 5)), (dict(normalized_shape=3), (3,))],
