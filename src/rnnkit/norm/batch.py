@@ -37,14 +37,14 @@ AXES = (0, 2)                   # the batch and length axes of (N, C, L): statis
 class BatchNormCache(NamedTuple):
     xhat: np.ndarray            # (N, C, L)
     inv_std: np.ndarray         # (1, C, 1)
-    mask: np.ndarray | None     # (N, 1, L) 1 at valid positions, or None: all valid
+    mask: np.ndarray | None     # (N, 1, L) True at valid positions, or None: all valid
     count: int                  # M
     batch_stats: bool           # whether μ, σ² were the batch's (backward goes through them)
 
 
-def valid_positions(lengths: np.ndarray, steps: int, dtype) -> np.ndarray:
-    """(N, 1, L): 1 where t < lengths[n], else 0."""
-    return (np.arange(steps)[None, :] < lengths[:, None]).astype(dtype)[:, None, :]
+def valid_positions(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """(N, 1, L) booleans: True where t < lengths[n]."""
+    return (np.arange(steps)[None, :] < lengths[:, None])[:, None, :]
 
 
 def batch_norm_forward(x: np.ndarray, weight, bias, mean, var, eps: float, mask: np.ndarray | None):
@@ -58,10 +58,12 @@ def batch_norm_forward(x: np.ndarray, weight, bias, mean, var, eps: float, mask:
         mean, var = mean[None, :, None], var[None, :, None]
     inv_std = inverse_std(var, eps)
     xhat = (x - mean) * inv_std
+    if mask is not None:
+        xhat = np.where(mask, xhat, xhat.dtype.type(0))      # whatever the padding held (even NaN)
     y = xhat if weight is None else xhat * weight[None, :, None]
     y = y if bias is None else y + bias[None, :, None]
     if mask is not None:
-        y = y * mask
+        y = np.where(mask, y, y.dtype.type(0))
     stats = (mean.ravel(), var.ravel(), count) if batch_stats else None
     return y, BatchNormCache(xhat, inv_std, mask, count or 0, batch_stats), stats
 
@@ -69,13 +71,13 @@ def batch_norm_forward(x: np.ndarray, weight, bias, mean, var, eps: float, mask:
 def batch_norm_backward(dy: np.ndarray, weight, cache: BatchNormCache):
     """(dx, dγ or None, dβ) from dy (N, C, L) — dβ is summed whether or not there is a bias."""
     xhat, inv_std, mask, count, batch_stats = cache
-    dy = dy if mask is None else dy * mask                       # padded outputs are constants
+    dy = dy if mask is None else np.where(mask, dy, dy.dtype.type(0))    # padded outputs are constants
     dweight = None if weight is None else (dy * xhat).sum(axis=AXES)
     dxhat = dy if weight is None else dy * weight[None, :, None]
     if batch_stats:
         dx = standardize_backward(dxhat, xhat, inv_std, AXES, mask, count)
     else:
-        dx = dxhat * inv_std if mask is None else dxhat * inv_std * mask
+        dx = dxhat * inv_std                                   # zero where dy was zeroed
     return dx, dweight, dy.sum(axis=AXES)
 
 
@@ -99,7 +101,7 @@ class BatchNorm1d(Module):
     Beyond PyTorch: ``forward(x, lengths=None)`` with x (N, C, L) and lengths (N,) integers in
     [1, L] takes the statistics over the valid positions t < lengths[n] only and sets the output
     at the padded ones to 0 (so a following zero-padded convolution sees zeros there, as it would
-    past the end of a shorter sequence). The result equals PyTorch's module applied to the valid
+    past the end of a shorter sequence); padded entries of x are never read (NaN is fine). The result equals PyTorch's module applied to the valid
     positions gathered into (M, C) — running statistics included. With lengths=None it is
     PyTorch's module. A sequence (T, B, F) normalised per feature over T·B is ``x.reshape(T·B, F)``.
     """
@@ -186,4 +188,4 @@ class BatchNorm1d(Module):
             raise ValueError(f"BatchNorm1d: lengths needs x of shape (N, {C}, L) (positions to mask), got {x.shape}")
         x3 = x if x.ndim == 3 else x[:, :, None]
         lengths = check_lengths(lengths, x3.shape[0], x3.shape[2])
-        return x3, None if lengths is None else valid_positions(lengths, x3.shape[2], x.dtype)
+        return x3, None if lengths is None else valid_positions(lengths, x3.shape[2])

@@ -1,6 +1,6 @@
 r"""Standardisation, the step batch norm and layer norm share, forward and backward.
 
-Over a set S of entries (axes of x, and with a mask only the entries where m = 1; M = |S|):
+Over a set S of entries (axes of x, and with a mask only the entries where it is True; M = |S|):
 
     μ = (1/M) Σ_S x         σ² = (1/M) Σ_S (x − μ)²   (biased)        r = 1 / √(σ² + ε)
     x̂ = (x − μ) · r
@@ -29,12 +29,13 @@ def check_eps(eps) -> float:
 
 
 def masked_mean(a: np.ndarray, axes: tuple[int, ...], mask: np.ndarray | None, count) -> np.ndarray:
-    """Σ_S a / M over ``axes``, kept as size-1 axes; ``mask`` (broadcastable to a) picks S."""
-    return (a if mask is None else a * mask).sum(axis=axes, keepdims=True) / count
+    """Σ_S a / M over ``axes``, kept as size-1 axes; ``mask`` (booleans broadcastable to a) picks S.
+    Entries outside S are never read into the sum, so padding may hold anything (even NaN)."""
+    return (a if mask is None else np.where(mask, a, 0)).sum(axis=axes, keepdims=True) / count
 
 
 def moments(x: np.ndarray, axes: tuple[int, ...], mask: np.ndarray | None = None):
-    """(μ, σ², M): mean and biased variance over ``axes`` (only where ``mask`` is 1), two passes
+    """(μ, σ², M): mean and biased variance over ``axes`` (only where ``mask`` is True), two passes
     (the variance from the deviations, not E[x²] − μ², which cancels badly)."""
     if mask is None:
         count = int(np.prod([x.shape[a] for a in axes]))
@@ -55,4 +56,4 @@ def standardize_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarra
     """dx = r (dx̂ − mean_S dx̂ − x̂ mean_S(dx̂ x̂)) for statistics taken over S; zero outside S."""
     dx = dxhat - masked_mean(dxhat, axes, mask, count) - xhat * masked_mean(dxhat * xhat, axes, mask, count)
     dx *= inv_std
-    return dx if mask is None else dx * mask
+    return dx if mask is None else np.where(mask, dx, 0)

@@ -85,8 +85,11 @@ def batch_norm(g: Graph, bn: BatchNorm1d, x: str, lengths: str | None = None) ->
     C = bn.num_features
     scale = np.ones(C) if bn.weight is None else bn.weight.data
     shift = np.zeros(C) if bn.bias is None else bn.bias.data
+    # ONNX's epsilon attribute is a float32: what it loses of ε goes into the variance constant,
+    # so that var + ε is the module's to float64 rounding (1e-3 would otherwise be off by 5e-11).
+    var = bn.running_var.astype(np.float64) + (bn.eps - float(np.float32(bn.eps)))
     y = g.op("BatchNormalization", x, g.const(scale, "bn_scale"), g.const(shift, "bn_bias"),
-             g.const(bn.running_mean, "bn_mean"), g.const(bn.running_var, "bn_var"), epsilon=bn.eps, hint="bn")
+             g.const(bn.running_mean, "bn_mean"), g.const(var, "bn_var"), epsilon=bn.eps, hint="bn")
     if lengths is None:
         return y
     valid = g.op("Unsqueeze", step_mask(g, dim(g, x, 2, "length"), lengths, batch_major=True), g.ints([1]),
