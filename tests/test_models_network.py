@@ -84,8 +84,9 @@ def test_the_plan_depends_on_the_data_size_alone():
     cfg = config()
     small = plan(50, 50 * 150, cfg, 16, "auto", "auto")
     assert small.epochs == int(np.ceil(STEPS / 4)) and small.steps == small.epochs * 4
-    big = plan(5000, 5000 * 2000, cfg, 16, "auto", "auto")
-    assert big.members == 1 and 3 * 5000 * 2000 * step_macs(cfg) * big.epochs <= WORK
+    default = NetConfig(1, 3, "gru", 64, 1, False, "max", 0.0, (32, 64, 32), (8, 5, 3))
+    big = plan(5000, 5000 * 200, default, 16, "auto", "auto")
+    assert big.members == 1 and 3 * 5000 * 200 * step_macs(default) * big.epochs <= WORK
     assert plan(50, 7500, cfg, 16, 7, 2) == type(small)(7, 2, 28)
     # every member of the ensemble fits in the work budget
     assert 3 * 7500 * step_macs(cfg) * small.epochs * small.members <= WORK
@@ -133,7 +134,7 @@ def test_fcn_alone_and_rnn_alone_are_options(tmp_path):
 
 
 @pytest.mark.parametrize("kw,fragment", [
-    ({"hidden_size": 0, "conv_filters": ()}, "needs a recurrent branch"),
+    ({"hidden_size": 0, "conv_filters": (), "conv_kernels": ()}, "needs a recurrent branch"),
     ({"conv_filters": (8, 8), "conv_kernels": (3,)}, "one kernel size per conv block"),
     ({"conv_filters": 8}, "conv_filters must be a tuple of ints"),
     ({"conv_filters": (8, 0)}, "conv_filters[1]"),

@@ -5,7 +5,7 @@ convolutional half of Karim et al. 2018's LSTM-FCN):
     aₗ = ReLU(BNₗ(Convₗ(aₗ₋₁)))              (B, Cₗ, T)    'same' padding, kernel kₗ, l = 1..n
     p_b = (1 / L_b) Σ_{t < L_b} aₙ[b, :, t]   (B, Cₙ)       global average pooling over valid steps
 
-Padded steps (t ≥ L_b) are zeros in every aₗ: batch normalisation takes its statistics over the
+Padded steps (t ≥ L_b) are zeros in every aₗ, a₀ included: batch normalisation takes its statistics over the
 valid steps only and writes 0 at the padded ones (ReLU keeps 0), so each convolution sees the
 zero padding it would see at the end of a sequence standing alone, and a sequence's output does
 not depend on how much padding its batch adds. Backward runs the blocks in reverse, each
@@ -38,7 +38,7 @@ class ConvBranch(Module):
         channels = in_channels
         for l, (c, k) in enumerate(zip(filters, kernels)):
             block = (Conv1d(channels, c, k, padding="same", dtype=dtype, rng=rng),
-                     BatchNorm1d(c, dtype=dtype), ReLU())
+                     BatchNorm1d(c, dtype=dtype), ReLU(dtype=dtype))
             for part, module in zip(("conv", "bn", "relu"), block):
                 self.register_module(f"{part}{l}", module)
             self.blocks.append(block)
@@ -52,6 +52,9 @@ class ConvBranch(Module):
     def forward(self, x: np.ndarray, lengths=None) -> np.ndarray:
         """x (T, B, F) time-major, lengths (B,) or None → (B, Cₙ)."""
         a = np.ascontiguousarray(x.transpose(1, 2, 0))                 # (B, F, T)
+        if lengths is not None:                                        # whatever the padding held
+            padded = np.arange(a.shape[2])[None, :] >= np.asarray(lengths)[:, None]     # (B, T)
+            a *= ~padded[:, None, :]
         for conv, bn, relu in self.blocks:
             a = relu(bn(conv(a), lengths=lengths))                     # (B, Cₗ, T), 0 at padding
         return self.pool(a.transpose(0, 2, 1), lengths)                # (B, Cₙ)
