@@ -95,6 +95,24 @@ def test_classifier_equals_predict(pooling, config):
             assert proba.std() > 1e-3                              # not a constant: the check can fail
 
 
+@pytest.mark.parametrize("network", [
+    dict(hidden_size=0, n_estimators=2),                                   # FCN alone, an ensemble
+    dict(conv_filters=(), conv_kernels=(), n_estimators=3, frame=2),       # GRU alone, an ensemble
+], ids=["fcn-ensemble", "gru-ensemble"])
+def test_ensembles_and_single_branches_equal_predict(network):
+    X, rng = series_data(40, 12, 2, seed=4)
+    y = np.where(X[:, :, 0].mean(axis=1) > 0, "up", "down")
+    clf = RNNClassifier(**TINY | network).fit(X, y)
+    assert len(clf.net_) == network["n_estimators"]
+    for lengths, sess in sessions(clf):
+        for B, T in SHAPES:
+            x, lens, X_pred = batch(rng, B, T, 2, lengths)
+            label, proba = sess.run(None, feeds(x, lens))
+            assert label.tolist() == clf.predict(X_pred).tolist()
+            close("probabilities", proba, clf.predict_proba(X_pred))
+            assert proba.std() > 1e-3
+
+
 @pytest.mark.parametrize("labels", [
     np.array(["cat", "dog", "émeu"]), np.array([0.5e1, 2.0, -1.0]), np.array([True, False, True]),
     np.array([3, 1, 2], np.uint8), np.array(["b", "a", "c"], dtype=object),
