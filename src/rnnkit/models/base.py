@@ -19,7 +19,7 @@ from rnnkit.checks import make_rng
 from rnnkit.models._sklearn import BaseEstimator, NotFittedError, sklearn_tags
 from rnnkit.models.budget import plan
 from rnnkit.models.config import (
-    AUTO_FRAME, FCN_FILTERS, FCN_KERNELS, FitSettings, NetParams, check_frame, frame_for, from_params,
+    AUTO_FRAME, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, FitSettings, NetParams, check_frame, frame_for, from_params,
 )
 from rnnkit.models.data import Scaler, Sequences, as_sequences, stack_frames, validation_split
 from rnnkit.models.ensemble import NetEnsemble
@@ -118,8 +118,8 @@ class SequenceEstimator(RecurrentEstimator):
 
     _multi_output = False
 
-    def __init__(self, cell=N.cell, hidden_size=N.hidden_size, num_layers=N.num_layers,
-                 bidirectional=N.bidirectional, pooling=N.pooling, dropout=N.dropout,
+    def __init__(self, cell=N.cell, hidden_size=FCN_HIDDEN, num_layers=N.num_layers,
+                 bidirectional=N.bidirectional, pooling=N.pooling, dropout=FCN_DROPOUT,
                  conv_filters=FCN_FILTERS, conv_kernels=FCN_KERNELS, frame=AUTO_FRAME,
                  epochs=S.epochs, n_estimators=S.n_estimators, batch_size=S.batch_size, lr=S.lr,
                  schedule=S.schedule, weight_decay=S.weight_decay, clip=S.clip, patience=S.patience,
