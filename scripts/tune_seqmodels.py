@@ -65,7 +65,7 @@ def run(variant: str, dataset: str, seed: int) -> dict:
     seconds = time.perf_counter() - t
     acc = float(np.mean(clf.predict(test.X) == test.y))
     return {"variant": variant, "dataset": dataset, "seed": seed, "accuracy": acc, "seconds": seconds,
-            "epochs": clf.n_epochs_, "best_epoch": clf.history_.best_epoch, "frame": clf.frame_}
+            "epochs": clf.n_epochs_, "best_epoch": clf.history_[0].best_epoch, "members": len(clf.net_), "frame": clf.frame_}
 
 
 def report(path: str) -> None:

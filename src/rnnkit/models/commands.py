@@ -9,23 +9,51 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.models.config import SHARE, FitSettings as S, NetParams as N
+from rnnkit.models.config import (
+    AUTO, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, SCHEDULES, SHARE, FitSettings as S, NetParams as N,
+)
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
 from rnnkit.models.network import CELLS
 from rnnkit.outputs import output_file
 from rnnkit.pooling import POOLINGS
-from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, SEED
+from rnnkit.ranges import COUNT, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED
+
+
+def auto_or_count(text: str):
+    """argparse ``type=``: "auto" or an integer >= 1."""
+    return AUTO if text == AUTO else COUNT(text)
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """argparse ``type=``: comma-separated integers >= 1 ("32,64,32"), or "none" for ()."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 1 (e.g. 32,64,32) or "
+                                         f"'none', got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+def _listed(values: tuple[int, ...]) -> str:
+    return ",".join(str(v) for v in values)
 
 # (option, estimator parameter, type, help): the model and training options both commands share.
 MODEL_OPTIONS = [
     ("--cell", "cell", str, f"{', '.join(sorted(CELLS))} (default {N.cell})"),
-    ("--hidden", "hidden_size", COUNT, f"hidden units (default {N.hidden_size})"),
+    ("--hidden", "hidden_size", NONNEGATIVE_INT,
+     f"recurrent units (default {FCN_HIDDEN} to classify, {N.hidden_size} to forecast; 0: no recurrent branch)"),
     ("--layers", "num_layers", COUNT, f"recurrent layers (default {N.num_layers})"),
     ("--pooling", "pooling", str, f"{', '.join(POOLINGS)} (default: max to classify, last to forecast)"),
-    ("--dropout", "dropout", PROBABILITY_BELOW_1, f"dropout probability (default {N.dropout})"),
-    ("--epochs", "epochs", COUNT, f"most epochs (default {S.epochs}; early stopping ends sooner)"),
-    ("--batch-size", "batch_size", COUNT, f"sequences per step (default {S.batch_size})"),
-    ("--lr", "lr", POSITIVE, f"Adam learning rate (default {S.lr})"),
+    ("--dropout", "dropout", PROBABILITY_BELOW_1,
+     f"dropout before the head (default {FCN_DROPOUT} to classify, {N.dropout} to forecast)"),
+    ("--epochs", "epochs", auto_or_count,
+     "epochs, or auto: a fixed number of optimizer steps within a work budget (default auto to classify)"),
+    ("--batch-size", "batch_size", COUNT, f"sequences per step (default {S.batch_size} to classify)"),
+    ("--lr", "lr", POSITIVE, f"Adam's (peak) learning rate (default {S.lr} to classify)"),
     ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {S.patience})"),
     ("--val-fraction", "validation_fraction", SHARE,
      f"held out for early stopping (default {S.validation_fraction})"),
@@ -62,7 +90,16 @@ def add_classify_parser(sub) -> None:
     p.add_argument("--bidirectional", action="store_true", default=argparse.SUPPRESS,
                    help="bidirectional recurrent layers")
     p.add_argument("--frame", type=COUNT, default=argparse.SUPPRESS,
-                   help="steps stacked per recurrent step (default: auto, at most 50 frames)")
+                   help="steps stacked per network step (default: auto, at most 50 frames)")
+    p.add_argument("--conv-filters", dest="conv_filters", type=sizes, default=argparse.SUPPRESS,
+                   help=f"channels of the convolutional blocks (default {_listed(FCN_FILTERS)}; none: "
+                        "the recurrent network alone)")
+    p.add_argument("--conv-kernels", dest="conv_kernels", type=sizes, default=argparse.SUPPRESS,
+                   help=f"their kernel sizes (default {_listed(FCN_KERNELS)})")
+    p.add_argument("--n-estimators", dest="n_estimators", type=auto_or_count, default=argparse.SUPPRESS,
+                   help="networks averaged (default auto: as many as the work budget allows, at most 5)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=argparse.SUPPRESS,
+                   help=f"the learning rate over training (default {S.schedule}: warm-up, then cosine decay)")
     _add_model_options(p)
     p.add_argument("--dtw", action="store_true",
                    help="also 1-NN DTW (full window) on the same split (the ucr extra: dtaidistance)")
@@ -99,7 +136,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from rnnkit.models.metrics import format_report
     from rnnkit.models.run import ClassifyJob, run_classify
     job = ClassifyJob(args.train, args.test, args.dataset, args.dtw, args.save, args.plot)
-    r = run_classify(job, _params(args, ("bidirectional", "frame")))
+    r = run_classify(job, _params(args, ("bidirectional", "frame", "conv_filters", "conv_kernels",
+                                         "n_estimators", "schedule")))
     if args.json:
         print(json.dumps(r))
         return 0
@@ -108,8 +146,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         f"T={tr['min_length']}..{tr['max_length']}"
     print(f"{r['dataset']}: {tr['n']} training sequences ({length}, {tr['features']} feature(s)), "
           f"{te['n']} test, {r['classes']} classes")
+    members = f"{r['members']} networks × " if r["members"] > 1 else ""
     print(f"  rnnkit RNNClassifier  accuracy {r['accuracy']:.3f}   (fit {r['fit_seconds']:.1f} s, "
-          f"{r['epochs']} epochs, best {r['best_epoch']}, {r['stop_reason']})")
+          f"{members}{r['epochs']} epochs, {r['stop_reason']})")
     print(f"  majority class        accuracy {r['baselines']['majority_class']:.3f}")
     if "dtw_1nn" in r["baselines"]:
         print(f"  1-NN DTW              accuracy {r['baselines']['dtw_1nn']:.3f}   "
