@@ -43,7 +43,7 @@ PADDING_STRINGS = ("valid", "same")
 
 
 class ConvGeometry(NamedTuple):
-    """What a call's shapes and the layer's options fix: the padding and the output length."""
+    """The layer's options as the computation uses them, the padding split into (p_l, p_r)."""
     kernel: int
     stride: int
     dilation: int
