@@ -10,7 +10,7 @@ import argparse
 import json
 
 from rnnkit.models.config import (
-    AUTO, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, SCHEDULES, SHARE, FitSettings as S, NetParams as N,
+    AUTO, AUTO_FRAME_STEPS, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, SCHEDULES, SHARE, FitSettings as S, NetParams as N,
 )
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
 from rnnkit.models.network import CELLS
@@ -90,7 +90,7 @@ def add_classify_parser(sub) -> None:
     p.add_argument("--bidirectional", action="store_true", default=argparse.SUPPRESS,
                    help="bidirectional recurrent layers")
     p.add_argument("--frame", type=COUNT, default=argparse.SUPPRESS,
-                   help="steps stacked per network step (default: auto, at most 50 frames)")
+                   help=f"steps stacked per network step (default: auto, at most {AUTO_FRAME_STEPS} frames)")
     p.add_argument("--conv-filters", dest="conv_filters", type=sizes, default=argparse.SUPPRESS,
                    help=f"channels of the convolutional blocks (default {_listed(FCN_FILTERS)}; none: "
                         "the recurrent network alone)")
