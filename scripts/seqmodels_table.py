@@ -117,8 +117,12 @@ def ensure_baselines_venv(path: Path) -> Path:
     wanted = "\n".join(BASELINES) + "\n"
     if marker.is_file() and marker.read_text() == wanted:
         return venv_python(path)
-    log(f"creating the baselines' environment in {path} ({', '.join(BASELINES)}) ...")
-    venv.EnvBuilder(with_pip=True, clear=path.exists()).create(path)
+    if not (path / "pyvenv.cfg").is_file():
+        if path.exists() and any(path.iterdir()):
+            raise SystemExit(f"--venv {path} exists and is not a virtual environment; give another path")
+        log(f"creating the baselines' environment in {path} ...")
+        venv.EnvBuilder(with_pip=True).create(path)
+    log(f"installing {', '.join(BASELINES)} into {path} ...")
     subprocess.run([str(venv_python(path)), "-m", "pip", "install", "-q", *BASELINES], check=True,
                    env=baseline_env())
     marker.write_text(wanted)
