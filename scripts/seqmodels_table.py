@@ -117,8 +117,12 @@ def ensure_baselines_venv(path: Path) -> Path:
     wanted = "\n".join(BASELINES) + "\n"
     if marker.is_file() and marker.read_text() == wanted:
         return venv_python(path)
-    log(f"creating the baselines' environment in {path} ({', '.join(BASELINES)}) ...")
-    venv.EnvBuilder(with_pip=True, clear=path.exists()).create(path)
+    if not (path / "pyvenv.cfg").is_file():
+        if path.exists() and any(path.iterdir()):
+            raise SystemExit(f"--venv {path} exists and is not a virtual environment; give another path")
+        log(f"creating the baselines' environment in {path} ...")
+        venv.EnvBuilder(with_pip=True).create(path)
+    log(f"installing {', '.join(BASELINES)} into {path} ...")
     subprocess.run([str(venv_python(path)), "-m", "pip", "install", "-q", *BASELINES], check=True,
                    env=baseline_env())
     marker.write_text(wanted)
@@ -213,11 +217,16 @@ def ok(runs: list[dict]) -> list[dict]:
     return [r for r in runs if "error" not in r]
 
 
+def num(v: float, fmt: str) -> str:
+    """``fmt``, or no decimals from 1000 on ("g" formats would turn to exponents there)."""
+    return f"{v:.0f}" if fmt == "g" and abs(v) >= 1000 else f"{v:{'.3g' if fmt == 'g' else fmt}}"
+
+
 def spread(values, fmt: str = ".3f", bold: bool = False) -> str:
-    """'mean ± sd' of the values (population sd; one value: just it)."""
+    """'mean ± sd' of the values (population sd; one value: just it); fmt "g": 3 digits."""
     v = np.asarray(values, np.float64)
-    mean = f"**{v.mean():{fmt}}**" if bold else f"{v.mean():{fmt}}"
-    return mean if len(v) == 1 else f"{mean} ± {v.std():{fmt}}"
+    mean = f"**{num(v.mean(), fmt)}**" if bold else num(v.mean(), fmt)
+    return mean if len(v) == 1 else f"{mean} ± {num(v.std(), fmt)}"
 
 
 def failed_note(runs: list[dict]) -> str:
@@ -243,7 +252,7 @@ def classification_table(results: dict, published: dict, which: str) -> list[str
     labels = list(next(iter(results.values()))["rnnkit"])
     seeds = max(len(runs) for e in results.values() for runs in e["rnnkit"].values())
     head = ["data set", "train / test, T, F"] + [f"{lb} ({plural(seeds, 'seed')})" for lb in labels] + [
-        "fit s", "1-NN DTW (aeon)", f"MiniRocket (aeon, {plural(seeds, 'seed')})", "majority", "FCN (Fawaz 2019)",
+        f"{labels[0]} fit s", "1-NN DTW (aeon)", f"MiniRocket (aeon, {plural(seeds, 'seed')})", "majority", "FCN (Fawaz 2019)",
         "LSTM-FCN (Karim 2018)"] + [
         f"{m} (bake-off)" for m, _ in PUBLISHED]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -285,12 +294,12 @@ def forecast_table(name: str, entry: dict) -> list[str]:
         covs = [r["rnnkit"].get("coverage") for r in good]
         cov = {k: float(np.mean([c[k] for c in covs])) for k in covs[0]} if all(covs) else None
         lines.append(f"| {label} ({plural(len(good), 'seed')}){failed_note(runs)} | {mape} | "
-                     f"{spread([r['rnnkit']['rmse'] for r in good], '.3g', True)} | {coverage_cell(cov)} | "
+                     f"{spread([r['rnnkit']['rmse'] for r in good], 'g', True)} | {coverage_cell(cov)} | "
                      f"{np.mean([r['fit_seconds'] for r in good]):.1f} |")
     first = next((r for runs in entry["rnnkit"].values() for r in ok(runs)), None)
     if first:
         lv = first["baselines"]["last_value"]
-        lines.append(f"| last value | {lv['mape']:.2f} | {lv['rmse']:.3g} | | |")
+        lines.append(f"| last value | {lv['mape']:.2f} | {num(lv['rmse'], 'g')} | | |")
     b = entry.get("baselines", {})
     for method, label in FORECAST_NAMES.items():
         r = b.get("results", {}).get(method)
@@ -298,7 +307,7 @@ def forecast_table(name: str, entry: dict) -> list[str]:
             lines.append(f"| {label} | failed | | | |")
             continue
         mape = "—" if r["mape"] is None else f"{r['mape']:.2f}"
-        lines.append(f"| {label} | {mape} | {r['rmse']:.3g} | {coverage_cell(r.get('coverage'))} | "
+        lines.append(f"| {label} | {mape} | {num(r['rmse'], 'g')} | {coverage_cell(r.get('coverage'))} | "
                      f"{r['seconds']:.1f} |")
     return lines
 

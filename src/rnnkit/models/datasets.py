@@ -145,8 +145,6 @@ def _is_number(s: str) -> bool:
         return False
 
 
-
-
 def read_ts(path) -> Labelled:
     """A labelled .ts file: class labels parsed as read_ucr parses them, targets as floats."""
     ts = _read_ts_file(path)
@@ -186,7 +184,8 @@ def bundled_files(name: str) -> tuple[Path, Path]:
     if name not in BUNDLED_CLASSIFICATION:
         raise DataError(f"--dataset {name!r}: not one of the sets bundled with sktime "
                         f"({', '.join(BUNDLED_CLASSIFICATION)}); for others, pass TRAIN and TEST files")
-    files = tuple(bundled_dir(f"--dataset {name}") / name / f"{name}_{split}.ts" for split in ("TRAIN", "TEST"))
+    folder = bundled_dir(f"--dataset {name}") / name
+    files = (folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts")
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise DataError(f"--dataset {name}: the installed sktime lacks {', '.join(missing)}")
