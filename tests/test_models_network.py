@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import rnnkit
+import rnnkit.onnx
 from rnnkit.models import RNNClassifier, RNNRegressor
 from rnnkit.models.budget import STEPS, WORK, plan, step_macs
 from rnnkit.models.ensemble import NetEnsemble
@@ -167,3 +168,61 @@ def test_a_file_of_format_1_still_loads(tmp_path):
     back = RNNRegressor.load(path)
     np.testing.assert_array_equal(back.predict(X), reg.predict(X))
     assert len(back.net_) == 1 and back.history_[0].train_loss == reg.history_[0].train_loss
+
+
+# -- standardisation per sequence ---------------------------------------------------------------
+
+def loud_and_quiet(n, seed):
+    """Sequences whose spreads span four orders of magnitude; the class is the bump's place."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = []
+    for i in range(n):
+        T = int(rng.integers(14, 22))
+        x = 0.2 * rng.standard_normal(T)
+        at = 1 if y[i] == 0 else T - 4
+        x[at:at + 3] += 2.0
+        X.append(x * 10.0 ** rng.uniform(-2, 2))
+    return X, y
+
+
+def test_auto_standardises_per_sequence_only_when_spreads_span_orders_of_magnitude():
+    from rnnkit.models.data import Scaler, as_sequences, choose_normalization, spread_decades
+    X, y = loud_and_quiet(60, 5)
+    seq = as_sequences(X)
+    assert spread_decades(seq) > 3 and choose_normalization("auto", seq) == "sequence"
+    assert choose_normalization("auto", as_sequences(bumps(30, 6)[0])) == "global"
+    sc = Scaler.fit(seq, "sequence")
+    z = sc.transform(seq)
+    assert z.features == 2
+    for i in (0, 7):                                   # each sequence on its own scale
+        L = seq.lengths[i]
+        np.testing.assert_allclose(z.values[i, :L, 0].mean(), 0, atol=1e-12)
+        np.testing.assert_allclose(z.values[i, :L, 0].std(), 1, rtol=1e-12)
+        assert np.ptp(z.values[i, :L, 1]) == 0 and np.all(z.values[i, L:] == 0)
+    ell = z.values[np.arange(60), 0, 1]                # the log-spread channel, standardised
+    np.testing.assert_allclose([ell.mean(), ell.std()], [0, 1], atol=1e-12)
+    clf = RNNClassifier(n_estimators=1, **QUICK).fit(X, y)
+    assert clf.scaler_.mode == "sequence"
+    Xt, yt = loud_and_quiet(40, 6)
+    assert clf.score(Xt, yt) >= 0.95
+    assert RNNClassifier(n_estimators=1, normalize="global", **QUICK).fit(X, y).scaler_.mode == "global"
+
+
+def test_per_sequence_standardisation_saves_and_exports(tmp_path):
+    pytest.importorskip("onnxruntime")
+    X, y = loud_and_quiet(30, 7)
+    clf = RNNClassifier(n_estimators=1, **QUICK).fit(X, y)
+    clf.save(tmp_path / "m.safetensors")
+    back = RNNClassifier.load(tmp_path / "m.safetensors")
+    assert back.scaler_.mode == "sequence"
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    T = max(len(x) for x in X)
+    padded = np.zeros((len(X), T, 1), np.float32)
+    for i, x in enumerate(X):
+        padded[i, :len(x), 0] = x
+    sess = rnnkit.onnx.session(rnnkit.onnx.to_model(clf, lengths=True), threads=1)
+    lengths = np.array([len(x) for x in X], np.int64)
+    label, proba = sess.run(None, {"input": padded, "lengths": lengths})
+    np.testing.assert_allclose(proba, clf.predict_proba(X), atol=2e-5)
+    assert label.tolist() == clf.predict(X).tolist()

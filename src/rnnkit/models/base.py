@@ -21,9 +21,11 @@ from rnnkit.models.budget import plan
 from rnnkit.models.config import (
     AUTO_FRAME, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, FitSettings, NetParams, check_frame, frame_for, from_params,
 )
-from rnnkit.models.data import Scaler, Sequences, as_sequences, stack_frames, validation_split
+from rnnkit.models.data import (
+    NORMALIZATIONS, Scaler, Sequences, as_sequences, choose_normalization, stack_frames, validation_split,
+)
 from rnnkit.models.ensemble import NetEnsemble
-from rnnkit.models.errors import InputError
+from rnnkit.models.errors import InputError, check_choice
 from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.training import PREDICT_BATCH, History, LossFn, fit_network, predict_network
 
@@ -120,7 +122,7 @@ class SequenceEstimator(RecurrentEstimator):
 
     def __init__(self, cell=N.cell, hidden_size=FCN_HIDDEN, num_layers=N.num_layers,
                  bidirectional=N.bidirectional, pooling=N.pooling, dropout=FCN_DROPOUT,
-                 conv_filters=FCN_FILTERS, conv_kernels=FCN_KERNELS, frame=AUTO_FRAME,
+                 conv_filters=FCN_FILTERS, conv_kernels=FCN_KERNELS, normalize="auto", frame=AUTO_FRAME,
                  epochs=S.epochs, n_estimators=S.n_estimators, batch_size=S.batch_size, lr=S.lr,
                  schedule=S.schedule, weight_decay=S.weight_decay, clip=S.clip, patience=S.patience,
                  validation_fraction=S.validation_fraction, time_budget=S.time_budget,
@@ -133,6 +135,7 @@ class SequenceEstimator(RecurrentEstimator):
         self.dropout = dropout
         self.conv_filters = conv_filters
         self.conv_kernels = conv_kernels
+        self.normalize = normalize
         self.frame = frame
         self.epochs = epochs
         self.n_estimators = n_estimators
@@ -157,7 +160,8 @@ class SequenceEstimator(RecurrentEstimator):
         net_params, settings = from_params(NetParams, params), from_params(FitSettings, params)
         frame = check_frame(self.frame)
         rng = seed_from(self.random_state)
-        self.scaler_ = Scaler.fit(seq)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        self.scaler_ = Scaler.fit(seq, choose_normalization(self.normalize, seq))
         self.frame_ = frame_for(frame, int(seq.lengths.max()))
         data = stack_frames(self.scaler_.transform(seq), self.frame_)
         train, val = validation_split(seq.n, settings.validation_fraction, rng, groups)
@@ -194,14 +198,17 @@ class SequenceEstimator(RecurrentEstimator):
 
     # -- saving (RecurrentEstimator.save / load) -----------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"scaler.mean": self.scaler_.mean, "scaler.scale": self.scaler_.scale} | self._extra_arrays()
+        sc = self.scaler_
+        return {"scaler.mean": sc.mean, "scaler.scale": sc.scale, "scaler.log_mean": sc.log_mean,
+                "scaler.log_scale": sc.log_scale} | self._extra_arrays()
 
     def _meta(self) -> dict:
-        return {"frame": self.frame_, "n_channels": self.n_channels_,
+        return {"frame": self.frame_, "n_channels": self.n_channels_, "normalize": self.scaler_.mode,
                 "n_features_in": getattr(self, "n_features_in_", None)} | self._extra_meta()
 
     def _restore(self, header: dict, arrays: dict) -> None:
-        self.scaler_ = Scaler(arrays["scaler.mean"], arrays["scaler.scale"])
+        self.scaler_ = Scaler(arrays["scaler.mean"], arrays["scaler.scale"], header.get("normalize", "global"),
+                              *(arrays[k] for k in ("scaler.log_mean", "scaler.log_scale") if k in arrays))
         self.frame_ = int(header["frame"])
         self.n_channels_ = int(header["n_channels"])
         if header["n_features_in"] is not None:        # older files also hold "layout" (X's layout

@@ -16,7 +16,9 @@ class RNNClassifier(ClassifierMixin, SequenceEstimator):
 
     ``fit(X, y)``: X is an (n, T) array of univariate sequences, an (n, T, F) array, or a list of
     (T_i,) / (T_i, F) arrays of any lengths; y holds n labels of any type (ints, strings, ...).
-    Inputs are standardised per feature with statistics learned in ``fit``; long sequences are
+    Inputs are standardised per feature with statistics learned in ``fit`` (``normalize="auto"``:
+    over all the training steps, or each sequence on its own mean and spread when the sequences'
+    spreads differ by more than two orders of magnitude; see ``rnnkit.models.data.Scaler``); long sequences are
     cut into at most 200 frames of k stacked steps (``frame="auto"``). The network
     (``rnnkit.models.network``) reads each sequence twice — a GRU whose outputs are max-pooled,
     and three convolution blocks (Conv1d → BatchNorm1d → ReLU) averaged over time — and a linear
@@ -33,6 +35,7 @@ class RNNClassifier(ClassifierMixin, SequenceEstimator):
     conv_filters, conv_kernels : the convolution blocks' channels and kernel sizes (() and ():
         the recurrent network alone).
     dropout : before the head (and between recurrent layers).
+    normalize : "auto", "global" or "sequence" (see above).
     frame : "auto" or int k, steps stacked per network step.
     epochs : "auto" or an int.  n_estimators : "auto" or an int, networks averaged.
     batch_size, lr (the peak rate), schedule ("cosine" or "constant"), weight_decay, clip :
@@ -47,7 +50,7 @@ class RNNClassifier(ClassifierMixin, SequenceEstimator):
     ----------
     classes_ : the sorted distinct labels.        n_channels_ : features per step F.
     n_features_in_ : T, only when fitted on a 2-D array (whose length it then fixes).
-    scaler_, frame_ : the standardisation and steps per frame.
+    scaler_, frame_ : the standardisation (``scaler_.mode``: "global" or "sequence") and steps per frame.
     net_ : the trained networks (``NetEnsemble``; ``len(net_)`` of them).
     history_ : per network, the losses per epoch and why training stopped.
     n_epochs_ : epochs run (the most of any network).

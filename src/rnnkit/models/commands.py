@@ -12,6 +12,7 @@ import json
 from rnnkit.models.config import (
     AUTO, AUTO_FRAME_STEPS, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, SCHEDULES, SHARE, FitSettings as S, NetParams as N,
 )
+from rnnkit.models.data import NORMALIZATIONS
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
 from rnnkit.models.network import CELLS
 from rnnkit.outputs import output_file
@@ -98,6 +99,9 @@ def add_classify_parser(sub) -> None:
                    help=f"their kernel sizes (default {_listed(FCN_KERNELS)})")
     p.add_argument("--n-estimators", dest="n_estimators", type=auto_or_count, default=argparse.SUPPRESS,
                    help="networks averaged (default auto: as many as the work budget allows, at most 5)")
+    p.add_argument("--normalize", choices=NORMALIZATIONS, default=argparse.SUPPRESS,
+                   help="standardise over all training steps (global), each sequence on its own "
+                        "(sequence), or auto: per sequence when their spreads differ 100-fold (default)")
     p.add_argument("--schedule", choices=SCHEDULES, default=argparse.SUPPRESS,
                    help=f"the learning rate over training (default {S.schedule}: warm-up, then cosine decay)")
     _add_model_options(p)
@@ -137,7 +141,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from rnnkit.models.run import ClassifyJob, run_classify
     job = ClassifyJob(args.train, args.test, args.dataset, args.dtw, args.save, args.plot)
     r = run_classify(job, _params(args, ("bidirectional", "frame", "conv_filters", "conv_kernels",
-                                         "n_estimators", "schedule")))
+                                         "n_estimators", "schedule", "normalize")))
     if args.json:
         print(json.dumps(r))
         return 0

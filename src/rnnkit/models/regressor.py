@@ -31,15 +31,18 @@ class RNNRegressor(RegressorMixin, SequenceEstimator):
 
     def __init__(self, cell=N.cell, hidden_size=N.hidden_size, num_layers=N.num_layers,
                  bidirectional=N.bidirectional, pooling=N.pooling, dropout=N.dropout,
-                 conv_filters=N.conv_filters, conv_kernels=N.conv_kernels, frame=AUTO_FRAME,
+                 conv_filters=N.conv_filters, conv_kernels=N.conv_kernels, normalize="auto", frame=AUTO_FRAME,
                  epochs=S.epochs, n_estimators=S.n_estimators, batch_size=S.batch_size, lr=S.lr,
                  schedule=S.schedule, weight_decay=S.weight_decay, clip=S.clip, patience=S.patience,
                  validation_fraction=S.validation_fraction, time_budget=S.time_budget,
                  verbose=S.verbose, random_state=None):
-        super().__init__(cell, hidden_size, num_layers, bidirectional, pooling, dropout, conv_filters,
-                         conv_kernels, frame, epochs, n_estimators, batch_size, lr, schedule,
-                         weight_decay, clip, patience, validation_fraction, time_budget, verbose,
-                         random_state)
+        super().__init__(
+            cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+            pooling=pooling, dropout=dropout, conv_filters=conv_filters, conv_kernels=conv_kernels,
+            normalize=normalize, frame=frame, epochs=epochs, n_estimators=n_estimators,
+            batch_size=batch_size, lr=lr, schedule=schedule, weight_decay=weight_decay, clip=clip,
+            patience=patience, validation_fraction=validation_fraction, time_budget=time_budget,
+            verbose=verbose, random_state=random_state)
 
     def fit(self, X, y):
         seq = as_sequences(X)
