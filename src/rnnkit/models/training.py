@@ -12,6 +12,7 @@ one, training runs every planned epoch and keeps the last weights (the rate has 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -23,6 +24,7 @@ from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 import rnnkit
+import rnnkit.engine
 from rnnkit.models.budget import WARMUP
 from rnnkit.models.config import FitSettings
 from rnnkit.models.data import Sequences, bucket_batches, ordered_batches, time_major
@@ -39,11 +41,26 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()          # created after NumPy has loaded its BLAS
 
 
-def one_blas_thread():
-    """Context: BLAS on one thread. These networks multiply small matrices (e.g. 16 x 64 by
-    64 x 192 per step), where OpenBLAS's second thread made a training step 3-10x slower on the
-    2-core machine (README, "Sequence models"); the setting is restored on exit."""
-    return _blas().limit(limits=1, user_api="blas")
+@contextlib.contextmanager
+def one_thread():
+    """Context: BLAS and the engine on one thread, restored on exit. These networks multiply
+    small matrices (16 sequences × 200 steps by 160 × 64, a GRU step of 16 × 16 by 16 × 48),
+    where a second thread costs more than it saves: OpenBLAS's made a training step 3-10x slower
+    on the 2-core machine (README, "Sequence models"), and the engine's, whose threads meet at
+    every product, made 30 GRU-FCN epochs on GunPoint 2.5 s on one thread and 11.7 s on two
+    while other processes shared the cores (a scikit-learn grid search with n_jobs does that)."""
+    if not rnnkit.engine.enabled():
+        with _blas().limit(limits=1, user_api="blas"):
+            yield
+        return
+    from rnnkit.engine.schedule import num_threads, set_num_threads
+    before = num_threads()
+    set_num_threads(1)
+    try:
+        with _blas().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        set_num_threads(before)
 
 
 @dataclass
@@ -61,7 +78,7 @@ def fit_network(net: SequenceNet, loss_fn: LossFn, train: Sequences, y_train: np
     """Train ``net`` for ``epochs`` (fewer if early stopping or the time budget ends it)."""
     train = as_dtype(train, net.dtype)                  # once, not per batch
     val = as_dtype(val, net.dtype) if val is not None else None
-    with one_blas_thread():
+    with one_thread():
         return _fit(net, loss_fn, train, y_train, val, y_val, s, epochs, rng, desc)
 
 
@@ -185,7 +202,7 @@ def predict_network(net: SequenceNet, data: Sequences, batch_size: int) -> np.nd
     """Network outputs (n, K) in the order of ``data``, computed in batches of similar lengths."""
     net.eval()
     out = np.empty((data.n, net.cfg.output_size), net.dtype)
-    with rnnkit.no_grad(), one_blas_thread():
+    with rnnkit.no_grad(), one_thread():
         for idx in ordered_batches(data.lengths, batch_size):
             x, lengths = time_major(data, idx)
             out[idx] = net(x.astype(net.dtype, copy=False), lengths)
