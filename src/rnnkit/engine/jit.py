@@ -14,7 +14,7 @@ cache.install()          # every engine module imports this one before it decora
 # optimised in, and Numba runs two differently optimised copies of the same function: a caller's
 # module links in its own copy of every callee, while a callee compiled in this process is called
 # through its own library instead. Measured with "reassoc, contract, nsz": the LSTM's streaming step
-# gave results 2.4e-7 apart on a cold and on a warm compile cache (README, "Determinism").
+# gave results 2.4e-7 apart on a cold and on a warm compile cache (docs/engine.md, section 9).
 FASTMATH = False
 
 
