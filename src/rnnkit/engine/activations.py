@@ -21,7 +21,7 @@ from numba import types
 from numba.extending import overload
 
 from rnnkit.engine.jit import jit
-from rnnkit.engine.vector import VecType, lane, with_lane
+from rnnkit.engine.vector import VecType, fma, lane, with_lane
 
 CLAMP = np.float32(7.9711924)
 P1, P2, P3 = np.float32(0.13126713037490845), np.float32(0.003152021672576666), np.float32(1.1670968888211064e-05)
@@ -70,9 +70,9 @@ def _tanh(x):
     if _float32(x):
         def tanh_f32(x):
             x = min(max(x, -CLAMP), CLAMP)               # as Python's min/max: a NaN stays NaN
-            u = x * x
-            p = ((((((P6 * u + P5) * u + P4) * u + P3) * u + P2) * u + P1) * u + ONE) * x
-            q = ((Q3 * u + Q2) * u + Q1) * u + ONE
+            u = x * x                                    # Horner's rule, one rounding per step
+            p = fma(fma(fma(fma(fma(fma(P6, u, P5), u, P4), u, P3), u, P2), u, P1), u, ONE) * x
+            q = fma(fma(fma(Q3, u, Q2), u, Q1), u, ONE)
             return p / q
         return tanh_f32
     if isinstance(x, VecType):
@@ -83,7 +83,7 @@ def _tanh(x):
 @overload(sigmoid)
 def _sigmoid(x):
     if _float32(x):
-        return lambda x: HALF + HALF * tanh(HALF * x)
+        return lambda x: fma(HALF, tanh(HALF * x), HALF)
     if isinstance(x, VecType):
         return _lanewise(_sigmoid64, x.width)
     return lambda x: 1.0 / (1.0 + math.exp(-x))

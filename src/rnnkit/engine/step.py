@@ -21,7 +21,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.jit import jit
 from rnnkit.engine.lstm import cell_forward
 from rnnkit.engine.schedule import counters_for, lanes_of, task
-from rnnkit.engine.vector import vload, vstore, vsum, vzero
+from rnnkit.engine.vector import fixed_lanes_of, fixed_load, fixed_zero, fma, vload, vstore, vsum
 
 LSTM, GRU, GRU_CHO, RNN_TANH, RNN_RELU = 0, 1, 2, 3, 4          # which cell a StepJob steps
 # Below this many weights (W_ih and W_hh together) a step stays on one thread: reading them takes
@@ -33,33 +33,35 @@ MIN_SHARED_WEIGHTS = 1 << 18
 def dot8(w, r, last, v, vo, a):
     """Adds W[r + m] · v[vo:] into a[m] for the 8 consecutive rows r … r + 7 (rows past ``last``
     repeat it): eight chains of multiply-adds in flight, so that the loads of the weights, which
-    a single step can read only once, keep the memory system busy."""
-    K, L = w.shape[1], lanes_of(w)
+    a single step can read only once, keep the memory system busy. Lane l of a[m] sums the products
+    k ≡ l (mod W) in order and ``matvec`` adds the lanes in a fixed order (``vsum``): W is the same
+    on every CPU (``fixed_load``), so the dot products are too."""
+    K, W = w.shape[1], fixed_lanes_of(w)
     o0, o1, o2, o3 = r * K, min(r + 1, last) * K, min(r + 2, last) * K, min(r + 3, last) * K
     o4, o5, o6, o7 = min(r + 4, last) * K, min(r + 5, last) * K, min(r + 6, last) * K, min(r + 7, last) * K
     a0, a1, a2, a3, a4, a5, a6, a7 = a
-    for k in range(0, K - K % L, L):              # whole vectors: loads with every lane set
-        x = vload(v, vo + k, L)
-        a0 = a0 + vload(w, o0 + k, L) * x
-        a1 = a1 + vload(w, o1 + k, L) * x
-        a2 = a2 + vload(w, o2 + k, L) * x
-        a3 = a3 + vload(w, o3 + k, L) * x
-        a4 = a4 + vload(w, o4 + k, L) * x
-        a5 = a5 + vload(w, o5 + k, L) * x
-        a6 = a6 + vload(w, o6 + k, L) * x
-        a7 = a7 + vload(w, o7 + k, L) * x
-    k = K - K % L
+    for k in range(0, K - K % W, W):              # whole vectors: loads with every lane set
+        x = fixed_load(v, vo + k, W)
+        a0 = fma(fixed_load(w, o0 + k, W), x, a0)
+        a1 = fma(fixed_load(w, o1 + k, W), x, a1)
+        a2 = fma(fixed_load(w, o2 + k, W), x, a2)
+        a3 = fma(fixed_load(w, o3 + k, W), x, a3)
+        a4 = fma(fixed_load(w, o4 + k, W), x, a4)
+        a5 = fma(fixed_load(w, o5 + k, W), x, a5)
+        a6 = fma(fixed_load(w, o6 + k, W), x, a6)
+        a7 = fma(fixed_load(w, o7 + k, W), x, a7)
+    k = K - K % W
     if k < K:
         n = K - k
-        x = vload(v, vo + k, n)
-        a0 = a0 + vload(w, o0 + k, n) * x
-        a1 = a1 + vload(w, o1 + k, n) * x
-        a2 = a2 + vload(w, o2 + k, n) * x
-        a3 = a3 + vload(w, o3 + k, n) * x
-        a4 = a4 + vload(w, o4 + k, n) * x
-        a5 = a5 + vload(w, o5 + k, n) * x
-        a6 = a6 + vload(w, o6 + k, n) * x
-        a7 = a7 + vload(w, o7 + k, n) * x
+        x = fixed_load(v, vo + k, n)
+        a0 = fma(fixed_load(w, o0 + k, n), x, a0)
+        a1 = fma(fixed_load(w, o1 + k, n), x, a1)
+        a2 = fma(fixed_load(w, o2 + k, n), x, a2)
+        a3 = fma(fixed_load(w, o3 + k, n), x, a3)
+        a4 = fma(fixed_load(w, o4 + k, n), x, a4)
+        a5 = fma(fixed_load(w, o5 + k, n), x, a5)
+        a6 = fma(fixed_load(w, o6 + k, n), x, a6)
+        a7 = fma(fixed_load(w, o7 + k, n), x, a7)
     return a0, a1, a2, a3, a4, a5, a6, a7
 
 
@@ -68,7 +70,7 @@ def matvec(w, rows, v, vo, out, oo, u0, n, w2, v2, vo2, accumulate):
     """out[oo + u] (+)= W[rows + u] · v[vo:] (+ W2[rows + u] · v2[vo2:] when w2 has rows) for
     u0 ≤ u < u0 + n: a block of consecutive rows of one gate, eight at a time."""
     last = rows + u0 + n - 1
-    z = vzero(w)
+    z = fixed_zero(w)
     two = w2.shape[0] > 0
     for u in range(u0, u0 + n, 8):
         a = dot8(w, rows + u, last, v, vo, (z, z, z, z, z, z, z, z))

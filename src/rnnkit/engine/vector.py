@@ -13,20 +13,26 @@ lane, and a Python scalar on either side of an operator is broadcast. The gate f
 means the same thing on one unit or on a register's worth of units. Loops over a panel's units do
 not need LLVM's loop vectoriser (which gives up when a loop touches more than a few arrays that
 might overlap, as a cell step does); the code says which values travel together.
+
+Every operation is rounded as written, with no fast-math flags (:mod:`rnnkit.engine.jit` says
+why): ``fma(a, b, c)`` is the one fused multiply-add, and ``vsum`` adds the lanes in one fixed
+order, so a value does not depend on how LLVM optimised the function that computes it.
+``fixed_load`` and ``fixed_zero`` give vectors of a fixed 32 bytes whatever the CPU, for sums (the
+streaming step's dot products) whose lanes ``vsum`` adds at the end: with register-wide vectors
+the products each lane sums, and so the result, would change with the CPU.
 """
 
 from __future__ import annotations
 
 import operator
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
 from rnnkit.engine.isa import host_isa
-
-FAST = ("nsz", "contract", "reassoc")        # the flags of the engine's other compiled code
 
 
 class VecType(types.Type):
@@ -67,27 +73,71 @@ def _masked(builder, name: str, vec_type, pointer_type):
     return cgutils.get_or_insert_function(builder.module, fn_type, f"llvm.masked.{name}.{suffix}")
 
 
+# The width of the vectors that hold a sum whose lanes are added together at the end
+# (``fixed_load``): fixed, so that which products each lane sums — and so the sum — does not depend
+# on the CPU. AVX2's register: the x86-64 CPUs of the last decade have it (AVX-512 runs these
+# vectors in the lower half of its registers, SSE in two registers each).
+FIXED_BYTES = 32
+
+
 def lanes(dtype) -> int:
     """L: the lanes of one vector register for ``dtype``."""
     return host_isa().lanes(dtype)
 
 
-@intrinsic
-def vload(typingctx, array, offset, count):
-    """array[offset : offset + count] as the first ``count`` ≤ L lanes of a vector (the rest 0;
-    nothing past ``count`` is read)."""
-    if not isinstance(array, types.Array) or array.dtype not in (types.float32, types.float64):
-        return None
-    vt = VecType(array.dtype, lanes(array.dtype))
-    sig = vt(array, types.intp, types.intp)
+def fixed_lanes(dtype) -> int:
+    """W: the lanes of a ``FIXED_BYTES`` vector for ``dtype``, the same on every CPU."""
+    return FIXED_BYTES // np.dtype(str(dtype)).itemsize
 
-    def codegen(context, builder, signature, args):
-        vty = context.get_value_type(vt)
-        ptr = _pointer(context, builder, signature.args[0], args[0], args[1], vty)
-        mask = _lanes_below(builder, args[2], vt.width)
-        fn = _masked(builder, "load", vty, ptr.type)
-        return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), mask, ir.Constant(vty, None)])
-    return sig, codegen
+
+def fixed_lanes_of(array):
+    """W for ``array``'s elements, inside compiled code (a compile-time constant, so that loads
+    of W lanes need no mask)."""
+    return fixed_lanes(array.dtype)
+
+
+@overload(fixed_lanes_of)
+def _fixed_lanes_of(array):
+    width = fixed_lanes(array.dtype)
+    return lambda array: width
+
+
+def _make_load(width_of):
+    @intrinsic
+    def load(typingctx, array, offset, count):
+        """array[offset : offset + count] as the first ``count`` lanes of a vector (the rest 0;
+        nothing past ``count`` is read)."""
+        if not isinstance(array, types.Array) or array.dtype not in (types.float32, types.float64):
+            return None
+        vt = VecType(array.dtype, width_of(array.dtype))
+        sig = vt(array, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            vty = context.get_value_type(vt)
+            ptr = _pointer(context, builder, signature.args[0], args[0], args[1], vty)
+            mask = _lanes_below(builder, args[2], vt.width)
+            fn = _masked(builder, "load", vty, ptr.type)
+            return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), mask, ir.Constant(vty, None)])
+        return sig, codegen
+    return load
+
+
+def _make_zero(width_of):
+    @intrinsic
+    def zero(typingctx, array):
+        """A vector of zeros of ``array``'s element type."""
+        if not isinstance(array, types.Array) or array.dtype not in (types.float32, types.float64):
+            return None
+        vt = VecType(array.dtype, width_of(array.dtype))
+
+        def codegen(context, builder, signature, args):
+            return ir.Constant(context.get_value_type(vt), None)
+        return vt(array), codegen
+    return zero
+
+
+vload, fixed_load = _make_load(lanes), _make_load(fixed_lanes)      # count ≤ L, count ≤ W
+vzero, fixed_zero = _make_zero(lanes), _make_zero(fixed_lanes)
 
 
 @intrinsic
@@ -104,18 +154,6 @@ def vstore(typingctx, array, offset, value, count):
         builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), mask])
         return context.get_dummy_value()
     return sig, codegen
-
-
-@intrinsic
-def vzero(typingctx, array):
-    """A vector of zeros of ``array``'s element type."""
-    if not isinstance(array, types.Array) or array.dtype not in (types.float32, types.float64):
-        return None
-    vt = VecType(array.dtype, lanes(array.dtype))
-
-    def codegen(context, builder, signature, args):
-        return ir.Constant(context.get_value_type(vt), None)
-    return vt(array), codegen
 
 
 @intrinsic
@@ -143,16 +181,46 @@ def with_lane(typingctx, vec, index, value):
 
 @intrinsic
 def vsum(typingctx, vec):
-    """The sum of vec's lanes (in any order)."""
+    """The sum of vec's lanes, pairwise in a fixed order: the upper half of the lanes added to the
+    lower half until one lane is left ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)) for 8."""
     if not isinstance(vec, VecType):
         return None
 
     def codegen(context, builder, signature, args):
-        vty = args[0].type
-        name = f"llvm.vector.reduce.fadd.v{vty.count}{'f64' if isinstance(vty.element, ir.DoubleType) else 'f32'}"
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty.element, [vty.element, vty]), name)
-        return builder.call(fn, [ir.Constant(vty.element, 0.0), args[0]], fastmath=FAST)
+        v, width = args[0], signature.args[0].width
+        while width > 1:
+            width //= 2
+            lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), width), list(range(width))))
+            hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), width),
+                                                          list(range(width, 2 * width))))
+            v = builder.fadd(lo, hi)
+        return builder.extract_element(v, ir.Constant(ir.IntType(32), 0))
     return vec.dtype(vec), codegen
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a · b + c rounded once (``llvm.fma``): for vectors (scalars broadcast) or three floats of one
+    type. The only multiply-add the engine's element-wise code fuses, so each is fused everywhere."""
+    vt = _vec_of(a, b, c)
+    if vt is None:
+        if not (a == b == c and isinstance(a, types.Float)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            ty = args[0].type
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty, ty, ty]),
+                                                f"llvm.fma.{'f64' if isinstance(ty, ir.DoubleType) else 'f32'}")
+            return builder.call(fn, list(args))
+        return a(a, b, c), codegen
+
+    def vcodegen(context, builder, signature, args):
+        ops = [_operand(context, builder, v, t, vt) for v, t in zip(args, signature.args)]
+        vty = ops[0].type
+        name = f"llvm.fma.v{vty.count}{'f64' if isinstance(vty.element, ir.DoubleType) else 'f32'}"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3), name)
+        return builder.call(fn, ops)
+    return vt(a, b, c), vcodegen
 
 
 @intrinsic
@@ -202,7 +270,7 @@ def _make_binary(instruction: str):
         def codegen(context, builder, signature, args):
             a = _operand(context, builder, args[0], signature.args[0], vt)
             b = _operand(context, builder, args[1], signature.args[1], vt)
-            return getattr(builder, instruction)(a, b, flags=FAST)
+            return getattr(builder, instruction)(a, b)
         return vt(x, y), codegen
     return binary
 
@@ -233,7 +301,7 @@ def _neg(typingctx, x):
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.fneg(args[0], flags=FAST)
+        return builder.fneg(args[0])
     return x(x), codegen
 
 
