@@ -62,12 +62,12 @@ def fit_ar(a: np.ndarray, d: int, p_max: int) -> ARModel:
     return ARModel(np.asarray(sol[:p], np.float64), float(sol[p]), d)
 
 
-def ar_least_squares(a: np.ndarray, p: int) -> ARModel:
-    """AR(p) on a itself (d = 0) by least squares, the order fixed (the baseline the tests and
-    the tuning script compare with)."""
-    a = np.asarray(a, np.float64)
-    sol, *_ = np.linalg.lstsq(_design(a, p, p), a[p:], rcond=None)
-    return ARModel(sol[:p].copy(), float(sol[p]), 0)
+def fit_order(a: np.ndarray, d: int, p: int) -> ARModel:
+    """AR(p) on Δ^d a by least squares, the order fixed (p = 9, d = 0: the baseline the tests
+    and the tuning script compare with)."""
+    z = np.diff(a, n=d) if d else np.asarray(a, np.float64)
+    sol, *_ = np.linalg.lstsq(_design(z, p, p), z[p:], rcond=None)
+    return ARModel(sol[:p].copy(), float(sol[p]), d)
 
 
 def forecast_ar(model: ARModel, windows: np.ndarray, steps: int) -> np.ndarray:

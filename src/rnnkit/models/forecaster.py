@@ -27,8 +27,8 @@ from rnnkit.models.base import RecurrentEstimator, seed_from
 from rnnkit.models.config import FitSettings, NetParams, check_number, from_params
 from rnnkit.models.data import Sequences
 from rnnkit.models.errors import InputError, check_choice
-from rnnkit.models.intervals import check_coverage, conformal_quantile, growth, scores
-from rnnkit.models.linear_path import VALIDATION_MIN_STEPS, LinearPath, fit_linear_path
+from rnnkit.models.intervals import check_coverage, conformal_quantile, extend, spread_and_scores
+from rnnkit.models.linear_path import VALIDATION_MIN_STEPS, LinearPath, backtest_errors, fit_linear_path
 from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.season import auto_window, estimate_season
 from rnnkit.models.series import NORMALIZATIONS, SeriesScale, as_series, normalise_windows, rows, sliding
@@ -40,9 +40,11 @@ N, S = NetParams, FitSettings                       # the defaults of the constr
 # The share of the network's correction kept, chosen on the held-out windows (lowest validation
 # loss; ties to the smaller share, so the network must earn its place).
 CORRECTIONS = (0.0, 0.5, 1.0)
-# Intervals: the most recent CALIBRATION_SHARE of the training steps are forecast from every
-# origin there, up to max(output_steps, season, 8) steps ahead, to score the model's errors.
-CALIBRATION_SHARE = 0.2
+# Intervals: the linear path is refitted at up to CALIBRATION_ORIGINS origins, evenly spread over
+# the most recent CALIBRATION_SHARE of the training series, and forecasts to its end: the
+# out-of-sample errors that the conformal scores and the spread per step come from.
+CALIBRATION_SHARE = 0.4
+CALIBRATION_ORIGINS = 40
 
 # scikit-learn's conformance checks that cannot apply to a forecaster, with the reason. Since
 # scikit-learn 1.6 these go to check_estimator / parametrize_with_checks as expected_failed_checks
@@ -154,7 +156,7 @@ class RNNForecaster(RecurrentEstimator):
         self._series_ndim = np.ndim(X) if not isinstance(X, (list, tuple)) else np.asarray(X).ndim
         self.n_train_ = n
         self.last_window_, self.last_exog_ = x[-L:].copy(), e[-L:].copy()
-        self.calibration_ = self._calibrate(a, e, max(H, m, VALIDATION_MIN_STEPS))
+        self.interval_spread_, self.calibration_ = self._calibrate(x)
         return self
 
     def _training_windows(self, a: np.ndarray, e: np.ndarray):
@@ -191,20 +193,22 @@ class RNNForecaster(RecurrentEstimator):
         losses = [float(np.mean((targets[val] - c * z) ** 2)) for c in CORRECTIONS]
         return net, history, CORRECTIONS[int(np.argmin(losses))]
 
-    def _calibrate(self, a: np.ndarray, e: np.ndarray, K: int) -> np.ndarray:
-        """Sorted conformal scores (F, n_scores) from forecasts of the most recent steps."""
-        n, L, F = len(a), self.window_, a.shape[1]
-        n_cal = min(max(K, int(round(CALIBRATION_SHARE * n))), n - L)
-        origins = np.arange(n - n_cal, n)                                  # forecast a[o], a[o+1], ...
-        windows = np.stack([a[o - L:o] for o in origins])                  # (B, L, F)
-        e_ahead = self._exog_windows(e, origins - L, L + K + int(self.output_steps)) if e.shape[1] else None
-        pred = self._recursive(windows, e_ahead, K)                        # (B, K, F)
-        steps = origins[:, None] + np.arange(K)
-        valid = steps < n
-        errors = a[np.minimum(steps, n - 1)] - pred
-        per_series = scores(errors, valid, growth(self.path_.psi(K)))
-        width = max(len(s) for s in per_series)
-        return np.stack([np.pad(s, (0, width - len(s)), constant_values=np.inf) for s in per_series])
+    def _calibrate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(v (F, K), sorted conformal scores (F, n_scores), inf-padded) from backtests of the
+        linear path over the most recent CALIBRATION_SHARE of the series (rnnkit.models.intervals)."""
+        n, F, m = len(x), x.shape[1], self.path_.season
+        spreads, all_scores = [], []
+        for f in range(F):
+            model = self.path_.model(f)
+            need = max(3 * (len(model.coef) + 1) + model.d, 2 * m + 1 if m > 1 else 0, 4)
+            lo = min(max(int(round((1 - CALIBRATION_SHARE) * n)), need), n - 1)
+            origins = np.unique(np.linspace(lo, n - 1, min(CALIBRATION_ORIGINS, n - lo)).round().astype(np.int64))
+            v, sc = spread_and_scores(backtest_errors(x[:, f], self.path_, f, origins, n - lo))
+            spreads.append(v)
+            all_scores.append(sc)
+        K, S = max(len(v) for v in spreads), max(1, max(len(sc) for sc in all_scores))
+        v = np.stack([extend(s, K) if np.all(np.isfinite(s)) else np.full(K, np.inf) for s in spreads])
+        return v, np.stack([np.pad(sc, (0, S - len(sc)), constant_values=np.inf) for sc in all_scores])
 
     def _exog(self, exog, rows_needed: int, name: str, fitted: int | None) -> np.ndarray:
         if exog is None:
@@ -312,7 +316,8 @@ class RNNForecaster(RecurrentEstimator):
         c = check_coverage(coverage)
         a, row = self._adjusted_forecast(h, history, exog, history_exog)
         q = np.array([conformal_quantile(s[np.isfinite(s)], c) for s in self.calibration_])   # (F,)
-        half = q * growth(self.path_.psi(int(h)))                                             # (h, F)
+        half = q * np.stack([extend(v, int(h)) for v in self.interval_spread_], axis=1)       # (h, F)
+        half = np.where(np.isfinite(half), half, np.inf)
         bounds = [self.path_.restore((a + sign * half)[None], np.array([row]))[0] for sign in (-1, 1)]
         return self._shaped(bounds[0]), self._shaped(bounds[1])
 
@@ -342,7 +347,7 @@ class RNNForecaster(RecurrentEstimator):
                 "scale.exog_mean": sc.exog_mean, "scale.exog_std": sc.exog_std,
                 "path.lam": p.lam, "path.offsets": p.offsets, "path.coef": p.coef,
                 "path.intercept": p.intercept, "path.d": p.d, "path.scale": p.scale,
-                "calibration": self.calibration_,
+                "calibration": self.calibration_, "interval_spread": self.interval_spread_,
                 "last_window": self.last_window_, "last_exog": self.last_exog_}
 
     def _meta(self) -> dict:
@@ -358,7 +363,7 @@ class RNNForecaster(RecurrentEstimator):
                                   a["scale.exog_mean"], a["scale.exog_std"])
         self.path_ = LinearPath(a["path.lam"], a["path.offsets"], a["path.coef"], a["path.intercept"],
                                 a["path.d"].astype(np.int64), a["path.scale"])
-        self.calibration_ = a["calibration"]
+        self.calibration_, self.interval_spread_ = a["calibration"], a["interval_spread"]
         self.last_window_, self.last_exog_ = a["last_window"], a["last_exog"]
         self.window_, self._series_ndim = int(header["window"]), int(header["series_ndim"])
         self.season_, self.correction_ = int(header["season"]), float(header["correction"])

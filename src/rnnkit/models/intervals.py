@@ -24,16 +24,31 @@ import numpy as np
 
 from rnnkit.models.errors import InputError
 
-
-def growth(psi: np.ndarray) -> np.ndarray:
-    """v_1 .. v_K (K, F) from ψ_0 .. ψ_{K−1} (K, F)."""
-    return np.sqrt(np.cumsum(psi ** 2, axis=0))
+MIN_ERRORS = 5          # backtest errors a step needs for its own spread v_k
 
 
-def scores(errors: np.ndarray, valid: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
-    """Per series, the sorted scores |e| / v_k of errors (B, K, F) where valid (B, K)."""
-    ratio = np.abs(errors) / v[None, :, :]
-    return [np.sort(ratio[..., f][valid]) for f in range(errors.shape[2])]
+def spread_and_scores(errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(v (K,), sorted scores) of one series' backtest errors (B, K), nan where missing.
+
+    v_k: the root mean square of the errors k steps ahead where at least MIN_ERRORS exist, never
+    falling with k; past the last such k it grows as √k (a random walk's spread)."""
+    counts = np.sum(np.isfinite(errors), axis=0)
+    K = len(counts)
+    known = int(np.max(np.nonzero(counts >= MIN_ERRORS)[0]) + 1) if np.any(counts >= MIN_ERRORS) else 0
+    if known == 0:
+        return np.full(K, np.inf), np.zeros(0)
+    rms = np.sqrt(np.nanmean(errors[:, :known] ** 2, axis=0))
+    v = np.maximum.accumulate(np.maximum(rms, 1e-12 * (1 + rms.max())))
+    ratio = np.abs(errors[:, :known]) / v
+    return v, np.sort(ratio[np.isfinite(ratio)])
+
+
+def extend(v: np.ndarray, h: int) -> np.ndarray:
+    """v_1 .. v_h from the known v (K,): past K, v_K √(k / K)."""
+    K = len(v)
+    if h <= K:
+        return v[:h]
+    return np.concatenate([v, v[-1] * np.sqrt(np.arange(K + 1, h + 1) / K)])
 
 
 def conformal_quantile(sorted_scores: np.ndarray, coverage: float) -> float:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit.engine import matmul
-from rnnkit.models.autoregression import ARModel, affine_map, fit_ar, forecast_ar, psi, residuals
+from rnnkit.models.autoregression import ARModel, affine_map, fit_ar, fit_order, forecast_ar, psi, residuals
 from rnnkit.models.data import spread_or_one
 from rnnkit.models.transforms import box_cox, choose_lambda, inverse_box_cox, seasonal_offsets
 
@@ -165,3 +165,22 @@ def _validation_error(x: np.ndarray, cand: Candidate, season: int, L: int, n_fit
     pred = inverse_box_cox((fc + offsets[rows % m])[..., None], np.array([lam]))[..., 0]
     err = (pred - x[np.minimum(rows, n - 1)]) ** 2
     return float(np.mean(err[valid]))
+
+
+def backtest_errors(x: np.ndarray, path: LinearPath, f: int, origins: np.ndarray, K: int) -> np.ndarray:
+    """Out-of-sample errors (B, K) of series f's linear path, refitted (same λ, offsets or not,
+    d and order) on x[:o] for each origin o and forecasting x[o .. o + K − 1]; in the transformed
+    space g_λ(x), nan past the end of x."""
+    n, m = len(x), path.season
+    lam, model = np.array([path.lam[f]]), path.model(f)
+    y = box_cox(x[:, None], lam)[:, 0]
+    out = np.full((len(origins), K), np.nan)
+    for i, o in enumerate(origins):
+        offsets = seasonal_offsets(y[:o], m) if np.any(path.offsets[f]) else np.zeros(m)
+        a = y - offsets[np.arange(n) % m]
+        refit = fit_order(a[:o], model.d, len(model.coef))
+        span = max(refit.span, 1)
+        steps = min(K, n - o)
+        fc = forecast_ar(refit, a[None, o - span:o], steps)[0] + offsets[(o + np.arange(steps)) % m]
+        out[i, :steps] = y[o:o + steps] - fc
+    return out
