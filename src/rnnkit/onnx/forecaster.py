@@ -48,6 +48,7 @@ def export_forecaster(g: Graph, est: RNNForecaster, lengths: bool) -> None:
     p = est.path_
     x = g.add_input("input", g.elem_type, ["batch", L, F])                               # (B, L, F)
     start = g.add_input("start", require_onnx().TensorProto.INT64, ["batch"]) if np.any(p.offsets) else None
+    e = g.add_input("exog", g.elem_type, ["batch", L + H, est.n_exog_]) if est.n_exog_ else None  # (unused if α = 0)
     y = box_cox(g, x, p.lam)
     a = g.op("Sub", y, offsets_at(g, p.offsets, start, 0, L), hint="a") if start else y  # (B, L, F)
     A, b = p.affine(L, H)                                                                # (F, L, H), (F, H)
@@ -55,7 +56,7 @@ def export_forecaster(g: Graph, est: RNNForecaster, lengths: bool) -> None:
     lin = g.op("Squeeze", g.op("MatMul", a_t, g.const(A, "ar_map"), hint="ar"), g.ints([2]))   # (B, F, H)
     out = g.op("Transpose", g.op("Add", lin, g.const(b, "ar_bias")), perm=[0, 2, 1], hint="linear")  # (B, H, F)
     if est.correction_ != 0:
-        rows = normalised_rows(g, est, a)
+        rows = normalised_rows(g, est, a, e)
         z = sequence_net(g, est.net_, g.op("Transpose", rows, perm=[1, 0, 2], hint="rows_time_major"), None)
         z = g.op("Reshape", z, g.ints([0, H, F]), hint="z_steps")                         # (B, H, F)
         out = g.op("Add", out, g.op("Mul", z, g.const(est.correction_ * p.scale, "correction_scale")),
@@ -114,7 +115,7 @@ def inverse_box_cox(g: Graph, y: str, lam: np.ndarray) -> str:
     return _mixed(g, lam, parts, "x_hat")
 
 
-def normalised_rows(g: Graph, est: RNNForecaster, a: str) -> str:
+def normalised_rows(g: Graph, est: RNNForecaster, a: str, e: str | None) -> str:
     """The network's input rows (B, L, F' + H·E) from the adjusted windows a (B, L, F)."""
     sc, L = est.scale_, est.window_
     mean, std = g.const(sc.mean, "a_mean"), g.const(sc.std, "a_std")
@@ -126,15 +127,14 @@ def normalised_rows(g: Graph, est: RNNForecaster, a: str) -> str:
     parts = [g.op("Div", g.op("Sub", a, offset), scale, hint="a_norm")]
     if est.normalize == "both":
         parts.append(g.op("Div", g.op("Sub", a, mean), std, hint="a_global"))
-    if est.n_exog_:
-        parts += exog_rows(g, est)
+    if e is not None:
+        parts += exog_rows(g, est, e)
     return parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=2, hint="rows")
 
 
-def exog_rows(g: Graph, est: RNNForecaster) -> list[str]:
+def exog_rows(g: Graph, est: RNNForecaster, e: str) -> list[str]:
     """The input ``exog`` (B, L + H, E), standardised, as H blocks (B, L, E): block k holds ẽ_{s+1+k}."""
     L, H, sc = est.window_, int(est.output_steps), est.scale_
-    e = g.add_input("exog", g.elem_type, ["batch", L + H, est.n_exog_])
     ez = g.op("Div", g.op("Sub", e, g.const(sc.exog_mean, "e_mean")), g.const(sc.exog_std, "e_std"), hint="e_norm")
     return [g.op("Slice", ez, g.ints([1 + k]), g.ints([L + 1 + k]), g.ints([1]), hint=f"e_ahead{k + 1}")
             for k in range(H)]
