@@ -224,3 +224,51 @@ def test_bad_interval_and_season_arguments():
         fc.predict_interval(0)
     with pytest.raises(ValueError, match="season must be 'auto' or an int >= 1, got 0"):
         RNNForecaster(season=0).fit(trend_season(0, 80))
+
+
+# -- saving, the command line -----------------------------------------------------------------------
+def test_save_load_keeps_the_linear_path_and_intervals_and_refuses_older_files(tmp_path):
+    from rnnkit.lm.checkpoint import read_tensors, write_tensors
+    t = np.arange(100)
+    s = 50 * np.exp(0.01 * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12))
+    fc = RNNForecaster(**QUICK).fit(s)
+    fc.save(tmp_path / "f.safetensors")
+    back = RNNForecaster.load(tmp_path / "f.safetensors")
+    np.testing.assert_array_equal(back.predict(30), fc.predict(30))
+    for a, b in zip(back.predict_interval(30, 0.8), fc.predict_interval(30, 0.8)):
+        np.testing.assert_array_equal(a, b)
+    assert back.choices_ == fc.choices_ and back.season_ == 12 and back.correction_ == fc.correction_
+    tensors, header = read_tensors(tmp_path / "f.safetensors")                  # as an older rnnkit wrote it
+    old = {k: v for k, v in tensors.items() if not k.startswith("path.") and k not in ("calibration", "interval_spread")}
+    write_tensors(tmp_path / "old.safetensors", old, header)
+    with pytest.raises(ValueError, match="saved by an earlier rnnkit, whose forecaster had no linear path: "
+                                         "fit the forecaster again"):
+        RNNForecaster.load(tmp_path / "old.safetensors")
+
+
+def test_command_line_backtest_dates_and_plot(tmp_path, capsys):
+    import json
+    from rnnkit.cli import main
+    values = trend_season(3, 96)
+    path = tmp_path / "sales.csv"
+    months = np.arange(np.datetime64("2001-01"), np.datetime64("2009-01"))
+    path.write_text("month,sales\n" + "".join(f"{m},{v:.4f}\n" for m, v in zip(months, values)))
+    quick = ["--hidden", "8", "--epochs", "3", "--quiet"]
+    assert main(["forecast", str(path), "--horizon", "12", "--backtest", "2", "--coverage", "0.8", *quick,
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["index"][0] == "2008-01" and r["index"][-1] == "2008-12"           # the held-out year's dates
+    bt = r["backtest"]["windows"]
+    assert [w["cutoff"] for w in bt] == [72, 84] and [w["first"] for w in bt] == ["2007-01", "2008-01"]
+    assert bt[1]["rnnkit"]["rmse"] == pytest.approx(r["rnnkit"]["rmse"])        # the last window is the holdout
+    naive = values[60:72]
+    assert bt[0]["seasonal_naive"]["rmse"] == pytest.approx(np.sqrt(np.mean((values[72:84] - naive) ** 2)))
+    assert r["coverage"] == 0.8 and all(lo <= f <= hi for lo, f, hi in zip(r["lower"], r["forecast"], r["upper"]))
+    png = tmp_path / "fc.png"
+    assert main(["forecast", str(path), "--horizon", "6", "--future", *quick, "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "2009-01" in out and "2009-06" in out and f"forecast drawn to {png}" in out   # dates after the end
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit) as exit_:
+        main(["forecast", str(path), "--horizon", "12", "--coverage", "1.5", *quick])
+    assert exit_.value.code == 2 and "argument --coverage: must be a finite number in (0, 1), got '1.5'" in capsys.readouterr().err

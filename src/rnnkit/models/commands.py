@@ -13,7 +13,7 @@ from rnnkit.models.config import SHARE, FitSettings as S, NetParams as N
 from rnnkit.models.network import CELLS
 from rnnkit.outputs import output_file
 from rnnkit.pooling import POOLINGS
-from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, SEED
+from rnnkit.ranges import COUNT, FRACTION, POSITIVE, PROBABILITY_BELOW_1, SEED
 
 # (option, estimator parameter, type, help): the model and training options both commands share.
 MODEL_OPTIONS = [
@@ -87,22 +87,13 @@ def add_forecast_parser(sub) -> None:
                         "last value (trending series), or both")
     p.add_argument("--backtest", metavar="N", type=COUNT,
                    help="also refit on N expanding windows and report each window's errors")
-    p.add_argument("--coverage", type=_coverage, default=0.9,
+    p.add_argument("--coverage", type=FRACTION, default=0.9,
                    help="of the prediction intervals (default 0.9)")
     p.add_argument("--plot", metavar="PNG", type=output_file,
                    help="draw history, forecast and interval into this PNG file (needs matplotlib)")
     _add_model_options(p)
     p.set_defaults(func=cmd_forecast)
 
-
-def _coverage(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
-    return value
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
