@@ -107,7 +107,7 @@ def cmd_stats(args) -> None:
     Path(args.out).write_text(json.dumps(data))
 
 
-def one(name: str, d: dict, params: dict, seed: int) -> dict:
+def one(name: str, d: dict, params: dict, seed: int, backtest: bool = True) -> dict:
     from rnnkit.models import RNNForecaster, cross_validate
     from rnnkit.models.autoregression import fit_order, forecast_ar
     from rnnkit.models.baselines import mape, rmse, seasonal_naive
@@ -132,6 +132,9 @@ def one(name: str, d: dict, params: dict, seed: int) -> dict:
            "rmse": {k: rmse(test, v) for k, v in forecasts.items()},
            "one_step_rmse": {"rnnkit": rmse(test, one_step), "ar9": rmse(test, ar_one)},
            "holdout_covered": float(np.mean((test >= lo) & (test <= hi)))}
+    if not backtest:
+        row["backtest_covered"] = None
+        return row
     try:
         bt = cross_validate(RNNForecaster(verbose=0, random_state=seed, **params), s, h, n_windows=3, coverage=0.9)
         row["backtest_covered"] = float(np.mean(bt.covered))
@@ -146,10 +149,10 @@ def cmd_run(args) -> None:
     for kv in args.set:
         k, v = kv.split("=", 1)
         params[k] = json.loads(v) if v[:1].isdigit() or v in ("true", "false", "null") else v
-    names = args.series or list(data)
+    names = args.series or [n for n in data if args.role in (None, data[n]["role"])]
     for name in names:
         for seed in args.seeds:
-            row = one(name, data[name], params, seed)
+            row = one(name, data[name], params, seed, not args.no_backtest)
             print(json.dumps(row), flush=True)
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -189,6 +192,8 @@ def main() -> None:
     r.add_argument("--series", nargs="+")
     r.add_argument("--seeds", nargs="+", type=int, default=[0])
     r.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
+    r.add_argument("--role", choices=["dev", "check"], help="only the development or the check series")
+    r.add_argument("--no-backtest", action="store_true", help="skip the 3-window backtest (coverage)")
     r.add_argument("--out", default="fc.jsonl")
     r.set_defaults(func=cmd_run)
     q = sub.add_parser("report")

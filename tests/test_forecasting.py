@@ -272,3 +272,34 @@ def test_command_line_backtest_dates_and_plot(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["forecast", str(path), "--horizon", "12", "--coverage", "1.5", *quick])
     assert exit_.value.code == 2 and "argument --coverage: must be a finite number in (0, 1), got '1.5'" in capsys.readouterr().err
+
+
+def test_ensemble_is_the_mean_of_its_members_saved_and_exported(tmp_path):
+    s = trend_season(4, 100)
+    fc = RNNForecaster(n_models=3, **QUICK | {"epochs": 5}).fit(s)
+    assert len(fc.networks) == 3
+    single = RNNForecaster(**QUICK | {"epochs": 5}).fit(s)                  # the first member drawn first
+    np.testing.assert_array_equal(single.net_.state_dict()["head.weight"], fc.net_.state_dict()["head.weight"])
+    fc.correction_ = 1.0
+    a = fc.path_.adjust(s[None, -fc.window_:, None], np.array([100 - fc.window_]))
+    ensemble, nets, parts = fc._block(a, None), fc.networks, []
+    for net in nets:                                                           # each member alone
+        fc.net_, fc.members_ = net, []
+        parts.append(fc._block(a, None))
+    fc.net_, fc.members_ = nets[0], nets[1:]
+    np.testing.assert_allclose(ensemble, np.mean(parts, axis=0), rtol=1e-12)
+    assert np.ptp([p[0, 0, 0] for p in parts]) > 0                              # the members differ
+    fc.save(tmp_path / "e.safetensors")
+    back = RNNForecaster.load(tmp_path / "e.safetensors")
+    assert len(back.networks) == 3
+    np.testing.assert_array_equal(back.predict(12), fc.predict(12))
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import rnnkit.onnx
+    model = rnnkit.onnx.to_model(fc)
+    sess = rnnkit.onnx.session(model)
+    feed = {"input": s[None, -fc.window_:, None].astype(np.float32)}
+    if "start" in [i.name for i in sess.get_inputs()]:
+        feed["start"] = np.array([100 - fc.window_], np.int64)
+    np.testing.assert_allclose(sess.run(None, feed)[0][0, :, 0], fc.predict(1), rtol=2e-5)
+    assert "Sum" in [n.op_type for n in model.graph.node]

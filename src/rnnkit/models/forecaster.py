@@ -29,7 +29,7 @@ from rnnkit.models.data import Sequences
 from rnnkit.models.errors import InputError, check_choice
 from rnnkit.models.intervals import check_coverage, conformal_quantile, extend, spread_and_scores
 from rnnkit.models.linear_path import VALIDATION_MIN_STEPS, LinearPath, backtest_errors, fit_linear_path
-from rnnkit.models.network import NetConfig, SequenceNet
+from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
 from rnnkit.models.season import auto_window, estimate_season
 from rnnkit.models.series import NORMALIZATIONS, SeriesScale, as_series, normalise_windows, rows, sliding
 from rnnkit.models.training import PREDICT_BATCH, fit_network, predict_network
@@ -77,7 +77,8 @@ class RNNForecaster(RecurrentEstimator):
     series; 1: none). The network reads a window of the adjusted series a, normalised with its
     mean and spread (``normalize="global"``), relative to the window's last value (``"last"``)
     or both, and predicts ``output_steps`` corrections at once; longer forecasts feed forecasts
-    back, ``output_steps`` at a time. The last ``validation_fraction`` of the windows (the most
+    back, ``output_steps`` at a time; ``n_models`` networks (each from its own initialisation and
+    batch order) make an ensemble whose mean is the correction. The last ``validation_fraction`` of the windows (the most
     recent) is held out for early stopping and for the share α of the correction kept.
 
     ``predict(12)``: the 12 steps after the training series; ``predict(1, history=series[:t])``
@@ -88,12 +89,13 @@ class RNNForecaster(RecurrentEstimator):
     (lower, upper) bounds (split-conformal, see ``rnnkit.models.intervals``).
 
     Learned: ``path_`` (the linear path), ``season_``, ``window_``, ``correction_`` (α),
-    ``choices_`` (each series' λ, offsets, d and AR order), ``net_``, ``history_``.
+    ``choices_`` (each series' λ, offsets, d and AR order), ``net_`` (and ``members_``, the
+    ensemble's other networks), ``history_`` (of ``net_``).
     ``y`` in ``fit`` is ignored (scikit-learn's API for estimators without targets).
     Other parameters as :class:`RNNClassifier`.
     """
 
-    def __init__(self, window="auto", output_steps=1, season="auto", normalize="global", cell=N.cell,
+    def __init__(self, window="auto", output_steps=1, season="auto", n_models=1, normalize="global", cell=N.cell,
                  hidden_size=N.hidden_size, num_layers=N.num_layers, pooling="last", dropout=N.dropout,
                  epochs=S.epochs, batch_size=S.batch_size, lr=S.lr, weight_decay=S.weight_decay,
                  clip=S.clip, patience=S.patience, validation_fraction=S.validation_fraction,
@@ -101,6 +103,7 @@ class RNNForecaster(RecurrentEstimator):
         self.window = window
         self.output_steps = output_steps
         self.season = season
+        self.n_models = n_models
         self.normalize = normalize
         self.cell = cell
         self.hidden_size = hidden_size
@@ -129,6 +132,7 @@ class RNNForecaster(RecurrentEstimator):
         net, settings = from_params(NetParams, params), from_params(FitSettings, params)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         H = check_number("output_steps", self.output_steps, COUNT)
+        self._n_models()
         for name in ("window", "season"):
             value = getattr(self, name)
             if not (isinstance(value, str) and value == "auto"):
@@ -158,8 +162,9 @@ class RNNForecaster(RecurrentEstimator):
         self.scale_ = SeriesScale.fit(a, e)
         self.n_features_in_, self.n_exog_ = x.shape[1], e.shape[1]
         rng = seed_from(self.random_state)
-        net, history, n_alpha = self._fit_network(a, e, net_params, settings, rng)
-        self._fitted(net, history)
+        nets, histories, n_alpha = self._fit_network(a, e, net_params, settings, rng)
+        self._fitted(nets[0], histories[0])
+        self.members_ = [with_dtype(net, np.float64) for net in nets[1:]]
         self.correction_ = self._choose_correction(a, e, n_alpha, max(H, m, VALIDATION_MIN_STEPS))
         self._series_ndim = np.ndim(X) if not isinstance(X, (list, tuple)) else np.asarray(X).ndim
         self.n_train_ = n
@@ -188,16 +193,22 @@ class RNNForecaster(RecurrentEstimator):
         data = Sequences(inputs, np.full(count, L, np.int64), "3d")
         stop = n_val - n_alpha if n_alpha < n_val else n_val   # early stopping: the older half
         train, val = np.arange(count - n_val), np.arange(count - n_val, count - n_val + stop)
-        net = SequenceNet(NetConfig(inputs.shape[2], targets.shape[1], **asdict(net_params)),
-                          dtype=np.float32, rng=rng)
-        net.head.weight.data[...] = 0.0                # start exactly at the linear forecast
-        if net.head.bias is not None:
-            net.head.bias.data[...] = 0.0
-        history = fit_network(
-            net, mean_squared_error, data.subset(train), targets[train],
-            data.subset(val) if n_val else None, targets[val] if n_val else None, settings, rng,
-            type(self).__name__)
-        return net, history, n_alpha
+        nets, histories = [], []
+        for _ in range(self._n_models()):              # one generator: members draw in turn
+            net = SequenceNet(NetConfig(inputs.shape[2], targets.shape[1], **asdict(net_params)),
+                              dtype=np.float32, rng=rng)
+            net.head.weight.data[...] = 0.0            # start exactly at the linear forecast
+            if net.head.bias is not None:
+                net.head.bias.data[...] = 0.0
+            histories.append(fit_network(
+                net, mean_squared_error, data.subset(train), targets[train],
+                data.subset(val) if n_val else None, targets[val] if n_val else None, settings, rng,
+                type(self).__name__))
+            nets.append(net)
+        return nets, histories, n_alpha
+
+    def _n_models(self) -> int:
+        return check_number("n_models", self.n_models, COUNT)
 
     def _choose_correction(self, a: np.ndarray, e: np.ndarray, n_val: int, K: int) -> float:
         """α: the share of the network's correction whose recursive forecasts of up to K steps
@@ -287,8 +298,14 @@ class RNNForecaster(RecurrentEstimator):
         r = np.stack([rows(ai, ei, H) for ai, ei in zip(a, e)]) if e is not None else a
         inputs, _ = normalise_windows(r, F, self.normalize, self.scale_)
         data = Sequences(inputs, np.full(len(inputs), inputs.shape[1], np.int64), "3d")
-        z = predict_network(self.net_, data, PREDICT_BATCH).astype(np.float64).reshape(len(a), H, F)
+        z = sum(predict_network(net, data, PREDICT_BATCH).astype(np.float64) for net in self.networks)
+        z = (z / len(self.networks)).reshape(len(a), H, F)             # the ensemble's mean
         return linear + self.correction_ * z * self.path_.scale
+
+    @property
+    def networks(self) -> list[SequenceNet]:
+        """The correction's networks: ``net_``, then the other members of an ensemble."""
+        return [self.net_] + list(getattr(self, "members_", []))
 
     def _recursive(self, a: np.ndarray, e: np.ndarray | None, h: int) -> np.ndarray:
         """â (B, h, F): blocks of output_steps fed back; e (B, ≥ L + h + H − 1, E) or None."""
@@ -374,11 +391,14 @@ class RNNForecaster(RecurrentEstimator):
                 "path.lam": p.lam, "path.offsets": p.offsets, "path.coef": p.coef,
                 "path.intercept": p.intercept, "path.d": p.d, "path.scale": p.scale,
                 "calibration": self.calibration_, "interval_spread": self.interval_spread_,
-                "last_window": self.last_window_, "last_exog": self.last_exog_}
+                "last_window": self.last_window_, "last_exog": self.last_exog_} | {
+            f"member{k}.{name}": value for k, net in enumerate(self.networks[1:], 1)
+            for name, value in net.state_dict().items()}
 
     def _meta(self) -> dict:
         return {"window": self.window_, "series_ndim": self._series_ndim, "season": self.season_,
-                "correction": self.correction_, "n_train": self.n_train_, "choices": self.choices_}
+                "correction": self.correction_, "n_train": self.n_train_, "choices": self.choices_,
+                "members": len(self.networks)}
 
     def _restore(self, header: dict, a: dict) -> None:
         from rnnkit.models.persist import ModelFileError
@@ -395,3 +415,9 @@ class RNNForecaster(RecurrentEstimator):
         self.season_, self.correction_ = int(header["season"]), float(header["correction"])
         self.n_train_, self.choices_ = int(header["n_train"]), list(header["choices"])
         self.n_features_in_, self.n_exog_ = self.last_window_.shape[1], self.last_exog_.shape[1]
+        self.members_ = []
+        for k in range(1, int(header["members"])):
+            net = SequenceNet(NetConfig(**header["net"]), rng=0)
+            prefix = f"member{k}."
+            net.load_state_dict({name[len(prefix):]: v for name, v in a.items() if name.startswith(prefix)})
+            self.members_.append(net.eval())

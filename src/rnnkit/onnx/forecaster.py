@@ -12,7 +12,8 @@ computes for one window. The graph is the model of :mod:`rnnkit.models.forecaste
     y = g_λ(x)                       Log (λ = 0), Pow then Sub and Div (0 < λ < 1), Sub (λ = 1)
     a = y − S[(start + 0..L−1) mod m]     a Gather of the stored offsets, then Sub
     â = Aᵀ a + b                      the linear path: one batched MatMul with A (F, L, H)
-      + α σ_r · net(rows)             the correction (absent when α = 0); rows as in
+      + α σ_r · net(rows)             the correction (absent when α = 0; an ensemble's mean:
+                                      one network per member, a Sum, a Div); rows as in
                                       rnnkit.models.series, from a: "global" (a − μ)/σ, "last"
                                       (a − a_L)/σ_Δ, or both, then [ã_s, ẽ_{s+1..s+H}]
     forecast = g_λ⁻¹(â + S[(start + L + 0..H−1) mod m])      Exp / Pow / Add
@@ -57,7 +58,10 @@ def export_forecaster(g: Graph, est: RNNForecaster, lengths: bool) -> None:
     out = g.op("Transpose", g.op("Add", lin, g.const(b, "ar_bias")), perm=[0, 2, 1], hint="linear")  # (B, H, F)
     if est.correction_ != 0:
         rows = normalised_rows(g, est, a, e)
-        z = sequence_net(g, est.net_, g.op("Transpose", rows, perm=[1, 0, 2], hint="rows_time_major"), None)
+        x_tm = g.op("Transpose", rows, perm=[1, 0, 2], hint="rows_time_major")
+        zs = [sequence_net(g, net, x_tm, None) for net in est.networks]                  # each (B, H·F)
+        z = zs[0] if len(zs) == 1 else g.op("Div", g.op("Sum", *zs, hint="members_sum"),
+                                            g.const(np.array(float(len(zs))), "members"), hint="members_mean")
         z = g.op("Reshape", z, g.ints([0, H, F]), hint="z_steps")                         # (B, H, F)
         out = g.op("Add", out, g.op("Mul", z, g.const(est.correction_ * p.scale, "correction_scale")),
                    hint="a_hat")
