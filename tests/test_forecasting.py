@@ -303,3 +303,14 @@ def test_ensemble_is_the_mean_of_its_members_saved_and_exported(tmp_path):
         feed["start"] = np.array([100 - fc.window_], np.int64)
     np.testing.assert_allclose(sess.run(None, feed)[0][0, :, 0], fc.predict(1), rtol=2e-5)
     assert "Sum" in [n.op_type for n in model.graph.node]
+
+
+def test_readme_forecasting_example():
+    """README, "Forecasting": the block runs and its comments hold."""
+    from helpers import readme_block
+    scope: dict = {}
+    exec(compile(readme_block("forecast-intervals"), "README.md", "exec"), scope)
+    fc, bt = scope["fc"], scope["bt"]
+    assert (fc.season_, fc.window_, fc.choices_[0]["lambda"]) == (12, 24, 0.0)
+    assert np.all(scope["lower"] < scope["forecast"]) and np.all(scope["forecast"] < scope["upper"])
+    assert bt.cutoffs.tolist() == [108, 120, 132] and bt.mape.shape == bt.covered.shape == (3,)

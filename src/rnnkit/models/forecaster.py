@@ -27,6 +27,7 @@ from rnnkit.models.base import RecurrentEstimator, seed_from
 from rnnkit.models.config import FitSettings, NetParams, check_number, from_params
 from rnnkit.models.data import Sequences
 from rnnkit.models.errors import InputError, check_choice
+from rnnkit.models.forecast_config import DEFAULTS
 from rnnkit.models.intervals import check_coverage, conformal_quantile, extend, spread_and_scores
 from rnnkit.models.linear_path import VALIDATION_MIN_STEPS, LinearPath, backtest_errors, fit_linear_path
 from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
@@ -35,7 +36,7 @@ from rnnkit.models.series import NORMALIZATIONS, SeriesScale, as_series, normali
 from rnnkit.models.training import PREDICT_BATCH, fit_network, predict_network
 from rnnkit.ranges import COUNT
 
-N, S = NetParams, FitSettings                       # the defaults of the constructor's parameters
+N, S, D = NetParams, FitSettings, DEFAULTS         # the defaults of the constructor's parameters
 
 # The share α of the network's correction kept, chosen on the held-out windows by the error of
 # recursive forecasts of max(output_steps, season, 8) steps: chosen by one-step error instead,
@@ -95,8 +96,9 @@ class RNNForecaster(RecurrentEstimator):
     Other parameters as :class:`RNNClassifier`.
     """
 
-    def __init__(self, window="auto", output_steps=1, season="auto", n_models=1, normalize="global", cell=N.cell,
-                 hidden_size=N.hidden_size, num_layers=N.num_layers, pooling="last", dropout=N.dropout,
+    def __init__(self, window=D.window, output_steps=D.output_steps, season=D.season, n_models=D.n_models,
+                 normalize=D.normalize, cell=N.cell, hidden_size=N.hidden_size, num_layers=N.num_layers,
+                 pooling=D.pooling, dropout=N.dropout,
                  epochs=S.epochs, batch_size=S.batch_size, lr=S.lr, weight_decay=S.weight_decay,
                  clip=S.clip, patience=S.patience, validation_fraction=S.validation_fraction,
                  time_budget=S.time_budget, verbose=S.verbose, random_state=None):
