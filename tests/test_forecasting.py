@@ -224,6 +224,8 @@ def test_bad_interval_and_season_arguments():
         fc.predict_interval(0)
     with pytest.raises(ValueError, match="season must be 'auto' or an int >= 1, got 0"):
         RNNForecaster(season=0).fit(trend_season(0, 80))
+    with pytest.raises(ValueError, match="n_models must be an int >= 1, got 0"):
+        RNNForecaster(n_models=0).fit(trend_season(0, 80))
 
 
 # -- saving, the command line -----------------------------------------------------------------------
