@@ -179,6 +179,19 @@ def cmd_report(args) -> None:
         cov += f", {np.mean([r['holdout_covered'] for r in rs]):.2f}"
         print(f"| {params} | {name} | {rs[0]['role']} | " + " | ".join(cells) + f" | {one} | {cov} | "
               f"{np.mean([r['seconds'] for r in rs]):.1f} |")
+    print()
+    print("| params | role | series | rnnkit RMSE / method's, geometric mean: " + " | ".join(methods[1:])
+          + " | kept the correction |")
+    print("|---" * (len(methods) + 3) + "|")
+    for params in dict.fromkeys(k[0] for k in groups):
+        for role in ("dev", "check"):
+            rs = [r for (p, _), g in groups.items() if p == params for r in g if r["role"] == role]
+            if not rs:
+                continue
+            ratios = [np.exp(np.mean([np.log(r["rmse"]["rnnkit"] / r["rmse"][m]) for r in rs])) for m in methods[1:]]
+            kept = np.mean([r["correction"] > 0 for r in rs])
+            print(f"| {params} | {role} | {len({r['series'] for r in rs})} | "
+                  + " | ".join(f"{v:.3f}" for v in ratios) + f" | {kept:.0%} |")
 
 
 def main() -> None:

@@ -1,21 +1,22 @@
 """The season of a series and the forecaster's window, chosen so that noise does not move them.
 
-Season (:func:`estimate_season`): a periodogram peak, tested against its own neighbourhood and
-confirmed by the autocorrelation:
+Season (:func:`estimate_season`): a periodogram peak, tested against its own neighbourhood,
+refined to an integer period and confirmed by the autocorrelation:
 
     r_t   = x_t − (a + b t)                      the series less its least-squares line
     I_k   = |Σ_t r_t e^{−2πi k t / n}|²           periodogram, frequency k / n, period n / k
-    B_k   = median(I_{k−w} … I_{k+w}) / ln 2      the local background (the mean of an
-                                                  exponential, from its median)
-    peak  k* = argmax I_k / B_k  over periods n/k in [2, max_period]
-    test  I_k* / B_k* > ln(#frequencies) + ln(1/α)      a Fisher-like test with α = 1%: under a
-                                                  smooth spectrum (white noise, a random walk's
-                                                  1/f²), I_k / B_k is exponential, so its maximum
-                                                  over all frequencies passes with chance ≈ α
-    m     = the integer lag near n/k* with the highest autocorrelation ρ(m) of r;
-            then the multiple j·m (≤ max_period) with the highest ρ if above ρ(m): the
-            fundamental rather than a harmonic (a peak at 6 of a 12-month season)
-    ρ(m) > 2/√n, else no season (1)
+    B_k   = median(the 2w values around I_k) / ln 2    the local background (an exponential's
+                                                  mean, from its median)
+    P(m)  = n/2 · (the sum of squares a sinusoid of period m explains in r beside a line)
+                                                  the power at exactly period m (= I_k at a bin)
+    m     = the integer period of highest P(m)/B near the three highest I_k / B_k
+    test  P(m)/B > ln(#frequencies) + PEAK_MARGIN   under a smooth spectrum (white noise, a
+                                                  random walk's 1/f²) I_k / B_k is about
+                                                  exponential: its maximum rarely passes
+    fundamental: a multiple j·m (≤ max_period) replaces m if its own peak passes a test at
+            level ln(#multiples) + ln(1/α) and its autocorrelation is higher by 1/√n (the
+            12-month season of a series whose 6-month harmonic is the stronger)
+    ρ(m) > 2/√n and ρ(m) − min_{0<k<m} ρ(k) > 4/√n, else no season (1)
 
 Detrending by a line, not by differencing: differencing scales a slow season down by
 2 sin(π/m) and doubles the noise, which made the former estimate (the highest autocorrelation
@@ -34,9 +35,16 @@ import numpy as np
 # window="auto": AUTO_WINDOW steps (two years of monthly data, a day of hourly data) or two
 # seasons if longer, at most a third of the series so that enough windows remain to train on.
 AUTO_WINDOW = 24
-SEASON_ALPHA = 0.01          # the season test's false-positive rate on a smooth spectrum
-BACKGROUND_HALF_WIDTH = 8    # w: the background is the median of the 2w neighbouring values
-PEAK_MARGIN = 10.0           # the peak test: I/B > ln(#frequencies) + PEAK_MARGIN
+SEASON_ALPHA = 0.01          # the fundamental's test: a false peak with chance ~1%
+BACKGROUND_HALF_WIDTH = 8    # w: the background is the median of the 2w neighbouring values;
+                             # with w = 3 (7 values) the median was so noisy that 4 of 20 white
+                             # noise series of 300 steps passed the test at ln(#freq) + 4.6
+PEAK_MARGIN = 10.0           # the peak test: P/B > ln(#frequencies) + PEAK_MARGIN. With w = 8,
+                             # P/B − ln(#freq) over 200 draws, 99th percentile: white noise 10,
+                             # random walk of 300 steps 21 (its 1/f² slope within the window);
+                             # with the autocorrelation tests, 0-2 false seasons in 100 draws of
+                             # white noise, random walks and AR(1) of 60-1000 steps, and the
+                             # true period for sines of periods 4-50 at noise 0.5-1.0 (200+ steps)
 
 
 def detrended(x: np.ndarray) -> np.ndarray:
