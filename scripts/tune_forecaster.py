@@ -125,7 +125,7 @@ def one(name: str, d: dict, params: dict, seed: int, backtest: bool = True) -> d
     lo, hi = fc.predict_interval(h, 0.9)
     forecasts = {"rnnkit": pred, "seasonal_naive": seasonal_naive(train, h, m), "ar9": ar_multi}
     forecasts |= {k: np.array(v) for k, v in d["baselines"].items()}
-    row = {"series": name, "role": d["role"], "seed": seed, "params": params, "seconds": seconds,
+    row = {"series": name, "role": d["role"], "seed": seed, "params": params, "horizon": h, "seconds": seconds,
            "epochs": fc.n_epochs_, "window": fc.window_, "season": fc.season_, "correction": fc.correction_,
            "choices": fc.choices_,
            "mape": {k: mape(test, v) for k, v in forecasts.items()},

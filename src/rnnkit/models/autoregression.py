@@ -12,8 +12,7 @@ Being linear in the window, the H forecasts after a window of L ≥ p + d values
     â_{t+1..t+H} = A ᵀ a_{t−L+1..t} + b            A (L, H), b (H,)
 
 (:func:`affine_map`, from the forecasts of the zero window and of the unit windows), which is
-how the forecaster applies it and how its ONNX graph holds it (one MatMul). The k-step forecast
-error is Σ_{j<k} ψ_j ε_{t+k−j}; ψ (:func:`psi`) is the model's response to one unit shock.
+how the forecaster applies it and how its ONNX graph holds it (one MatMul).
 """
 
 from __future__ import annotations
@@ -94,15 +93,6 @@ def affine_map(model: ARModel, L: int, H: int) -> tuple[np.ndarray, np.ndarray]:
     basis = np.concatenate([np.zeros((1, L)), np.eye(L)])
     f = forecast_ar(model, basis, H)                             # (L + 1, H)
     return f[1:] - f[0], f[0]
-
-
-def psi(model: ARModel, K: int) -> np.ndarray:
-    """ψ_0 .. ψ_{K−1}: the response of a_{t+k} to a unit shock ε_t (ψ_0 = 1)."""
-    p = len(model.coef)
-    z = np.zeros(K)
-    for k in range(K):
-        z[k] = (1.0 if k == 0 else 0.0) + sum(model.coef[i] * z[k - 1 - i] for i in range(min(p, k)))
-    return np.cumsum(z) if model.d else z
 
 
 def residuals(model: ARModel, a: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ exactly) learns what the linear path leaves, in units of its one-step error σ_r
 layer starts at zero, so training starts exactly at the linear forecast; α ∈ {0, ½, 1} (how
 much of the correction is kept) is chosen on the most recent windows, the ones held out for
 early stopping — on a series where the network does not help, α = 0 and the forecast is the
-linear path's. Intervals: split-conformal on the model's multi-step errors over the most recent
-steps (rnnkit.models.intervals).
+linear path's. Intervals: split-conformal on the linear path's out-of-sample multi-step errors,
+refitted at origins over the most recent steps (rnnkit.models.intervals).
 """
 
 from __future__ import annotations

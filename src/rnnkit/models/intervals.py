@@ -1,19 +1,23 @@
-"""Prediction intervals: split-conformal on the forecaster's own multi-step errors.
+"""Prediction intervals: split-conformal on out-of-sample multi-step errors of the linear path.
 
-The k-step error of a linear AR forecast is Σ_{j<k} ψ_j ε, so its spread grows as
+In ``fit`` the forecaster refits its linear path (the λ, offsets, d and order it chose) at up to
+40 origins spread over the most recent 40% of the series, each on the steps before the origin
+(``linear_path.backtest_errors``), and forecasts to the series' end: errors e_{o,k} of every
+k-step forecast, in the transformed space g_λ(x). From them (:func:`spread_and_scores`):
 
-    v_k = √(Σ_{j<k} ψ_j²)                       (the linear path's ψ, per series)
+    v_k   = max_{j ≤ k} RMS_o(e_{o,j})             the spread k steps ahead (steps with at least
+                                                  MIN_ERRORS errors; never falling with k)
+    v_k   = v_K √(k / K)  for k > K               past them, a random walk's growth
+    score = |e_{o,k}| / v_k                        pooled over origins and steps
 
-In ``fit``, the forecaster forecasts the most recent ``n_cal`` steps of its training series from
-every origin there, up to ``K`` steps ahead, in the adjusted space a (``linear_path``); each
-error becomes a score |a_{o+k} − â_{o+k}| / v_k, pooled over origins and steps (many scores even
-for a short series, and steps beyond K need no scores of their own). ``predict_interval`` takes
-the conformal quantile of the scores,
+``predict_interval`` takes their conformal quantile,
 
     q = the ⌈(n + 1)·coverage⌉-th smallest of the n scores   (the largest if that exceeds n)
 
-and the interval â_k ± q v_k, mapped back through the transform and the seasonal offsets (which
-are monotone, so the interval keeps its coverage; after a log it is asymmetric, as the series).
+and the interval â_k ± q v_k, mapped back through the seasonal offsets and g_λ⁻¹ (monotone, so
+the coverage is kept; after a log the interval is asymmetric, as the series). The network's
+correction is not refitted per origin (that would mean training it 40 times): when it is kept,
+the interval is that of the linear path's errors around the corrected forecast.
 """
 
 from __future__ import annotations

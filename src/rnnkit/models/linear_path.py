@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit.engine import matmul
-from rnnkit.models.autoregression import ARModel, affine_map, fit_ar, fit_order, forecast_ar, psi, residuals
+from rnnkit.models.autoregression import ARModel, affine_map, fit_ar, fit_order, forecast_ar, residuals
 from rnnkit.models.data import spread_or_one
 from rnnkit.models.transforms import box_cox, choose_lambda, inverse_box_cox, seasonal_offsets
 
@@ -80,10 +80,6 @@ class LinearPath:
         A, b = self.affine(a.shape[1], H)
         out = [matmul(np.ascontiguousarray(a[:, :, f]), A[f]) + b[f] for f in range(len(self.lam))]
         return np.stack(out, axis=2)
-
-    def psi(self, K: int) -> np.ndarray:
-        """ψ_0 .. ψ_{K−1} of every series, (K, F)."""
-        return np.stack([psi(self.model(f), K) for f in range(len(self.lam))], axis=1)
 
 
 @dataclass(frozen=True)
