@@ -177,9 +177,7 @@ def _backtest(series: np.ndarray, h: int, job: ForecastJob, params: dict, dates,
 
 def _plot(job: ForecastJob, name: str, train: np.ndarray, r: dict, dates) -> None:
     from rnnkit.plots.forecast import plot_forecast
-    hist = list(range(len(train))) if dates is None else [str(d) for d in dates[:len(train)]]
-    future = r["index"] if dates is None or isinstance(r["index"][0], str) else r["index"]
-    if dates is not None and not isinstance(r["index"][0], str):
-        hist = list(range(len(train)))
-    plot_forecast(job.plot, hist, train, future, r["forecast"], r["lower"], r["upper"], r.get("actual"),
+    dated = dates is not None and isinstance(r["index"][0], str)      # else row numbers for both
+    hist = [str(d) for d in dates[:len(train)]] if dated else list(range(len(train)))
+    plot_forecast(job.plot, hist, train, r["index"], r["forecast"], r["lower"], r["upper"], r.get("actual"),
                   job.coverage, title=f"{name}: {job.horizon}-step forecast")
