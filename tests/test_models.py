@@ -383,10 +383,10 @@ def test_forecaster_bad_input():
 
 # -- without scikit-learn ---------------------------------------------------------------------------
 
-def test_everything_works_without_scikit_learn_and_aeon(tmp_path):
+def test_everything_works_without_scikit_learn_and_the_ucr_extra(tmp_path):
     code = f"""
 import sys
-sys.modules['sklearn'] = None; sys.modules['aeon'] = None       # import of either now fails
+sys.modules['sklearn'] = None; sys.modules['sktime'] = None     # import of either now fails
 import numpy as np, rnnkit, rnnkit.models
 from rnnkit.models import RNNClassifier, RNNRegressor, RNNForecaster
 from rnnkit.models._sklearn import HAVE_SKLEARN, NotFittedError
@@ -414,7 +414,7 @@ print('ok')
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "ok"
-    assert 'needs the aeon package: pip install "rnnkit[ucr]"' in run.stderr
+    assert 'needs the data sets that ship inside sktime: pip install "rnnkit[ucr]"' in run.stderr
 
 
 def test_forecaster_keeps_windows_to_train_on_at_any_validation_fraction():

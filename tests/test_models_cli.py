@@ -1,7 +1,8 @@
-"""``rnnkit classify`` and ``rnnkit forecast``: files a user has, aeon's bundled sets, errors."""
+"""``rnnkit classify`` and ``rnnkit forecast``: files a user has, the sets bundled with sktime, errors."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 
 from rnnkit.cli import main
 from rnnkit.models import RNNClassifier, RNNForecaster
+from tsdata import fake_sktime  # noqa: F401 (a fixture)
 
 QUICK = ["--hidden", "8", "--epochs", "30", "--lr", "0.02", "--quiet"]
 
@@ -69,42 +71,39 @@ def test_forecast_file_column_future_and_baselines(tmp_path, capsys):
     assert "seasonal naive" in capsys.readouterr().out
 
 
-@pytest.fixture
-def fake_aeon(monkeypatch):
-    """A stand-in for aeon.datasets with aeon's layouts: (n, channels, T) arrays, or a list of
-    (channels, T_i) arrays for unequal lengths, string labels; so CI checks the conversion
-    without installing aeon (whose numba pin would change the test environment)."""
-    import types
-    rng = np.random.default_rng(0)
-
-    def load_classification(name, split="train"):
-        n = 20 if split == "train" else 10
-        labels = np.array([str(i % 2) for i in range(n)])
-        if name == "JapaneseVowels":
-            return [rng.standard_normal((12, 7 + i % 5)) + int(labels[i]) for i in range(n)], labels
-        return rng.standard_normal((n, 6, 30)) + labels.astype(int)[:, None, None], labels
-
-    module = types.ModuleType("aeon.datasets")
-    module.load_classification = load_classification
-    module.load_airline = lambda: np.arange(100.0, 244.0)
-    monkeypatch.setitem(sys.modules, "aeon", types.ModuleType("aeon"))
-    monkeypatch.setitem(sys.modules, "aeon.datasets", module)
-
-
-def test_bundled_sets_in_aeon_layout(capsys, fake_aeon):
-    r = run_json(capsys, ["classify", "--dataset", "BasicMotions", *QUICK])
-    assert r["train"] == {"n": 20, "min_length": 30, "max_length": 30, "features": 6}
+def test_bundled_sets_from_sktimes_files(capsys, fake_sktime, tmp_path):
+    r = run_json(capsys, ["classify", "--dataset", "GunPoint", *QUICK])
+    assert r["train"] == {"n": 20, "min_length": 30, "max_length": 30, "features": 1}
     assert r["test"]["n"] == 10 and r["accuracy"] >= 0.9
     r = run_json(capsys, ["classify", "--dataset", "JapaneseVowels", *QUICK])
     assert r["train"] == {"n": 20, "min_length": 7, "max_length": 11, "features": 12}
     r = run_json(capsys, ["forecast", "--dataset", "airline", "--horizon", "36", *QUICK])
     assert r["length"] == 144 and r["actual"][0] == 208.0
+    data = fake_sktime / "GunPoint"              # the same files given by name: the .ts reader
+    r = run_json(capsys, ["classify", str(data / "GunPoint_TRAIN.ts"), str(data / "GunPoint_TEST.ts"), *QUICK])
+    assert r["train"]["n"] == 20 and r["test"]["n"] == 10
+    assert "sktime" not in sys.modules
 
 
-def test_real_aeon_sets(capsys):
-    pytest.importorskip("aeon")
+def test_classify_reports_per_class_measures_and_plots(capsys, fake_sktime, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "cm.png"
+    r = run_json(capsys, ["classify", "--dataset", "GunPoint", *QUICK, "--plot", str(png)])
+    rep = r["report"]
+    assert rep["labels"] == ["a", "b"] and rep["support"] == [5, 5]
+    assert np.trace(rep["confusion"]) == round(r["accuracy"] * 10)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["classify", "--dataset", "GunPoint", *QUICK]) == 0
+    out = capsys.readouterr().out
+    assert "precision  recall" in out and "confusion matrix (rows: true class, columns: predicted)" in out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sktime") is None or importlib.util.find_spec("dtaidistance") is None,
+                    reason='needs the ucr extra (sktime, dtaidistance)')
+def test_real_bundled_sets(capsys):
     r = run_json(capsys, ["classify", "--dataset", "UnitTest", *QUICK, "--dtw"])
-    assert r["train"]["n"] == 20 and r["test"]["n"] == 22 and 0.5 <= r["baselines"]["dtw_1nn"] <= 1
+    assert r["train"]["n"] == 20 and r["test"]["n"] == 22
+    assert r["baselines"]["dtw_1nn"] == pytest.approx(21 / 22)     # as aeon's 1-NN DTW
     r = run_json(capsys, ["classify", "--dataset", "BasicMotions", "--epochs", "1", "--quiet"])
     assert r["train"] == {"n": 40, "min_length": 100, "max_length": 100, "features": 6}
     r = run_json(capsys, ["forecast", "--dataset", "airline", "--horizon", "36", "--epochs", "1", "--quiet"])
@@ -135,7 +134,15 @@ def test_command_line_errors(tmp_path, capsys, argv, fragment):
     assert err.startswith(f"rnnkit {argv[0]}: error: ") and fragment in err, err
 
 
-def test_missing_aeon_says_what_to_install(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "aeon.datasets", None)
+def test_missing_extras_say_what_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "sktime", None)
     assert main(["forecast", "--dataset", "airline", "--horizon", "3"]) == 2
-    assert 'needs the aeon package: pip install "rnnkit[ucr]"' in capsys.readouterr().err
+    assert 'needs the data sets that ship inside sktime: pip install "rnnkit[ucr]"' in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    train = write_ucr(tmp_path / "t.tsv", 6, 0)
+    assert main(["classify", str(train), str(train), "--plot", str(tmp_path / "x.png"), "--quiet"]) == 2
+    assert capsys.readouterr().err == ('rnnkit classify: error: --plot needs matplotlib: '
+                                       'pip install "rnnkit[plot]"\n')
+    monkeypatch.setitem(sys.modules, "dtaidistance", None)
+    assert main(["classify", str(train), str(train), "--dtw", *QUICK]) == 2
+    assert '--dtw needs dtaidistance: pip install "rnnkit[ucr]"' in capsys.readouterr().err

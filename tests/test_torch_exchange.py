@@ -103,8 +103,8 @@ def test_errors_say_why():
         rt.to_torch(rnnkit.linear.Linear(2, 3))
     with pytest.raises(TypeError, match="expected a torch.nn.Module, got LSTM"):
         rt.from_torch(rnnkit.LSTM(2, 3))
-    with pytest.raises(TypeError, match="cannot convert a Conv1d"):
-        rt.from_torch(torch.nn.Conv1d(2, 3, 1))
+    with pytest.raises(TypeError, match="cannot convert a Conv2d"):
+        rt.from_torch(torch.nn.Conv2d(2, 3, 1))
     with pytest.raises(TypeError, match=re.escape("float32 or float64; this LSTM has parameters of dtype ['torch.float16']")):
         rt.from_torch(torch.nn.LSTM(2, 3, dtype=torch.float16))
 

@@ -4,6 +4,8 @@
     t = rnnkit.torch.to_torch(layer)        # nn.LSTM / nn.GRU / nn.RNN, or a cell, or a CharLM
     layer = rnnkit.torch.from_torch(t)      # and back
 
+Conv1d, BatchNorm1d (its running statistics too) and LayerNorm go both ways as well.
+
 Parameters keep their names (rnnkit uses PyTorch's), dtype (float32 or float64), values and the
 module's training mode. What PyTorch lacks cannot be converted: peephole LSTMs and the Cho GRU
 (``reset_after=False``) raise an error saying so. torch is imported only inside this module's
@@ -17,10 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.conv import Conv1d
 from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.lm.model import CharLM, ModelConfig
+from rnnkit.norm import BatchNorm1d, LayerNorm
 
 LAYERS = {RNN: "RNN", LSTM: "LSTM", GRU: "GRU", RNNCell: "RNNCell", LSTMCell: "LSTMCell", GRUCell: "GRUCell"}
+# Feed-forward layers of the same name in torch.nn: both sides keep these constructor arguments as
+# attributes of the same name and form, and ``bias`` as the parameter or None.
+FEEDFORWARD = {
+    Conv1d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode"),
+    BatchNorm1d: ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    LayerNorm: ("normalized_shape", "eps", "elementwise_affine"),
+}
 
 
 def _torch():
@@ -65,6 +76,25 @@ def _layer_to_torch(layer, torch):
     return t.train(layer.training)
 
 
+def _feedforward_args(module, cls) -> dict:
+    """The constructor arguments of ``module`` (an rnnkit or a torch.nn layer of type ``cls``'s name)."""
+    return {name: getattr(module, name) for name in FEEDFORWARD[cls]} | {"bias": module.bias is not None}
+
+
+def _feedforward_to_torch(module, torch):
+    cls = type(module)
+    t = getattr(torch.nn, cls.__name__)(**_feedforward_args(module, cls), dtype=getattr(torch, module.dtype.name))
+    _load(t, module.state_dict(), torch)                 # buffers too: the state dict holds them
+    return t.train(module.training)
+
+
+def _feedforward_from_torch(t, torch):
+    cls = {c.__name__: c for c in FEEDFORWARD}[type(t).__name__]
+    ours = cls(**_feedforward_args(t, cls), dtype=_dtype_of(t, torch))
+    ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in t.state_dict().items()})
+    return ours.train(t.training)
+
+
 def to_torch(module):
     """The equivalent PyTorch module, weights copied: an rnnkit RNN/LSTM/GRU layer or cell gives
     ``torch.nn.RNN/LSTM/GRU`` (or the cell), a :class:`~rnnkit.lm.model.CharLM` — or a run
@@ -81,12 +111,17 @@ def to_torch(module):
         return t.train(module.training)
     if type(module) in LAYERS:
         return _layer_to_torch(module, torch)
+    if type(module) in FEEDFORWARD:
+        return _feedforward_to_torch(module, torch)
     raise TypeError(f"to_torch: cannot convert a {type(module).__name__}; supported: "
-                    f"{', '.join(c.__name__ for c in LAYERS)}, CharLM or a run directory")
+                    f"{', '.join(c.__name__ for c in [*LAYERS, *FEEDFORWARD])}, CharLM or a run directory")
 
 
 def _dtype_of(module, torch) -> np.dtype:
-    dtypes = {p.dtype for p in module.parameters()}
+    """The one float dtype of the module's parameters and float buffers (float32 if it has none)."""
+    dtypes = {p.dtype for p in module.parameters()} | {b.dtype for b in module.buffers() if b.is_floating_point()}
+    if not dtypes:
+        return np.dtype(np.float32)
     if not dtypes <= {torch.float32, torch.float64} or len(dtypes) != 1:
         raise TypeError(f"from_torch: rnnkit computes in float32 or float64; this {type(module).__name__} "
                         f"has parameters of dtype {sorted(str(d) for d in dtypes)}")
@@ -119,10 +154,13 @@ def from_torch(module):
         raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
     if type(module).__name__ in LAYERS.values() and type(module).__module__.startswith("torch.nn"):
         return _layer_from_torch(module, torch)
+    if type(module).__name__ in {c.__name__ for c in FEEDFORWARD} and type(module).__module__.startswith("torch.nn"):
+        return _feedforward_from_torch(module, torch)
     if all(isinstance(getattr(module, n, None), torch.nn.Module) for n in ("embed", "rnn", "head")):
         return _charlm_from_torch(module, torch)
     raise TypeError(f"from_torch: cannot convert a {type(module).__name__}; supported: torch.nn.RNN, LSTM, "
-                    "GRU, their cells, and language models with embed / rnn / head submodules")
+                    "GRU, their cells, Conv1d, BatchNorm1d, LayerNorm, and language models with embed / rnn / "
+                    "head submodules")
 
 
 def _charlm_from_torch(t, torch):

@@ -59,5 +59,7 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def write_tensors(path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # np.require, not np.ascontiguousarray: that one turns a 0-d array (a batch norm's
+    # num_batches_tracked) into shape (1,).
+    arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata={"rnnkit": json.dumps(meta)}))

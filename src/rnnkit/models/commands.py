@@ -10,6 +10,7 @@ import argparse
 import json
 
 from rnnkit.models.config import SHARE, FitSettings as S, NetParams as N
+from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
 from rnnkit.models.network import CELLS
 from rnnkit.outputs import output_file
 from rnnkit.pooling import POOLINGS
@@ -49,18 +50,24 @@ def _params(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict:
 
 def add_classify_parser(sub) -> None:
     p = sub.add_parser("classify", help="sequence classification against simple baselines",
-                       description="Fit an RNN classifier on TRAIN and report its accuracy on TEST "
-                                   "beside the majority class (and 1-NN DTW with --dtw). Files in "
-                                   "the UCR layout: one sequence per line, the label first.")
-    p.add_argument("train", nargs="?", metavar="TRAIN", help="training file (UCR layout, CSV/TSV)")
-    p.add_argument("test", nargs="?", metavar="TEST", help="test file (UCR layout)")
-    p.add_argument("--dataset", metavar="NAME", help="a UCR/UEA set bundled with aeon, e.g. GunPoint")
+                       description="Fit an RNN classifier on TRAIN and report its accuracy, "
+                                   "per-class precision and recall and confusion matrix on TEST, "
+                                   "beside the majority class (and 1-NN DTW with --dtw). Files: "
+                                   "the archive's .ts format, or the UCR layout (one sequence per "
+                                   "line, the label first).")
+    p.add_argument("train", nargs="?", metavar="TRAIN", help="training file (.ts, or UCR layout CSV/TSV)")
+    p.add_argument("test", nargs="?", metavar="TEST", help="test file (same formats)")
+    p.add_argument("--dataset", metavar="NAME", help="a UCR/UEA set bundled with sktime (the ucr "
+                   f"extra): {', '.join(BUNDLED_CLASSIFICATION)}")
     p.add_argument("--bidirectional", action="store_true", default=argparse.SUPPRESS,
                    help="bidirectional recurrent layers")
     p.add_argument("--frame", type=COUNT, default=argparse.SUPPRESS,
                    help="steps stacked per recurrent step (default: auto, at most 50 frames)")
     _add_model_options(p)
-    p.add_argument("--dtw", action="store_true", help="also 1-NN DTW on the same split (needs aeon)")
+    p.add_argument("--dtw", action="store_true",
+                   help="also 1-NN DTW (full window) on the same split (the ucr extra: dtaidistance)")
+    p.add_argument("--plot", metavar="PNG", type=output_file,
+                   help="draw the confusion matrix into this PNG file (needs matplotlib)")
     p.set_defaults(func=cmd_classify)
 
 
@@ -73,8 +80,9 @@ def add_forecast_parser(sub) -> None:
                                    "--backtest N: also N expanding windows).")
     p.add_argument("series", nargs="?", metavar="SERIES",
                    help="file: one number per line, or a CSV/TSV with a header (see --column)")
-    p.add_argument("--column", help="the column of SERIES to forecast, by header name")
-    p.add_argument("--dataset", metavar="NAME", help="airline: the monthly airline passengers 1949-1960, bundled with aeon")
+    p.add_argument("--column", help="the column of SERIES (or of a --dataset's file) to forecast, by header name")
+    p.add_argument("--dataset", metavar="NAME", help="a series bundled with sktime (the ucr extra): "
+                   f"{', '.join(BUNDLED_SERIES)}; airline: monthly passengers 1949-1960")
     p.add_argument("--horizon", type=COUNT, required=True, help="steps to forecast")
     p.add_argument("--season", type=COUNT, help="the season, of the model and of seasonal naive "
                    "(default: estimated from the periodogram and the autocorrelation)")
@@ -97,8 +105,9 @@ def add_forecast_parser(sub) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from rnnkit.models.metrics import format_report
     from rnnkit.models.run import ClassifyJob, run_classify
-    job = ClassifyJob(args.train, args.test, args.dataset, args.dtw, args.save)
+    job = ClassifyJob(args.train, args.test, args.dataset, args.dtw, args.save, args.plot)
     r = run_classify(job, _params(args, ("bidirectional", "frame")))
     if args.json:
         print(json.dumps(r))
@@ -112,10 +121,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
           f"{r['epochs']} epochs, best {r['best_epoch']}, {r['stop_reason']})")
     print(f"  majority class        accuracy {r['baselines']['majority_class']:.3f}")
     if "dtw_1nn" in r["baselines"]:
-        print(f"  1-NN DTW (aeon)       accuracy {r['baselines']['dtw_1nn']:.3f}   "
+        print(f"  1-NN DTW              accuracy {r['baselines']['dtw_1nn']:.3f}   "
               f"({r['baselines']['dtw_1nn_seconds']:.1f} s)")
+    print("rnnkit on the test set:")
+    print(format_report(r["report"]))
     if args.save:
         print(f"model written to {args.save}")
+    if args.plot:
+        print(f"confusion matrix drawn to {args.plot}")
     return 0
 
 

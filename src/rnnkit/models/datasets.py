@@ -1,33 +1,48 @@
-"""Data for the command line: UCR-layout files, single-series files, and aeon's bundled sets.
+"""Data for the command line: UCR-layout and .ts files, single-series files, and bundled sets.
 
 UCR layout (the UCR/UEA archive's .tsv and .csv files): one sequence per line, the class label
 first, then the values; comma-, tab- or space-separated. Trailing empty or NaN fields mark a
-shorter sequence (the archive pads variable-length sets that way). Series files: one number per
+shorter sequence (the archive pads variable-length sets that way). The archive's .ts files
+(multivariate, variable lengths): :mod:`rnnkit.models.tsfile`. Series files: one number per
 line, or a CSV/TSV with a header whose column is chosen by name (``column=``).
 
-``aeon`` (optional, ``pip install "rnnkit[ucr]"``) ships a few UCR/UEA sets and the airline
-series inside its package; they load by name, offline. aeon gives (n, channels, T) arrays (or a
-list of (channels, T_i) arrays); rnnkit takes (n, T, F), so they are transposed here.
+Bundled sets (``pip install "rnnkit[ucr]"``): sktime ships nine UCR/UEA classification sets as
+.ts files and a few classic series as CSV files inside its package, in
+``sktime/datasets/data/``. rnnkit finds that directory with :func:`importlib.util.find_spec`
+and reads the files itself, so sktime is never imported (that would import pandas and take
+seconds) and its version does not matter as long as the files are there.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rnnkit.errors import UserError
+from rnnkit.models.errors import DataError
+from rnnkit.models.tsfile import read_ts as _read_ts_file
 
+# The UCR/UEA sets in sktime 1.2 (NAME/NAME_TRAIN.ts and NAME_TEST.ts): 1 channel unless noted.
+# JapaneseVowels (12 channels) and PLAID are of variable length; BasicMotions has 6 channels.
+# (aeon also bundled PickupGestureWiimoteZ; sktime does not, so it is not offered.)
 BUNDLED_CLASSIFICATION = ("ACSF1", "ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand",
-                          "JapaneseVowels", "OSULeaf", "PickupGestureWiimoteZ", "UnitTest")
-BUNDLED_SERIES = {"airline": "load_airline"}   # aeon 1.6 deprecates its other bundled series
-
-
-class DataError(UserError):
-    """A data file or data set name that cannot be used."""
+                          "JapaneseVowels", "OSULeaf", "PLAID", "UnitTest")
+# name: (CSV file in sktime's data directory, the column read unless --column says otherwise)
+BUNDLED_SERIES = {
+    "airline": ("Airline/Airline.csv", "Passengers"),        # monthly, 1949-1960 (Box & Jenkins)
+    "lynx": ("Lynx/Lynx.csv", "0"),                          # yearly trappings, 1821-1934
+    "shampoo": ("ShampooSales/ShampooSales.csv", "Sales"),   # monthly, 3 years
+    "uschange": ("Uschange/Uschange.csv", "Consumption"),    # quarterly % changes, 1970-2016
+    "pbs": ("PBS_dataset/PBS_dataset.csv", "Scripts"),       # monthly counts, 1991-2008
+    "solar": ("solar/solar.csv", "solar_gen"),               # half-hourly, 6 days of May 2021
+    "longley": ("Longley/Longley.csv", "TOTEMP"),            # yearly, 1947-1962 (16 values)
+}
+_SKTIME = ('needs the data sets that ship inside sktime: pip install "rnnkit[ucr]" (rnnkit reads '
+           "sktime's data files; it does not import sktime)")
 
 
 @dataclass(frozen=True)
@@ -130,34 +145,64 @@ def _is_number(s: str) -> bool:
         return False
 
 
-def _aeon(what: str):
+def read_ts(path) -> Labelled:
+    """A labelled .ts file: class labels parsed as read_ucr parses them, targets as floats."""
+    ts = _read_ts_file(path)
+    if ts.labels is None:
+        raise DataError(f"{path}: the file has no labels (@classLabel or @targetLabel true)")
+    if ts.kind == "target":
+        try:
+            return Labelled(ts.X, np.array([float(v) for v in ts.labels]))
+        except ValueError as exc:
+            raise DataError(f"{path}: a regression target is not a number ({exc})") from None
+    return Labelled(ts.X, _parse_labels(ts.labels))
+
+
+def read_labelled(path) -> Labelled:
+    """Labelled sequences from a .ts file, or from a file in the UCR layout (any other name)."""
+    return read_ts(path) if Path(path).suffix.lower() == ".ts" else read_ucr(path)
+
+
+def bundled_dir(what: str = "--dataset") -> Path:
+    """sktime's data directory, found without importing sktime."""
     try:
-        import aeon.datasets as ds
-    except ImportError:
-        raise DataError(f'{what} needs the aeon package: pip install "rnnkit[ucr]" (aeon ships '
-                        "these data sets inside its package)") from None
-    return ds
+        spec = importlib.util.find_spec("sktime")
+    except (ImportError, ValueError):     # ValueError: a module of that name without a spec
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"{what} {_SKTIME}")
+    for root in spec.submodule_search_locations:
+        data = Path(root) / "datasets" / "data"
+        if data.is_dir():
+            return data
+    raise DataError(f"{what}: sktime at {list(spec.submodule_search_locations)} has no "
+                    'datasets/data directory; pip install "sktime>=1.2"')
 
 
-def _from_aeon(X) -> list[np.ndarray] | np.ndarray:
-    """aeon's (n, channels, T) array or list of (channels, T_i) → rnnkit's (n, T, F) / (T_i, F)."""
-    if isinstance(X, np.ndarray):
-        return np.ascontiguousarray(X.transpose(0, 2, 1), dtype=np.float64)
-    return [np.ascontiguousarray(np.asarray(x, np.float64).T) for x in X]
+def bundled_files(name: str) -> tuple[Path, Path]:
+    """The (train, test) .ts files of a UCR/UEA set bundled with sktime."""
+    if name not in BUNDLED_CLASSIFICATION:
+        raise DataError(f"--dataset {name!r}: not one of the sets bundled with sktime "
+                        f"({', '.join(BUNDLED_CLASSIFICATION)}); for others, pass TRAIN and TEST files")
+    folder = bundled_dir(f"--dataset {name}") / name
+    files = (folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts")
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"--dataset {name}: the installed sktime lacks {', '.join(missing)}")
+    return files
 
 
 def load_ucr(name: str) -> tuple[Labelled, Labelled]:
-    """(train, test) of a UCR/UEA set bundled with aeon, by name (offline)."""
-    if name not in BUNDLED_CLASSIFICATION:
-        raise DataError(f"--dataset {name!r}: not one of the sets bundled with aeon "
-                        f"({', '.join(BUNDLED_CLASSIFICATION)}); for others, pass TRAIN and TEST files")
-    ds = _aeon(f"--dataset {name}")
-    parts = [ds.load_classification(name, split=split) for split in ("train", "test")]
-    return tuple(Labelled(_from_aeon(X), _parse_labels([str(v) for v in y])) for X, y in parts)
+    """(train, test) of a UCR/UEA set bundled with sktime, by name (offline)."""
+    return tuple(read_ts(path) for path in bundled_files(name))
 
 
-def load_bundled_series(name: str) -> np.ndarray:
+def load_bundled_series(name: str, column: str | None = None) -> np.ndarray:
+    """A series bundled with sktime, by name: its usual column, or ``column`` of the same file."""
     if name not in BUNDLED_SERIES:
         raise DataError(f"--dataset {name!r}: expected one of {', '.join(BUNDLED_SERIES)}")
-    ds = _aeon(f"--dataset {name}")
-    return np.asarray(getattr(ds, BUNDLED_SERIES[name])(), dtype=np.float64).reshape(-1)
+    path, default = BUNDLED_SERIES[name]
+    file = bundled_dir(f"--dataset {name}") / path
+    if not file.is_file():
+        raise DataError(f"--dataset {name}: the installed sktime lacks {file}")
+    return read_series(file, column or default)

@@ -16,6 +16,11 @@ class InputError(UserError):
     message names the argument, what was expected and what was found."""
 
 
+class DataError(UserError):
+    """A data file, or the name of a bundled data set, that cannot be used; the message names the
+    file (and line) or the name, and says what was expected and what was found."""
+
+
 class TrainingDiverged(UserError, FloatingPointError):
     """The loss was not finite from the first epoch on: no weights worth keeping (also a
     ``FloatingPointError``, what NumPy raises for invalid arithmetic when asked to)."""

@@ -1,7 +1,8 @@
 """What ``rnnkit classify`` and ``rnnkit forecast`` do, as library functions returning plain dicts.
 
-Classification: fit RNNClassifier on the training sequences, accuracy on the test sequences,
-beside the majority class and (``dtw=True``, needs aeon) 1-NN DTW on the same split.
+Classification: fit RNNClassifier on the training sequences; its accuracy, per-class precision
+and recall and confusion matrix on the test sequences (``plot=``: drawn to a PNG), beside the
+majority class and (``dtw=True``, the ``ucr`` extra) 1-NN DTW on the same split.
 Forecasting: hold out the last ``horizon`` values, fit RNNForecaster on the rest, forecast them
 with a prediction interval, and report MAPE and RMSE beside the last-value and seasonal-naive
 forecasts; or, with ``future=True``, fit on the whole series and return the ``horizon`` values
@@ -14,22 +15,25 @@ to a PNG with the history and the interval.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from rnnkit.models import baselines
-from rnnkit.models.datasets import DataError, Labelled, load_bundled_series, load_ucr, read_series, read_ucr
+from rnnkit.models.datasets import (
+    BUNDLED_SERIES, DataError, Labelled, bundled_dir, load_bundled_series, load_ucr, read_labelled, read_series,
+)
+from rnnkit.models.metrics import class_report
 
 
 @dataclass(frozen=True)
 class ClassifyJob:
-    train: str | None = None            # UCR-layout file, or None with dataset
+    train: str | None = None            # .ts or UCR-layout file, or None with dataset
     test: str | None = None
-    dataset: str | None = None          # a set bundled with aeon, loaded offline
+    dataset: str | None = None          # a set bundled with sktime, loaded offline
     dtw: bool = False                   # also run 1-NN DTW (slow on long series: O(n_train·n_test·T²))
     save: str | None = None             # write the fitted model here
+    plot: str | None = None             # draw the confusion matrix into this PNG
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class ForecastJob:
     horizon: int                        # steps to forecast (and, unless future, to hold out)
     series: str | None = None           # file: one number per line, or a CSV/TSV column
     column: str | None = None
-    dataset: str | None = None          # "airline" (bundled with aeon, offline)
+    dataset: str | None = None          # a series bundled with sktime (BUNDLED_SERIES), offline
     season: int | None = None           # the season (model and seasonal naive); None: estimated
     future: bool = False                # fit on everything, forecast beyond the end
     save: str | None = None
@@ -53,8 +57,7 @@ def _describe(data: Labelled) -> dict:
             "features": int(feats)}
 
 
-def run_classify(job: ClassifyJob, params: dict) -> dict:
-    from rnnkit.models import RNNClassifier
+def _classification_data(job: ClassifyJob) -> tuple[Labelled, Labelled, str]:
     if job.dataset:
         if job.train or job.test:
             raise DataError("give either --dataset NAME or TRAIN and TEST files, not both")
@@ -62,34 +65,51 @@ def run_classify(job: ClassifyJob, params: dict) -> dict:
         name = job.dataset
     else:
         if not (job.train and job.test):
-            raise DataError("expected TRAIN and TEST files (UCR layout: label, then values), "
-                            "or --dataset NAME")
-        train, test = read_ucr(job.train), read_ucr(job.test)
+            raise DataError("expected TRAIN and TEST files (.ts, or the UCR layout: label, then "
+                            "values), or --dataset NAME")
+        train, test = read_labelled(job.train), read_labelled(job.test)
         name = f"{job.train} / {job.test}"
     if train.y.dtype != test.y.dtype and train.y.dtype.kind != test.y.dtype.kind:
         test = Labelled(test.X, test.y.astype(str))
         train = Labelled(train.X, train.y.astype(str))
+    return train, test, name
+
+
+def _dtw(train: Labelled, test: Labelled) -> dict:
+    start = time.perf_counter()
+    predicted = baselines.dtw_1nn(train.X, train.y, test.X)
+    return {"dtw_1nn": float(np.mean(predicted == test.y)),
+            "dtw_1nn_seconds": round(time.perf_counter() - start, 2)}
+
+
+def run_classify(job: ClassifyJob, params: dict) -> dict:
+    from rnnkit.models import RNNClassifier
+    if job.plot:                              # missing packages are reported before the work
+        from rnnkit.plots import require_matplotlib
+        require_matplotlib()
+    if job.dtw:
+        baselines.dtw_module()
+    train, test, name = _classification_data(job)
     clf = RNNClassifier(**params)        # its errors of bad input are UserErrors: one line, exit 2
     start = time.perf_counter()
     clf.fit(train.X, train.y)
     seconds = time.perf_counter() - start
-    accuracy = float(np.mean(clf.predict(test.X) == test.y))
+    predicted = clf.predict(test.X)
+    report = class_report(test.y, predicted)
     result = {"dataset": name, "train": _describe(train), "test": _describe(test),
-              "classes": len(np.unique(train.y)), "accuracy": accuracy, "fit_seconds": round(seconds, 2),
+              "classes": len(np.unique(train.y)), "accuracy": float(np.mean(predicted == test.y)),
+              "fit_seconds": round(seconds, 2),
               "epochs": clf.n_epochs_, "best_epoch": clf.history_.best_epoch, "frame": clf.frame_,
-              "stop_reason": clf.history_.stop_reason,
+              "stop_reason": clf.history_.stop_reason, "report": report.to_json(),
               "baselines": {"majority_class": baselines.majority_accuracy(train.y, test.y)}}
     if job.dtw:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                acc, sec = baselines.dtw_1nn(train.X, train.y, test.X, test.y)
-        except ImportError:
-            raise DataError('--dtw needs the aeon package: pip install "rnnkit[ucr]"') from None
-        result["baselines"]["dtw_1nn"] = acc
-        result["baselines"]["dtw_1nn_seconds"] = round(sec, 2)
+        result["baselines"] |= _dtw(train, test)
     if job.save:
         clf.save(job.save)
+    if job.plot:
+        from rnnkit.plots.confusion import plot_confusion
+        plot_confusion(report.labels, report.confusion, job.plot,
+                       f"{name}: rnnkit accuracy {result['accuracy']:.3f}")
     return result
 
 
@@ -102,12 +122,13 @@ def run_forecast(job: ForecastJob, params: dict) -> dict:
     if job.dataset:
         if job.series:
             raise DataError("give either --dataset NAME or a SERIES file, not both")
-        series, name = load_bundled_series(job.dataset), job.dataset
+        series, name = load_bundled_series(job.dataset, job.column), job.dataset
     elif job.series:
         series, name = read_series(job.series, job.column), job.series
     else:
         raise DataError("expected a SERIES file (one number per line, or a CSV column) or --dataset NAME")
-    dates = read_dates(job.series, len(series)) if job.series else None
+    file = bundled_dir(f"--dataset {job.dataset}") / BUNDLED_SERIES[job.dataset][0] if job.dataset else job.series
+    dates = read_dates(file, len(series))
     h = job.horizon
     if h < 1:
         raise DataError(f"--horizon must be >= 1, got {h}")

@@ -19,6 +19,7 @@ from rnnkit.onnx.runtime import session
 
 import rnnkit.onnx.exporters  # noqa: E402,F401  (registers the exporters of rnnkit's own modules)
 import rnnkit.onnx.network  # noqa: E402,F401  (pooling layers and the estimators' network)
+import rnnkit.onnx.conv_norm  # noqa: E402,F401  (Conv1d, BatchNorm1d, LayerNorm, ReLU)
 
 __all__ = ["DEFAULT_OPSET", "MissingDependency", "OnnxImportError", "export", "load_layer",
            "register_exporter", "session", "to_model"]
