@@ -156,8 +156,12 @@ def run_forecast(job: ForecastJob, params: dict) -> dict:
         naive = {"last_value": baselines.last_value(train, h),
                  "seasonal_naive": baselines.seasonal_naive(train, h, season)}
         result["actual"] = actual.tolist()
+        inside = lambda lo, hi: float(np.mean((actual >= lo) & (actual <= hi)))
         result["rnnkit"] = {"mape": baselines.mape(actual, forecast), "rmse": baselines.rmse(actual, forecast),
-                            "covered": float(np.mean((actual >= lower) & (actual <= upper)))}
+                            "covered": inside(lower, upper),
+                            # the share inside the 80% and 95% intervals too (scripts/seqmodels_table.py)
+                            "coverage": {str(level): inside(*fc.predict_interval(h, level / 100))
+                                         for level in (80, 95)}}
         result["baselines"] = {k: {"mape": baselines.mape(actual, v), "rmse": baselines.rmse(actual, v)}
                                for k, v in naive.items()}
     if job.backtest:
