@@ -240,8 +240,8 @@ def test_save_load_keeps_the_linear_path_and_intervals_and_refuses_older_files(t
     tensors, header = read_tensors(tmp_path / "f.safetensors")                  # as an older rnnkit wrote it
     old = {k: v for k, v in tensors.items() if not k.startswith("path.") and k not in ("calibration", "interval_spread")}
     write_tensors(tmp_path / "old.safetensors", old, header)
-    with pytest.raises(ValueError, match="saved by an earlier rnnkit, whose forecaster had no linear path: "
-                                         "fit the forecaster again"):
+    with pytest.raises(ValueError, match=r"old.safetensors: saved by an earlier rnnkit, whose forecaster had "
+                                         "no linear path: fit the forecaster again"):
         RNNForecaster.load(tmp_path / "old.safetensors")
 
 
