@@ -11,6 +11,7 @@ import json
 
 from rnnkit.models.config import SHARE, FitSettings as S, NetParams as N
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
+from rnnkit.models.forecast_config import DEFAULTS as D
 from rnnkit.models.network import CELLS
 from rnnkit.outputs import output_file
 from rnnkit.pooling import POOLINGS
@@ -26,7 +27,8 @@ MODEL_OPTIONS = [
     ("--epochs", "epochs", COUNT, f"most epochs (default {S.epochs}; early stopping ends sooner)"),
     ("--batch-size", "batch_size", COUNT, f"sequences per step (default {S.batch_size})"),
     ("--lr", "lr", POSITIVE, f"Adam learning rate (default {S.lr})"),
-    ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {S.patience})"),
+    ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {S.patience}; "
+                                      f"forecast {D.patience})"),
     ("--val-fraction", "validation_fraction", SHARE,
      f"held out for early stopping (default {S.validation_fraction})"),
     ("--time-budget", "time_budget", POSITIVE, "seconds of training at most (default: no limit)"),

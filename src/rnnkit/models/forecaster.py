@@ -100,7 +100,7 @@ class RNNForecaster(RecurrentEstimator):
                  normalize=D.normalize, cell=N.cell, hidden_size=N.hidden_size, num_layers=N.num_layers,
                  pooling=D.pooling, dropout=N.dropout,
                  epochs=S.epochs, batch_size=S.batch_size, lr=S.lr, weight_decay=S.weight_decay,
-                 clip=S.clip, patience=S.patience, validation_fraction=S.validation_fraction,
+                 clip=S.clip, patience=D.patience, validation_fraction=S.validation_fraction,
                  time_budget=S.time_budget, verbose=S.verbose, random_state=None):
         self.window = window
         self.output_steps = output_steps
