@@ -71,6 +71,8 @@ class RecurrentEstimator(BaseEstimator):
             net.load_state_dict(weights)
             est.history_ = History(**header["history"])
             est._restore(header, arrays)
+        except ModelFileError as exc:                  # _restore's own refusal, worded already
+            raise ModelFileError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: damaged {cls.__name__} file ({type(exc).__name__}: {exc})") from None
         est.net_ = net.eval()
