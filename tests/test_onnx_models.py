@@ -10,6 +10,7 @@ must compute what predict computes, whatever the weights.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -169,26 +170,35 @@ def test_regressor_equals_predict(pooling, config, k):
 
 
 # -- forecaster ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("normalize,F,E,H,pooling", [("global", 1, 0, 1, "last"), ("last", 2, 1, 3, "max"),
-                                                     ("both", 1, 2, 2, "attention")])
-def test_forecaster_equals_predict(normalize, F, E, H, pooling):
+@pytest.mark.parametrize("normalize,F,E,H,pooling,season", [
+    ("global", 1, 0, 1, "last", 1), ("last", 2, 1, 3, "max", 12), ("both", 1, 2, 2, "attention", 12)])
+@pytest.mark.parametrize("correction", [0.0, 0.5])
+def test_forecaster_equals_predict(normalize, F, E, H, pooling, season, correction):
+    """The graph: Box-Cox (a positive series with a multiplicative season: Log / Pow), seasonal
+    offsets (Gather, with the ``start`` input), the AR map (MatMul), the network correction."""
     rng = np.random.default_rng(5)
-    t = np.arange(90)
-    x = (10 + np.stack([np.sin(t / (3 + f)) + 0.02 * t for f in range(F)], axis=1)).astype(np.float32)
-    e = rng.standard_normal((90, E)).astype(np.float32) if E else None
-    fc = RNNForecaster(window=8, output_steps=H, normalize=normalize, pooling=pooling, **FORECAST_TINY).fit(
-        x if F > 1 else x[:, 0], exog=e)
+    t = np.arange(120)
+    x = np.stack([50 * np.exp(0.01 * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12)) * np.exp(0.02 * rng.standard_normal(120)),
+                  10 + np.sin(t / 3) + 0.02 * t][:F], axis=1).astype(np.float32)
+    e = rng.standard_normal((120, E)).astype(np.float32) if E else None
+    fc = RNNForecaster(window=24, output_steps=H, season=season, normalize=normalize, pooling=pooling,
+                       **FORECAST_TINY).fit(x if F > 1 else x[:, 0], exog=e)
+    fc.correction_ = correction                                   # both graphs: with and without the network
+    if season > 1:                                                # offsets, whether or not fit kept them
+        fc.path_ = dataclasses.replace(fc.path_, offsets=rng.standard_normal((F, 12)) * 0.1)
+    assert fc.path_.lam[0] == 0.0
     sess = rnnkit.onnx.session(rnnkit.onnx.to_model(fc))
-    assert [i.name for i in sess.get_inputs()] == ["input"] + (["exog"] if E else [])
+    assert [i.name for i in sess.get_inputs()] == ["input"] + (["start"] if season > 1 else []) + (["exog"] if E else [])
     for B in (1, 4):
-        ends = rng.integers(8, 80, B)                                 # windows x[end-8:end]
-        windows = np.stack([x[s - 8:s] for s in ends])
-        fed = {"input": windows} | ({"exog": np.stack([e[s - 8:s + H] for s in ends])} if E else {})
+        ends = rng.integers(24, 110, B)                               # windows x[end-24:end]
+        fed = {"input": np.stack([x[s - 24:s] for s in ends])} | \
+              ({"start": (ends - 24).astype(np.int64)} if season > 1 else {}) | \
+              ({"exog": np.stack([e[s - 24:s + H] for s in ends])} if E else {})
         (forecast,) = sess.run(None, fed)
         assert forecast.shape == (B, H, F)
         for b, s in enumerate(ends):
-            kw = dict(history_exog=e[s - 8:s], exog=e[s:s + H]) if E else {}
-            expected = fc.predict(H, history=x[s - 8:s] if F > 1 else x[s - 8:s, 0], **kw)
+            kw = dict(history_exog=e[:s], exog=e[s:s + H]) if E else {}
+            expected = fc.predict(H, history=x[:s] if F > 1 else x[:s, 0], **kw)
             close("forecast", forecast[b], np.reshape(expected, (H, F)))
     assert np.ptp(forecast) > 1e-3
 
@@ -196,7 +206,8 @@ def test_forecaster_equals_predict(normalize, F, E, H, pooling):
 def test_forecaster_one_step_forecasts_along_a_series():
     """predict(new_rows) — the one-step forecasts along observed rows — from sliding windows."""
     x = (5 + np.sin(np.arange(80) / 4)).astype(np.float32)
-    fc = RNNForecaster(window=6, **FORECAST_TINY).fit(x[:60])
+    fc = RNNForecaster(window=6, season=1, **FORECAST_TINY).fit(x[:60])
+    fc.correction_ = 1.0
     sess = rnnkit.onnx.session(rnnkit.onnx.to_model(fc))
     windows = np.lib.stride_tricks.sliding_window_view(x[:79], 6)[54:, :, None]      # ending at 59 .. 78
     (forecast,) = sess.run(None, {"input": np.ascontiguousarray(windows)})

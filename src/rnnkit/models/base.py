@@ -74,11 +74,15 @@ class RecurrentEstimator(BaseEstimator):
                 if m and left <= 0:
                     break
                 settings = replace(settings, time_budget=max(left, 1e-3))
-            net = SequenceNet(cfg, dtype=np.float32, rng=rng)
+            net = self._new_network(cfg, rng)
             desc = type(self).__name__ + (f" {m + 1}/{p.members}" if p.members > 1 else "")
             histories.append(fit_network(net, loss_fn, train, y_train, val, y_val, settings, p.epochs, rng, desc))
             nets.append(net)
         self._fitted(nets, histories)
+
+    def _new_network(self, cfg: NetConfig, rng) -> SequenceNet:
+        """An untrained network of ``cfg`` in float32 (training's precision), from ``rng``."""
+        return SequenceNet(cfg, dtype=np.float32, rng=rng)
 
     def save(self, path) -> None:
         """Write the fitted model to ``path`` (safetensors; hyperparameters and labels as JSON)."""
@@ -99,6 +103,8 @@ class RecurrentEstimator(BaseEstimator):
             net.load_state_dict(weights)
             est.history_ = [History(**h) for h in header["history"]]
             est._restore(header, arrays)
+        except ModelFileError as exc:                  # _restore's own refusal, worded already
+            raise ModelFileError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: damaged {cls.__name__} file ({type(exc).__name__}: {exc})") from None
         est.net_ = net.eval()

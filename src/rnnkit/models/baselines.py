@@ -41,18 +41,10 @@ def seasonal_naive(series: np.ndarray, h: int, season: int) -> np.ndarray:
     return np.concatenate([last] * (-(-h // season)))[:h]
 
 
-def estimate_season(series: np.ndarray, max_lag: int | None = None) -> int:
-    """The lag (>= 2) of the highest autocorrelation peak of the differenced series if it exceeds
-    0.3, else 1 (no season). Differencing removes the trend that would dominate every lag."""
-    d = np.diff(np.asarray(series, np.float64).reshape(len(series), -1)[:, 0])
-    d = d - d.mean()
-    max_lag = max_lag or len(d) // 3
-    if max_lag < 2 or not d.any():
-        return 1
-    acf = np.array([np.dot(d[:-k], d[k:]) for k in range(1, max_lag + 1)]) / np.dot(d, d)
-    peaks = [k for k in range(2, max_lag) if acf[k - 1] > acf[k - 2] and acf[k - 1] >= acf[k]]
-    best = max(peaks, key=lambda k: acf[k - 1], default=None)
-    return best if best is not None and acf[best - 1] > 0.3 else 1
+def estimate_season(series, max_period: int | None = None) -> int:
+    """The season of the first series (>= 2), or 1: :func:`rnnkit.models.season.estimate_season`."""
+    from rnnkit.models.season import estimate_season as periodogram_and_acf
+    return periodogram_and_acf(series, max_period)
 
 
 def mape(y: np.ndarray, pred: np.ndarray) -> float:

@@ -14,10 +14,11 @@ from rnnkit.models.config import (
 )
 from rnnkit.models.data import NORMALIZATIONS
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
+from rnnkit.models.forecast_config import DEFAULTS as D
 from rnnkit.models.network import CELLS
 from rnnkit.outputs import output_file
 from rnnkit.pooling import POOLINGS
-from rnnkit.ranges import COUNT, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED
+from rnnkit.ranges import COUNT, FRACTION, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED
 
 
 def auto_or_count(text: str):
@@ -51,13 +52,15 @@ MODEL_OPTIONS = [
     ("--pooling", "pooling", str, f"{', '.join(POOLINGS)} (default: max to classify, last to forecast)"),
     ("--dropout", "dropout", PROBABILITY_BELOW_1,
      f"dropout before the head (default {FCN_DROPOUT} to classify, {N.dropout} to forecast)"),
-    ("--epochs", "epochs", auto_or_count,
-     "epochs, or auto: a fixed number of optimizer steps within a work budget (default auto to classify)"),
-    ("--batch-size", "batch_size", COUNT, f"sequences per step (default {S.batch_size} to classify)"),
-    ("--lr", "lr", POSITIVE, f"Adam's (peak) learning rate (default {S.lr} to classify)"),
-    ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {S.patience})"),
+    ("--epochs", "epochs", auto_or_count, "epochs, or auto: a fixed number of optimizer steps within a "
+                                          f"work budget (default {S.epochs} to classify, {D.epochs} to forecast)"),
+    ("--batch-size", "batch_size", COUNT,
+     f"sequences per step (default {S.batch_size} to classify, {D.batch_size} to forecast)"),
+    ("--lr", "lr", POSITIVE, f"Adam's (peak) learning rate (default {S.lr} to classify, {D.lr} to forecast)"),
+    ("--patience", "patience", COUNT, f"with a validation part: epochs without improvement before stopping "
+                                      f"(default {S.patience}; forecast {D.patience})"),
     ("--val-fraction", "validation_fraction", SHARE,
-     f"held out for early stopping (default {S.validation_fraction})"),
+     f"held out for early stopping (default {S.validation_fraction} to classify, {D.validation_fraction} to forecast)"),
     ("--time-budget", "time_budget", POSITIVE, "seconds of training at most (default: no limit)"),
 ]
 
@@ -116,15 +119,17 @@ def add_forecast_parser(sub) -> None:
     p = sub.add_parser("forecast", help="forecast a series against last-value and seasonal-naive",
                        description="Hold out the last --horizon values of a series, fit an RNN "
                                    "forecaster on the rest and report MAPE and RMSE beside the "
-                                   "last-value and seasonal-naive forecasts (--future: forecast "
-                                   "beyond the end instead).")
+                                   "last-value and seasonal-naive forecasts, with a prediction "
+                                   "interval (--future: forecast beyond the end instead; "
+                                   "--backtest N: also N expanding windows).")
     p.add_argument("series", nargs="?", metavar="SERIES",
                    help="file: one number per line, or a CSV/TSV with a header (see --column)")
     p.add_argument("--column", help="the column of SERIES (or of a --dataset's file) to forecast, by header name")
     p.add_argument("--dataset", metavar="NAME", help="a series bundled with sktime (the ucr extra): "
                    f"{', '.join(BUNDLED_SERIES)}; airline: monthly passengers 1949-1960")
     p.add_argument("--horizon", type=COUNT, required=True, help="steps to forecast")
-    p.add_argument("--season", type=COUNT, help="seasonal-naive period (default: from the autocorrelation)")
+    p.add_argument("--season", type=COUNT, help="the season, of the model and of seasonal naive "
+                   "(default: estimated from the periodogram and the autocorrelation)")
     p.add_argument("--future", action="store_true", help="fit on the whole series, forecast after it")
     p.add_argument("--window", type=COUNT, default=argparse.SUPPRESS, help="past steps per forecast (default auto)")
     p.add_argument("--output-steps", dest="output_steps", type=COUNT, default=argparse.SUPPRESS,
@@ -132,8 +137,15 @@ def add_forecast_parser(sub) -> None:
     p.add_argument("--normalize", choices=["global", "last", "both"], default=argparse.SUPPRESS,
                    help="windows relative to the series' mean and spread (default), to their "
                         "last value (trending series), or both")
+    p.add_argument("--backtest", metavar="N", type=COUNT,
+                   help="also refit on N expanding windows and report each window's errors")
+    p.add_argument("--coverage", type=FRACTION, default=0.9,
+                   help="of the prediction intervals (default 0.9)")
+    p.add_argument("--plot", metavar="PNG", type=output_file,
+                   help="draw history, forecast and interval into this PNG file (needs matplotlib)")
     _add_model_options(p)
     p.set_defaults(func=cmd_forecast)
+
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -169,20 +181,42 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_forecast(args: argparse.Namespace) -> int:
     from rnnkit.models.run import ForecastJob, run_forecast
     job = ForecastJob(args.horizon, args.series, args.column, args.dataset, args.season, args.future,
-                      args.save)
+                      args.save, args.backtest, args.coverage, args.plot)
     r = run_forecast(job, _params(args, ("window", "output_steps", "normalize")))
     if args.json:
         print(json.dumps(r))
         return 0
+    lp = r["linear_path"]
     print(f"{r['series']}: {r['length']} values, window {r['window']}, season {r['season']} "
-          f"(fit {r['fit_seconds']:.1f} s, {r['epochs']} epochs)")
+          f"(fit {r['fit_seconds']:.1f} s, {r['epochs']} epochs; linear path λ={lp['lambda']:g}, "
+          f"{'seasonal offsets, ' if lp['seasonal_offsets'] else ''}d={lp['d']}, AR({lp['order']}); "
+          f"network correction x{r['correction']:g})")
     if "rnnkit" in r:
         print(f"  last {r['horizon']} values held out      MAPE      RMSE")
         rows = [("rnnkit RNNForecaster", r["rnnkit"])] + [
             (name.replace("_", " "), v) for name, v in r["baselines"].items()]
         for name, m in rows:
             print(f"  {name:<30} {m['mape']:6.2f}%  {m['rmse']:8.3f}")
-    print("  forecast: " + " ".join(f"{v:.4g}" for v in r["forecast"]))
+        print(f"  {round(100 * r['coverage'])}% interval covers {r['rnnkit']['covered']:.0%} of the held-out values")
+    if "backtest" in r:
+        _print_backtest(r)
+    pct = round(100 * r["coverage"])
+    print(f"  {'step':<20} {'forecast':>10} {f'lower {pct}%':>12} {f'upper {pct}%':>12}"
+          + (f" {'actual':>10}" if "actual" in r else ""))
+    for i, t in enumerate(r["index"]):
+        line = f"  {str(t):<20} {r['forecast'][i]:10.4g} {r['lower'][i]:12.4g} {r['upper'][i]:12.4g}"
+        print(line + (f" {r['actual'][i]:10.4g}" if "actual" in r else ""))
     if args.save:
         print(f"model written to {args.save}")
+    if args.plot:
+        print(f"forecast drawn to {args.plot}")
     return 0
+
+
+def _print_backtest(r: dict) -> None:
+    print(f"  backtest, {len(r['backtest']['windows'])} expanding windows of {r['horizon']} steps:")
+    print(f"  {'window from':<20} {'rnnkit MAPE':>12} {'RMSE':>10} {'covered':>8} {'s-naive MAPE':>13} {'RMSE':>10}")
+    for w in r["backtest"]["windows"] + [dict(first="mean", **r["backtest"]["mean"])]:
+        a, b = w["rnnkit"], w["seasonal_naive"]
+        print(f"  {str(w['first']):<20} {a['mape']:11.2f}% {a['rmse']:10.4g} {a['covered']:8.0%} "
+              f"{b['mape']:12.2f}% {b['rmse']:10.4g}")

@@ -1,20 +1,21 @@
 """Windows for forecasting: rows, normalisation and the windows of a series.
 
-A series x (N, F) (F series forecast together) may come with extra input series e (N, E) whose
-future values are known (calendar, planned prices, weather forecasts). The row fed to the network
-at step s is
+A series x (N, F) (F series forecast together; in RNNForecaster, the adjusted series a of its
+linear path) may come with extra input series e (N, E) whose future values are known (calendar,
+planned prices, weather forecasts). The row fed to the network at step s is
 
     r_s = [x̃_s, ẽ_{s+1}, ..., ẽ_{s+H}]              (F + H·E)
 
 so the last row of a window ending at t carries the extra inputs of the H steps to forecast.
-Normalisation, per window ending at t (``normalize``):
+Normalisation of the network's input, per window ending at t (``normalize``):
 
-    "last"    x̃_s = (x_s − x_t) / σ_Δ,   target (x_{t+k} − x_t) / σ_Δ     σ_Δ: std of x_{s+1} − x_s
-    "global"  x̃_s = (x_s − μ) / σ,       target (x_{t+k} − μ) / σ
-    "both"    x̃_s = [(x_s − x_t) / σ_Δ, (x_s − μ) / σ],  target as "last"
+    "last"    x̃_s = (x_s − x_t) / σ_Δ        σ_Δ: std of x_{s+1} − x_s
+    "global"  x̃_s = (x_s − μ) / σ
+    "both"    x̃_s = [(x_s − x_t) / σ_Δ, (x_s − μ) / σ]
 
-"last" makes the model blind to the level (a trend may leave the training range: the model
-predicts changes); "global" keeps the level (mean-reverting series). ẽ = (e − μ_e) / σ_e always.
+"last" makes the network blind to the level; "global" keeps it. ẽ = (e − μ_e) / σ_e always.
+(The network's targets are the linear path's errors over its one-step spread σ_r:
+rnnkit.models.forecaster.)
 """
 
 from __future__ import annotations
@@ -93,10 +94,6 @@ def normalise_windows(windows: np.ndarray, F: int, mode: str, sc: SeriesScale) -
         ez = (e.reshape(e.shape[0], e.shape[1], -1, E) - sc.exog_mean) / sc.exog_std
         xz = np.concatenate([xz, ez.reshape(e.shape)], axis=2)
     return xz, offset
-
-
-def target_scale(mode: str, sc: SeriesScale) -> np.ndarray:
-    return sc.std if mode == "global" else sc.step
 
 
 def sliding(a: np.ndarray, length: int) -> np.ndarray:
