@@ -23,6 +23,7 @@ STEPS = 1500            # optimizer steps of a default fit (README: 400 epochs o
 MIN_EPOCHS = 30         # a large set still sees every sequence this often
 MAX_EPOCHS = 1500       # a tiny set (one batch per epoch) stops here
 WORK = 3.0e11           # multiply-adds of a default fit, all members: ~60 s here (README)
+STEP_OVERHEAD = 4.0e7   # a step's fixed cost in multiply-adds: ~4 ms a step here (README)
 MAX_MEMBERS = 5         # InceptionTime's ensemble size
 WARMUP = 0.1            # the share of the steps the rate rises over (schedule="cosine")
 
@@ -55,11 +56,11 @@ def plan(n_train: int, total_steps: int, cfg: NetConfig, batch_size: int, epochs
     ``total_steps``: the sequence steps of one epoch (Σ of the training sequences' lengths,
     after frame stacking)."""
     batches = math.ceil(n_train / batch_size)
-    epoch_macs = 3 * total_steps * max(step_macs(cfg), 1)
+    epoch_cost = 3 * total_steps * max(step_macs(cfg), 1) + STEP_OVERHEAD * batches
     if epochs == "auto":
         wanted = max(MIN_EPOCHS, math.ceil(STEPS / batches))
-        affordable = max(1, int(WORK // epoch_macs))
+        affordable = max(1, int(WORK // epoch_cost))
         epochs = min(wanted, affordable, MAX_EPOCHS)
     if members == "auto":
-        members = int(min(MAX_MEMBERS, max(1, WORK // (epoch_macs * epochs))))
+        members = int(min(MAX_MEMBERS, max(1, WORK // (epoch_cost * epochs))))
     return Plan(int(epochs), int(members), int(epochs) * batches)
