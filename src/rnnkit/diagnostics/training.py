@@ -110,10 +110,11 @@ def check_plot_extra() -> None:
                       "drawn", Note, stacklevel=2)
 
 
-def draw_run(run_dir, png=None, html=None) -> list[Path]:
+def draw_run(run_dir, png=None, html=None, note_missing: bool = True) -> list[Path]:
     """Draw the run's curves: the HTML page (default RUN_DIR/training.html) always, the PNG
-    (default RUN_DIR/training.png) when matplotlib is installed (else a Note; an error if ``png``
-    was asked for by name). Returns the files written."""
+    (default RUN_DIR/training.png) when matplotlib is installed (else a Note, unless
+    ``note_missing`` is False because it was said already; an error if ``png`` was asked for by
+    name). Returns the files written."""
     from rnnkit.diagnostics.training_page import render
     from rnnkit.lm.checkpoint import atomic_write
     run = Path(run_dir)
@@ -131,5 +132,6 @@ def draw_run(run_dir, png=None, html=None) -> list[Path]:
     except PlotError:                     # matplotlib is missing
         if png:
             raise
-        check_plot_extra()
+        if note_missing:
+            check_plot_extra()
     return written

@@ -67,7 +67,7 @@ def _train(given: dict, resume: bool, world: distributed.World, plot: bool = Fal
         _report(trainer, result)
         if plot:
             from rnnkit.diagnostics.training import draw_run
-            for path in draw_run(cfg.out):
+            for path in draw_run(cfg.out, note_missing=False):      # said before training
                 print(f"drawn: {path}")
     return 128 + result.signal if result.interrupted else 0
 
