@@ -16,6 +16,7 @@ from rnnkit.models.data import NORMALIZATIONS
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
 from rnnkit.models.forecast_config import DEFAULTS as D
 from rnnkit.models.network import CELLS
+from rnnkit.models.series import NORMALIZATIONS
 from rnnkit.outputs import output_file
 from rnnkit.pooling import POOLINGS
 from rnnkit.ranges import COUNT, FRACTION, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED
@@ -65,9 +66,14 @@ MODEL_OPTIONS = [
 ]
 
 
+# The options with a fixed set of values: checked by the parser, from the one list of the names.
+CHOICES = {"--cell": tuple(sorted(CELLS)), "--pooling": POOLINGS}
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     for option, dest, typ, help_ in MODEL_OPTIONS:
-        p.add_argument(option, dest=dest, type=typ, default=argparse.SUPPRESS, help=help_)
+        p.add_argument(option, dest=dest, type=typ, default=argparse.SUPPRESS, help=help_,
+                       choices=CHOICES.get(option))
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save", metavar="PATH", help="write the fitted model (safetensors)")
@@ -134,7 +140,7 @@ def add_forecast_parser(sub) -> None:
     p.add_argument("--window", type=COUNT, default=argparse.SUPPRESS, help="past steps per forecast (default auto)")
     p.add_argument("--output-steps", dest="output_steps", type=COUNT, default=argparse.SUPPRESS,
                    help="steps the network predicts at once (default 1)")
-    p.add_argument("--normalize", choices=["global", "last", "both"], default=argparse.SUPPRESS,
+    p.add_argument("--normalize", choices=NORMALIZATIONS, default=argparse.SUPPRESS,
                    help="windows relative to the series' mean and spread (default), to their "
                         "last value (trending series), or both")
     p.add_argument("--backtest", metavar="N", type=COUNT,
