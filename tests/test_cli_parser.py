@@ -90,6 +90,9 @@ def test_every_fixed_set_of_values_is_declared_as_choices():
         assert set(declared[(command, "--cell")]) == set(CELLS)
         assert declared[(command, "--pooling")] == POOLINGS
     assert set(declared[("forecast", "--normalize")]) == set(NORMALIZATIONS)
+    from rnnkit.models.data import SEQUENCE_NORMALIZATIONS
+    assert set(declared[("classify", "--normalize")]) == set(SEQUENCE_NORMALIZATIONS)
+    assert {("classify", "--schedule"), ("classify", "--normalize")} <= set(declared)
     assert {("train", "--cell"), ("train", "--optimizer"), ("train", "--schedule"), ("task", "name"),
             ("task", "--cell")} <= set(declared)
 

@@ -22,7 +22,8 @@ from rnnkit.models.config import (
     AUTO_FRAME, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, FitSettings, NetParams, check_frame, frame_for, from_params,
 )
 from rnnkit.models.data import (
-    NORMALIZATIONS, Scaler, Sequences, as_sequences, choose_normalization, stack_frames, validation_split,
+    SEQUENCE_NORMALIZATIONS, Scaler, Sequences, as_sequences, choose_normalization, stack_frames,
+    validation_split,
 )
 from rnnkit.models.ensemble import NetEnsemble
 from rnnkit.models.errors import InputError, check_choice
@@ -166,7 +167,7 @@ class SequenceEstimator(RecurrentEstimator):
         net_params, settings = from_params(NetParams, params), from_params(FitSettings, params)
         frame = check_frame(self.frame)
         rng = seed_from(self.random_state)
-        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        check_choice("normalize", self.normalize, SEQUENCE_NORMALIZATIONS)
         self.scaler_ = Scaler.fit(seq, choose_normalization(self.normalize, seq))
         self.frame_ = frame_for(frame, int(seq.lengths.max()))
         data = stack_frames(self.scaler_.transform(seq), self.frame_)

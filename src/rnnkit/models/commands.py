@@ -12,7 +12,7 @@ import json
 from rnnkit.models.config import (
     AUTO, AUTO_FRAME_STEPS, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, SCHEDULES, SHARE, FitSettings as S, NetParams as N,
 )
-from rnnkit.models.data import NORMALIZATIONS
+from rnnkit.models.data import SEQUENCE_NORMALIZATIONS
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
 from rnnkit.models.forecast_config import DEFAULTS as D
 from rnnkit.models.network import CELLS
@@ -108,7 +108,7 @@ def add_classify_parser(sub) -> None:
                    help=f"their kernel sizes (default {_listed(FCN_KERNELS)})")
     p.add_argument("--n-estimators", dest="n_estimators", type=auto_or_count, default=argparse.SUPPRESS,
                    help="networks averaged (default auto: as many as the work budget allows, at most 5)")
-    p.add_argument("--normalize", choices=NORMALIZATIONS, default=argparse.SUPPRESS,
+    p.add_argument("--normalize", choices=SEQUENCE_NORMALIZATIONS, default=argparse.SUPPRESS,
                    help="standardise over all training steps (global), each sequence on its own "
                         "(sequence), or auto: per sequence when their spreads differ 100-fold (default)")
     p.add_argument("--schedule", choices=SCHEDULES, default=argparse.SUPPRESS,

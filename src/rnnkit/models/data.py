@@ -121,7 +121,7 @@ def spread_or_one(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
 
 
-NORMALIZATIONS = ("auto", "global", "sequence")
+SEQUENCE_NORMALIZATIONS = ("auto", "global", "sequence")      # the classifier's and regressor's
 # normalize="auto" standardises per sequence when the sequences' own spreads (their standard
 # deviations, per feature) differ by more than this many orders of magnitude between the 10th and
 # the 90th percentile: global standardisation would leave the quiet tenth at under 1% of the unit
