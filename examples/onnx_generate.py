@@ -12,8 +12,8 @@ vocab = a.model.removesuffix(".onnx") + ".vocab.json"
 chars = json.load(open(vocab, encoding="utf-8"))["chars"]            # id k >= 1 is chars[k - 1]; 0: unknown
 index, rng = {c: k + 1 for k, c in enumerate(chars)}, np.random.default_rng(a.seed)
 sess = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
-states = [o.name for o in sess.get_outputs()][1:]                     # h_n (, c_n): fed back as h0 (, c0)
-out = sess.run(None, {"tokens": np.array([[index.get(c, 0)] for c in a.prime], np.int64)})  # h0 = zeros
+state = {i.name: np.zeros((i.shape[0], 1, i.shape[2]), np.float32) for i in sess.get_inputs()[1:]}  # h0 (, c0):
+out = sess.run(None, {"tokens": np.array([[index.get(c, 0)] for c in a.prime], np.int64), **state})  # zeros first
 if out[0].shape[-1] != len(chars) + 1:
     sys.exit(f"{vocab}: {len(chars) + 1} symbols, but the model predicts {out[0].shape[-1]}")
 sys.stdout.write(a.prime)
@@ -30,5 +30,5 @@ for _ in range(a.length):
         prob = np.exp(z - np.log(np.exp(z).sum()))
         k = int(rng.choice(len(prob), p=prob / prob.sum()))
     sys.stdout.write(chars[k - 1])
-    out = sess.run(None, {"tokens": np.array([[k]], np.int64), **{s[0] + "0": v for s, v in zip(states, out[1:])}})
+    out = sess.run(None, {"tokens": np.array([[k]], np.int64), **dict(zip(state, out[1:]))})   # h_n -> h0 ...
 sys.stdout.write("\n")
