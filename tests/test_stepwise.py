@@ -8,6 +8,8 @@ import pytest
 import rnnkit
 from helpers import rel_err
 
+pytestmark = pytest.mark.both_backends      # the engine and the NumPy reference (conftest.py)
+
 CELLS = [
     (rnnkit.RNN, rnnkit.RNNCell, {}), (rnnkit.RNN, rnnkit.RNNCell, {"nonlinearity": "relu"}),
     (rnnkit.GRU, rnnkit.GRUCell, {}), (rnnkit.GRU, rnnkit.GRUCell, {"reset_after": False}),

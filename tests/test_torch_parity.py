@@ -13,6 +13,9 @@ import pytest
 from helpers import Case, as_tuple, from_tuple, loss_weights, rel_err
 
 torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.both_backends      # the engine and the NumPy reference (conftest.py)
+
 TORCH_CLASSES = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
 TOL = {np.float64: 1e-9, np.float32: 1e-4}
 WORST: dict[str, float] = {}          # largest error seen per dtype, printed at the end

@@ -11,14 +11,14 @@ import json
 
 import numpy as np
 
-from rnnkit.diagnostics.gradflow import LAYERS
 from rnnkit.diagnostics.tasks import TASKS
 from rnnkit.errors import UserError
+from rnnkit.kinds import NAMES
 from rnnkit.lm.rundir import add_checkpoint_option
 from rnnkit.outputs import output_file
 from rnnkit.ranges import COUNT, FINITE, POSITIVE, SEED
 
-CELL_NAMES = tuple(LAYERS)            # rnn, lstm, gru: the layers gradflow and task build
+CELL_NAMES = NAMES                    # rnn, lstm, gru: the layers gradflow and task build
 
 
 def cell_list(text: str) -> list[str]:
