@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit import distributed, engine
+from rnnkit import backend, distributed, engine
 from rnnkit.distributed import ShardedRandom, World
 from rnnkit.layers import state_parts
 from rnnkit.lm.checkpoint import prefixed, unprefixed, write_json, write_tensors
@@ -175,9 +175,8 @@ class Trainer:
         """The text, its streams (this rank's share of them), the model and the optimizer."""
         cfg, log = self.cfg, self.log
         self.threads = engine_threads(cfg.threads, self.world)
-        if self.threads is not None and engine.enabled():
-            from rnnkit.engine.schedule import set_num_threads
-            set_num_threads(self.threads)
+        if self.threads is not None:
+            backend.current().set_num_threads(self.threads)
         text, files, skipped = load_corpus(cfg)
         if skipped:
             log(f"skipped {len(skipped)} binary or non-UTF-8 file(s), e.g. {skipped[0]}")
