@@ -34,7 +34,7 @@ from safetensors.numpy import save_file
 
 from rnnkit.cli import build_parser, main
 from rnnkit.errors import UserError, user_message
-from rnnkit.lm.checkpoint import read_tensors
+from rnnkit.files import read_tensors
 from rnnkit.ranges import Range
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 120

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.lm.checkpoint import read_tensors
+from rnnkit.files import read_tensors
 from rnnkit.lm.data import Vocab, suggest_prime
 
 PHRASE = "the quick brown fox jumps over the lazy dog.\n"

@@ -70,7 +70,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         raise UserError("--checkpoint chooses the weights of a run directory: give the directory first, "
                         "rnnkit gradflow DIR --checkpoint best|latest|PATH")
     if args.run_dir:
-        from rnnkit.lm.checkpoint import load_model
+        from rnnkit.lm.rundir import load_model
         model, vocab, config = load_model(args.run_dir, args.checkpoint)
         ids = _checkpoint_text(vocab, config, args.text)
         if len(ids) < args.seq_len + 1:
@@ -205,7 +205,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from rnnkit.diagnostics.inspect import activity, saturation, text_features, top_units
     from rnnkit.diagnostics.page import render
-    from rnnkit.lm.checkpoint import load_model
+    from rnnkit.lm.rundir import load_model
     from rnnkit.lm.data import caution_unknown
     model, vocab, config = load_model(args.run_dir, args.checkpoint)
     ids = _checkpoint_text(vocab, config, args.paths or None)[: args.max_chars]

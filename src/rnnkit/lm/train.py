@@ -31,7 +31,7 @@ import numpy as np
 from rnnkit import backend, distributed, engine
 from rnnkit.distributed import ShardedRandom, World
 from rnnkit.layers import state_parts
-from rnnkit.lm.checkpoint import prefixed, unprefixed, write_json, write_tensors
+from rnnkit.files import prefixed, unprefixed, write_json, write_tensors
 from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
 from rnnkit.lm.data import (
     Streams, Vocab, default_corpus_files, read_corpus, split_text, suggest_prime, unigram_entropy_bits,

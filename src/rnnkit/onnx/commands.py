@@ -90,7 +90,8 @@ def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
 
 
 def _export_language_model(out: Path, args: argparse.Namespace) -> int:
-    from rnnkit.lm.checkpoint import load_run, write_json
+    from rnnkit.files import write_json
+    from rnnkit.lm.rundir import load_run
 
     run = load_run(args.run_dir, args.checkpoint)
     model, vocab = run.model, run.vocab
