@@ -25,10 +25,10 @@ reverse direction starts at that step (onnxruntime's operators do all three; the
 
 from __future__ import annotations
 
-import numpy as np
-
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from rnnkit.kernels.base import Weights
 from rnnkit.kinds import KINDS, NONLINEARITIES, CellKind
