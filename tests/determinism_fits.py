@@ -26,7 +26,7 @@ import numpy as np
 
 import rnnkit
 import rnnkit.engine.gemm
-import rnnkit.engine.scan
+import rnnkit.engine.layer
 from rnnkit.lm.config import TrainConfig
 from rnnkit.lm.train import Trainer
 from rnnkit.models import RNNClassifier, RNNForecaster
@@ -115,7 +115,7 @@ def layers():
 
 
 def main(workdir: Path, layers_only: bool) -> None:
-    rnnkit.engine.scan.launch = counting(rnnkit.engine.scan.launch, "recurrence")
+    rnnkit.engine.layer.launch = counting(rnnkit.engine.layer.launch, "recurrence")
     rnnkit.engine.gemm.launch = counting(rnnkit.engine.gemm.launch, "gemm")
     result = {"layers": layers()}
     if not layers_only:

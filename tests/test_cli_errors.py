@@ -34,8 +34,7 @@ from safetensors.numpy import save_file
 
 from rnnkit.cli import build_parser, main
 from rnnkit.errors import UserError, user_message
-from rnnkit.lm.checkpoint import read_tensors
-from rnnkit.lm.data import Vocab, suggest_prime
+from rnnkit.files import read_tensors
 from rnnkit.ranges import Range
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 120
@@ -464,18 +463,6 @@ def test_default_prime_on_a_text_without_newlines(tmp_path):
     assert_clean_error(code, err, ("--prime", "'\\n'", "a newline is the default --prime", "give --prime TEXT"))
 
 
-def test_text_the_console_cannot_encode_is_escaped(tmp_path):
-    zh = tmp_path / "zh.txt"
-    zh.write_text("循环神经网络可以记住过去的信息。\n" * 40, encoding="utf-8")
-    code, _, err = run_cli(["train", str(zh), *TINY, "--max-steps", "2", "--out", str(tmp_path / "zh")])
-    assert code == 0, err
-    proc = subprocess.run([sys.executable, "-m", "rnnkit.cli", "generate", str(tmp_path / "zh"), "--prime", "循环",
-                           "--length", "3"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stdout.startswith("\\u5faa\\u73af")
-
-
 def test_resume_drops_half_written_metrics_lines(ws):
     with open(ws["run"] / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write('{"step": 21, "lo')                  # what a crash mid-write leaves
@@ -533,38 +520,3 @@ def test_a_bug_in_a_real_process_shows_its_traceback(ws):
     proc = subprocess.run([sys.executable, "-c", bug], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and proc.stderr.rstrip().endswith("ZeroDivisionError: division by zero")
-
-
-# -- the closing hint of rnnkit train ---------------------------------------------------------------
-
-def test_train_hint_primes_with_the_runs_own_validation_text(trained, tmp_path, monkeypatch):
-    run, _, out = trained
-    hint = out.strip().splitlines()[-1]
-    command = hint[hint.index("try: ") + len("try: "):]
-    assert command == f"rnnkit generate {run} --prime 'the quick brown '"
-    argv = shlex.split(command)
-    monkeypatch.chdir(tmp_path)
-    code, generated, err = run_cli([*argv[1:], "--length", "3", "--seed", "0"])
-    assert code == 0, err
-    assert generated.startswith("the quick brown ")
-
-
-@pytest.mark.parametrize("text,starts_line,expected", [
-    ("ick brown fox\n    def main(argv):\n", False, "def main(argv):"),  # first whole line, unindented
-    ("jumps over the lazy dog\n", True, "jumps over the "),               # cut after a space
-    ("\x1b[31mred\n\u202egnp.exe\nplain", True, "plain"),                 # escapes, bidi controls: no
-    ("日本語\n循环神经网络可以记住过去的信息。长短期记忆\n", False, "循环神经网络可以记住过去的信息。"),
-    ("\n\n\t\n", True, ""),
-    ("-x = 1\n", True, "-x = 1"),
-])
-def test_suggest_prime(text, starts_line, expected):
-    vocab = Vocab.from_text(text.replace("\x1b", "").replace("\u202e", ""))
-    assert suggest_prime(text, vocab, starts_line) == expected
-
-
-def test_generate_command_quotes_for_the_shell():
-    from rnnkit.lm.run import generate_command
-    assert generate_command("runs/my run", "it's") == "rnnkit generate 'runs/my run' --prime 'it'\"'\"'s'"
-    assert generate_command("r", "-x = 1") == "rnnkit generate r --prime='-x = 1'"
-    assert generate_command("r", "") == "rnnkit generate r"
-    assert shlex.split(generate_command("r", "-x = 1"))[-1] == "--prime=-x = 1"

@@ -16,8 +16,7 @@ import pytest
 import rnnkit
 import rnnkit.conv
 import rnnkit.engine
-from rnnkit.lm.checkpoint import write_tensors
-from rnnkit.lm.formats import read_tensors
+from rnnkit.files import read_tensors, write_tensors
 from rnnkit.optim import SGD
 from test_gradcheck import assert_close, numeric_grad
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import rnnkit.engine
-import rnnkit.stack
+import rnnkit.backend
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import RNNClassifier
 from rnnkit.models.network import NetConfig, SequenceNet
@@ -109,7 +109,7 @@ def training_step(monkeypatch, engine: bool, cell: str, pooling: str, bidirectio
     """One training step of an estimator's network (forward, cross-entropy, backward, clipping,
     Adam) on the engine or on the NumPy reference: the loss, the gradients and the new weights."""
     monkeypatch.setattr(rnnkit.engine, "enabled", lambda: engine)
-    assert (rnnkit.stack.implementation() is rnnkit.engine) == engine
+    assert (rnnkit.backend.current() is rnnkit.engine.BACKEND) == engine
     rng = np.random.default_rng(0)
     net = SequenceNet(NetConfig(3, 4, cell, 48, 2, bidirectional, pooling, 0.0), dtype=dtype, rng=0)
     x, lengths, y = rng.standard_normal((30, 16, 3)), rng.integers(5, 31, size=16), rng.integers(0, 4, size=16)

@@ -18,7 +18,7 @@ import pytest
 
 from rnnkit import distributed
 from rnnkit.cli import main
-from rnnkit.lm.checkpoint import read_tensors
+from rnnkit.files import read_tensors
 
 HERE = Path(__file__).parent
 PHRASE = "the quick brown fox jumps over the lazy dog.\n"

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 import rnnkit
+import rnnkit.backend
 import rnnkit.engine
-import rnnkit.scan
-import rnnkit.stack
 from rnnkit.engine import schedule
 from rnnkit.engine.gemm import gemm
 
@@ -36,8 +35,13 @@ def threads(request, monkeypatch):
 
 
 def run(layer_cls, kw, backend, monkeypatch, dtype, hidden=37):
-    """Forward + backward of a 2-layer bidirectional layer with lengths and initial states."""
-    monkeypatch.setattr(rnnkit.stack, "implementation", lambda: backend)
+    """Forward + backward of a 2-layer bidirectional layer with lengths and initial states, on
+    the backend named ``backend``."""
+    with rnnkit.backend.use(backend):
+        return _run(layer_cls, kw, dtype, hidden)
+
+
+def _run(layer_cls, kw, dtype, hidden):
     rng = np.random.default_rng(5)
     layer = layer_cls(6, hidden, num_layers=2, bidirectional=True, dtype=dtype, rng=1, **kw)
     x = rng.standard_normal((9, 11, 6))
@@ -52,8 +56,8 @@ def run(layer_cls, kw, backend, monkeypatch, dtype, hidden=37):
 
 @pytest.mark.parametrize("layer_cls,kw", LAYERS, ids=IDS)
 def test_engine_equals_reference_float64(layer_cls, kw, monkeypatch, threads):
-    fast = run(layer_cls, kw, rnnkit.engine, monkeypatch, np.float64)
-    reference = run(layer_cls, kw, rnnkit.scan, monkeypatch, np.float64)
+    fast = run(layer_cls, kw, "engine", monkeypatch, np.float64)
+    reference = run(layer_cls, kw, "numpy", monkeypatch, np.float64)
     for a, b in zip(fast, reference):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
@@ -61,8 +65,8 @@ def test_engine_equals_reference_float64(layer_cls, kw, monkeypatch, threads):
 @pytest.mark.parametrize("layer_cls,kw", LAYERS, ids=IDS)
 def test_engine_equals_reference_float32(layer_cls, kw, monkeypatch, threads):
     """float32: the fast gate functions (error ≤ 3.1e-7) against NumPy's, summed in another order."""
-    fast = run(layer_cls, kw, rnnkit.engine, monkeypatch, np.float32, hidden=70)
-    reference = run(layer_cls, kw, rnnkit.scan, monkeypatch, np.float32, hidden=70)
+    fast = run(layer_cls, kw, "engine", monkeypatch, np.float32, hidden=70)
+    reference = run(layer_cls, kw, "numpy", monkeypatch, np.float32, hidden=70)
     for a, b in zip(fast, reference):
         scale = max(1.0, float(np.abs(b).max()))
         assert np.abs(a - b).max() <= 2e-5 * scale
@@ -156,15 +160,15 @@ def test_set_num_threads_checks_its_argument():
 
 
 def test_rnnkit_engine_0_turns_it_off():
-    code = ("import numpy as np, rnnkit, rnnkit.engine as e, rnnkit.stack as s\n"
+    code = ("import numpy as np, rnnkit, rnnkit.engine as e, rnnkit.backend as b\n"
             "m = rnnkit.GRU(3, 4, rng=0); y, _ = m(np.ones((5, 2, 3))); m.backward(np.ones_like(y))\n"
-            "print(e.enabled(), s.implementation().__name__, float(y.sum()))")
+            "print(e.enabled(), b.current().name, float(y.sum()))")
     outs = {}
     for flag in ("0", "1"):
         env = dict(os.environ, RNNKIT_ENGINE=flag)
         outs[flag] = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                                     check=True).stdout.split()
-    assert outs["0"][:2] == ["False", "rnnkit.scan"] and outs["1"][:2] == ["True", "rnnkit.engine"]
+    assert outs["0"][:2] == ["False", "numpy"] and outs["1"][:2] == ["True", "engine"]
     assert float(outs["0"][2]) == pytest.approx(float(outs["1"][2]), rel=1e-6)
 
 
@@ -189,10 +193,8 @@ def test_inference_step_equals_reference(cell_cls, kw, hidden, monkeypatch):
             state = state if len(state) > 1 else state[0]
             with rnnkit.no_grad():
                 fast = cell(x, state)
-            monkeypatch.setattr(rnnkit.stack, "implementation", lambda: rnnkit.scan)
-            with rnnkit.no_grad():
+            with rnnkit.backend.use("numpy"), rnnkit.no_grad():
                 slow = cell(x, state)
-            monkeypatch.undo()
             for a, b in zip(fast if isinstance(fast, tuple) else (fast,), slow if isinstance(slow, tuple) else (slow,)):
                 assert a.shape == b.shape
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -223,9 +225,8 @@ def test_one_step_of_a_layer_equals_reference(layer_cls, kw, monkeypatch):
     state0 = tuple(rng.standard_normal(s) for s in layer.state_shapes(4))
     state0 = state0 if len(state0) > 1 else state0[0]
     results = []
-    for backend in (rnnkit.engine, rnnkit.scan):
-        monkeypatch.setattr(rnnkit.stack, "implementation", lambda: backend)
-        with rnnkit.no_grad():
+    for backend in ("engine", "numpy"):
+        with rnnkit.backend.use(backend), rnnkit.no_grad():
             out, state = layer(x, state0)
         results.append([out, *(state if isinstance(state, tuple) else (state,))])
     for a, b in zip(*results):
@@ -250,7 +251,7 @@ def test_engine_on_a_cpu_without_avx512():
     """Compiled for Haswell (AVX2, 16 registers: other tiles, 8-lane vectors), the engine still
     equals the reference (a subprocess, so that Numba compiles for that target)."""
     code = """
-import numpy as np, rnnkit, rnnkit.engine, rnnkit.scan, rnnkit.stack
+import numpy as np, rnnkit, rnnkit.backend
 from rnnkit.engine.isa import host_isa
 rng = np.random.default_rng(0)
 errors = []
@@ -258,11 +259,11 @@ for cls in (rnnkit.LSTM, rnnkit.GRU):
     layer = cls(5, 21, bidirectional=True, rng=1)
     x = rng.standard_normal((7, 3, 5)).astype(np.float32)
     runs = []
-    for backend in (rnnkit.engine, rnnkit.scan):
-        rnnkit.stack.implementation = lambda: backend
-        layer.zero_grad()
-        out, _ = layer(x, lengths=[7, 3, 5])
-        dx, _ = layer.backward(np.ones_like(out))
+    for backend in ("engine", "numpy"):
+        with rnnkit.backend.use(backend):
+            layer.zero_grad()
+            out, _ = layer(x, lengths=[7, 3, 5])
+            dx, _ = layer.backward(np.ones_like(out))
         runs.append([out, dx] + [p.grad.copy() for p in layer.parameters()])
     errors.append(max(float(np.abs(a - b).max()) for a, b in zip(*runs)))
 print(host_isa().name, max(errors))

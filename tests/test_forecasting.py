@@ -284,7 +284,7 @@ def test_bad_interval_and_season_arguments():
 
 # -- saving, the command line -----------------------------------------------------------------------
 def test_save_load_keeps_the_linear_path_and_intervals_and_refuses_older_files(tmp_path):
-    from rnnkit.lm.checkpoint import read_tensors, write_tensors
+    from rnnkit.files import read_tensors, write_tensors
     t = np.arange(100)
     s = 50 * np.exp(0.01 * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12))
     fc = RNNForecaster(**QUICK).fit(s)

@@ -13,6 +13,8 @@ import pytest
 import rnnkit
 from helpers import Case, as_tuple, from_tuple, loss_weights, weighted_loss
 
+pytestmark = pytest.mark.both_backends      # the engine and the NumPy reference (conftest.py)
+
 EPS = 1e-6
 TOL = 1e-7        # relative to max(1, |gradient|); central differences err ~EPS² ≈ 1e-12 here
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,7 +17,8 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.lm.checkpoint import read_tensors
+from rnnkit.files import read_tensors
+from rnnkit.lm.data import Vocab, suggest_prime
 
 PHRASE = "the quick brown fox jumps over the lazy dog.\n"
 SMALL = ["--hidden", "24", "--embed", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "16",
@@ -209,3 +213,76 @@ def test_each_metric_is_on_disk_as_soon_as_it_is_written(tmp_path, corpus, monke
     monkeypatch.setattr(Trainer, "train_step", train_step)
     assert main(["train", str(corpus), *SMALL, "--max-steps", "3", "--eval-every", "2", "--out", str(run)]) == 0
     assert seen == [[], [1], [1, 2, 2]]
+
+
+# -- generation's output and the closing hint of rnnkit train -------------------------------------
+
+TINY = ["--cell", "lstm", "--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4",
+        "--seq-len", "16", "--sample-chars", "0", "--eval-every", "10"]
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``rnnkit ARGV`` run in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:                  # argparse's own errors
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A tiny trained run (LSTM, 20 steps), its corpus, train's stdout."""
+    home = tmp_path_factory.mktemp("trained")
+    corpus = home / "corpus.txt"
+    corpus.write_text(PHRASE * 120, encoding="utf-8")
+    code, out, err = run_cli(["train", str(corpus), *TINY, "--max-steps", "20", "--out", str(home / "run")])
+    assert code == 0, err
+    return home / "run", corpus, out
+
+
+def test_text_the_console_cannot_encode_is_escaped(tmp_path):
+    zh = tmp_path / "zh.txt"
+    zh.write_text("循环神经网络可以记住过去的信息。\n" * 40, encoding="utf-8")
+    code, _, err = run_cli(["train", str(zh), *TINY, "--max-steps", "2", "--out", str(tmp_path / "zh")])
+    assert code == 0, err
+    proc = subprocess.run([sys.executable, "-m", "rnnkit.cli", "generate", str(tmp_path / "zh"), "--prime", "循环",
+                           "--length", "3"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("\\u5faa\\u73af")
+
+
+def test_train_hint_primes_with_the_runs_own_validation_text(trained, tmp_path, monkeypatch):
+    run, _, out = trained
+    hint = out.strip().splitlines()[-1]
+    command = hint[hint.index("try: ") + len("try: "):]
+    assert command == f"rnnkit generate {run} --prime 'the quick brown '"
+    argv = shlex.split(command)
+    monkeypatch.chdir(tmp_path)
+    code, generated, err = run_cli([*argv[1:], "--length", "3", "--seed", "0"])
+    assert code == 0, err
+    assert generated.startswith("the quick brown ")
+
+
+@pytest.mark.parametrize("text,starts_line,expected", [
+    ("ick brown fox\n    def main(argv):\n", False, "def main(argv):"),  # first whole line, unindented
+    ("jumps over the lazy dog\n", True, "jumps over the "),               # cut after a space
+    ("\x1b[31mred\n\u202egnp.exe\nplain", True, "plain"),                 # escapes, bidi controls: no
+    ("日本語\n循环神经网络可以记住过去的信息。长短期记忆\n", False, "循环神经网络可以记住过去的信息。"),
+    ("\n\n\t\n", True, ""),
+    ("-x = 1\n", True, "-x = 1"),
+])
+def test_suggest_prime(text, starts_line, expected):
+    vocab = Vocab.from_text(text.replace("\x1b", "").replace("\u202e", ""))
+    assert suggest_prime(text, vocab, starts_line) == expected
+
+
+def test_generate_command_quotes_for_the_shell():
+    from rnnkit.lm.run import generate_command
+    assert generate_command("runs/my run", "it's") == "rnnkit generate 'runs/my run' --prime 'it'\"'\"'s'"
+    assert generate_command("r", "-x = 1") == "rnnkit generate r --prime='-x = 1'"
+    assert generate_command("r", "") == "rnnkit generate r"
+    assert shlex.split(generate_command("r", "-x = 1"))[-1] == "--prime=-x = 1"

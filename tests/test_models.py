@@ -240,7 +240,7 @@ def test_regressor_and_forecaster_round_trip(tmp_path):
 
 def test_files_of_earlier_versions_still_load(tmp_path):
     """Files written before the unused "layout" entry was dropped load and predict the same."""
-    from rnnkit.lm.checkpoint import read_tensors, write_tensors
+    from rnnkit.files import read_tensors, write_tensors
     X, y = bump_data(20, 11)
     clf = RNNClassifier(**FAST | {"epochs": 2}).fit(X, y)
     clf.save(tmp_path / "c.safetensors")
@@ -263,7 +263,7 @@ def test_load_refuses_what_is_not_a_matching_model(tmp_path):
         RNNClassifier.load(tmp_path / "text.safetensors")
     with raises(ModelFileError, "no such file"):
         RNNClassifier.load(tmp_path / "missing.safetensors")
-    from rnnkit.lm.checkpoint import write_tensors
+    from rnnkit.files import write_tensors
     write_tensors(tmp_path / "lm.safetensors", {"model.w": np.zeros(2)}, {"step": 1})
     with raises(ModelFileError, "not an rnnkit sequence model"):
         RNNClassifier.load(tmp_path / "lm.safetensors")

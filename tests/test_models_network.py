@@ -151,7 +151,7 @@ def test_bad_network_and_plan_parameters_are_named(kw, fragment):
 def test_a_file_of_format_1_still_loads(tmp_path):
     """Files written before ensembles held one network under ``net.``; they load as an ensemble
     of one that predicts the same."""
-    from rnnkit.lm.checkpoint import read_tensors, write_tensors
+    from rnnkit.files import read_tensors, write_tensors
     X, y = bumps(30, 4)
     reg = RNNRegressor(n_estimators=1, **QUICK | {"conv_filters": (), "conv_kernels": ()}).fit(X, y.astype(float))
     path = tmp_path / "m.safetensors"

@@ -293,9 +293,15 @@ def test_readme_example(tmp_path, monkeypatch):
 
 
 def test_report_worst_error(capsys):
-    """Runs last: prints the largest errors measured (for the README and the closing note)."""
+    """Runs last: the largest errors measured (printed for the README and the closing note) are
+    finite and within tolerance, and float32's rounding shows in some (float32 graphs against
+    float64 predictions cannot all agree exactly)."""
+    if not WORST:
+        pytest.skip("the comparisons above did not run in this session")
     with capsys.disabled():
         print("\nlargest ONNX vs predict error:", {k: f"{v:.2e}" for k, v in WORST.items()})
+    assert all(0 <= err <= TOL for err in WORST.values()), WORST
+    assert max(WORST.values()) > 0
 
 
 def test_export_command_names_the_labels_file_it_wrote(tmp_path, capsys):

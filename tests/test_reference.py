@@ -13,6 +13,8 @@ import pytest
 import reference
 from helpers import Case, as_tuple, rel_err
 
+pytestmark = pytest.mark.both_backends      # the engine and the NumPy reference (conftest.py)
+
 CASES = [
     Case("lstm", peephole=True),
     Case("lstm", peephole=True, proj_size=3, num_layers=2, bidirectional=True, lengths=True, init_state=True),

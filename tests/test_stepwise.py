@@ -8,6 +8,8 @@ import pytest
 import rnnkit
 from helpers import rel_err
 
+pytestmark = pytest.mark.both_backends      # the engine and the NumPy reference (conftest.py)
+
 CELLS = [
     (rnnkit.RNN, rnnkit.RNNCell, {}), (rnnkit.RNN, rnnkit.RNNCell, {"nonlinearity": "relu"}),
     (rnnkit.GRU, rnnkit.GRUCell, {}), (rnnkit.GRU, rnnkit.GRUCell, {"reset_after": False}),
@@ -69,3 +71,24 @@ def test_cell_call_then_backward_matches_step_pair():
     np.testing.assert_array_equal(dc0, dc2)
     for g, p in zip(grads, cell.parameters()):
         np.testing.assert_array_equal(g, p.grad)
+
+
+def test_readme_layer_example_and_hand_written_loop_run(capsys):
+    """README's "The layers" example runs; its hand-written BPTT loop over LSTMCell.step /
+    step_backward gives the layer's output gradients and parameter gradients."""
+    from helpers import readme_block
+    scope: dict = {}
+    exec(compile(readme_block("layers"), "README.md", "exec"), scope)
+    assert scope["out"].shape == (50, 4, 64) and scope["dx"].shape == (50, 4, 10)
+    assert "weight_ih_l0 (128, 10)" in capsys.readouterr().out
+    loop: dict = {}
+    exec(compile(readme_block("bptt-loop"), "README.md", "exec"), loop)
+    cell, x, dout = loop["cell"], loop["x"], loop["dout"]
+    layer = rnnkit.LSTM(10, 32, peephole=True, rng=1)
+    layer.load_state_dict({f"{name}_l0": p.data for name, p in cell.named_parameters()})
+    out, (h_n, c_n) = layer(x)
+    dx, _ = layer.backward(dout)
+    assert rel_err(loop["state"][0], h_n[0]) < 1e-5 and rel_err(loop["state"][1], c_n[0]) < 1e-5
+    assert rel_err(loop["dx"], dx) < 1e-5
+    for name, p in cell.named_parameters():
+        assert rel_err(p.grad, dict(layer.named_parameters())[f"{name}_l0"].grad) < 1e-5, name

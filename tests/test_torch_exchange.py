@@ -12,7 +12,7 @@ import rnnkit
 import rnnkit.torch as rt
 from helpers import Case, readme_block
 from rnnkit.cli import main
-from rnnkit.lm.checkpoint import load_model
+from rnnkit.lm.rundir import load_model
 from rnnkit.lm.model import CharLM, ModelConfig
 
 torch = pytest.importorskip("torch")

@@ -23,13 +23,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_pair, check_positive_int, check_shape, make_rng
+from rnnkit import kinds
+from rnnkit.backend import Backend, current
+from rnnkit.checks import as_float_array, check_positive_int, check_shape, make_rng
 from rnnkit.grad_mode import is_grad_enabled
-from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
-from rnnkit.kernels.base import Kernel, Tape
+from rnnkit.kernels.base import Tape
 from rnnkit.module import Module
-from rnnkit.recurrent import cell_param_shapes, register_cell, weights_of
-from rnnkit import engine, stack
+from rnnkit.recurrent import StepperCache, register_cell, state_tuple, state_value, weights_of
 
 
 class StepCache(NamedTuple):
@@ -37,30 +37,42 @@ class StepCache(NamedTuple):
 
     tape: Tape            # the step's tape: gate activations, states, as a sequence of length 1
     batched: bool         # x was (B, I) rather than (I,)
-    backend: object       # the implementation that made the tape (rnnkit.engine or rnnkit.scan)
+    backend: Backend      # the backend that made the tape
 
 
 class CellBase(Module):
-    def __init__(self, kernel: Kernel, input_size: int, hidden_size: int, bias: bool,
-                 peephole: bool = False, *, dtype=np.float32, rng=None) -> None:
+    """One cell of a kind (``kind = kinds.KINDS["lstm"]``), with that kind's cell options."""
+
+    kind: kinds.CellKind
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        if "kind" in cls.__dict__:
+            kinds.register_class(cls, cls.kind, cell=True)
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, options: dict | None = None,
+                 *, dtype=np.float32, rng=None) -> None:
         super().__init__(dtype=dtype)
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.bias = bool(bias)
-        self.kernel = kernel
-        shapes = cell_param_shapes(kernel.num_gates, input_size, hidden_size, self.bias, 0, peephole)
-        self._group = register_cell(self, shapes, hidden_size, "", make_rng(rng))
+        self.options = self.kind.check_options(options or {}, cell=True)
+        for name, value in self.options.items():
+            setattr(self, name, value)
+        self.kernel = self.kind.kernel(self.hidden_size, self.options)
+        shapes = self.kind.param_shapes(self.input_size, self.hidden_size, self.bias, self.options)
+        self._group = register_cell(self, shapes, self.hidden_size, "", make_rng(rng))
         self._last: StepCache | None = None
-        self._stepper = None                      # engine.CellStepper, made on the first inference step
-        self._arrays = None                       # (parameter arrays, the stepper's arrays of them)
+        self._stepper = StepperCache()            # for steps that keep nothing (streaming)
+        self._arrays = None                       # (stepper, parameter arrays, its arrays of them)
         self._last_call: str | None = None
 
-    # -- subclasses say how a state looks to the user ----------------------------------------
+    # -- how a state looks to the user: h, or the pair (h, c) --------------------------------
     def _state_to_tuple(self, state) -> tuple:
-        return (state,)
+        return state_tuple(self.kind.title + "Cell", self.kind, state)
 
     def _state_from_tuple(self, states: tuple):
-        return states[0]
+        return state_value(self.kind, states)
 
     # -- the step-level pair -----------------------------------------------------------------
     def _inputs(self, x, state) -> tuple[np.ndarray, tuple, bool]:
@@ -75,7 +87,7 @@ class CellBase(Module):
     def step(self, x, state=None) -> tuple[object, StepCache]:
         """One step: returns (new state, cache for :meth:`step_backward`)."""
         xb, state0, batched = self._inputs(x, state)
-        backend = stack.implementation()
+        backend = current()
         tape, = backend.layer_forward(self.kernel, [weights_of(self._group, "data")], [xb], [state0], None)
         new = tuple(s[-1] if batched else s[-1, 0] for s in tape.states)
         return self._state_from_tuple(new), StepCache(tape, batched, backend)
@@ -104,33 +116,31 @@ class CellBase(Module):
         return new
 
     def _infer(self, x, state):
-        """One step without a tape: on the engine, a compiled step that reads the weights as they
-        lie (:mod:`rnnkit.engine.step`), for streaming inference. Inputs that are already C-ordered
-        arrays of the cell's dtype and shapes skip the general conversion (a step of a small cell
-        takes a few microseconds: the checks must not take more)."""
-        if stack.implementation() is not engine:
-            return self.step(x, state)[0]
-        if self._stepper is None:
-            self._stepper = engine.CellStepper(self.kernel, self.dtype)
+        """One step without a tape, through the backend's stepper: on the engine, a compiled step
+        that reads the weights as they lie (:mod:`rnnkit.engine.step`), for streaming inference.
+        Inputs that are already C-ordered arrays of the cell's dtype and shapes skip the general
+        conversion (a step of a small cell takes a few microseconds: the checks must not take more)."""
+        stepper = self._stepper.get(self.kernel, self.dtype)
         states = self._ready_states(x, state)
         batched = states is not None
         if states is None:
             xb, state0, batched = self._inputs(x, state)
             x, states = np.ascontiguousarray(xb[0]), tuple(np.ascontiguousarray(s[0]) for s in state0)
-        new = self._stepper(self._step_arrays(), x, states)
+        new = stepper(self._step_arrays(stepper), x, states)
         return self._state_from_tuple(new if batched else tuple(s[0] for s in new))
 
-    def _step_arrays(self) -> tuple:
-        """The stepper's weight arrays, rebuilt only when a parameter's array was replaced."""
-        if self._arrays is not None:
-            for p, a in zip(self._group.values(), self._arrays[0]):
+    def _step_arrays(self, stepper) -> object:
+        """The stepper's weight arrays, rebuilt only when a parameter's array was replaced (or the
+        stepper, with the backend)."""
+        if self._arrays is not None and self._arrays[0] is stepper:
+            for p, a in zip(self._group.values(), self._arrays[1]):
                 if p.data is not a:
                     break
             else:
-                return self._arrays[1]
+                return self._arrays[2]
         data = tuple(p.data for p in self._group.values())
-        self._arrays = (data, self._stepper.weights(weights_of(self._group, "data")))
-        return self._arrays[1]
+        self._arrays = (stepper, data, stepper.weights(weights_of(self._group, "data")))
+        return self._arrays[2]
 
     def _ready_states(self, x, state) -> tuple | None:
         """The state as a tuple of (B, H) arrays if x (B, I) and it need no conversion, else None."""
@@ -179,10 +189,11 @@ class RNNCell(CellBase):
     ``h = cell(x, h)``; ``dx, dh = cell.backward(dh')``.
     """
 
+    kind = kinds.KINDS["rnn"]
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  *, dtype=np.float32, rng=None) -> None:
-        self.nonlinearity = nonlinearity
-        super().__init__(RNNKernel(hidden_size, nonlinearity), input_size, hidden_size, bias, dtype=dtype, rng=rng)
+        super().__init__(input_size, hidden_size, bias, dict(nonlinearity=nonlinearity), dtype=dtype, rng=rng)
 
     def backward(self, dh):
         return self._backward(dh)
@@ -199,11 +210,11 @@ class GRUCell(CellBase):
     ``h = cell(x, h)``; ``dx, dh = cell.backward(dh')``.
     """
 
+    kind = kinds.KINDS["gru"]
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = True,
                  *, dtype=np.float32, rng=None) -> None:
-        self.reset_after = bool(reset_after)
-        super().__init__(GRUKernel(hidden_size, self.reset_after), input_size, hidden_size, bias,
-                         dtype=dtype, rng=rng)
+        super().__init__(input_size, hidden_size, bias, dict(reset_after=reset_after), dtype=dtype, rng=rng)
 
     def backward(self, dh):
         return self._backward(dh)
@@ -222,17 +233,11 @@ class LSTMCell(CellBase):
     ``h, c = cell(x, (h, c))``; ``dx, (dh, dc) = cell.backward(dh', dc')``.
     """
 
+    kind = kinds.KINDS["lstm"]
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False,
                  *, dtype=np.float32, rng=None) -> None:
-        self.peephole = bool(peephole)
-        super().__init__(LSTMKernel(hidden_size, 0, self.peephole), input_size, hidden_size, bias,
-                         self.peephole, dtype=dtype, rng=rng)
-
-    def _state_to_tuple(self, state) -> tuple:
-        return check_pair("LSTMCell", state)
-
-    def _state_from_tuple(self, states: tuple):
-        return states
+        super().__init__(input_size, hidden_size, bias, dict(peephole=peephole), dtype=dtype, rng=rng)
 
     def backward(self, dh, dc=None):
         return self._backward((dh, dc))

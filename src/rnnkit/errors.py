@@ -30,6 +30,16 @@ class UserError(ValueError):
     """Bad options, unusable input files, or a run directory that cannot be used."""
 
 
+class FileError(UserError):
+    """A file rnnkit wrote that cannot be read back: not readable, not UTF-8, not JSON
+    (:mod:`rnnkit.files`; the language model's run directories refine it)."""
+
+
+class DamagedFile(FileError):
+    """A safetensors file that cannot be read: empty, truncated, not safetensors, damaged
+    metadata or a tensor type NumPy cannot hold."""
+
+
 class Note(UserWarning):
     """Something the user should know that does not stop the command."""
 

@@ -57,9 +57,9 @@ def orthogonal_recurrent_(layer, gain: float = 1.0, *, rng=None) -> None:
 
 def forget_bias_(lstm, value: float = 1.0) -> None:
     """Set b_if = value and b_hf = 0 in every LSTM bias, so the forget gate starts at σ(value)."""
-    H = lstm.hidden_size
+    rows = lstm.kind.gate("f", lstm.hidden_size)
     for name, p in lstm.named_parameters():
         if name.startswith("bias_ih"):
-            p.data[H:2 * H] = value
+            p.data[rows] = value
         elif name.startswith("bias_hh"):
-            p.data[H:2 * H] = 0.0
+            p.data[rows] = 0.0

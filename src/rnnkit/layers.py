@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.checks import check_pair
-from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
+from rnnkit.kinds import KINDS
 from rnnkit.recurrent import RecurrentBase
 
 
@@ -29,12 +28,13 @@ class RNN(RecurrentBase):
     ``bias_hh_l{k}`` (H,), with ``_reverse`` for the backward direction.
     """
 
+    kind = KINDS["rnn"]
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, dtype=np.float32, rng=None) -> None:
-        self.nonlinearity = nonlinearity
-        super().__init__(RNNKernel(hidden_size, nonlinearity), input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, dtype=dtype, rng=rng)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dict(nonlinearity=nonlinearity), dtype=dtype, rng=rng)
 
 
 class GRU(RecurrentBase):
@@ -50,12 +50,13 @@ class GRU(RecurrentBase):
     Parameters as PyTorch: ``weight_ih_l{k}`` (3H, I) = [W_ir; W_iz; W_in], ``weight_hh_l{k}`` (3H, H).
     """
 
+    kind = KINDS["gru"]
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  reset_after: bool = True, *, dtype=np.float32, rng=None) -> None:
-        self.reset_after = bool(reset_after)
-        super().__init__(GRUKernel(hidden_size, self.reset_after), input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional, dtype=dtype, rng=rng)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dict(reset_after=reset_after), dtype=dtype, rng=rng)
 
 
 class LSTM(RecurrentBase):
@@ -76,16 +77,10 @@ class LSTM(RecurrentBase):
     h_n has size P when projecting; c_n always has size H.
     """
 
+    kind = KINDS["lstm"]
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, peephole: bool = False, *, dtype=np.float32, rng=None) -> None:
-        self.peephole = bool(peephole)
-        kernel = LSTMKernel(hidden_size, proj_size if isinstance(proj_size, int) else 0, self.peephole)
-        super().__init__(kernel, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, self.peephole, dtype=dtype, rng=rng)
-
-    def _state_to_tuple(self, state) -> tuple:
-        return check_pair("LSTM", state)
-
-    def _state_from_tuple(self, states: tuple):
-        return states
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dict(proj_size=proj_size, peephole=peephole), dtype=dtype, rng=rng)

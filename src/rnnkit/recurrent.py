@@ -1,7 +1,8 @@
 """The machinery shared by RNN, LSTM and GRU layers: parameters, argument checks, layouts.
 
-The concrete classes in :mod:`rnnkit.layers` only choose a kernel and the shape of the state
-(a single ``h`` or an ``(h, c)`` pair). Everything here mirrors ``torch.nn.RNNBase``.
+The concrete classes in :mod:`rnnkit.layers` name their cell kind (:mod:`rnnkit.kinds`) and
+pass their own options; the kind gives the parameters, the state's parts and the kernel, after
+the options are checked. Everything here mirrors ``torch.nn.RNNBase``.
 """
 
 from __future__ import annotations
@@ -10,29 +11,39 @@ import math
 
 import numpy as np
 
+from rnnkit import kinds
+from rnnkit.backend import Backend, Stepper, current
 from rnnkit.checks import (
-    as_float_array, check_dropout, check_lengths, check_positive_int, check_shape, make_rng,
+    as_float_array, check_dropout, check_lengths, check_pair, check_positive_int, check_shape, make_rng,
 )
 from rnnkit.grad_mode import is_grad_enabled
-from rnnkit.kernels.base import Kernel, Weights
+from rnnkit.kernels.base import Weights
 from rnnkit.module import Module, Parameter
-from rnnkit import engine, stack
 from rnnkit.stack import StackCache, stack_backward, stack_forward
 
 
-def cell_param_shapes(
-    gates: int, input_size: int, hidden_size: int, bias: bool, proj_size: int = 0, peephole: bool = False,
-) -> list[tuple[str, tuple[int, ...]]]:
-    """(field, shape) of one cell's parameters, in PyTorch's registration order."""
-    h_out = proj_size or hidden_size
-    shapes = [("weight_ih", (gates * hidden_size, input_size)), ("weight_hh", (gates * hidden_size, h_out))]
-    if bias:
-        shapes += [("bias_ih", (gates * hidden_size,)), ("bias_hh", (gates * hidden_size,))]
-    if proj_size:
-        shapes += [("weight_hr", (proj_size, hidden_size))]
-    if peephole:
-        shapes += [(f"weight_c{gate}", (hidden_size,)) for gate in "ifo"]
-    return shapes
+def state_tuple(owner: str, kind: kinds.CellKind, state) -> tuple:
+    """A state as the user gives it (``h``, or the pair ``(h, c)``) as a tuple of its parts."""
+    return check_pair(owner, state) if len(kind.states) > 1 else (state,)
+
+
+def state_value(kind: kinds.CellKind, parts: tuple):
+    """The tuple of a state's parts as the user sees it: ``h``, or the pair ``(h, c)``."""
+    return parts if len(kind.states) > 1 else parts[0]
+
+
+class StepperCache:
+    """A module's stepper (:meth:`rnnkit.backend.Backend.stepper`), made on its first one-step
+    call and again whenever the backend in use changes."""
+
+    def __init__(self) -> None:
+        self._made: tuple[Backend, Stepper] | None = None
+
+    def get(self, kernel, dtype) -> Stepper:
+        backend = current()
+        if self._made is None or self._made[0] is not backend:
+            self._made = (backend, backend.stepper(kernel, dtype))
+        return self._made[1]
 
 
 def register_cell(module: Module, shapes, hidden_size: int, suffix: str, rng) -> dict[str, Parameter]:
@@ -50,44 +61,55 @@ def weights_of(group: dict[str, Parameter], attr: str) -> Weights:
 
 
 class RecurrentBase(Module):
-    """A stack of recurrent layers with PyTorch's constructor, call and state conventions."""
+    """A stack of recurrent layers with PyTorch's constructor, call and state conventions.
+
+    A subclass names its cell kind (``kind = kinds.KINDS["lstm"]``) and passes the kind's options
+    (``peephole``, ...), which become attributes of the same names.
+    """
+
+    kind: kinds.CellKind
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        if "kind" in cls.__dict__:
+            kinds.register_class(cls, cls.kind, cell=False)
 
     def __init__(
-        self, kernel: Kernel, input_size: int, hidden_size: int, num_layers: int = 1,
-        bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-        bidirectional: bool = False, proj_size: int = 0, peephole: bool = False,
-        *, dtype=np.float32, rng=None,
+        self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+        batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+        options: dict | None = None, *, dtype=np.float32, rng=None,
     ) -> None:
         super().__init__(dtype=dtype)
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.num_layers = check_positive_int("num_layers", num_layers)
-        self.proj_size = check_positive_int("proj_size", proj_size, minimum=0)
+        self.options = self.kind.check_options(options or {})
+        for name, value in self.options.items():
+            setattr(self, name, value)
+        self.proj_size = self.options.get("proj_size", 0)      # every layer has one, as in PyTorch
         if self.proj_size >= self.hidden_size:
-            raise ValueError(f"proj_size must be smaller than hidden_size={hidden_size}, got {proj_size}")
+            raise ValueError(f"proj_size must be smaller than hidden_size={hidden_size}, got {self.proj_size}")
         self.dropout = check_dropout(dropout)
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.bidirectional = bool(bidirectional)
-        self.kernel = kernel
+        self.kernel = self.kind.kernel(self.hidden_size, self.options)
         self.rng = make_rng(rng)
-        self._groups = self._register_all(peephole)
+        self._groups = self._register_all()
         self._cache: StackCache | None = None
         self._last_call: str | None = None        # None, "grad" or "no_grad": for clear errors
         self._layout: tuple[bool, tuple[int, ...]] = (True, ())   # last call: batched?, output shape
-        self._stepper = None                      # engine.CellStepper, made on the first one-step call
+        self._stepper = StepperCache()            # for calls of one step that keep nothing
 
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
-    def _register_all(self, peephole: bool) -> list[list[dict[str, Parameter]]]:
+    def _register_all(self) -> list[list[dict[str, Parameter]]]:
         h_out, D = self.proj_size or self.hidden_size, self.num_directions
         groups = []
         for k in range(self.num_layers):
             in_size = self.input_size if k == 0 else D * h_out
-            shapes = cell_param_shapes(
-                self.kernel.num_gates, in_size, self.hidden_size, self.bias, self.proj_size, peephole
-            )
+            shapes = self.kind.param_shapes(in_size, self.hidden_size, self.bias, self.options)
             groups.append([
                 register_cell(self, shapes, self.hidden_size, f"_l{k}" + ("_reverse" if d else ""), self.rng)
                 for d in range(D)
@@ -98,12 +120,12 @@ class RecurrentBase(Module):
         """Shapes of the state components for a batch: (num_layers·D, B, n) each."""
         return tuple((self.num_layers * self.num_directions, batch, n) for n in self.kernel.state_sizes())
 
-    # -- subclasses say how a state looks to the user ----------------------------------------
+    # -- how a state looks to the user: h, or the pair (h, c) --------------------------------
     def _state_to_tuple(self, state) -> tuple:
-        return (state,)
+        return state_tuple(self.kind.title, self.kind, state)
 
     def _state_from_tuple(self, states: tuple):
-        return states[0]
+        return state_value(self.kind, states)
 
     # -- forward -----------------------------------------------------------------------------
     def __call__(self, x, state=None, lengths=None):
@@ -117,33 +139,13 @@ class RecurrentBase(Module):
         state0 = self._states_in("state", state, B, batched)
         rng = self.rng if (self.training and self.dropout > 0) else None
         weights = [[weights_of(g, "data") for g in layer] for layer in self._groups]
-        if T == 1 and rng is None and not self.proj_size and not is_grad_enabled() and stack.implementation() is engine:
-            out, final, cache = self._one_step(weights, x, state0)          # streaming: no packing
-        else:
-            out, final, cache = stack_forward(self.kernel, weights, x, state0, lengths, self.dropout, rng,
-                                              keep_tape=is_grad_enabled())
+        stepper = self._stepper.get(self.kernel, self.dtype) if T == 1 and not is_grad_enabled() else None
+        out, final, cache = stack_forward(self.kernel, weights, x, state0, lengths, self.dropout, rng,
+                                          keep_tape=is_grad_enabled(), stepper=stepper)
         self._cache = cache if is_grad_enabled() else None
         self._last_call = "grad" if is_grad_enabled() else "no_grad"
         self._layout = (batched, out.shape)
         return self._output_layout(out, batched), self._state_from_tuple(self._states_out(final, batched))
-
-    def _one_step(self, weights, x, state0) -> tuple:
-        """One time step of every layer and direction through the engine's streaming step (a
-        sequence of one step reads the same forwards and backwards), for generation."""
-        if self._stepper is None:
-            self._stepper = engine.CellStepper(self.kernel, self.dtype)
-        D = self.num_directions
-        layer_in, finals = np.ascontiguousarray(x[0]), [[] for _ in state0]
-        for k, layer in enumerate(weights):
-            outs = []
-            for d, w in enumerate(layer):
-                states = tuple(np.ascontiguousarray(s[k * D + d]) for s in state0)
-                new = self._stepper(self._stepper.weights(w), layer_in, states)
-                outs.append(new[0])
-                for f, s in zip(finals, new):
-                    f.append(s)
-            layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
-        return layer_in[None], tuple(np.stack(f) for f in finals), None
 
     def backward(self, dout, dstate=None):
         """Gradients of the most recent forward call: returns (dx, gradient of the initial state).

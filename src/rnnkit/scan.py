@@ -3,7 +3,8 @@
 The reference implementation, in NumPy, that docs/bptt.md derives: the input projection,
 ``dW_ih``, ``db_ih``, ``dW_hh`` and ``dx`` are single matrix products over all T·B rows; only the
 recurrent term runs step by step (``kernel.forward_step`` / ``kernel.backward_step``).
-:mod:`rnnkit.engine.scan` is the fast implementation of the same contract.
+It is the reference backend's ``layer_forward`` / ``layer_backward`` (:mod:`rnnkit.backend`);
+:mod:`rnnkit.engine.layer` is the engine's, the fast implementation of the same contract.
 
 Lengths follow PyTorch's packed sequences: at a step t ≥ length the sequence's state is carried
 over unchanged, its output is zero, and in the backward pass no gradient enters that step.
@@ -45,19 +46,19 @@ def scan_output(tape: Tape) -> np.ndarray:
     return h.copy() if tape.mask is None else h * tape.mask
 
 
-def scan_backward(kernel: Kernel, w: Weights, g: Weights, tape: Tape, dout, dfinal: tuple):
+def scan_backward(kernel: Kernel, w: Weights, dw: Weights, tape: Tape, dout, dfinal: tuple):
     """Back through the whole sequence.
 
     dout (T, B, H_out) reaches the outputs, ``dfinal`` the final states. Parameter gradients are
-    added into ``g``; returns (dx (T, B, I), gradients reaching the initial states).
+    added into ``dw``; returns (dx (T, B, I), gradients reaching the initial states).
     """
     T, B, _ = tape.x.shape
     da = np.empty_like(tape.gates)                                         # (T, B, G·H)
     dnew = tuple(np.empty((T, B, n), tape.x.dtype) for n in kernel.state_sizes())
     carry = _backward_loop(kernel, w, tape, dout, tuple(dfinal), da, dnew)
-    kernel.recurrent_grads(w, g, tape, da, dnew)
-    g.weight_ih += flat(da).T @ flat(tape.x)
-    add_bias_grad(g.bias_ih, da)
+    kernel.recurrent_grads(w, dw, tape, da, dnew)
+    dw.weight_ih += flat(da).T @ flat(tape.x)
+    add_bias_grad(dw.bias_ih, da)
     dx = (flat(da) @ w.weight_ih).reshape(T, B, -1)
     return dx, carry
 
@@ -96,16 +97,3 @@ def reverse_time(a: np.ndarray, index: np.ndarray | None) -> np.ndarray:
     if index is None:
         return a[::-1]
     return np.take_along_axis(a, index[:, :, None], axis=0)
-
-
-def layer_forward(kernel: Kernel, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple],
-                  mask, keep_tape: bool = True) -> list[Tape]:
-    """Each direction d of one layer over xs[d] from states0[d], one after the other (the tape is
-    always complete: ``keep_tape`` is for implementations that can skip parts of it)."""
-    return [scan_forward(kernel, w, x, s0, mask) for w, x, s0 in zip(ws, xs, states0)]
-
-
-def layer_backward(kernel: Kernel, ws: list[Weights], gs: list[Weights], tapes: list[Tape], douts,
-                   dfinals) -> list[tuple]:
-    """Back through each direction of one layer: [(dx, gradient reaching the initial states)]."""
-    return [scan_backward(kernel, w, g, t, d, f) for w, g, t, d, f in zip(ws, gs, tapes, douts, dfinals)]

@@ -5,9 +5,10 @@ reverse direction is the same scan over each sequence reversed within its own le
 reads [forward output, reverse output] of layer k − 1, after dropout in training mode.
 All arrays here are time-major: x (T, B, I), states (num_layers·D, B, n).
 
-A layer's directions run through one of two implementations of the same contract
-(``layer_forward`` / ``layer_backward``): the engine (:mod:`rnnkit.engine`, compiled, the
-directions side by side) whenever it is enabled, else the NumPy reference (:mod:`rnnkit.scan`).
+A layer's directions run on the backend in use (:func:`rnnkit.backend.current`: the engine,
+compiled, the directions side by side, or the NumPy reference), through its ``layer_forward`` /
+``layer_backward``; a call of one step that keeps nothing for backward (streaming inference)
+goes through a ``stepper`` of that backend instead, in the same loop over layers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit import engine, scan
+from rnnkit.backend import Backend, Stepper, current
 from rnnkit.kernels.base import Kernel, Tape, Weights
 from rnnkit.scan import reversal_index, reverse_time, scan_output
 
@@ -27,7 +28,7 @@ class StackCache:
 
     weights: list[list[Weights]]           # [layer][direction], as used by the forward call
     tapes: list[list[Tape]]                # [layer][direction]
-    backend: object                        # the module that made the tapes: rnnkit.engine or rnnkit.scan
+    backend: Backend                       # the backend that made the tapes
     dropout_masks: list[np.ndarray | None] # [layer]: scaled keep-mask on that layer's output
     reverse_index: np.ndarray | None       # (T, B) or None without lengths
 
@@ -35,12 +36,16 @@ class StackCache:
 def stack_forward(
     kernel: Kernel, weights: list[list[Weights]], x: np.ndarray, state0: tuple,
     lengths: np.ndarray | None, dropout: float, rng: np.random.Generator | None, keep_tape: bool = True,
+    stepper: Stepper | None = None,
 ):
     """Returns (output (T, B, D·H_out), final states, StackCache); without ``keep_tape`` (inference)
-    the cache cannot be used for backward."""
+    the cache cannot be used for backward. ``stepper`` (the current backend's, for this kernel):
+    a call of one step that keeps nothing and draws no dropout takes it, with no tape (the cache
+    is then None)."""
     T, B, _ = x.shape
     D = len(weights[0])
-    backend = implementation()
+    backend = current()
+    step = stepper is not None and T == 1 and not keep_tape and rng is None
     mask = None if lengths is None else (np.arange(T)[:, None] < lengths)[:, :, None]
     rev = reversal_index(T, lengths)
     tapes, masks, finals = [], [], [[] for _ in state0]
@@ -48,13 +53,17 @@ def stack_forward(
     for k, layer in enumerate(weights):
         xs = [reverse_time(layer_in, rev) if d == 1 else layer_in for d in range(D)]
         states = [tuple(s[k * D + d] for s in state0) for d in range(D)]
-        layer_tapes = backend.layer_forward(kernel, layer, xs, states, mask, keep_tape)
-        outs = []
-        for d, tape in enumerate(layer_tapes):
-            out = scan_output(tape)
-            outs.append(reverse_time(out, rev) if d == 1 else out)
-            for f, s in zip(finals, tape.states):
-                f.append(s[-1])
+        if step:                                # a sequence of one step reads the same both ways
+            news = [stepper(stepper.weights(w), np.ascontiguousarray(x_d[0]), s)
+                    for w, x_d, s in zip(layer, xs, states)]
+            outs, layer_tapes = [new[0][None] for new in news], None
+        else:
+            layer_tapes = backend.layer_forward(kernel, layer, xs, states, mask, keep_tape)
+            outs = [reverse_time(scan_output(t), rev) if d == 1 else scan_output(t) for d, t in enumerate(layer_tapes)]
+            news = [tuple(s[-1] for s in t.states) for t in layer_tapes]
+        for new in news:
+            for f, s in zip(finals, new):
+                f.append(s)
         layer_out = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
         keep = None
         if dropout > 0 and rng is not None and k < len(weights) - 1:
@@ -64,12 +73,7 @@ def stack_forward(
         masks.append(keep)
         layer_in = layer_out
     final = tuple(np.stack(f) for f in finals)
-    return layer_in, final, StackCache(weights, tapes, backend, masks, rev)
-
-
-def implementation():
-    """The engine when it is enabled, else the NumPy reference."""
-    return engine if engine.enabled() else scan
+    return layer_in, final, None if step else StackCache(weights, tapes, backend, masks, rev)
 
 
 def stack_backward(kernel: Kernel, grads: list[list[Weights]], cache: StackCache, dout, dfinal: tuple):

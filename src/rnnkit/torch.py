@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.cells import CellBase
 from rnnkit.conv import Conv1d
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.kinds import BY_TITLE, KINDS, cell_class, layer_class
 from rnnkit.lm.model import CharLM, ModelConfig
 from rnnkit.norm import BatchNorm1d, LayerNorm
 
-LAYERS = {RNN: "RNN", LSTM: "LSTM", GRU: "GRU", RNNCell: "RNNCell", LSTMCell: "LSTMCell", GRUCell: "GRUCell"}
+# The recurrent layers and cells, by their torch.nn names (the same as rnnkit's).
+LAYERS = {cls: cls.__name__ for classes in (layer_class, cell_class) for cls in map(classes, KINDS)}
 # Feed-forward layers of the same name in torch.nn: both sides keep these constructor arguments as
 # attributes of the same name and form, and ``bias`` as the parameter or None.
 FEEDFORWARD = {
@@ -44,14 +45,11 @@ def _torch():
 
 
 def _check_convertible(module) -> None:
+    """A ValueError saying why, when torch.nn has no equivalent of this layer's options."""
     name = type(module).__name__
-    if getattr(module, "peephole", False):
-        raise ValueError(f"to_torch: this {name} has peephole connections (weight_ci/cf/co); PyTorch's "
-                         f"nn.{name} has none, so it has no equivalent")
-    if getattr(module, "reset_after", True) is False:
-        raise ValueError(f"to_torch: this {name} is Cho's original GRU (reset_after=False: the reset gate "
-                         f"acts before the recurrent product); PyTorch's nn.{name} computes only the "
-                         "reset-after form, so it has no equivalent")
+    lacks = module.kind.torch_lacks(module.options)
+    if lacks:
+        raise ValueError(f"to_torch: this {name} {lacks.format(name=name)}, so it has no equivalent")
 
 
 def _load(target, state: dict, torch) -> None:
@@ -62,13 +60,10 @@ def _layer_to_torch(layer, torch):
     _check_convertible(layer)
     cls = getattr(torch.nn, LAYERS[type(layer)])
     dtype = getattr(torch, layer.dtype.name)
-    if isinstance(layer, (RNNCell, LSTMCell, GRUCell)):
-        kw = {"nonlinearity": layer.nonlinearity} if isinstance(layer, RNNCell) else {}
+    kw = layer.kind.torch_options(layer.options)
+    if isinstance(layer, CellBase):
         t = cls(layer.input_size, layer.hidden_size, bias=layer.bias, dtype=dtype, **kw)
     else:
-        kw = {"nonlinearity": layer.nonlinearity} if isinstance(layer, RNN) else {}
-        if isinstance(layer, LSTM) and layer.proj_size:
-            kw["proj_size"] = layer.proj_size
         t = cls(layer.input_size, layer.hidden_size, num_layers=layer.num_layers, bias=layer.bias,
                 batch_first=layer.batch_first, dropout=layer.dropout, bidirectional=layer.bidirectional,
                 dtype=dtype, **kw)
@@ -102,7 +97,7 @@ def to_torch(module):
     (``embed``, ``rnn``, ``drop``, ``head``) and ``forward(tokens, state) -> (logits, state)``."""
     torch = _torch()
     if isinstance(module, (str, Path)):
-        from rnnkit.lm.checkpoint import load_model
+        from rnnkit.lm.rundir import load_model
         module = load_model(module)[0]
     if isinstance(module, CharLM):
         _check_convertible(module.rnn)
@@ -132,13 +127,11 @@ def _layer_from_torch(t, torch):
     name = type(t).__name__
     cls = {v: k for k, v in LAYERS.items()}[name]
     dtype = _dtype_of(t, torch)
-    if name.endswith("Cell"):
-        kw = {"nonlinearity": t.nonlinearity} if name == "RNNCell" else {}
+    cell = issubclass(cls, CellBase)
+    kw = {o.name: getattr(t, o.name) for o in cls.kind.options if not o.torch_lacks and not (cell and o.layers_only)}
+    if cell:
         ours = cls(t.input_size, t.hidden_size, bias=t.bias, dtype=dtype, rng=0, **kw)
     else:
-        kw = {"nonlinearity": t.nonlinearity} if name == "RNN" else {}
-        if name == "LSTM":
-            kw["proj_size"] = t.proj_size
         ours = cls(t.input_size, t.hidden_size, num_layers=t.num_layers, bias=t.bias, batch_first=t.batch_first,
                    dropout=float(t.dropout), bidirectional=t.bidirectional, dtype=dtype, rng=0, **kw)
     ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in t.state_dict().items()})
@@ -165,14 +158,14 @@ def from_torch(module):
 
 def _charlm_from_torch(t, torch):
     rnn = t.rnn
-    kind = type(rnn).__name__.lower()
-    if kind not in ("lstm", "gru", "rnn") or rnn.bidirectional or rnn.batch_first or getattr(rnn, "proj_size", 0) \
+    kind = BY_TITLE.get(type(rnn).__name__)
+    if kind is None or rnn.bidirectional or rnn.batch_first or getattr(rnn, "proj_size", 0) \
             or rnn.input_size != t.embed.embedding_dim or t.head.in_features != rnn.hidden_size \
-            or (kind == "rnn" and rnn.nonlinearity != "tanh") or not rnn.bias:
+            or getattr(rnn, "nonlinearity", "tanh") != "tanh" or not rnn.bias:
         raise TypeError("from_torch: a CharLM's rnn is a one-way, time-major nn.LSTM/GRU/RNN (tanh) with "
                         f"biases reading the embedding and feeding head; got {rnn!r} between {t.embed!r} and {t.head!r}")
     drop = getattr(t, "drop", None)
-    cfg = ModelConfig(t.embed.num_embeddings, kind, t.embed.embedding_dim, rnn.hidden_size, rnn.num_layers,
+    cfg = ModelConfig(t.embed.num_embeddings, kind.name, t.embed.embedding_dim, rnn.hidden_size, rnn.num_layers,
                       float(getattr(drop, "p", rnn.dropout)))
     ours = CharLM(cfg, dtype=_dtype_of(t, torch), rng=0)
     ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in t.state_dict().items()})
@@ -193,7 +186,7 @@ def charlm_class():
 
             def __init__(self, cfg: ModelConfig, dtype=torch.float32) -> None:
                 super().__init__()
-                rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cfg.cell]
+                rnn = getattr(torch.nn, KINDS[cfg.cell].title)
                 self.embed = torch.nn.Embedding(cfg.vocab_size, cfg.embed, dtype=dtype)
                 self.rnn = rnn(cfg.embed, cfg.hidden, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
                                dtype=dtype)

@@ -22,7 +22,8 @@ import os
 
 import numpy as np
 
-from rnnkit.bench.points import GATES, Point
+from rnnkit.bench.points import Point
+from rnnkit.kinds import KINDS, layer_class
 
 
 class Skipped(Exception):
@@ -40,10 +41,8 @@ def import_torch():
 
 
 def _layer(point: Point):
-    import rnnkit
-    cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[point.cell]
-    extra = {"peephole": True} if point.peephole else {}
-    return cls(point.I, point.H, point.layers, bidirectional=point.bidirectional, rng=0, **extra)
+    return layer_class(point.cell)(point.I, point.H, point.layers, bidirectional=point.bidirectional, rng=0,
+                                   **point.options())
 
 
 def bench_data(point: Point) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +71,7 @@ def torch_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     if point.peephole:
         raise Skipped("PyTorch has no peephole LSTM")
     torch = import_torch()
-    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[point.cell]
+    cls = getattr(torch.nn, KINDS[point.cell].title)
     layer = cls(point.I, point.H, point.layers, bidirectional=point.bidirectional)
     layer.load_state_dict({k: torch.from_numpy(v) for k, v in _layer(point).state_dict().items()})
     tx, tdout = torch.from_numpy(x), torch.from_numpy(dout)
@@ -101,7 +100,7 @@ def floor_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     """The step's matrix products alone, each into a preallocated output, on rnnkit's full-width
     micro-kernel: the recurrent weights packed once per call, then one product per step."""
     from rnnkit.engine.gemm import gemm, gemm_packed, pack
-    rng, G, T, B = np.random.default_rng(2), GATES[point.cell], point.T, point.B
+    rng, G, T, B = np.random.default_rng(2), KINDS[point.cell].num_gates, point.T, point.B
 
     def a(*shape):
         return rng.standard_normal(shape).astype(np.float32)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+from rnnkit.kinds import GATED_FIRST, KINDS
 
 # (T, B, I, H) of the issue's table: two overhead-bound sizes, three GEMM-bound ones.
 SIZES = [(100, 1, 32, 32), (100, 8, 64, 64), (50, 32, 128, 256), (50, 64, 256, 512), (25, 64, 512, 1024)]
@@ -19,7 +19,7 @@ STREAM_SIZES = [32, 128, 512]                # hidden sizes of the single-step s
 
 @dataclass(frozen=True)
 class Point:
-    cell: str                # "lstm", "gru" or "rnn"
+    cell: str                # a kind's name: "lstm", "gru" or "rnn" (rnnkit.kinds)
     T: int
     B: int
     I: int
@@ -41,6 +41,10 @@ class Point:
     def to_json(self) -> dict:
         return asdict(self)
 
+    def options(self) -> dict:
+        """The layer's options beyond its sizes (the peephole)."""
+        return {"peephole": True} if self.peephole else {}
+
     def cells(self) -> list[tuple[int, int]]:
         """(input size, hidden size) of every cell (layer × direction) in the stack."""
         dirs = 2 if self.bidirectional else 1
@@ -49,7 +53,7 @@ class Point:
 
     def gemm_flops(self, train: bool) -> float:
         """Flops of the unavoidable matrix products of one inference or training step."""
-        G, rows, total = GATES[self.cell], self.T * self.B, 0.0
+        G, rows, total = KINDS[self.cell].num_gates, self.T * self.B, 0.0
         for i, h in self.cells():
             forward = rows * G * h * (i + h)                     # X W_ihᵀ and the T products h W_hhᵀ
             total += forward * (3 if train else 1)               # backward: dX, dh, dW_ih, dW_hh
@@ -76,7 +80,7 @@ def grid(quick: bool = False) -> list[Point]:
     if quick:
         return [Point("lstm", *SIZES[0]), Point("gru", *SIZES[1]), Point("lstm", 10, 8, 64, 128, layers=2,
                                                                            bidirectional=True)]
-    points = [Point(cell, *size) for cell in ("lstm", "gru", "rnn") for size in SIZES]
+    points = [Point(cell, *size) for cell in GATED_FIRST for size in SIZES]
     mid = SIZES[2]
     return points + [Point("lstm", *mid, layers=2, bidirectional=True), Point("lstm", *mid, peephole=True)]
 
@@ -84,4 +88,4 @@ def grid(quick: bool = False) -> list[Point]:
 def stream_grid(quick: bool = False) -> list[StreamPoint]:
     if quick:
         return [StreamPoint("lstm", 32)]
-    return [StreamPoint(cell, h) for cell in ("lstm", "gru") for h in STREAM_SIZES]
+    return [StreamPoint(cell, h) for cell in GATED_FIRST if KINDS[cell].sigmoid_gates for h in STREAM_SIZES]

@@ -22,6 +22,7 @@ import numpy as np
 from rnnkit.bench.contenders import CONTENDERS, Skipped, bench_data, import_torch, peak_gflops
 from rnnkit.bench.measure import median_time, peak_memory_mib
 from rnnkit.bench.points import Point, StreamPoint
+from rnnkit.kinds import KINDS, cell_class
 
 
 def stream_fn(contender: str, point: StreamPoint):
@@ -29,11 +30,11 @@ def stream_fn(contender: str, point: StreamPoint):
     x = np.random.default_rng(1).standard_normal((1, point.H)).astype(np.float32)
     if contender == "rnnkit":
         import rnnkit
-        cell = {"lstm": rnnkit.LSTMCell, "gru": rnnkit.GRUCell}[point.cell](point.H, point.H, rng=0)
+        cell = cell_class(point.cell)(point.H, point.H, rng=0)
         state, grad = None, rnnkit.no_grad
     elif contender == "torch":
         torch = import_torch()
-        cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[point.cell](point.H, point.H)
+        cell = getattr(torch.nn, KINDS[point.cell].title + "Cell")(point.H, point.H)
         x, state, grad = torch.from_numpy(x), None, torch.no_grad
     else:
         raise Skipped(f"{contender} has no streaming cell step")

@@ -11,14 +11,14 @@ import json
 
 import numpy as np
 
-from rnnkit.diagnostics.gradflow import LAYERS
 from rnnkit.diagnostics.tasks import TASKS
 from rnnkit.errors import UserError
+from rnnkit.kinds import NAMES
 from rnnkit.lm.rundir import add_checkpoint_option
 from rnnkit.outputs import output_file
 from rnnkit.ranges import COUNT, FINITE, POSITIVE, SEED
 
-CELL_NAMES = tuple(LAYERS)            # rnn, lstm, gru: the layers gradflow and task build
+CELL_NAMES = NAMES                    # rnn, lstm, gru: the layers gradflow and task build
 
 
 def cell_list(text: str) -> list[str]:
@@ -70,7 +70,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         raise UserError("--checkpoint chooses the weights of a run directory: give the directory first, "
                         "rnnkit gradflow DIR --checkpoint best|latest|PATH")
     if args.run_dir:
-        from rnnkit.lm.checkpoint import load_model
+        from rnnkit.lm.rundir import load_model
         model, vocab, config = load_model(args.run_dir, args.checkpoint)
         ids = _checkpoint_text(vocab, config, args.text)
         if len(ids) < args.seq_len + 1:
@@ -205,7 +205,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from rnnkit.diagnostics.inspect import activity, saturation, text_features, top_units
     from rnnkit.diagnostics.page import render
-    from rnnkit.lm.checkpoint import load_model
+    from rnnkit.lm.rundir import load_model
     from rnnkit.lm.data import caution_unknown
     model, vocab, config = load_model(args.run_dir, args.checkpoint)
     ids = _checkpoint_text(vocab, config, args.paths or None)[: args.max_chars]

@@ -16,9 +16,8 @@ import numpy as np
 
 from rnnkit import init
 from rnnkit.diagnostics.stepping import layer_cells, run_forward, state_gradients
-from rnnkit.layers import GRU, LSTM, RNN, state_parts
-
-LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+from rnnkit.kinds import KINDS, layer_class
+from rnnkit.layers import state_parts
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Flow:
 
 def make_layer(cell: str, input_size: int, hidden: int, opts: InitOptions, rng: np.random.Generator,
                dtype=np.float64):
-    layer = LAYERS[cell](input_size, hidden, dtype=dtype, rng=rng)
+    layer = layer_class(cell)(input_size, hidden, dtype=dtype, rng=rng)
     if opts.orthogonal:
         init.orthogonal_recurrent_(layer, rng=rng)
     if cell == "lstm" and opts.forget_bias is not None:
@@ -74,7 +73,7 @@ def measure(layer, x: np.ndarray, loss_gradient, cell: str, jacobian: bool) -> F
     top = trace.states[-1][-1]
     grads = state_gradients(cells, trace, loss_gradient(top[0] if isinstance(top, tuple) else top))
     h = np.array([np.linalg.norm(g[-1][0], axis=-1).mean() for g in grads])
-    c = np.array([np.linalg.norm(g[-1][1], axis=-1).mean() for g in grads]) if cell == "lstm" else None
+    c = np.array([np.linalg.norm(g[-1][1], axis=-1).mean() for g in grads]) if "c" in KINDS[cell].states else None
     jac = jacobian_norms(cells[-1], x, trace) if jacobian and len(cells) == 1 else None
     return Flow(cell, h, c, jac)
 

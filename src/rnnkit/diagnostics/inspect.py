@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit.diagnostics.stepping import layer_cells, run_forward
+from rnnkit.kinds import KINDS
 
-GATE_NAMES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ()}
-SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
+# The gates worth showing: a gated cell's (an RNN's single "gate" is its state h itself).
+GATE_NAMES = {name: k.gates if k.sigmoid_gates else () for name, k in KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,7 @@ def activity(model, ids: np.ndarray) -> Activity:
     H = model.cfg.hidden
     layers = []
     for k in range(len(cells)):
-        values: dict[str, list] = {"h": []}
-        if cell == "lstm":
-            values["c"] = []
+        values: dict[str, list] = {s: [] for s in KINDS[cell].states}
         for name in GATE_NAMES[cell]:
             values[name] = []
         for t in range(len(ids)):
@@ -49,9 +48,8 @@ def activity(model, ids: np.ndarray) -> Activity:
             gates = tape.gates[0, 0]                                     # (G·H,) activations
             for g, name in enumerate(GATE_NAMES[cell]):
                 values[name].append(gates[g * H:(g + 1) * H])
-            values["h"].append(tape.states[0][1, 0])
-            if cell == "lstm":
-                values["c"].append(tape.states[1][1, 0])
+            for s, states in zip(KINDS[cell].states, tape.states):
+                values[s].append(states[1, 0])
         layers.append({name: np.array(v) for name, v in values.items()})
     return Activity(cell, layers)
 
@@ -59,7 +57,7 @@ def activity(model, ids: np.ndarray) -> Activity:
 def saturation(act: Activity) -> list[dict[str, tuple[float, float]]]:
     """Per layer, gate → (fraction < 0.1, fraction > 0.9)."""
     return [{g: (float(np.mean(layer[g] < 0.1)), float(np.mean(layer[g] > 0.9)))
-             for g in SIGMOID_GATES[act.cell]} for layer in act.layers]
+             for g in KINDS[act.cell].sigmoid_gates} for layer in act.layers]
 
 
 def text_features(text: str) -> dict[str, np.ndarray]:

@@ -13,11 +13,8 @@ import json
 
 import numpy as np
 
-from rnnkit.diagnostics.inspect import SIGMOID_GATES, Activity
-
-QUANTITY_LABELS = {"h": "hidden state h", "c": "cell state c", "i": "input gate i", "f": "forget gate f",
-                   "g": "candidate g", "o": "output gate o", "r": "reset gate r", "z": "update gate z",
-                   "n": "candidate n"}
+from rnnkit.diagnostics.inspect import Activity
+from rnnkit.kinds import KINDS
 
 
 def _encode(values: np.ndarray) -> dict:
@@ -32,7 +29,7 @@ def _encode(values: np.ndarray) -> dict:
 def render(text: str, act: Activity, saturation: list[dict], correlated: list[dict], title: str) -> str:
     data = {
         "chars": list(text),
-        "layers": [{q: _encode(v) | {"label": QUANTITY_LABELS[q], "gate": q in SIGMOID_GATES[act.cell]}
+        "layers": [{q: _encode(v) | {"label": KINDS[act.cell].labels()[q], "gate": q in KINDS[act.cell].sigmoid_gates}
                     for q, v in layer.items()} for layer in act.layers],
     }
     sat_rows = "".join(

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.cells import GRUCell, LSTMCell, RNNCell
-from rnnkit.layers import GRU, LSTM, RNN, state_parts
+from rnnkit.kinds import cell_class
+from rnnkit.layers import state_parts
+from rnnkit.recurrent import RecurrentBase
 
 
 def layer_cells(layer) -> list:
@@ -22,20 +23,16 @@ def layer_cells(layer) -> list:
     The cells compute in float64 whatever the layer's dtype: the gradients these diagnostics
     follow shrink by many orders of magnitude and would underflow float32 (below ~1e-45).
     """
-    if layer.bidirectional or getattr(layer, "proj_size", 0):
+    if not isinstance(layer, RecurrentBase):
+        raise TypeError(f"expected an RNN, LSTM or GRU layer, got {type(layer).__name__}")
+    if layer.bidirectional or layer.proj_size:
         raise ValueError("stepping diagnostics need a one-directional layer without projection")
+    options = {name: value for name, value in layer.options.items() if not layer.kind.option(name).layers_only}
     cells = []
     for k in range(layer.num_layers):
         in_size = layer.input_size if k == 0 else layer.hidden_size
-        kw = dict(bias=layer.bias, dtype=np.float64, rng=0)
-        if isinstance(layer, LSTM):
-            cell = LSTMCell(in_size, layer.hidden_size, peephole=layer.peephole, **kw)
-        elif isinstance(layer, GRU):
-            cell = GRUCell(in_size, layer.hidden_size, reset_after=layer.reset_after, **kw)
-        elif isinstance(layer, RNN):
-            cell = RNNCell(in_size, layer.hidden_size, nonlinearity=layer.nonlinearity, **kw)
-        else:
-            raise TypeError(f"expected an RNN, LSTM or GRU layer, got {type(layer).__name__}")
+        cell = cell_class(layer.kind.name)(in_size, layer.hidden_size, bias=layer.bias, dtype=np.float64, rng=0,
+                                           **options)
         suffix = f"_l{k}"
         cell.load_state_dict({name[: -len(suffix)]: p.data for name, p in layer.named_parameters()
                               if name.endswith(suffix)})

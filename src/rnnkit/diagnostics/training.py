@@ -116,7 +116,7 @@ def draw_run(run_dir, png=None, html=None, note_missing: bool = True) -> list[Pa
     ``note_missing`` is False because it was said already; an error if ``png`` was asked for by
     name). Returns the files written."""
     from rnnkit.diagnostics.training_page import render
-    from rnnkit.lm.checkpoint import atomic_write
+    from rnnkit.files import atomic_write
     run = Path(run_dir)
     curves = read_curves(run)
     written = []

@@ -11,10 +11,12 @@ Python and no NumPy call per time step:
   element-wise step fused behind it, written with the cell's equations
   (:mod:`~rnnkit.engine.vector`, :mod:`~rnnkit.engine.activations`);
 - :mod:`~rnnkit.engine.schedule` — the step loop and how work is shared between threads;
-- :mod:`~rnnkit.engine.scan` — a layer's directions: input projection, recurrences, gradients.
+- :mod:`~rnnkit.engine.layer` — a layer's directions: input projection, recurrences, gradients;
+- :class:`EngineBackend` — all of it as the engine's side of :class:`rnnkit.backend.Backend`.
 
-:func:`enabled` says whether the engine runs: Numba must be importable and ``RNNKIT_ENGINE`` not
-``0``. Everything here is imported on first use, so ``import rnnkit`` stays light.
+:func:`enabled` says whether the engine may run: Numba must be importable and ``RNNKIT_ENGINE``
+not ``0`` (:func:`rnnkit.backend.current` then chooses it). Everything here is imported on first
+use, so ``import rnnkit`` stays light.
 """
 
 from __future__ import annotations
@@ -72,33 +74,64 @@ def workers_for(steps: int, batch: int, gates_width: int, h_out: int, jobs: int)
     return threads if step >= MIN_SHARED_STEP else 1
 
 
-def cell_engine(kernel):
-    """The engine's side of a reference kernel (:mod:`rnnkit.kernels`)."""
-    from rnnkit.engine.gru import GRUEngine
-    from rnnkit.engine.lstm import LSTMEngine
-    from rnnkit.engine.rnn import RNNEngine
-    from rnnkit.kernels import GRUKernel, LSTMKernel, RNNKernel
-    engines = {LSTMKernel: LSTMEngine, GRUKernel: GRUEngine, RNNKernel: RNNEngine}
-    return engines[type(kernel)](kernel)
+def _workers(ws: list, steps: int, batch: int) -> int:
+    return workers_for(steps, batch, ws[0].weight_hh.shape[0], ws[0].weight_hh.shape[1], len(ws))
 
 
-def layer_forward(kernel, ws: list, xs: list[np.ndarray], states0: list[tuple], mask,
-                  keep_tape: bool = True) -> list:
-    """The directions of one layer, forward (the contract of :func:`rnnkit.scan.layer_forward`);
-    without ``keep_tape`` only the states are written (inference), not what backward needs."""
-    from rnnkit.engine import scan
-    T, B, _ = xs[0].shape
-    n = len(xs)
-    workers = workers_for(T, B, ws[0].weight_hh.shape[0], ws[0].weight_hh.shape[1], n)
-    return scan.layer_forward(cell_engine(kernel), ws, xs, states0, mask, workers, keep_tape)
+class EngineBackend:
+    """The engine's side of :class:`rnnkit.backend.Backend`: each cell's jobs (registered against
+    its reference kernel, :func:`rnnkit.kinds.jobs_for`) run by :mod:`~rnnkit.engine.layer`, the
+    compiled streaming step, products and Adam on the micro-kernel's threads."""
+
+    name = "engine"
+
+    def layer_forward(self, kernel, ws: list, xs: list[np.ndarray], states0: list[tuple], mask,
+                      keep_tape: bool = True) -> list:
+        """Without ``keep_tape`` only the states are written (inference), not what backward needs."""
+        from rnnkit.engine.layer import forward_directions
+        from rnnkit.kinds import jobs_for
+        T, B, _ = xs[0].shape
+        return forward_directions(jobs_for(kernel), ws, xs, states0, mask, _workers(ws, T, B), keep_tape)
+
+    def layer_backward(self, kernel, ws: list, gs: list, tapes: list, douts: list, dfinals: list) -> list:
+        from rnnkit.engine.layer import backward_directions
+        from rnnkit.kinds import jobs_for
+        T, B, _ = tapes[0].x.shape
+        return backward_directions(jobs_for(kernel), ws, gs, tapes, douts, dfinals, _workers(ws, T, B))
+
+    def stepper(self, kernel, dtype):
+        """The compiled step where the cell's jobs name one (:mod:`.step`), else a one-step sequence."""
+        from rnnkit.backend import SequenceStepper
+        from rnnkit.kinds import jobs_for
+        kind = jobs_for(kernel).step_kind()
+        return SequenceStepper(self, kernel) if kind is None else CellStepper(kind, kernel, dtype)
+
+    def matmul(self, a, b, trans_a, trans_b, out, accumulate) -> np.ndarray:
+        from rnnkit.engine.gemm import gemm
+        a = a if a.strides[-1] == a.itemsize else np.ascontiguousarray(a)
+        b = np.ascontiguousarray(b)
+        return gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
+
+    def adam_update(self, p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, bias1, bias2) -> None:
+        """In one compiled pass (:mod:`.optim`); arrays that are not C-ordered through NumPy."""
+        if not (p.flags.c_contiguous and g.flags.c_contiguous):
+            from rnnkit.backend import NUMPY
+            NUMPY.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, bias1, bias2)
+            return
+        from rnnkit.engine.optim import adam_update
+        adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), lr, beta1, beta2, eps,
+                    weight_decay, decoupled, bias1, bias2)
+
+    def num_threads(self) -> int:
+        from rnnkit.engine.schedule import num_threads
+        return num_threads()
+
+    def set_num_threads(self, count: int | None) -> None:
+        from rnnkit.engine.schedule import set_num_threads
+        set_num_threads(count)
 
 
-def layer_backward(kernel, ws: list, gs: list, tapes: list, douts: list, dfinals: list) -> list:
-    """The directions of one layer, backward (the contract of :func:`rnnkit.scan.layer_backward`)."""
-    from rnnkit.engine import scan
-    T, B, _ = tapes[0].x.shape
-    workers = workers_for(T, B, ws[0].weight_hh.shape[0], ws[0].weight_hh.shape[1], len(tapes))
-    return scan.layer_backward(cell_engine(kernel), ws, gs, tapes, douts, dfinals, workers)
+BACKEND = EngineBackend()
 
 
 class CellStepper:
@@ -109,17 +142,10 @@ class CellStepper:
     is packed, and large cells split their units between threads.
     """
 
-    def __init__(self, kernel, dtype) -> None:
+    def __init__(self, kind: int, kernel, dtype) -> None:
         from rnnkit.engine import step
         from rnnkit.engine.schedule import num_threads
-        from rnnkit.kernels import GRUKernel, LSTMKernel
-        self.step = step
-        if isinstance(kernel, LSTMKernel):
-            self.kind = step.LSTM
-        elif isinstance(kernel, GRUKernel):
-            self.kind = step.GRU if kernel.reset_after else step.GRU_CHO
-        else:
-            self.kind = step.RNN_RELU if kernel.nonlinearity == "relu" else step.RNN_TANH
+        self.step, self.kind = step, kind
         self.zeros = np.zeros(kernel.num_gates * kernel.hidden_size, dtype)       # bias=False
         self.none = np.zeros(0, dtype)
         self.no_cell = np.zeros((0, 0), dtype)
@@ -151,28 +177,20 @@ class CellStepper:
 def matmul(a: np.ndarray, b: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
            out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
     """op(a) · op(b) for 2-D arrays (op(x) = xᵀ when its flag is set), into ``out`` (added to it
-    with ``accumulate``): on the engine's micro-kernel when the engine is enabled, else NumPy.
+    with ``accumulate``), on the backend in use (:func:`rnnkit.backend.current`): the engine's
+    micro-kernel when the engine is enabled, else NumPy.
 
     The toolkit's own products go through here, so that every product rnnkit computes runs on the
     same full-width kernel and the same threads: NumPy's BLAS keeps its threads spinning after a
     call, and they would take the cores from the engine's next recurrence (measured: a character
     LSTM's training step took 125 ms instead of 70).
     """
+    from rnnkit.backend import current
     rows = a.shape[1] if trans_a else a.shape[0]
     cols = b.shape[0] if trans_b else b.shape[1]
     if out is None:
         out = np.zeros((rows, cols), np.result_type(a, b)) if accumulate else np.empty((rows, cols), np.result_type(a, b))
-    if not enabled():
-        product = (a.T if trans_a else a) @ (b.T if trans_b else b)
-        if accumulate:
-            out += product
-        else:
-            out[...] = product
-        return out
-    from rnnkit.engine.gemm import gemm
-    a = a if a.strides[-1] == a.itemsize else np.ascontiguousarray(a)
-    b = np.ascontiguousarray(b)
-    return gemm(a, b, out, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
+    return current().matmul(a, b, trans_a, trans_b, out, accumulate)
 
 
 def describe() -> dict:

@@ -35,6 +35,8 @@ from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import vload, vstore
 from rnnkit.kernels.base import flat
+from rnnkit.kernels.gru import GRUKernel
+from rnnkit.kinds import register_jobs
 
 
 class GRUAux(NamedTuple):
@@ -257,12 +259,17 @@ def _gru_task(job, step, phase, chunk, worker):
 
 # -- the layer's side ------------------------------------------------------------------------------
 
-class GRUEngine:
-    """Builds the GRU's job records from a layer's weights and tape (:mod:`rnnkit.engine.scan`)."""
+@register_jobs(GRUKernel)
+class GRUJobs:
+    """Builds the GRU's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
-    def __init__(self, kernel) -> None:
+    def __init__(self, kernel: GRUKernel) -> None:
         self.kernel = kernel
         self.reset_after = kernel.reset_after
+
+    def step_kind(self) -> int:
+        from rnnkit.engine import step
+        return step.GRU if self.reset_after else step.GRU_CHO
 
     def new_aux(self, steps: int, batch: int, dtype) -> GRUAux:
         shape, none = (steps, batch, self.kernel.hidden_size), (0, 0, 0)
@@ -301,17 +308,17 @@ class GRUEngine:
                            T + 1, np.array(chunks), counters_for(T + 1, len(chunks), workers),
                            recurrence_scratch(workers, B, da.dtype))
 
-    def weight_products(self, g, tape, da, job: GRUBackward) -> list:
+    def weight_products(self, dw, tape, da, job: GRUBackward) -> list:
         """dW_ih, db_ih from DAᵀ [X | 1]; then reset_after: [dW_hh | db_hh] += DA_hᵀ [H_prev | 1];
         Cho: [dW_h{r,z} | db_h{r,z}] += DA_{r,z}ᵀ [H_prev | 1], [dW_hn | db_hn] += DA_nᵀ [RH | 1]."""
         H = self.kernel.hidden_size
         h_prev, d = flat(tape.states[0][:-1]), flat(da)
-        products = [(d, [flat(tape.x)], [g.weight_ih], [g.bias_ih])]
+        products = [(d, [flat(tape.x)], [dw.weight_ih], [dw.bias_ih])]
         if self.reset_after:
-            return products + [(flat(job.da_h), [h_prev], [g.weight_hh], [g.bias_hh])]
-        b_rz, b_n = (None, None) if g.bias_hh is None else (g.bias_hh[:2 * H], g.bias_hh[2 * H:])
-        return products + [(d[:, :2 * H], [h_prev], [g.weight_hh[:2 * H]], [b_rz]),
-                           (d[:, 2 * H:], [flat(tape.aux.rh)], [g.weight_hh[2 * H:]], [b_n])]
+            return products + [(flat(job.da_h), [h_prev], [dw.weight_hh], [dw.bias_hh])]
+        b_rz, b_n = (None, None) if dw.bias_hh is None else (dw.bias_hh[:2 * H], dw.bias_hh[2 * H:])
+        return products + [(d[:, :2 * H], [h_prev], [dw.weight_hh[:2 * H]], [b_rz]),
+                           (d[:, 2 * H:], [flat(tape.aux.rh)], [dw.weight_hh[2 * H:]], [b_n])]
 
-    def other_grads(self, g, tape, da, job) -> None:
+    def other_grads(self, dw, tape, da, job) -> None:
         """The GRU has no other parameters."""

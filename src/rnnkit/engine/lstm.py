@@ -41,7 +41,8 @@ from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import vload, vstore
 from rnnkit.kernels.base import flat
-from rnnkit.kernels.lstm import LSTMAux
+from rnnkit.kernels.lstm import LSTMAux, LSTMKernel
+from rnnkit.kinds import register_jobs
 
 NO_PANELS = (0, 0, 1)           # the shape of an absent panel set (no projection)
 
@@ -284,11 +285,17 @@ def peephole_grads(da, c, g_ci, g_cf, g_co):
                 g_co[j] += da[t, b, 3 * H + j] * c[t + 1, b, j]
 
 
-class LSTMEngine:
-    """Builds the LSTM's job records from a layer's weights and tape (:mod:`rnnkit.engine.scan`)."""
+@register_jobs(LSTMKernel)
+class LSTMJobs:
+    """Builds the LSTM's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
-    def __init__(self, kernel) -> None:
+    def __init__(self, kernel: LSTMKernel) -> None:
         self.kernel = kernel
+
+    def step_kind(self) -> int | None:
+        """The compiled streaming step (:mod:`rnnkit.engine.step`) computes the LSTM without a projection."""
+        from rnnkit.engine import step
+        return None if self.kernel.proj_size else step.LSTM
 
     def new_aux(self, steps: int, batch: int, dtype) -> LSTMAux:
         shape = (steps, batch, self.kernel.hidden_size)
@@ -329,14 +336,14 @@ class LSTMEngine:
                             np.array(chunks), counters_for(steps, len(chunks), workers),
                             recurrence_scratch(workers, B, da.dtype))
 
-    def weight_products(self, g, tape, da, job: LSTMBackward) -> list:
+    def weight_products(self, dw, tape, da, job: LSTMBackward) -> list:
         """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_prev | 1] (docs/bptt.md)."""
-        return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [g.weight_ih, g.weight_hh],
-                 [g.bias_ih, g.bias_hh])]
+        return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [dw.weight_ih, dw.weight_hh],
+                 [dw.bias_ih, dw.bias_hh])]
 
-    def other_grads(self, g, tape, da, job: LSTMBackward) -> None:
+    def other_grads(self, dw, tape, da, job: LSTMBackward) -> None:
         """Peepholes: dw_ci += Σ DA_i ⊙ C_prev, …; projection: dW_hr += DHᵀ M."""
         if self.kernel.peephole:
-            peephole_grads(da, tape.states[1], g.weight_ci, g.weight_cf, g.weight_co)
+            peephole_grads(da, tape.states[1], dw.weight_ci, dw.weight_cf, dw.weight_co)
         if self.kernel.proj_size:
-            gemm(flat(job.dh), flat(tape.aux.m), g.weight_hr, trans_a=True, accumulate=True)
+            gemm(flat(job.dh), flat(tape.aux.m), dw.weight_hr, trans_a=True, accumulate=True)

@@ -25,6 +25,8 @@ from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import positive, vload, vstore
 from rnnkit.kernels.base import flat
+from rnnkit.kernels.rnn import RNNKernel
+from rnnkit.kinds import register_jobs
 
 
 class RNNForward(NamedTuple):
@@ -130,12 +132,17 @@ def _rnn_task(job, step, phase, chunk, worker):
     return None
 
 
-class RNNEngine:
-    """Builds the RNN's job records from a layer's weights and tape (:mod:`rnnkit.engine.scan`)."""
+@register_jobs(RNNKernel)
+class RNNJobs:
+    """Builds the RNN's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
-    def __init__(self, kernel) -> None:
+    def __init__(self, kernel: RNNKernel) -> None:
         self.kernel = kernel
         self.relu = kernel.nonlinearity == "relu"
+
+    def step_kind(self) -> int:
+        from rnnkit.engine import step
+        return step.RNN_RELU if self.relu else step.RNN_TANH
 
     def new_aux(self, steps: int, batch: int, dtype):
         return self.kernel.new_aux(steps, batch, dtype)
@@ -156,10 +163,10 @@ class RNNEngine:
                            np.array([panels.shape[0]]), counters_for(T + 1, 1, workers),
                             recurrence_scratch(workers, da.shape[1], da.dtype))
 
-    def weight_products(self, g, tape, da, job) -> list:
+    def weight_products(self, dw, tape, da, job) -> list:
         """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_prev | 1]."""
-        return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [g.weight_ih, g.weight_hh],
-                 [g.bias_ih, g.bias_hh])]
+        return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [dw.weight_ih, dw.weight_hh],
+                 [dw.bias_ih, dw.bias_hh])]
 
-    def other_grads(self, g, tape, da, job) -> None:
+    def other_grads(self, dw, tape, da, job) -> None:
         """The Elman RNN has no other parameters."""

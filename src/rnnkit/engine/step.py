@@ -1,6 +1,6 @@
 """One step of a cell for a few sequences — streaming inference — compiled, weights as they lie.
 
-A layer call packs its recurrent weights once and spreads that over T steps (:mod:`.scan`); a single
+A layer call packs its recurrent weights once and spreads that over T steps (:mod:`.layer`); a single
 step cannot, so here the weights are read where they are: the pre-activation of gate g of unit u
 is row g·H + u of W_ih times x plus row g·H + u of W_hh times h, a dot product over contiguous
 memory; then the cell's element-wise step, the very functions the whole-sequence engine uses

@@ -30,7 +30,7 @@ import numpy as np
 class Weights:
     """The arrays of one cell (one layer, one direction), named as in the spec's equations.
 
-    Not frozen: a gradient record is updated with ``g.weight_hh += ...``, which adds in place
+    Not frozen: a gradient record is updated with ``dw.weight_hh += ...``, which adds in place
     into the parameter's ``grad`` array and rebinds the field to that same array.
     """
 
@@ -91,7 +91,7 @@ class Kernel(Protocol):
         dnew: tuple, da: np.ndarray,
     ) -> tuple[np.ndarray, ...]: ...
 
-    def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da: np.ndarray, dnew: tuple) -> None: ...
+    def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da: np.ndarray, dnew: tuple) -> None: ...
 
 
 def sigmoid_(a: np.ndarray) -> np.ndarray:

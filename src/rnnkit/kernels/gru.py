@@ -104,16 +104,16 @@ class GRUKernel:
             dh_prev += drh * r + da[:, :2 * H] @ w.weight_hh[:2 * H]
         return (dh_prev,)
 
-    def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da, dnew) -> None:
+    def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da, dnew) -> None:
         H = self.hidden_size
         h_prev = tape.states[0][:-1]                                      # (T, B, H)
         r = tape.gates[..., :H]
         if self.reset_after:
             da_h = da.copy()
             da_h[..., 2 * H:] *= r
-            g.weight_hh += flat(da_h).T @ flat(h_prev)
-            add_bias_grad(g.bias_hh, da_h)
+            dw.weight_hh += flat(da_h).T @ flat(h_prev)
+            add_bias_grad(dw.bias_hh, da_h)
         else:
-            g.weight_hh[:2 * H] += flat(da[..., :2 * H]).T @ flat(h_prev)
-            g.weight_hh[2 * H:] += flat(da[..., 2 * H:]).T @ flat(r * h_prev)
-            add_bias_grad(g.bias_hh, da)
+            dw.weight_hh[:2 * H] += flat(da[..., :2 * H]).T @ flat(h_prev)
+            dw.weight_hh[2 * H:] += flat(da[..., 2 * H:]).T @ flat(r * h_prev)
+            add_bias_grad(dw.bias_hh, da)

@@ -106,15 +106,15 @@ class LSTMKernel:
             dc_prev += da[:, :H] * w.weight_ci + da[:, H:2 * H] * w.weight_cf
         return da @ w.weight_hh, dc_prev
 
-    def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da, dnew) -> None:
+    def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da, dnew) -> None:
         H = self.hidden_size
         h_states, c_states = tape.states
-        g.weight_hh += flat(da).T @ flat(h_states[:-1])
-        add_bias_grad(g.bias_hh, da)
+        dw.weight_hh += flat(da).T @ flat(h_states[:-1])
+        add_bias_grad(dw.bias_hh, da)
         if self.peephole:
-            g.weight_ci += flat(da[..., :H] * c_states[:-1]).sum(axis=0)
-            g.weight_cf += flat(da[..., H:2 * H] * c_states[:-1]).sum(axis=0)
+            dw.weight_ci += flat(da[..., :H] * c_states[:-1]).sum(axis=0)
+            dw.weight_cf += flat(da[..., H:2 * H] * c_states[:-1]).sum(axis=0)
             # c_states[1:] holds c_t except at padded steps, where da is zero anyway.
-            g.weight_co += flat(da[..., 3 * H:] * c_states[1:]).sum(axis=0)
+            dw.weight_co += flat(da[..., 3 * H:] * c_states[1:]).sum(axis=0)
         if self.proj_size:
-            g.weight_hr += flat(dnew[0]).T @ flat(tape.aux.m)
+            dw.weight_hr += flat(dnew[0]).T @ flat(tape.aux.m)

@@ -18,15 +18,11 @@ import numpy as np
 
 from rnnkit.kernels.base import Tape, Weights, add_bias_grad, bias_sum, flat
 
-NONLINEARITIES = ("tanh", "relu")
-
 
 class RNNKernel:
     num_gates = 1
 
     def __init__(self, hidden_size: int, nonlinearity: str = "tanh") -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
         self.hidden_size = hidden_size
         self.nonlinearity = nonlinearity
 
@@ -58,6 +54,6 @@ class RNNKernel:
             np.multiply(dnew[0], h > 0, out=da)
         return (da @ w.weight_hh,)
 
-    def recurrent_grads(self, w: Weights, g: Weights, tape: Tape, da, dnew) -> None:
-        g.weight_hh += flat(da).T @ flat(tape.states[0][:-1])
-        add_bias_grad(g.bias_hh, da)
+    def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da, dnew) -> None:
+        dw.weight_hh += flat(da).T @ flat(tape.states[0][:-1])
+        add_bias_grad(dw.bias_hh, da)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 
+from rnnkit.kinds import option_problems
 from rnnkit.lm.model import CELLS, ModelConfig
 from rnnkit.optim import OPTIMIZERS
 from rnnkit.ranges import (
@@ -125,8 +126,7 @@ def train_problems(values: Mapping, name: Callable[[str], str] = option_name) ->
         return problems
     if values.get("time_budget", 1) == 0 and values.get("max_steps", 1) == 0:
         problems.append(f"give a positive {name('time_budget')} or {name('max_steps')}, or training never ends")
-    if values.get("peephole") and values.get("cell", "lstm") != "lstm":
-        problems.append(f"{name('peephole')} applies to the lstm cell only, got {name('cell')} {values['cell']}")
+    problems += option_problems(values.get("cell"), values, name)
     if values.get("schedule_steps") and values.get("schedule", "cosine") != "cosine":
         problems.append(f"{name('schedule_steps')} applies to the cosine schedule only, got "
                         f"{name('schedule')} {values['schedule']}")

@@ -3,7 +3,7 @@
 ``UserError`` lives in :mod:`rnnkit.errors` (shared by every command) and is re-exported here.
 """
 
-from rnnkit.errors import Note, UserError
+from rnnkit.errors import DamagedFile, FileError, Note, UserError
 
 __all__ = ["CheckpointError", "CorpusError", "DamagedCheckpoint", "MismatchedCheckpoint", "Note", "UserError"]
 
@@ -12,11 +12,11 @@ class CorpusError(UserError):
     """A problem with the user's text."""
 
 
-class CheckpointError(UserError):
-    """A run directory without a usable checkpoint."""
+class CheckpointError(FileError):
+    """A run directory without a usable checkpoint (a :class:`FileError` of its files, refined)."""
 
 
-class DamagedCheckpoint(CheckpointError):
+class DamagedCheckpoint(CheckpointError, DamagedFile):
     """A checkpoint file that cannot be read: not readable, empty, truncated, not safetensors,
     damaged metadata, or weights that are not finite numbers."""
 

@@ -69,7 +69,7 @@ class TrainLoop:
                 self._evaluate(None, sample=False)
         signum = {Stop.SIGINT: signal.SIGINT, Stop.SIGTERM: signal.SIGTERM}.get(self.stopped_by, 0)
         best = min(t.val_history, key=lambda v: v.bits_per_char) if t.val_history else None
-        return TrainResult(t.step, self.losses, self.last_val[1], t.unigram_bits, bool(signum),
+        return TrainResult(t.step, self.losses, self.last_val[1], t.unigram_bits,
                            self.train_seconds, int(signum), first_step=self.first_step,
                            run_seconds=t.train_seconds, best=best,
                            planned_steps=t.last_step if t.cfg.schedule == "cosine" else None,

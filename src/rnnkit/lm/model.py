@@ -16,12 +16,12 @@ import numpy as np
 
 from rnnkit.dropout import Dropout
 from rnnkit.embedding import Embedding
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.kinds import GATED_FIRST, KINDS, layer_class, option_problems
 from rnnkit.linear import Linear
 from rnnkit.module import Module
 from rnnkit.checks import make_rng
 
-CELLS = ("lstm", "gru", "rnn")
+CELLS = GATED_FIRST             # lstm, gru, rnn
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
-        if self.peephole and self.cell != "lstm":
-            raise ValueError(f"peephole applies to the lstm cell only, got cell={self.cell!r}")
+        problems = option_problems(self.cell, self.layer_options())
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def layer_options(self) -> dict:
+        """The options of the recurrent layer that this configuration sets (the peephole)."""
+        return {"peephole": self.peephole} if self.peephole else {}
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -52,10 +57,7 @@ class CharLM(Module):
         self.embed = Embedding(cfg.vocab_size, cfg.embed, dtype=dtype, rng=rng)
         rnn_kw = dict(num_layers=cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
                       dtype=dtype, rng=rng)
-        if cfg.cell == "lstm":
-            self.rnn = LSTM(cfg.embed, cfg.hidden, peephole=cfg.peephole, **rnn_kw)
-        else:
-            self.rnn = (GRU if cfg.cell == "gru" else RNN)(cfg.embed, cfg.hidden, **rnn_kw)
+        self.rnn = layer_class(cfg.cell)(cfg.embed, cfg.hidden, **cfg.layer_options(), **rnn_kw)
         self.drop = Dropout(cfg.dropout, dtype=dtype, rng=rng)
         self.head = Linear(cfg.hidden, cfg.vocab_size, dtype=dtype, rng=rng)
         for name in ("embed", "rnn", "drop", "head"):
@@ -65,7 +67,7 @@ class CharLM(Module):
     def initial_state(self, batch: int):
         shapes = self.rnn.state_shapes(batch)
         zeros = tuple(np.zeros(s, self.dtype) for s in shapes)
-        return zeros if self.cfg.cell == "lstm" else zeros[0]
+        return zeros if len(KINDS[self.cfg.cell].states) > 1 else zeros[0]
 
     def __call__(self, idx, state=None, lengths=None):
         return self.forward(idx, state, lengths)

@@ -1,4 +1,14 @@
-"""Opening a run directory written by ``rnnkit train``, and saying exactly what is wrong with it.
+"""A run directory written by ``rnnkit train``: its files, and exactly what is wrong with it.
+
+Layout of a run directory (each file written atomically, :mod:`rnnkit.files`; nothing is ever
+loaded with pickle)::
+
+    config.json          model and training configuration, corpus summary
+    vocab.json           the characters (id 0 is the unknown token)
+    latest.safetensors   model, optimizer state, carried hidden state; metadata: step, RNG, ...
+    best.safetensors     model weights at the best validation score so far
+    metrics.jsonl        one JSON object per training step and per evaluation (with its sample)
+    timings.jsonl        the seconds of training after each step, and its characters per second
 
 config.json and vocab.json are checked against their schema and against the weights' shapes
 (:mod:`rnnkit.lm.schema`), every problem reported in one message. Of the two checkpoints,
@@ -21,8 +31,9 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from rnnkit.lm.data import Vocab
+from rnnkit.errors import DamagedFile, FileError
+from rnnkit.files import damage, read_json, read_tensors, unprefixed
 from rnnkit.lm.errors import CheckpointError, DamagedCheckpoint, MismatchedCheckpoint, Note
-from rnnkit.lm.formats import damage, read_json, read_tensors, unprefixed
 from rnnkit.lm.model import CharLM, ModelConfig
 from rnnkit.lm.schema import (
     ANCHORS, config_problems, model_config, not_a_language_model, shape_problems, value_problems, vocab_problems,
@@ -88,7 +99,7 @@ def load_run(run_dir, which: str | None = None) -> LoadedRun:
         raise CheckpointError(_absent(run, which))
     try:
         model, step = _load_weights(path, config, vocab)
-    except (DamagedCheckpoint, MismatchedCheckpoint) as exc:
+    except (DamagedFile, MismatchedCheckpoint) as exc:
         raise type(exc)(f"--checkpoint {which}: {exc}" + _other_usable(run, path)) from None
     return LoadedRun(model, vocab, config, path, step)
 
@@ -111,13 +122,13 @@ def _other_usable(run: Path, used: Path) -> str:
 def _load_preferred(run: Path) -> LoadedRun:
     config, vocab = read_run_files(run)
     order = list(CHECKPOINTS)
-    failures: list[tuple[Path, CheckpointError]] = []
+    failures: list[tuple[Path, FileError]] = []
     for path in (run / f"{w}.safetensors" for w in order):
         if not path.is_file():
             continue
         try:
             model, step = _load_weights(path, config, vocab)
-        except (DamagedCheckpoint, MismatchedCheckpoint) as exc:
+        except (DamagedFile, MismatchedCheckpoint) as exc:
             failures.append((path, exc))
             continue
         _note_choice(run, path, step, failures, order)
@@ -141,7 +152,7 @@ def read_run_files(run: Path, need_checkpoint: bool = True) -> tuple[dict, Vocab
     for name, check in (("config.json", config_problems), ("vocab.json", vocab_problems)):
         try:
             parsed[name] = read_json(run / name)
-        except CheckpointError as exc:
+        except FileError as exc:
             problems.append(str(exc))
             continue
         found = check(parsed[name])
@@ -213,7 +224,7 @@ def language_model_checkpoint(path: Path) -> bool:
         return False
 
 
-def _no_usable_checkpoint(run: Path, failures: list[tuple[Path, CheckpointError]]) -> str:
+def _no_usable_checkpoint(run: Path, failures: list[tuple[Path, FileError]]) -> str:
     reasons = [str(exc) for _, exc in failures]
     mismatch = any(isinstance(exc, MismatchedCheckpoint) for _, exc in failures)
     advice = RESTORE if mismatch else f"train again (rnnkit train ... --out {run})"
@@ -236,15 +247,15 @@ def read_training_state(run: Path) -> tuple[dict[str, np.ndarray], dict]:
                  or isinstance(meta.get(k), bool)]
         if wrong:
             raise DamagedCheckpoint(f"{path} has damaged metadata (missing or mistyped: {', '.join(wrong)})")
-    except DamagedCheckpoint as exc:
+    except DamagedFile as exc:
         raise refuse_resume(run, exc) from None
     return tensors, meta
 
 
-def refuse_resume(run: Path, problem: CheckpointError) -> CheckpointError:
+def refuse_resume(run: Path, problem: FileError) -> FileError:
     """The refusal of ``--resume`` (naming best.safetensors as still usable when latest is damaged)."""
     best = run / "best.safetensors"
-    usable = isinstance(problem, DamagedCheckpoint) and best.is_file() and damage(best) is None
+    usable = isinstance(problem, DamagedFile) and best.is_file() and damage(best) is None
     return type(problem)(
         f"--resume: {problem}; nothing was changed (resuming from another checkpoint would silently "
         "lose training steps)" + (f"; {best} still works for 'rnnkit generate' and 'rnnkit eval'" if usable else "")

@@ -19,6 +19,7 @@ from dataclasses import fields
 import numpy as np
 
 from rnnkit.lm.config import train_problems
+from rnnkit.kinds import KINDS, option_problems
 from rnnkit.lm.model import CELLS, ModelConfig
 from rnnkit.ranges import COUNT, PROBABILITY_BELOW_1, Range
 
@@ -26,7 +27,6 @@ MODEL_LIMITS: dict[str, Range] = {
     "vocab_size": Range(int, low=2),     # the unknown-character token and at least one character
     "embed": COUNT, "hidden": COUNT, "layers": COUNT, "dropout": PROBABILITY_BELOW_1,
 }
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}                       # rows of W_ih per hidden unit
 SHARED = ("cell", "embed", "hidden", "layers", "dropout", "peephole")   # in both sections
 # The train keys a run cannot do without (the model and its text); any other TrainConfig field
 # missing from an older run directory takes its default, as TrainConfig.from_json does.
@@ -51,8 +51,8 @@ def model_problems(data: dict) -> list[str]:
         problems.append(f"model.cell must be one of {', '.join(CELLS)}, got {data['cell']!r}")
     if "peephole" in data and not isinstance(data["peephole"], bool):
         problems.append(f"model.peephole must be true or false, got {data['peephole']!r}")
-    elif data.get("peephole") and data.get("cell") in CELLS and data["cell"] != "lstm":
-        problems.append(f"model.peephole applies to the lstm cell only, got model.cell {data['cell']!r}")
+    else:
+        problems += option_problems(data.get("cell"), data, lambda key: f"model.{key}")
     return problems
 
 
@@ -131,8 +131,8 @@ def shape_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig, vocab_chars
              "hidden": (H, f"head.weight has shape {(V_head, H)}"),
              "layers": (_layer_count(tensors), "rnn.weight_ih_l0 ... l{k} counted"),
              "peephole": ("rnn.weight_ci_l0" in tensors, "rnn.weight_ci_l0 present or not")}
-    cell = next((c for c, g in GATES.items() if rows == g * H), None)
-    found["cell"] = (cell or "none of lstm, gru, rnn", f"rnn.weight_ih_l0 has {rows} rows for {H} units")
+    cell = next((c for c in CELLS if rows == KINDS[c].num_gates * H), None)      # rows of W_ih: G per unit
+    found["cell"] = (cell or f"none of {', '.join(CELLS)}", f"rnn.weight_ih_l0 has {rows} rows for {H} units")
     problems = [f"model.{k} is {getattr(cfg, k)!r} in config.json but {v!r} in the weights ({why})"
                 for k, (v, why) in found.items() if getattr(cfg, k) != v]
     if vocab_chars + 1 != V:

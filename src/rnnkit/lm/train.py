@@ -28,10 +28,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit import distributed, engine
+from rnnkit import backend, distributed, engine
 from rnnkit.distributed import ShardedRandom, World
 from rnnkit.layers import state_parts
-from rnnkit.lm.checkpoint import prefixed, unprefixed, write_json, write_tensors
+from rnnkit.files import prefixed, unprefixed, write_json, write_tensors
 from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
 from rnnkit.lm.data import (
     Streams, Vocab, default_corpus_files, read_corpus, split_text, suggest_prime, unigram_entropy_bits,
@@ -81,7 +81,6 @@ class TrainResult:
     losses: list[float]           # training loss (nats) of each step run in this invocation
     val: Score | None             # the last validation
     unigram_bits: float
-    interrupted: bool
     train_seconds: float          # this invocation's time in training steps (what --time-budget limits)
     signal: int = 0               # the signal that interrupted the run (SIGINT, SIGTERM), or 0
     first_step: int = 0           # the step this invocation started from (> 0: a resumed run)
@@ -89,6 +88,11 @@ class TrainResult:
     best: Validation | None = None    # the best validation (its weights are best.safetensors)
     planned_steps: int | None = None  # the cosine schedule's last step; None for other schedules
     stopped_by_budget: bool = False   # the time budget ended the run (not --max-steps)
+
+    @property
+    def interrupted(self) -> bool:
+        """A signal (Ctrl-C, SIGTERM) ended the run."""
+        return self.signal != 0
 
 
 def load_corpus(cfg: TrainConfig) -> tuple[str, list[str], list[str]]:
@@ -175,9 +179,8 @@ class Trainer:
         """The text, its streams (this rank's share of them), the model and the optimizer."""
         cfg, log = self.cfg, self.log
         self.threads = engine_threads(cfg.threads, self.world)
-        if self.threads is not None and engine.enabled():
-            from rnnkit.engine.schedule import set_num_threads
-            set_num_threads(self.threads)
+        if self.threads is not None:
+            backend.current().set_num_threads(self.threads)
         text, files, skipped = load_corpus(cfg)
         if skipped:
             log(f"skipped {len(skipped)} binary or non-UTF-8 file(s), e.g. {skipped[0]}")
@@ -197,6 +200,7 @@ class Trainer:
         # A cosine run without --schedule-steps or --max-steps fits its last step to the time
         # budget before the first step (TrainLoop); a resumed one takes it from the checkpoint.
         self.schedule: Schedule | None = None
+        self.warmup_schedule = Schedule(warmup=cfg.warmup)   # the factor of --lr until the schedule is fixed
         if cfg.schedule != "cosine" or cfg.schedule_steps or cfg.max_steps:
             self.set_last_step(cfg.schedule_steps or cfg.max_steps)
         self.step, self.best_val, self.carry = 0, math.inf, None
@@ -354,7 +358,7 @@ class Trainer:
             norm = clip_grad_norm_(self.params, self.cfg.clip)
             if not math.isfinite(norm):
                 raise NonFiniteLoss(f"the gradient norm became {norm} at step {self.step + 1}")
-        factor = self.schedule.factor(self.step) if self.schedule else Schedule(warmup=self.cfg.warmup).factor(self.step)
+        factor = (self.schedule or self.warmup_schedule).factor(self.step)
         self.optimizer.lr = self.cfg.lr * factor
         self.optimizer.step()
         self.carry = carry

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rnnkit.kinds import KINDS
 from rnnkit.models.network import NetConfig
 
 STEPS = 1500            # optimizer steps of a default fit (README: 400 epochs of 4 batches)
@@ -38,7 +39,7 @@ def step_macs(cfg: NetConfig) -> int:
         macs += channels * c * k
         channels = c
     if cfg.recurrent:
-        gates = {"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell]
+        gates = KINDS[cfg.cell].num_gates
         D, width = (2 if cfg.bidirectional else 1), cfg.input_size
         for _ in range(cfg.num_layers):
             macs += D * gates * cfg.hidden_size * (width + cfg.hidden_size)

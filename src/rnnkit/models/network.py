@@ -22,14 +22,14 @@ import numpy as np
 from rnnkit import init
 from rnnkit.checks import make_rng
 from rnnkit.dropout import Dropout
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.kinds import KINDS, layer_class
 from rnnkit.linear import Linear
 from rnnkit.models.errors import check_choice
 from rnnkit.models.fcn import ConvBranch
 from rnnkit.module import Module
 from rnnkit.pooling import make_pool
 
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+CELLS = tuple(sorted(KINDS))             # gru, lstm, rnn
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class NetConfig:
 class SequenceNet(Module):
     def __init__(self, cfg: NetConfig, *, dtype=np.float64, rng=None) -> None:
         super().__init__(dtype=dtype)
-        check_choice("cell", cfg.cell, sorted(CELLS))     # the pooling name: make_pool checks it
+        check_choice("cell", cfg.cell, list(CELLS))       # the pooling name: make_pool checks it
         if not cfg.recurrent and not cfg.conv_filters:
             raise ValueError("SequenceNet: no branch (hidden_size is 0 and conv_filters is empty)")
         self.cfg = cfg
@@ -68,11 +68,11 @@ class SequenceNet(Module):
         width = 0
         if cfg.recurrent:
             D = 2 if cfg.bidirectional else 1
-            self.rnn = CELLS[cfg.cell](cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers,
+            self.rnn = layer_class(cfg.cell)(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers,
                                        dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
                                        bidirectional=cfg.bidirectional, dtype=dtype, rng=rng)
-            if cfg.cell == "lstm":
-                init.forget_bias_(self.rnn, 1.0)     # remember by default (Jozefowicz et al. 2015)
+            if "f" in KINDS[cfg.cell].gates:         # the LSTM remembers by default (Jozefowicz et al. 2015)
+                init.forget_bias_(self.rnn, 1.0)
             self.pool = make_pool(cfg.pooling, D * cfg.hidden_size, bidirectional=cfg.bidirectional,
                                   dtype=dtype, rng=rng)
             self.register_module("rnn", self.rnn)

@@ -5,7 +5,7 @@ Tensors: the network's weights (``net.<name>``) plus the estimator's own arrays 
 the estimator class, its hyperparameters, the network configuration and the learned attributes
 that are not arrays — class labels among them, stored with their numpy dtype so that int64,
 str, bool and float labels come back exactly as they went in. Written atomically (temporary
-file, then rename), with the helpers of ``rnnkit.lm.checkpoint``.
+file, then rename), with :mod:`rnnkit.files`, as the language model's run directories are.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.lm.checkpoint import prefixed, read_tensors, unprefixed, write_tensors
+from rnnkit.files import prefixed, read_tensors, unprefixed, write_tensors
 from rnnkit.errors import UserError
 
 FORMAT, VERSION = "rnnkit.models", 2     # 2: an ensemble of networks; 1 (one network) still loads

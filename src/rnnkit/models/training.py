@@ -24,7 +24,7 @@ from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 import rnnkit
-import rnnkit.engine
+import rnnkit.backend
 from rnnkit.models.budget import WARMUP
 from rnnkit.models.config import FitSettings
 from rnnkit.models.data import Sequences, bucket_batches, ordered_batches, time_major
@@ -49,18 +49,14 @@ def one_thread():
     on the 2-core machine (README, "Sequence models"), and the engine's, whose threads meet at
     every product, made 30 GRU-FCN epochs on GunPoint 2.5 s on one thread and 11.7 s on two
     while other processes shared the cores (a scikit-learn grid search with n_jobs does that)."""
-    if not rnnkit.engine.enabled():
-        with _blas().limit(limits=1, user_api="blas"):
-            yield
-        return
-    from rnnkit.engine.schedule import num_threads, set_num_threads
-    before = num_threads()
-    set_num_threads(1)
+    backend = rnnkit.backend.current()          # the reference computes on the calling thread already
+    before = backend.num_threads()
+    backend.set_num_threads(1)
     try:
         with _blas().limit(limits=1, user_api="blas"):
             yield
     finally:
-        set_num_threads(before)
+        backend.set_num_threads(before)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rnnkit.kinds import kind
 from rnnkit.lm.errors import UserError
 from rnnkit.lm.rundir import CHECKPOINTS, add_checkpoint_option, language_model_checkpoint
 from rnnkit.outputs import output_file
@@ -89,7 +90,8 @@ def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
 
 
 def _export_language_model(out: Path, args: argparse.Namespace) -> int:
-    from rnnkit.lm.checkpoint import load_run, write_json
+    from rnnkit.files import write_json
+    from rnnkit.lm.rundir import load_run
 
     run = load_run(args.run_dir, args.checkpoint)
     model, vocab = run.model, run.vocab
@@ -98,7 +100,7 @@ def _export_language_model(out: Path, args: argparse.Namespace) -> int:
                         f"but the model was trained on {model.cfg.vocab_size}: the run directory is inconsistent")
     _export(model, out, args)
     cfg = model.cfg
-    states = ["h", "c"] if cfg.cell == "lstm" else ["h"]
+    states = kind(cfg.cell).states
     lengths = {"lengths": "(B,) int64"} if args.lengths else {}
     write_json(vocab_path(out), {
         **vocab.to_json(), "model": out.name, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden,

@@ -6,7 +6,7 @@ import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnkit.lm.checkpoint import atomic_write, write_json
+from rnnkit.files import atomic_write, write_json
 from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.errors import ExportTypeError, ExportValueError
 from rnnkit.onnx.graph import Graph

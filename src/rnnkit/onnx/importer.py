@@ -15,12 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.kinds import BY_TITLE, layer_class
 from rnnkit.onnx.deps import require_onnx
-from rnnkit.onnx.recurrent import OP, PEEPHOLE_ORDER, from_onnx_order
-
-KIND = {op: kind for kind, op in OP.items()}
-DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh"), "RNN": ("Tanh",)}
+from rnnkit.onnx.recurrent import FORMS, from_onnx_order, peephole_order
 
 
 class OnnxImportError(ValueError):
@@ -56,7 +53,7 @@ def _read(onnx, path: Path):
 
 
 def _recurrent_node(path: Path, model):
-    nodes = [n for n in model.graph.node if n.op_type in KIND]
+    nodes = [n for n in model.graph.node if n.op_type in BY_TITLE]
     if len(nodes) == 1:
         return nodes[0]
     if not nodes:
@@ -83,9 +80,8 @@ def _check_attributes(path: Path, node, attrs: dict) -> None:
             raise OnnxImportError(f"{what} has {key}={list(attrs[key])}; rnnkit's activations take no parameters")
     acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
     D = 2 if direction == "bidirectional" else 1
-    allowed = [DEFAULT_ACTIVATIONS[node.op_type] * D]
-    if node.op_type == "RNN":
-        allowed.append(("Relu",) * D)
+    kind = BY_TITLE[node.op_type]
+    allowed = [a * D for a in FORMS[kind.name].activations]
     if acts and tuple(a.capitalize() for a in acts) not in allowed:
         raise OnnxImportError(f"{what} uses activations {acts}; rnnkit supports "
                               + " or ".join(str(list(a)) for a in allowed))
@@ -146,18 +142,14 @@ def _batch_major_input(onnx, model, node, attrs: dict) -> bool:
 
 def _build(op: str, attrs: dict, w: dict[str, np.ndarray], dtype, batch_first: bool):
     """The rnnkit layer holding the node's weights in PyTorch's layout and gate order."""
-    kind = KIND[op]
+    kind = BY_TITLE[op]
     D, GH, I = w["W"].shape
-    H = int(attrs.get("hidden_size", GH // {"lstm": 4, "gru": 3, "rnn": 1}[kind]))
+    H = int(attrs.get("hidden_size", GH // kind.num_gates))
     dtype = np.dtype(dtype or (w["W"].dtype if w["W"].dtype in (np.float32, np.float64) else np.float32))
-    kw = dict(bidirectional=D == 2, bias="B" in w, batch_first=batch_first, dtype=dtype, rng=0)
     acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
-    if kind == "lstm":
-        layer = LSTM(I, H, peephole="P" in w, **kw)
-    elif kind == "gru":
-        layer = GRU(I, H, reset_after=bool(attrs.get("linear_before_reset", 0)), **kw)
-    else:
-        layer = RNN(I, H, nonlinearity="relu" if acts and acts[0].lower() == "relu" else "tanh", **kw)
+    options = FORMS[kind.name].options({**attrs, "activations": acts}, w)
+    layer = layer_class(kind.name)(I, H, bidirectional=D == 2, bias="B" in w, batch_first=batch_first, dtype=dtype,
+                                   rng=0, **options)
     state = {}
     for d in range(D):
         s = "_l0" + ("_reverse" if d else "")
@@ -167,7 +159,7 @@ def _build(op: str, attrs: dict, w: dict[str, np.ndarray], dtype, batch_first: b
             b_ih, b_hh = np.split(w["B"][d], 2)
             state["bias_ih" + s], state["bias_hh" + s] = from_onnx_order(b_ih, kind), from_onnx_order(b_hh, kind)
         if "P" in w:
-            for gate, part in zip(PEEPHOLE_ORDER, np.split(w["P"][d], 3)):
+            for gate, part in zip(peephole_order(kind), np.split(w["P"][d], 3)):
                 state[f"weight_c{gate}" + s] = part
     layer.load_state_dict(state)
     return layer

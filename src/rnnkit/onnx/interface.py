@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.kinds import KINDS
 from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.graph import Graph
 from rnnkit.onnx.spec import StackSpec
 
-STATE_NAMES = ("h", "c")          # LSTM states (h, c); the others have h only
+STATE_NAMES = tuple(dict.fromkeys(s for k in KINDS.values() for s in k.states))    # h, c: every part any kind has
 
 
 def sequence_input(g: Graph, spec: StackSpec, batch_first: bool) -> str:
@@ -38,7 +39,7 @@ def state_inputs(g: Graph, spec: StackSpec, suffix: str = "0", stacked: bool = T
     """
     lead = [spec.num_layers * spec.num_directions] if stacked else []
     return tuple(g.add_input(name + suffix, g.elem_type, lead + ["batch", n])
-                 for name, n in zip(STATE_NAMES, spec.state_sizes()))
+                 for name, n in zip(spec.kind.states, spec.state_sizes()))
 
 
 def zero_states(g: Graph, spec: StackSpec, batch: str) -> tuple[str, ...]:
@@ -46,7 +47,7 @@ def zero_states(g: Graph, spec: StackSpec, batch: str) -> tuple[str, ...]:
     every sequence from zeros (the sequence estimators)."""
     lead = [spec.num_layers * spec.num_directions]
     return tuple(_to_batch(g, g.const(np.zeros(lead + [1, n], g.dtype), f"{name}0_zero"), lead, batch, n, f"{name}0")
-                 for name, n in zip(STATE_NAMES, spec.state_sizes()))
+                 for name, n in zip(spec.kind.states, spec.state_sizes()))
 
 
 def _to_batch(g: Graph, v: str, lead: list[int], batch: str, n: int, name: str) -> str:
@@ -62,5 +63,5 @@ def lengths_input(g: Graph) -> str:
 
 def state_outputs(g: Graph, spec: StackSpec, finals: tuple, suffix: str = "_n", stacked: bool = True) -> None:
     lead = [spec.num_layers * spec.num_directions] if stacked else []
-    for name, value, n in zip(STATE_NAMES, finals, spec.state_sizes()):
+    for name, value, n in zip(spec.kind.states, finals, spec.state_sizes()):
         g.add_output(value, name + suffix, g.elem_type, lead + ["batch", n])

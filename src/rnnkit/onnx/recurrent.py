@@ -1,13 +1,15 @@
 """A recurrent stack as ONNX operators, with rnnkit's semantics (time-major values throughout).
 
 Each layer is ONNX's own ``LSTM`` / ``GRU`` / ``RNN`` operator, which takes both directions of a
-layer at once, with its own gate orders::
+layer at once, with its own gate orders (each kind's ``onnx_gates``, :mod:`rnnkit.kinds`)::
 
     PyTorch / rnnkit   LSTM i, f, g, o      GRU r, z, n
     ONNX               LSTM i, o, f, c      GRU z, r, h      P = [w_ci, w_co, w_cf]
 
-W (D, G·H, I), R (D, G·H, H) and B (D, 2·G·H) = [b_ih; b_hh] are the reordered weights; the GRU's
-``linear_before_reset`` is 1 for PyTorch's reset-after form and 0 for Cho's. The operator's Y is
+W (D, G·H, I), R (D, G·H, H) and B (D, 2·G·H) = [b_ih; b_hh] are the reordered weights. What a
+kind's options say, the operator says in its own attributes and inputs (the LSTM's peepholes P,
+the GRU's ``linear_before_reset``: 1 for PyTorch's reset-after form, 0 for Cho's, the RNN's
+``activations``): each kind's :class:`OnnxForm` translates both ways. The operator's Y is
 (T, D, B, H); the next layer reads (T, B, D·H): a Transpose and a Reshape between layers.
 
 Where the operator does not fit, a layer is composed from standard operators instead: the input
@@ -23,33 +25,61 @@ reverse direction starts at that step (onnxruntime's operators do all three; the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
+from rnnkit.kernels.base import Weights
+from rnnkit.kinds import KINDS, NONLINEARITIES, CellKind
 from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.graph import Graph, dim, matmul_t, step_mask
 from rnnkit.onnx.spec import StackSpec
 
-OP = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
-ONNX_ORDER = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn": [0]}     # PyTorch row blocks, in ONNX's order
-PEEPHOLE_ORDER = "iof"                                                # ONNX's P = [w_ci, w_co, w_cf]
 
-
-def to_onnx_order(a: np.ndarray, kind: str) -> np.ndarray:
+def to_onnx_order(a: np.ndarray, kind: CellKind) -> np.ndarray:
     """PyTorch's stacked gate blocks (rows) in ONNX's order."""
-    blocks = np.split(a, len(ONNX_ORDER[kind]), axis=0)
-    return np.concatenate([blocks[k] for k in ONNX_ORDER[kind]], axis=0)
+    blocks = np.split(a, kind.num_gates, axis=0)
+    return np.concatenate([blocks[k] for k in kind.order(kind.onnx_gates)], axis=0)
 
 
-def from_onnx_order(a: np.ndarray, kind: str) -> np.ndarray:
+def from_onnx_order(a: np.ndarray, kind: CellKind) -> np.ndarray:
     """ONNX's stacked gate blocks (rows) in PyTorch's order: the inverse of :func:`to_onnx_order`."""
-    order = ONNX_ORDER[kind]
-    blocks = np.split(a, len(order), axis=0)
-    return np.concatenate([blocks[order.index(k)] for k in range(len(order))], axis=0)
+    order = kind.order(kind.onnx_gates)
+    blocks = np.split(a, kind.num_gates, axis=0)
+    return np.concatenate([blocks[order.index(k)] for k in range(kind.num_gates)], axis=0)
+
+
+def peephole_order(kind: CellKind) -> list[str]:
+    """The gates of ONNX's P input, in its gate order: [w_ci, w_co, w_cf] for ONNX's i, o, f."""
+    return [g for g in kind.onnx_gates if g in kind.sigmoid_gates]
+
+
+@dataclass(frozen=True)
+class OnnxForm:
+    """One kind in ONNX: what its options are in the operator, both ways, and its Scan step."""
+
+    activations: tuple[tuple[str, ...], ...]           # the operator's activations rnnkit computes (a direction's)
+    operator: Callable[[StackSpec, list[dict], int], tuple[list, dict]]  # -> (inputs after the states, attributes)
+    options: Callable[[dict, dict], dict]              # (node attributes, weights W, R, B, P) -> the kind's options
+    step: Callable                                     # (body, spec, w, state, xp) -> new state (see _step_body)
+
+
+FORMS: dict[str, OnnxForm] = {}
+
+
+def onnx_form(name: str, **parts) -> Callable[[Callable], Callable]:
+    """Register the ONNX form of the kind ``name``, whose step function this decorates."""
+    def decorate(step: Callable) -> Callable:
+        FORMS[KINDS[name].name] = OnnxForm(step=step, **parts)
+        return step
+    return decorate
 
 
 def needs_scan(spec: StackSpec, dtype) -> bool:
-    """Whether layers are composed from standard operators rather than ONNX's recurrent ones."""
-    return bool(spec.proj_size) or np.dtype(dtype) != np.float32
+    """Whether layers are composed from standard operators rather than ONNX's recurrent ones:
+    options the operator does not compute (the LSTM's projection), or float64."""
+    return not spec.kind.operator_computes(spec.options) or np.dtype(dtype) != np.float32
 
 
 def stack(g: Graph, spec: StackSpec, x: str, states: tuple[str, ...], lengths: str | None):
@@ -80,19 +110,10 @@ def _operator_layer(g: Graph, spec: StackSpec, k: int, x: str, s0: tuple, length
         np.concatenate([to_onnx_order(c["bias_ih"], kind), to_onnx_order(c["bias_hh"], kind)]) for c in cells
     ]), f"B_l{k}")
     seq = "" if lengths is None else g.op("Cast", lengths, to=6, hint="lengths_int32")   # ONNX wants int32
-    inputs = [x, W, R, B, seq, s0[0]]
-    attrs = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
-    if kind == "lstm":
-        inputs.append(s0[1])
-        if spec.peephole:
-            inputs.append(g.const(np.stack([np.concatenate([c[f"weight_c{gate}"] for gate in PEEPHOLE_ORDER])
-                                            for c in cells]), f"P_l{k}"))
-    elif kind == "gru":
-        attrs["linear_before_reset"] = int(spec.reset_after)
-    else:
-        attrs["activations"] = [spec.nonlinearity.capitalize()] * D
-    n_out = 3 if kind == "lstm" else 2
-    outs = g.op(OP[kind], *inputs, outputs=n_out, hint=f"{kind}_l{k}", **attrs)
+    extra, attrs = FORMS[kind.name].operator(spec, cells, k)
+    inputs = [x, W, R, B, seq, *s0, *(g.const(a, f"{name}_l{k}") for name, a in extra)]
+    attrs = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward", **attrs}
+    outs = g.op(kind.title, *inputs, outputs=1 + len(kind.states), hint=f"{kind.name}_l{k}", **attrs)
     y = g.op("Transpose", outs[0], perm=[0, 2, 1, 3], hint=f"y_l{k}")                  # (T, B, D, H)
     y = g.op("Reshape", y, g.ints([0, 0, -1]), hint=f"out_l{k}")                       # (T, B, D·H)
     return y, tuple(outs[1:])
@@ -125,7 +146,7 @@ def _scan_direction(g: Graph, spec: StackSpec, w: dict, x: str, s0: tuple, mask:
     """
     xp = matmul_t(g, x, w["weight_ih"], f"xw_{tag}")                                  # (T, B, G·H)
     if spec.bias:
-        xp = g.op("Add", xp, g.const(w["bias_ih"] + _constant_bias_hh(spec, w["bias_hh"]), f"b_{tag}"))
+        xp = g.op("Add", xp, g.const(_input_side_bias(spec, w), f"b_{tag}"))
     flip = reverse and lengths is not None
     if flip:
         xp = g.op("ReverseSequence", xp, lengths, batch_axis=1, time_axis=0)
@@ -141,25 +162,24 @@ def _scan_direction(g: Graph, spec: StackSpec, w: dict, x: str, s0: tuple, mask:
     return y, tuple(outs[:-1])
 
 
-def _constant_bias_hh(spec: StackSpec, b_hh: np.ndarray) -> np.ndarray:
-    """The part of b_hh that adds to the pre-activation outside any product (folded into the
-    input projection): all of it, except the reset-after GRU's b_hn, which r multiplies."""
-    if spec.kind == "gru" and spec.reset_after:
-        H = spec.hidden_size
-        return np.concatenate([b_hh[: 2 * H], np.zeros(H, b_hh.dtype)])
-    return b_hh
+def _input_side_bias(spec: StackSpec, w: dict) -> np.ndarray:
+    """b_ih plus the part of b_hh that adds to the pre-activation outside any product, folded into
+    the input projection: what the cell's kernel adds there (all of b_hh, except the reset-after
+    GRU's b_hn, which r multiplies)."""
+    kernel = spec.kind.kernel(spec.hidden_size, spec.options)
+    return kernel.input_side_bias(Weights(w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"]))
 
 
 def _step_body(g: Graph, spec: StackSpec, w: dict, masked: bool, tag: str):
     """The Scan body: state(s) and one step's projected input (and mask) in; new state(s) and the
     step's output out. With a mask, a padded step carries the state unchanged and outputs zero."""
     onnx = require_onnx()
-    b = g.subgraph(f"{spec.kind}_step_{tag}")
-    names = ("h", "c") if spec.kind == "lstm" else ("h",)
+    b = g.subgraph(f"{spec.kind.name}_step_{tag}")
+    names = spec.kind.states
     state = tuple(b.add_input(n, b.elem_type, None) for n in names)                  # (B, n) each
     xp = b.add_input("xp", b.elem_type, None)                                        # (B, G·H)
     m = b.add_input("m", onnx.TensorProto.BOOL, None) if masked else None            # (B, 1)
-    new = STEPS[spec.kind](b, spec, w, state, xp)
+    new = FORMS[spec.kind.name].step(b, spec, w, state, xp)
     y = new[0]
     if masked:
         new = tuple(b.op("Where", m, n, s) for n, s in zip(new, state))
@@ -170,6 +190,20 @@ def _step_body(g: Graph, spec: StackSpec, w: dict, masked: bool, tag: str):
     return b.to_graph()
 
 
+def _lstm_operator(spec: StackSpec, cells: list[dict], k: int) -> tuple[list, dict]:
+    """The peepholes as the input P (D, 3H), in ONNX's order."""
+    if not spec.options["peephole"]:
+        return [], {}
+    order = peephole_order(spec.kind)
+    return [("P", np.stack([np.concatenate([c[f"weight_c{gate}"] for gate in order]) for c in cells]))], {}
+
+
+def _lstm_options(attrs: dict, w: dict) -> dict:
+    return {"peephole": "P" in w}
+
+
+@onnx_form("lstm", activations=(("Sigmoid", "Tanh", "Tanh"),), operator=_lstm_operator,
+           options=_lstm_options)
 def _lstm_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tuple:
     """a = xp + h W_hhᵀ;  i = σ(a_i + w_ci ⊙ c);  f = σ(a_f + w_cf ⊙ c);  ĝ = tanh(a_g);
     c' = f ⊙ c + i ⊙ ĝ;  o = σ(a_o + w_co ⊙ c');  h' = o ⊙ tanh(c')  [then h' W_hrᵀ]."""
@@ -177,12 +211,12 @@ def _lstm_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tup
     H = spec.hidden_size
     a = b.op("Add", xp, matmul_t(b, h, w["weight_hh"], "hw"), hint="a")
     a_i, a_f, a_g, a_o = b.op("Split", a, b.ints([H] * 4), axis=1, outputs=4, hint="a")
-    if spec.peephole:
+    if spec.options["peephole"]:
         a_i = b.op("Add", a_i, b.op("Mul", c, b.const(w["weight_ci"], "w_ci")))
         a_f = b.op("Add", a_f, b.op("Mul", c, b.const(w["weight_cf"], "w_cf")))
     i, f, gg = b.op("Sigmoid", a_i, hint="i"), b.op("Sigmoid", a_f, hint="f"), b.op("Tanh", a_g, hint="g")
     c_new = b.op("Add", b.op("Mul", f, c), b.op("Mul", i, gg), hint="c_new")
-    if spec.peephole:
+    if spec.options["peephole"]:
         a_o = b.op("Add", a_o, b.op("Mul", c_new, b.const(w["weight_co"], "w_co")))
     h_new = b.op("Mul", b.op("Sigmoid", a_o, hint="o"), b.op("Tanh", c_new), hint="m")
     if spec.proj_size:
@@ -190,6 +224,9 @@ def _lstm_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tup
     return h_new, c_new
 
 
+@onnx_form("gru", activations=(("Sigmoid", "Tanh"),),
+           operator=lambda spec, cells, k: ([], {"linear_before_reset": int(spec.options["reset_after"])}),
+           options=lambda attrs, w: {"reset_after": bool(attrs.get("linear_before_reset", 0))})
 def _gru_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tuple:
     """r = σ(xp_r + h W_hrᵀ);  z = σ(xp_z + h W_hzᵀ);
     n = tanh(xp_n + r ⊙ (h W_hnᵀ + b_hn))  (reset-after)  or  tanh(xp_n + (r ⊙ h) W_hnᵀ)  (Cho);
@@ -201,7 +238,7 @@ def _gru_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tupl
     hw_r, hw_z = b.op("Split", matmul_t(b, h, w_rz, "hw_rz"), b.ints([H, H]), axis=1, outputs=2, hint="hw")
     r = b.op("Sigmoid", b.op("Add", x_r, hw_r), hint="r")
     z = b.op("Sigmoid", b.op("Add", x_z, hw_z), hint="z")
-    if spec.reset_after:
+    if spec.options["reset_after"]:
         hn = matmul_t(b, h, w_n, "hw_n")
         if spec.bias:
             hn = b.op("Add", hn, b.const(w["bias_hh"][2 * H:], "b_hn"))
@@ -212,11 +249,21 @@ def _gru_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tupl
     return (b.op("Add", b.op("Mul", one_minus_z, n), b.op("Mul", z, h), hint="h_new"),)
 
 
+def _rnn_activations(options: dict) -> tuple[str, ...]:
+    """φ as ONNX names it: ("Tanh",) or ("Relu",)."""
+    return (options["nonlinearity"].capitalize(),)
+
+
+def _rnn_options(attrs: dict, w: dict) -> dict:
+    acts = [a.lower() for a in attrs.get("activations", [])]
+    return {"nonlinearity": acts[0] if acts and acts[0] in NONLINEARITIES else "tanh"}
+
+
+@onnx_form("rnn", activations=tuple((n.capitalize(),) for n in NONLINEARITIES), options=_rnn_options,
+           operator=lambda spec, cells, k: ([], {"activations": list(_rnn_activations(spec.options))
+                                                 * spec.num_directions}))
 def _rnn_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tuple:
     """h' = φ(xp + h W_hhᵀ), φ = tanh or relu."""
     (h,) = state
     a = b.op("Add", xp, matmul_t(b, h, w["weight_hh"], "hw"), hint="a")
-    return (b.op("Relu" if spec.nonlinearity == "relu" else "Tanh", a, hint="h_new"),)
-
-
-STEPS = {"lstm": _lstm_step, "gru": _gru_step, "rnn": _rnn_step}
+    return (b.op(_rnn_activations(spec.options)[0], a, hint="h_new"),)

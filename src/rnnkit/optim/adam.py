@@ -11,8 +11,24 @@ import math
 
 import numpy as np
 
-from rnnkit import engine
+from rnnkit import backend
 from rnnkit.optim.base import Optimizer
+
+
+def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, beta1: float,
+                beta2: float, eps: float, weight_decay: float, decoupled: bool, bias1: float, bias2: float) -> None:
+    """The equations above in NumPy, in place on one parameter's arrays (the reference backend's
+    update; :mod:`rnnkit.engine.optim` is the engine's). ``bias1``, ``bias2`` = 1 − β1ᵗ, 1 − β2ᵗ."""
+    if decoupled:
+        p *= 1 - lr * weight_decay
+    elif weight_decay:
+        g = g + weight_decay * p
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    denom = np.sqrt(v) / math.sqrt(bias2) + eps
+    p -= (lr / bias1) * m / denom
 
 
 class Adam(Optimizer):
@@ -30,21 +46,8 @@ class Adam(Optimizer):
     def update(self, p, g, state) -> None:
         m, v = state["exp_avg"], state["exp_avg_sq"]
         bias1, bias2 = 1 - self.beta1 ** self.steps, 1 - self.beta2 ** self.steps
-        if engine.enabled() and p.data.flags.c_contiguous and g.flags.c_contiguous:
-            from rnnkit.engine.optim import adam_update          # the same equations in one pass
-            adam_update(p.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), self.lr, self.beta1,
-                        self.beta2, self.eps, self.weight_decay, self.decoupled, bias1, bias2)
-            return
-        if self.decoupled:
-            p.data *= 1 - self.lr * self.weight_decay
-        else:
-            g = self.decayed(p, g)
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * g * g
-        denom = np.sqrt(v) / math.sqrt(bias2) + self.eps
-        p.data -= (self.lr / bias1) * m / denom
+        backend.current().adam_update(p.data, g, m, v, self.lr, self.beta1, self.beta2, self.eps,
+                                      self.weight_decay, self.decoupled, bias1, bias2)
 
 
 class AdamW(Adam):

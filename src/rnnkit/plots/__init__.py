@@ -39,5 +39,5 @@ def save_png(fig, path, dpi: int = 100) -> None:
     """Write the figure to ``path`` as a PNG, atomically (temporary file, then rename)."""
     from pathlib import Path
 
-    from rnnkit.lm.checkpoint import atomic_write
+    from rnnkit.files import atomic_write
     atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))

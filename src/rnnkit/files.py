@@ -1,9 +1,16 @@
-"""Reading a run directory's files: JSON and safetensors, with what is wrong said in words.
+"""The files rnnkit writes and reads back: written atomically, read with what is wrong said in words.
 
-A read that fails raises :class:`~rnnkit.lm.errors.CheckpointError` naming the file and what was
-found: not readable, not UTF-8, not JSON; for a safetensors file, empty, truncated (and by how
-much) or not a safetensors file at all. :func:`damage` diagnoses a safetensors file from its
-header alone, without reading the tensors.
+Every file is written to a temporary name in its directory and renamed into place, so a crash or
+Ctrl-C never leaves a half-written file (:func:`atomic_write`); nothing is ever loaded with pickle.
+Arrays are safetensors files with rnnkit's metadata as JSON under the ``rnnkit`` key
+(:func:`write_tensors`, :func:`read_tensors`); settings are UTF-8 JSON (:func:`write_json`,
+:func:`read_json`). The language model's run directories (:mod:`rnnkit.lm.rundir`) and the
+estimators' model files (:mod:`rnnkit.models.persist`) are both made of these.
+
+A read that fails raises :class:`~rnnkit.errors.FileError` naming the file and what was found: not
+readable, not UTF-8, not JSON; for a safetensors file (:class:`~rnnkit.errors.DamagedFile`) empty,
+truncated (and by how much) or not a safetensors file at all. :func:`damage` diagnoses a
+safetensors file from its header alone, without reading the tensors.
 
 Safetensors layout: an 8-byte little-endian header length N, N bytes of JSON header
 (``{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}``), then the
@@ -13,17 +20,59 @@ tensor data, whose offsets count from the end of the header.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
 
-from rnnkit.lm.errors import CheckpointError, DamagedCheckpoint
+from rnnkit.errors import DamagedFile, FileError
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+def _file_mode() -> int:
+    """The mode a plain open() would give a new file (mkstemp's own is 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) and rename the result onto ``path`` (same directory, so atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write(path, write)
+
+
+def write_tensors(path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
+    # np.require, not np.ascontiguousarray: that one turns a 0-d array (a batch norm's
+    # num_batches_tracked) into shape (1,).
+    arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata={"rnnkit": json.dumps(meta)}))
+
+
+# -- reading ---------------------------------------------------------------------------------------
 
 MAX_HEADER = 100 * 2**20       # safetensors' own limit on the header: a larger length is not one
 
 
-def _cannot_read(path: Path, exc: OSError, error=CheckpointError) -> CheckpointError:
+def _cannot_read(path: Path, exc: OSError, error=FileError) -> FileError:
     return error(f"{path}: cannot read it ({(exc.strerror or str(exc)).lower()})")
 
 
@@ -36,10 +85,10 @@ def read_json(path: Path):
     try:
         return json.loads(data.decode("utf-8-sig"))     # a byte-order mark from an editor is fine
     except UnicodeDecodeError as exc:
-        raise CheckpointError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise FileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         found = "an empty file" if not data.strip() else f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise CheckpointError(f"{path}: not valid JSON ({found})") from None
+        raise FileError(f"{path}: not valid JSON ({found})") from None
 
 
 def _tensor_end(entry) -> int:
@@ -81,7 +130,7 @@ def _tensor(f, name: str, path: Path) -> np.ndarray:
     try:
         return f.get_tensor(name)
     except TypeError as exc:            # e.g. bfloat16, which NumPy has no type for
-        raise DamagedCheckpoint(f"{path} holds {name} in a type NumPy cannot read ({exc}); "
+        raise DamagedFile(f"{path} holds {name} in a type NumPy cannot read ({exc}); "
                                 "rnnkit writes float32") from None
 
 
@@ -94,17 +143,17 @@ def read_tensors(path: Path) -> tuple[dict[str, np.ndarray], dict]:
                 raw = (f.metadata() or {}).get("rnnkit", "{}")
                 tensors = {k: _tensor(f, k, path) for k in f.keys()}
     except OSError as exc:
-        raise _cannot_read(path, exc, DamagedCheckpoint) from None
+        raise _cannot_read(path, exc, DamagedFile) from None
     except SafetensorError as exc:
         problem = f"is damaged ({exc})"
     if problem is not None:
-        raise DamagedCheckpoint(f"{path} {problem}")
+        raise DamagedFile(f"{path} {problem}")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError:
         meta = None
     if not isinstance(meta, dict):
-        raise DamagedCheckpoint(f"{path} has damaged metadata (its 'rnnkit' entry is not a JSON object)")
+        raise DamagedFile(f"{path} has damaged metadata (its 'rnnkit' entry is not a JSON object)")
     return tensors, meta
 
 

@@ -1,0 +1,281 @@
+"""The recurrent cell kinds — RNN, LSTM, GRU — each described once, as data.
+
+A :class:`CellKind` says everything that differs from one kind of cell to another (the spec,
+/work/shared/spec/cells.md, gives the equations):
+
+- its name (``"lstm"``: the ``cell`` of configurations and the command line) and title (``LSTM``:
+  the layer, ``LSTMCell``, ``torch.nn.LSTM``, ONNX's ``LSTM`` operator);
+- the gates, as PyTorch stacks their row blocks, which of them are sigmoids, and the order of the
+  same blocks in ONNX and in Keras; the names of the state's parts (``h``, ``c``);
+- its options (``peephole``, ``reset_after``, ...): default, check, the parameters a value adds,
+  and whether PyTorch and ONNX's operator can express it;
+- its implementations: the NumPy reference kernel (:mod:`rnnkit.kernels`) and the engine module
+  whose jobs are registered against that kernel (:func:`register_jobs`), one :class:`Form` for
+  the kind itself and one for each option value that needs kernels of its own.
+
+Every list of cells in rnnkit is derived from :data:`KINDS`: the layers and cells, the command
+lines' choices, the ONNX exporter and importer, rnnkit.torch, the language model and the sequence
+estimators, the diagnostics and the benchmark. A new variant of a cell — say a layer-normalised
+LSTM — is one :class:`Option` (its name, default, check and parameters), one :class:`Form`
+(its reference kernel and the engine module that registers jobs for it) and those kernels.
+"""
+
+from __future__ import annotations
+
+import importlib
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Shapes = list[tuple[str, tuple[int, ...]]]          # (field, shape) of a cell's parameters
+
+
+def _no_params(value, hidden_size: int) -> Shapes:
+    return []
+
+
+@dataclass(frozen=True)
+class Option:
+    """One constructor argument of a kind beyond those every recurrent layer has."""
+
+    name: str                                 # the argument, the layer's attribute, the config key
+    default: Any
+    check: Callable[[Any], Any]               # the value as the layer keeps it; raises naming the option
+    params: Callable[[Any, int], Shapes] = _no_params   # (value, H) -> the parameters it adds
+    layers_only: bool = False                 # an option of a stack (proj_size), not of a cell
+    torch_lacks: str = ""                     # why torch.nn has no equivalent of a non-default value
+    operator: bool = True                     # ONNX's recurrent operator computes a non-default value
+
+
+@dataclass(frozen=True)
+class Form:
+    """The two implementations of one form of a kind: the NumPy reference kernel and the engine
+    module whose jobs are registered against that kernel (imported on first use)."""
+
+    kernel: type                              # kernel(hidden_size, **options)
+    engine: str                               # module that calls register_jobs(kernel)
+    when: tuple[tuple[str, Any], ...] = ()    # option values this form is for; (): the kind's own
+
+
+@dataclass(frozen=True)
+class CellKind:
+    name: str                                 # "lstm"
+    title: str                                # "LSTM": LSTM, LSTMCell, torch.nn.LSTM, ONNX's LSTM
+    gates: tuple[str, ...]                    # PyTorch's row blocks of W_ih, W_hh, b_ih, b_hh
+    gate_labels: tuple[str, ...]              # what each is ("forget gate")
+    sigmoid_gates: tuple[str, ...]            # the gates that are σ(·) (the others: tanh or φ)
+    states: tuple[str, ...]                   # the parts of the state: ("h",) or ("h", "c")
+    onnx_gates: tuple[str, ...]               # the same blocks in ONNX's order (PyTorch's names)
+    keras_gates: tuple[str, ...]              # ... and in Keras'
+    options: tuple[Option, ...]
+    forms: tuple[Form, ...]
+
+    @property
+    def num_gates(self) -> int:
+        return len(self.gates)
+
+    def labels(self) -> dict[str, str]:
+        """Each gate's and state part's name in words: {"f": "forget gate f", "c": "cell state c", ...}."""
+        return {name: f"{label} {name}" for name, label in
+                [*zip(self.gates, self.gate_labels), *((s, STATE_LABELS[s]) for s in self.states)]}
+
+    def gate(self, name: str, hidden_size: int) -> slice:
+        """The rows of gate ``name`` in a stacked (G·H, ·) weight or (G·H,) bias."""
+        k = self.gates.index(name)
+        return slice(k * hidden_size, (k + 1) * hidden_size)
+
+    def order(self, gates: tuple[str, ...]) -> list[int]:
+        """PyTorch's block indices in the order of ``gates`` (``onnx_gates``, ``keras_gates``)."""
+        return [self.gates.index(g) for g in gates]
+
+    def option(self, name: str) -> Option | None:
+        return next((o for o in self.options if o.name == name), None)
+
+    def check_options(self, given: Mapping[str, Any], cell: bool = False) -> dict[str, Any]:
+        """Every option of the kind (of a single cell with ``cell``), checked; defaults for the
+        missing ones."""
+        own = [o for o in self.options if not (cell and o.layers_only)]
+        unknown = sorted(set(given) - {o.name for o in own})
+        if unknown:
+            raise TypeError(f"{self.title}{'Cell' if cell else ''} has no option {unknown[0]!r}; its options: "
+                            f"{', '.join(o.name for o in own) or 'none'}")
+        return {o.name: o.check(given.get(o.name, o.default)) for o in own}
+
+    def output_size(self, hidden_size: int, options: Mapping[str, Any]) -> int:
+        """H_out, the size of h: the projection's P when the LSTM has one, else H."""
+        return options.get("proj_size") or hidden_size
+
+    def state_sizes(self, hidden_size: int, options: Mapping[str, Any]) -> tuple[int, ...]:
+        """Sizes of the state's parts: h has H_out, the LSTM's cell c always H."""
+        return tuple(self.output_size(hidden_size, options) if s == "h" else hidden_size for s in self.states)
+
+    def param_shapes(self, input_size: int, hidden_size: int, bias: bool, options: Mapping[str, Any]) -> Shapes:
+        """(field, shape) of one cell's parameters (one layer, one direction), in PyTorch's order."""
+        GH = self.num_gates * hidden_size
+        shapes = [("weight_ih", (GH, input_size)), ("weight_hh", (GH, self.output_size(hidden_size, options)))]
+        if bias:
+            shapes += [("bias_ih", (GH,)), ("bias_hh", (GH,))]
+        for o in self.options:
+            if o.name in options:
+                shapes += o.params(options[o.name], hidden_size)
+        return shapes
+
+    def form(self, options: Mapping[str, Any]) -> Form:
+        """The form for these options: the one whose ``when`` they match most closely."""
+        matching = [f for f in self.forms if all(options.get(k) == v for k, v in f.when)]
+        return max(matching, key=lambda f: len(f.when))
+
+    def kernel(self, hidden_size: int, options: Mapping[str, Any]):
+        """The reference kernel of one cell with these (checked) options."""
+        return self.form(options).kernel(hidden_size, **options)
+
+    def torch_lacks(self, options: Mapping[str, Any]) -> str | None:
+        """Why torch.nn has no equivalent of a cell with these options ("has peephole ..."), or None."""
+        return next((o.torch_lacks for o in self.options if o.torch_lacks and options.get(o.name, o.default)
+                     != o.default), None)
+
+    def torch_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options torch.nn's namesake takes as arguments (those it has an equivalent of)."""
+        return {o.name: options[o.name] for o in self.options if not o.torch_lacks and o.name in options}
+
+    def operator_computes(self, options: Mapping[str, Any]) -> bool:
+        """Whether ONNX's recurrent operator computes a cell with these options."""
+        return all(o.operator or options.get(o.name, o.default) == o.default for o in self.options)
+
+
+# -- the options ----------------------------------------------------------------------------------
+
+def _as_bool(value) -> bool:
+    return bool(value)
+
+
+def _proj_size(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"proj_size must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"proj_size must be >= 0, got {value}")
+    return int(value)
+
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def _nonlinearity(value) -> str:
+    if value not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {value!r}")
+    return value
+
+
+PROJ_SIZE = Option("proj_size", 0, _proj_size, layers_only=True, operator=False,
+                   params=lambda P, H: [("weight_hr", (P, H))] if P else [])
+PEEPHOLE = Option("peephole", False, _as_bool,
+                  params=lambda on, H: [(f"weight_c{g}", (H,)) for g in "ifo"] if on else [],
+                  torch_lacks="has peephole connections (weight_ci/cf/co); PyTorch's nn.{name} has none")
+RESET_AFTER = Option("reset_after", True, _as_bool,
+                     torch_lacks="is Cho's original GRU (reset_after=False: the reset gate acts before the "
+                                 "recurrent product); PyTorch's nn.{name} computes only the reset-after form")
+NONLINEARITY = Option("nonlinearity", "tanh", _nonlinearity)
+
+
+# -- the kinds ------------------------------------------------------------------------------------
+
+STATE_LABELS = {"h": "hidden state", "c": "cell state"}
+
+def _kinds() -> dict[str, CellKind]:
+    from rnnkit.kernels.gru import GRUKernel
+    from rnnkit.kernels.lstm import LSTMKernel
+    from rnnkit.kernels.rnn import RNNKernel
+    kinds = [                                 # in the spec's order
+        CellKind("rnn", "RNN", gates=("h",), gate_labels=("hidden state",), sigmoid_gates=(), states=("h",),
+                 onnx_gates=("h",), keras_gates=("h",),
+                 options=(NONLINEARITY,), forms=(Form(RNNKernel, "rnnkit.engine.rnn"),)),
+        CellKind("lstm", "LSTM", gates=("i", "f", "g", "o"),
+                 gate_labels=("input gate", "forget gate", "candidate", "output gate"),
+                 sigmoid_gates=("i", "f", "o"), states=("h", "c"),
+                 onnx_gates=("i", "o", "f", "g"), keras_gates=("i", "f", "g", "o"),
+                 options=(PROJ_SIZE, PEEPHOLE), forms=(Form(LSTMKernel, "rnnkit.engine.lstm"),)),
+        CellKind("gru", "GRU", gates=("r", "z", "n"), gate_labels=("reset gate", "update gate", "candidate"),
+                 sigmoid_gates=("r", "z"), states=("h",),
+                 onnx_gates=("z", "r", "n"), keras_gates=("z", "r", "n"),
+                 options=(RESET_AFTER,), forms=(Form(GRUKernel, "rnnkit.engine.gru"),)),
+    ]
+    return {k.name: k for k in kinds}
+
+
+KINDS: dict[str, CellKind] = _kinds()
+NAMES: tuple[str, ...] = tuple(KINDS)          # rnn, lstm, gru: the spec's order
+# lstm, gru, rnn: the order the language model and the benchmark offer them, most gates first
+# (the gated cells are the ones that model text).
+GATED_FIRST: tuple[str, ...] = tuple(sorted(NAMES, key=lambda n: -KINDS[n].num_gates))
+BY_TITLE: dict[str, CellKind] = {k.title: k for k in KINDS.values()}
+
+
+def kind(name: str) -> CellKind:
+    """The kind called ``name`` ("lstm", "gru", "rnn"), or a ValueError listing them."""
+    try:
+        return KINDS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"cell must be one of {', '.join(GATED_FIRST)}, got {name!r}") from None
+
+
+def kind_of_kernel(kernel) -> CellKind:
+    for k in KINDS.values():
+        if any(isinstance(kernel, f.kernel) for f in k.forms):
+            return k
+    raise TypeError(f"not a kernel of any cell kind: {type(kernel).__name__}")
+
+
+def option_problems(cell: str, values: Mapping[str, Any], name: Callable[[str], str] = str) -> list[str]:
+    """Options given a non-default value for a kind that does not have them: "peephole applies to
+    the lstm cell only, got cell 'gru'" (``name`` words a key: ``--peephole``, ``model.peephole``)."""
+    if not isinstance(cell, str) or cell not in KINDS:
+        return []
+    problems = []
+    for option in {o.name: o for k in KINDS.values() for o in k.options}.values():
+        value = values.get(option.name, option.default)
+        if KINDS[cell].option(option.name) is None and value != option.default:
+            owners = [k.name for k in KINDS.values() if k.option(option.name) is not None]
+            problems.append(f"{name(option.name)} applies to the {' and '.join(owners)} cell only, "
+                            f"got {name('cell')} {cell!r}")
+    return problems
+
+
+# -- the classes and engine jobs registered against the kinds --------------------------------------
+
+_CLASSES: dict[tuple[str, bool], type] = {}          # (kind name, is a single cell) -> class
+_JOBS: dict[type, type] = {}                         # reference kernel class -> engine jobs class
+
+
+def register_class(cls: type, kind_: CellKind, cell: bool) -> None:
+    """Called for RNN/LSTM/GRU and their cells as they are defined (``RecurrentBase``, ``CellBase``)."""
+    _CLASSES[(kind_.name, cell)] = cls
+
+
+def layer_class(name: str) -> type:
+    """rnnkit.RNN / LSTM / GRU for ``name``."""
+    import rnnkit.layers  # noqa: F401  (defining the layers registers them)
+    return _CLASSES[(kind(name).name, False)]
+
+
+def cell_class(name: str) -> type:
+    """rnnkit.RNNCell / LSTMCell / GRUCell for ``name``."""
+    import rnnkit.cells  # noqa: F401
+    return _CLASSES[(kind(name).name, True)]
+
+
+def register_jobs(kernel_class: type) -> Callable[[type], type]:
+    """Class decorator, in an engine module: the engine's jobs of ``kernel_class``'s cells."""
+    def decorate(jobs: type) -> type:
+        _JOBS[kernel_class] = jobs
+        return jobs
+    return decorate
+
+
+def jobs_for(kernel):
+    """The engine's jobs of a reference kernel (its module imported on first use)."""
+    cls = type(kernel)
+    if cls not in _JOBS:
+        k = kind_of_kernel(kernel)
+        importlib.import_module(next(f.engine for f in k.forms if f.kernel is cls))
+    return _JOBS[cls](kernel)
