@@ -66,14 +66,18 @@ def _describe(trainer: Trainer, world: distributed.World, say) -> None:
     cfg = trainer.cfg
     corpus = "the Python standard library" if not cfg.paths else ", ".join(cfg.paths)
     say(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({cfg.hidden} units) on {corpus}: "
-        f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation characters, "
-        f"vocabulary {trainer.vocab.size}; "
+        f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation {_unit(trainer.vocab)}, "
+        f"vocabulary {trainer.vocab.size}" + (", adaptive softmax" if trainer.model.adaptive else "") + "; "
         + (f"budget {cfg.time_budget:g} s" if cfg.time_budget else "no time limit")
         + (f", {cfg.max_steps} steps" if cfg.max_steps else ""))
     if world.size > 1:
         say(f"data parallel: {world.size} processes ({world.local_size} on this machine), "
             f"{cfg.batch_size // world.size} streams each, "
             + (f"{trainer.threads} engine thread(s) each" if trainer.threads else "engine threads from the environment"))
+
+
+def _unit(vocab) -> str:
+    return "characters" if vocab.kind == "char" else f"{vocab.kind} tokens"
 
 
 def _train_config(given: dict, resume: bool) -> TrainConfig:
@@ -90,8 +94,10 @@ def _report(trainer: Trainer, result: TrainResult) -> None:
     print(f"steps: {result.steps} ({chars:,} characters in {result.train_seconds:.0f} s of training, "
           f"{rate:,.0f} chars/s)" + (f"; last training loss {result.losses[-1] / np.log(2):.3f} bits/char"
                                       if result.losses else ""))
-    print(f"validation: {val.bits_per_char:.3f} bits/char (perplexity {val.perplexity:.2f}) on "
-          f"{val.chars:,} held-out characters; unigram entropy of the corpus: {result.unigram_bits:.3f} bits/char")
+    tokens = "" if trainer.vocab.kind == "char" else f" per {trainer.vocab.kind} token, {val.chars:,} tokens"
+    print(f"validation: {val.bits_per_char:.3f} bits/char (perplexity {val.perplexity:.2f}{tokens}) on "
+          f"{val.characters or val.chars:,} held-out characters; unigram entropy of the corpus: "
+          f"{result.unigram_bits:.3f} bits/char")
     if cfg.sample_chars:
         print("--- sample ---")
         print(trainer.sample_text(cfg.sample_chars))
@@ -116,21 +122,24 @@ def run_eval(run_dir: str, paths: list[str]) -> dict:
     text, _, _ = read_corpus(paths)
     ids, unknown = vocab.encode(text)
     if len(ids) < 2:
-        raise UserError(f"need at least 2 characters of text to evaluate, got {len(ids)}")
-    s = score(model, ids)
-    result = {"bits_per_char": s.bits_per_char, "perplexity": s.perplexity, "chars": s.chars,
+        what = "characters" if vocab.kind == "char" else "tokens"
+        raise UserError(f"need at least 2 {what} of text to evaluate, got {len(ids)}")
+    characters = len(text) - vocab.lead_chars(ids)           # the first token is never predicted
+    s = score(model, ids, characters=characters)
+    result = {"bits_per_char": s.bits_per_char, "perplexity": s.perplexity, "chars": characters,
+              "tokens": s.chars, "token_kind": vocab.kind, "bits_per_token": s.bits_per_token,
               "nll_nats": s.nll, "unknown_chars": unknown, "run_dir": str(Path(run_dir)),
               "checkpoint": run.weights.name, "step": run.step}
     if unknown:
-        known = score(model, ids, skip_unknown=True)
+        known = score(model, ids, skip_unknown=True, characters=characters - unknown)
         result["bits_per_char_known"] = known.bits_per_char
     return result
 
 
 def run_generate(run_dir: str, prime: str, length: int, temperature: float, top_k: int,
-                 seed: int | None) -> Iterator[str]:
+                 seed: int | None, top_p: float = 1.0) -> Iterator[str]:
     """Check everything first (so errors come before any output), then return the stream."""
-    given = {"length": length, "temperature": temperature, "top_k": top_k, "seed": seed}
+    given = {"length": length, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
     problems = [p for k, v in given.items() if v is not None
                 and (p := GENERATE_LIMITS[k].problem(option_name(k), v)) is not None]
     if problems:
@@ -144,4 +153,4 @@ def run_generate(run_dir: str, prime: str, length: int, temperature: float, top_
         default = "; a newline is the default --prime, and this model's text had none: give --prime TEXT" \
             if prime == "\n" else ""
         raise UserError(f"--prime has characters the model never saw in training: {''.join(unseen)!r}{default}")
-    return sample(model, vocab, prime, length, temperature, top_k, np.random.default_rng(seed))
+    return sample(model, vocab, prime, length, temperature, top_k, np.random.default_rng(seed), top_p)

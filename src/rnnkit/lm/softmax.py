@@ -1,0 +1,40 @@
+"""Which output layer a run gets — the full softmax or the adaptive one (:mod:`rnnkit.adaptive`)
+— and, for the adaptive softmax, where its clusters are cut.
+
+``--softmax auto`` (the default) takes the adaptive softmax from :data:`AUTO_ADAPTIVE` ids on:
+below that the output layer costs little beside the recurrent stack and the full softmax is as
+fast; above it the full softmax's (H × V) product dominates the step (README's table).
+
+Cutoffs come from the training text's token counts (ids ordered by decreasing frequency): the
+head holds the most frequent tokens making up :data:`COVERAGE` [0] of the training tokens, the first tail cluster those up to [1],
+the second the rest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SOFTMAX_CHOICES = ("auto", "full", "adaptive")
+AUTO_ADAPTIVE = 2000     # ids (tokens + unknown) from which auto means adaptive; measured
+COVERAGE = (0.90, 0.99)  # shares of the training tokens the head, and head + first cluster, hold;
+                         # measured
+
+
+def resolve(choice: str, vocab_size: int) -> str:
+    """"full" or "adaptive" for ``--softmax choice`` and ``vocab_size`` ids."""
+    if choice == "auto":
+        return "adaptive" if vocab_size >= AUTO_ADAPTIVE else "full"
+    if choice == "adaptive" and vocab_size < 3:
+        raise ValueError(f"--softmax adaptive needs at least 3 ids (a head and a cluster), got {vocab_size}")
+    return choice
+
+
+def choose_cutoffs(counts: np.ndarray, coverage: tuple[float, ...] = COVERAGE) -> tuple[int, ...]:
+    """Cutoffs c_0 < c_1 < … (each in [1, V − 1]) for ids counted ``counts`` (V,), ids in order of
+    decreasing frequency (id 0, the unknown token, may be anything): c_i is the fewest leading ids
+    that make up ``coverage[i]`` of the tokens."""
+    counts = np.asarray(counts, np.float64)
+    V = len(counts)
+    cum = np.cumsum(counts) / max(counts.sum(), 1.0)
+    cuts = {min(max(int(np.searchsorted(cum, c - 1e-12)) + 1, 1), V - 1) for c in coverage}
+    return tuple(sorted(cuts))
