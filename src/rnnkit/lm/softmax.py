@@ -29,12 +29,15 @@ def resolve(choice: str, vocab_size: int) -> str:
     return choice
 
 
-def choose_cutoffs(counts: np.ndarray, coverage: tuple[float, ...] = COVERAGE) -> tuple[int, ...]:
+def choose_cutoffs(counts: np.ndarray, hidden: int, div_value: float = 4.0,
+                   coverage: tuple[float, ...] = COVERAGE) -> tuple[int, ...]:
     """Cutoffs c_0 < c_1 < … (each in [1, V − 1]) for ids counted ``counts`` (V,), ids in order of
     decreasing frequency (id 0, the unknown token, may be anything): c_i is the fewest leading ids
-    that make up ``coverage[i]`` of the tokens."""
+    that make up ``coverage[i]`` of the tokens — as many as leave each cluster a projection of
+    width ⌊hidden / div_value^k⌋ >= 1."""
     counts = np.asarray(counts, np.float64)
     V = len(counts)
     cum = np.cumsum(counts) / max(counts.sum(), 1.0)
-    cuts = {min(max(int(np.searchsorted(cum, c - 1e-12)) + 1, 1), V - 1) for c in coverage}
-    return tuple(sorted(cuts))
+    cuts = sorted({min(max(int(np.searchsorted(cum, c - 1e-12)) + 1, 1), V - 1) for c in coverage})
+    clusters = max(1, sum(1 for k in range(1, len(cuts) + 1) if hidden // div_value ** k >= 1))
+    return tuple(cuts[:clusters])

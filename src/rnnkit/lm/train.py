@@ -181,7 +181,8 @@ class Trainer:
         self.val_chars = len(val_text) - self.vocab.lead_chars(self.val_ids)    # what validation predicts
         self.chars_per_token = len(train_text) / max(len(train_ids), 1)
         self.unigram_bits = unigram_entropy_bits(np.frombuffer(train_text.encode("utf-32-le"), np.uint32))  # of the characters
-        cutoffs = choose_cutoffs(np.bincount(train_ids, minlength=self.vocab.size)) if softmax == "adaptive" else ()
+        counts = np.bincount(train_ids, minlength=self.vocab.size)
+        cutoffs = choose_cutoffs(counts, cfg.hidden) if softmax == "adaptive" else ()
         self.model = CharLM(cfg.model_config(self.vocab.size, softmax, cutoffs), rng=cfg.seed)
         self.params = self.model.parameters()
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr)
