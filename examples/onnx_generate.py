@@ -22,8 +22,8 @@ else:                                                                 # a word, 
     pieces = re.findall(meta["pattern"], a.prime) if kind == "word" else list(a.prime)
     prime = [i for w in pieces for i in ([index[w]] if w in index else [index.get(c, 0) for c in w])]
 sess, rng = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"]), np.random.default_rng(a.seed)
-states = [o.name for o in sess.get_outputs()][1:]                     # h_n (, c_n): fed back as h0 (, c0)
-out = sess.run(None, {"tokens": np.array([[k] for k in prime], np.int64)})   # h0 = zeros
+state = {i.name: np.zeros((i.shape[0], 1, i.shape[2]), np.float32) for i in sess.get_inputs()[1:]}  # h0 (, c0):
+out = sess.run(None, {"tokens": np.array([[k] for k in prime], np.int64), **state})  # zeros first
 if out[0].shape[-1] != len(table):
     sys.exit(f"{vocab}: {len(table)} symbols, but the model predicts {out[0].shape[-1]}")
 text = codecs.getincrementaldecoder("utf-8")(errors="replace")       # a BPE token may end mid-character
@@ -44,5 +44,5 @@ for _ in range(a.length):
             prob = np.where(np.isin(np.arange(len(prob)), order[np.cumsum(prob[order]) - prob[order] < a.top_p]), prob, 0.0)
         k = int(rng.choice(len(prob), p=prob / prob.sum()))
     sys.stdout.write(text.decode(table[k]))
-    out = sess.run(None, {"tokens": np.array([[k]], np.int64), **{s[0] + "0": v for s, v in zip(states, out[1:])}})
+    out = sess.run(None, {"tokens": np.array([[k]], np.int64), **dict(zip(state, out[1:]))})   # h_n -> h0 ...
 sys.stdout.write(text.decode(b"", final=True) + "\n")

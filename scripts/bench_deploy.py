@@ -61,13 +61,13 @@ def worker(contender: str, spec: dict, shape, min_time: float) -> float:
                 state = new
         return median_time(call, min_time, inner=20 if shape == "step" else 1)
     sess = rnnkit.onnx.session(rnnkit.onnx.to_model(module), threads=int(os.environ["RNNKIT_BENCH_THREADS"]))
-    feeds = {"tokens" if lm else "input": x}
+    feeds = {"tokens" if lm else "input": x, **rnnkit.onnx.zero_state_feeds(sess, B)}
 
     def call_ort():
         nonlocal feeds
         out = sess.run(None, feeds)
         if shape == "step":
-            feeds = {"tokens": x, "h0": out[1]}
+            feeds = {"tokens": x, **dict(zip([i.name for i in sess.get_inputs()][1:], out[1:]))}
     return median_time(call_ort, min_time, inner=20 if shape == "step" else 1)
 
 

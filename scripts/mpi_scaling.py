@@ -4,7 +4,7 @@
 
 1. `rnnkit train` with the default model and batch (no validation, --max-steps STEPS) as one
    process with 2 engine threads and as `mpiexec -n 2` processes with 1 thread each; a step's
-   time is read from metrics.jsonl (the median after the first 10 steps, best of 3 runs).
+   time is read from timings.jsonl (the median after the first 10 steps, best of 3 runs).
 2. The compute time of a step at the per-process batches B/N of N machines (one process, every
    core of this machine), and the allreduce volume, parameter count × 4 bytes (float32).
 3. The estimate: a step on N machines takes compute(B/N) + allreduce with the default global
@@ -40,7 +40,7 @@ def _train(processes: int, threads: int, steps: int, out: Path, batch: int) -> f
             "--batch-size", str(batch), "--out", str(out)]
     launcher = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(processes)] if processes > 1 else []
     subprocess.run(launcher + [sys.executable] + args, check=True, capture_output=True, text=True)
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "timings.jsonl").read_text().splitlines()]
     clock = [r["train_seconds"] for r in records if "train_seconds" in r]
     return statistics.median(b - a for a, b in zip(clock[10:], clock[11:]))
 

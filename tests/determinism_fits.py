@@ -7,10 +7,11 @@ apart from the results.
     python tests/determinism_fits.py WORKDIR [--layers-only]
 
 The sizes are chosen so that, on two threads, the engine really splits work: each step of one
-recurrence between the threads (forecaster LSTM: 32 rows x 256 gate columns x 64 units = 2^19,
-language model GRU: 64 x 384 x 128, both >= MIN_SHARED_STEP), the two directions of a
-bidirectional layer side by side (classifier), and the weight-gradient products (>=
-MIN_SHARED_MACS); the test checks that they did.
+recurrence between the threads (language model GRU: 64 rows x 384 gate columns x 128 units, >=
+MIN_SHARED_STEP), the two directions of a bidirectional layer side by side (``layers``), and the
+weight-gradient products (>= MIN_SHARED_MACS); the test checks that they did. The estimators
+run the engine on one thread whatever RNNKIT_NUM_THREADS says (rnnkit.models.training.one_thread);
+their fits are here for the compile cache and for run-after-run equality.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def series():
 
 def fit_classifier():
     X, y = classifier_data()
-    clf = RNNClassifier(bidirectional=True, epochs=3, random_state=0, verbose=0).fit(X, y)
+    clf = RNNClassifier(bidirectional=True, epochs=3, n_estimators=2, random_state=0, verbose=0).fit(X, y)
     return {"weights": state_digest(clf.net_), "proba": digest(clf.predict_proba(X))}
 
 
@@ -101,13 +102,15 @@ def layers():
     log the fits above use and which NumPy chooses by CPU on its own."""
     rng = np.random.default_rng(3)
     out = {}
-    for layer in (rnnkit.GRU(24, 96, rng=0), rnnkit.LSTM(24, 96, peephole=True, rng=0)):
+    layers = (rnnkit.GRU(24, 96, rng=0), rnnkit.LSTM(24, 96, peephole=True, rng=0),
+              rnnkit.GRU(24, 96, bidirectional=True, rng=0))                  # the directions side by side
+    for layer in layers:
         x = rng.standard_normal((20, 16, 24)).astype(np.float32)
         y, _ = layer(x, lengths=rng.integers(8, 21, size=16))
         dx, _ = layer.backward(np.cos(y))
         with rnnkit.no_grad():
             step, _ = layer(x[:1])
-        out[type(layer).__name__] = digest(y, dx, step, *(p.grad for p in layer.parameters()))
+        out[type(layer).__name__ + ("-bidirectional" if layer.bidirectional else "")] = digest(y, dx, step, *(p.grad for p in layer.parameters()))
     return out
 
 

@@ -113,3 +113,29 @@ def readme_block(marker: str) -> str:
     match = re.search(re.escape(f"<!-- tested: {marker} -->") + r"\s*```python\n(.*?)```", readme, re.S)
     assert match, f"README has no python block after the marker {marker!r}"
     return match.group(1)
+
+
+def chromium(tmp_path):
+    """A headless Debian chromium driven by selenium (scripts/install-browser.sh installs both);
+    skipped where they are missing, but not under CI, which must test pages in a real browser."""
+    import os
+    import shutil
+
+    import pytest
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (binary and driver_path):
+        if os.environ.get("CI"):
+            pytest.fail("CI must test the page in a browser: chromium and chromedriver are not installed")
+        pytest.skip("chromium / chromedriver not installed (see scripts/install-browser.sh)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver_path), options=opts)

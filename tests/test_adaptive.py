@@ -211,11 +211,12 @@ def test_language_model_matches_a_pytorch_twin():
 def test_onnx_graph_gives_the_log_probabilities():
     pytest.importorskip("onnxruntime")
     import rnnkit.onnx
+    from rnnkit.onnx.runtime import zero_state_feeds
     lm = adaptive_lm(np.float32, cell="lstm")
     sess = rnnkit.onnx.session(rnnkit.onnx.to_model(lm))
     x = np.random.default_rng(3).integers(0, 23, (9, 2))
     want, (h, c) = lm(x, lm.initial_state(2))
-    logits, h_n, c_n = sess.run(None, {"tokens": x.astype(np.int64)})
+    logits, h_n, c_n = sess.run(None, {"tokens": x.astype(np.int64), **zero_state_feeds(sess, 2)})
     np.testing.assert_allclose(logits, want, atol=2e-5)
     np.testing.assert_allclose(h_n, h, atol=2e-6)
     np.testing.assert_allclose(np.exp(logits.astype(np.float64)).sum(-1), 1.0, atol=1e-5)

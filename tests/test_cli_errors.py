@@ -181,7 +181,7 @@ CASES = [
     Case("generate {run} --seed -1", ("--seed", "'-1'")),
     Case("task adding --seq-len 1", ("--seq-len", "2")),
     Case("gradflow --cells lstm,tcn", "--cells"),
-    Case("gradflow --text {text}", ("--text", "--checkpoint")),
+    Case("gradflow --text {text}", ("--text", "DIR")),
     Case("bench --no-grid", "--no-grid"),
     Case("bench --text {text}", ("--text", "--lm")),
     # text files
@@ -197,8 +197,8 @@ CASES = [
     Case("eval {run} {one}", "at least 2 characters"),
     Case("eval {run} /dev/null", ("/dev/null", "not a regular file")),
     Case("inspect {run} {latin1}", "latin1.txt"),
-    Case("gradflow --checkpoint {run} --text {empty}", "empty"),
-    Case("gradflow --checkpoint {run} --text {text} --seq-len 100000", ("--seq-len", "100001")),
+    Case("gradflow {run} --text {empty}", "empty"),
+    Case("gradflow {run} --text {text} --seq-len 100000", ("--seq-len", "100001")),
     Case("bench --no-grid --lm 1 --text {missing}", "missing"),
     Case("bench --no-grid --lm 1 --text {tiny}", ("--text", "at least 2080 characters", "got 8")),
     Case("eval {run} ''", "empty PATH"),
@@ -215,11 +215,19 @@ CASES = [
     Case("export {missing} {dir}/model.onnx", ("missing", "no such directory")),
     Case("export {missing}.safetensors {dir}/model.onnx", ("missing.safetensors", "no such file", "save")),
     Case("export {run}/best.safetensors {dir}/model.onnx",
-         ("best.safetensors", "not an rnnkit sequence model", "format None")),
-    Case("export {run}/best.safetensors {dir}/model.onnx --checkpoint latest",
-         ("--checkpoint", "best.safetensors", "a saved model")),
+         ("best.safetensors", "language-model checkpoint", "export its run directory", "--checkpoint best")),
+    Case("export {run}/latest.safetensors {dir}/model.onnx --checkpoint best",
+         ("latest.safetensors", "language-model checkpoint", "--checkpoint latest")),
+    Case("export {other} {dir}/model.onnx", ("other.txt", "is a file, not a directory")),
     Case("export {run} {dir}/model.onnx", ("best.safetensors", "latest.safetensors", "truncated"),
          combine(truncate("best.safetensors"), truncate("latest.safetensors", 3000))),
+    # rnnkit plot
+    Case("plot {missing}", ("missing", "no such directory")),
+    Case("plot {dir}", ("empty-dir", "missing config.json")),
+    Case("plot {run} --png {dir}", ("--png", "is a directory")),
+    Case("plot {run} --html {missing}/page.html", ("--html", "does not exist")),
+    Case("plot {run}", ("metrics.jsonl", "no training step recorded yet"), write("metrics.jsonl", "")),
+    Case("plot {run}", ("config.json", "not valid JSON"), write("config.json", "{")),
     # run directories
     Case("generate {missing}", ("missing", "no such directory")),
     Case("generate {file}", ("a-file", "is a file")),
@@ -235,7 +243,7 @@ CASES = [
          combine(random_bytes("best.safetensors"), random_bytes("latest.safetensors"))),
     Case("inspect {run}", ("best.safetensors", "is empty", "latest.safetensors", "truncated"),
          combine(write("best.safetensors", b""), truncate("latest.safetensors", 5))),
-    Case("gradflow --checkpoint {run}", ("best.safetensors", "truncated"),
+    Case("gradflow {run}", ("best.safetensors", "truncated"),
          combine(truncate("best.safetensors", 600), remove("latest.safetensors"))),
     Case("generate {run}", ("best.safetensors", "NaN"),
          combine(rewrite_tensors("best.safetensors", nan_weight), remove("latest.safetensors"))),
@@ -264,14 +272,14 @@ CASES = [
          write("config.json", '{"model": 5}')),
     Case("generate {run}", ("config.json", "model lacks the key hidden"),
          edit_json("config.json", lambda c, ws: c["model"].pop("hidden"))),
-    Case("gradflow --checkpoint {run}", ("config.json", "train lacks the keys paths, seq_len"),
+    Case("gradflow {run}", ("config.json", "train lacks the keys paths, seq_len"),
          edit_json("config.json", lambda c, ws: (c["train"].pop("paths"), c["train"].pop("seq_len")))),
     Case("generate {run}", ("model.hidden", "integer", "str"), both_sections(hidden="16")),
     Case("generate {run}", ("model.cell", "'tcn'"), both_sections(cell="tcn")),
     Case("generate {run}", ("model.dropout", "1.5"), both_sections(dropout=1.5)),
     Case("generate {run}", ("train.lr", "nan"), set_key("train", lr=float("nan"))),
     Case("generate {run}", ("model.hidden = 16", "train.hidden = 24", "agree"), set_key("train", hidden=24)),
-    Case("gradflow --checkpoint {run}", ("train.paths", "list"), set_key("train", paths="corpus.txt")),
+    Case("gradflow {run}", ("train.paths", "list"), set_key("train", paths="corpus.txt")),
     # config.json whose sizes do not match the weights (every mismatch at once)
     Case("generate {run}", ("model.hidden is 32 in config.json but 16 in the weights", "head.weight"),
          both_sections(hidden=32)),
@@ -343,7 +351,7 @@ def test_bad_input_is_a_clean_error(case, ws):
 
 # Arguments each subcommand needs besides the option under test (never opened: parsing fails first).
 VALID_ARGV = {"train": [], "eval": ["DIR", "PATH"], "generate": ["DIR"], "gradflow": [],
-              "task": ["adding"], "inspect": ["DIR"], "bench": [], "export": ["DIR", "MODEL.onnx"],
+              "task": ["adding"], "inspect": ["DIR"], "plot": ["DIR"], "bench": [], "export": ["DIR", "MODEL.onnx"],
               "classify": ["TRAIN", "TEST"], "forecast": ["SERIES", "--horizon", "3"]}
 
 

@@ -132,18 +132,19 @@ def test_a_training_step_engine_equals_reference_float64(monkeypatch, cell, pool
 
 
 def test_a_short_fit_engine_agrees_with_reference(monkeypatch):
-    """float32 rounding differs between the two (other sums, the fitted tanh): after 20 epochs the
-    fitted classifiers give the same labels and probabilities within 1e-5 (measured 1.7e-7 here,
-    at most 1.1e-6 on three UCR sets x 3 seeds). Over a whole fit with early stopping the
-    differences grow until the runs stop at different epochs: no agreement is promised there."""
+    """float32 rounding differs between the two (other sums, the fitted tanh), and a GRU-FCN
+    trained at lr 1e-2 with batch statistics amplifies it: after 5, 20 and 60 epochs the
+    probabilities differed by up to 0.010, 0.011 and 0.089 and the labels agreed on 100%, 98.75%
+    and 100% of 80 test sequences. So the promise is statistical: the same labels on nearly all
+    sequences (here at least 95%), nothing bit for bit."""
     from determinism_fits import classifier_data
     X, y = classifier_data()
     X_test = X + 0.3 * np.random.default_rng(9).standard_normal(X.shape)
     fitted = []
     for engine in (True, False):
         monkeypatch.setattr(rnnkit.engine, "enabled", lambda: engine)
-        fitted.append(RNNClassifier(epochs=20, random_state=0, verbose=0).fit(X, y))
+        fitted.append(RNNClassifier(epochs=20, n_estimators=1, random_state=0, verbose=0).fit(X, y))
     fast, reference = fitted
-    assert fast.history_.best_epoch == reference.history_.best_epoch
-    np.testing.assert_allclose(fast.predict_proba(X_test), reference.predict_proba(X_test), rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(fast.predict(X_test), reference.predict(X_test))
+    assert len(fast.history_[0].train_loss) == len(reference.history_[0].train_loss) == 20
+    assert np.mean(fast.predict(X_test) == reference.predict(X_test)) >= 0.95
+    assert np.max(np.abs(fast.predict_proba(X_test) - reference.predict_proba(X_test))) < 0.2

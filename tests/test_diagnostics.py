@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from rnnkit.diagnostics.gradflow import InitOptions, gradient_flow, jacobian_nor
 from rnnkit.diagnostics.inspect import text_features
 from rnnkit.diagnostics.stepping import layer_cells, run_forward, state_gradients
 from rnnkit.diagnostics.tasks import adding_batch, baseline, copy_batch, run_task
-from helpers import rel_err
+from helpers import chromium, rel_err
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -124,7 +122,7 @@ def lm_run(tmp_path_factory):
 
 def test_gradflow_on_a_checkpoint(lm_run, capsys):
     run, corpus = lm_run
-    assert main(["gradflow", "--checkpoint", str(run), "--text", str(corpus), "--seq-len", "40",
+    assert main(["gradflow", str(run), "--text", str(corpus), "--seq-len", "40",
                  "--batch", "4", "--json"]) == 0
     flows = json.loads(capsys.readouterr().out)
     assert list(flows) == ["lstm"] and len(flows["lstm"]) == 40
@@ -136,24 +134,8 @@ def test_inspect_page_in_a_headless_browser(lm_run, tmp_path, capsys):
     assert main(["inspect", str(run), str(corpus), "--max-chars", "300", "--out", str(page)]) == 0
     out = capsys.readouterr().out
     assert "gate saturation" in out and "most correlated with inside quotes" in out
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        if os.environ.get("CI"):
-            pytest.fail("CI must test the page in a browser: chromium and chromedriver are not installed")
-        pytest.skip("chromium / chromedriver not installed (see scripts/install-browser.sh)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
+    driver = chromium(tmp_path)
     from selenium.webdriver.support.ui import Select
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     try:
         driver.get(page.as_uri())
         spans = driver.find_elements("css selector", "#text span")

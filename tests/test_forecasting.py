@@ -9,6 +9,7 @@ import pytest
 from rnnkit.models import RNNForecaster, cross_validate
 from rnnkit.models.autoregression import affine_map, fit_ar, fit_order, forecast_ar
 from rnnkit.models.baselines import mape, rmse, seasonal_naive
+from rnnkit.models.ensemble import NetEnsemble
 from rnnkit.models.intervals import conformal_quantile, spread_and_scores
 from rnnkit.models.linear_path import fit_linear_path
 from rnnkit.models.season import auto_window, estimate_season
@@ -221,8 +222,8 @@ def test_bad_interval_and_season_arguments():
         fc.predict_interval(0)
     with pytest.raises(ValueError, match="season must be 'auto' or an int >= 1, got 0"):
         RNNForecaster(season=0).fit(trend_season(0, 80))
-    with pytest.raises(ValueError, match="n_models must be an int >= 1, got 0"):
-        RNNForecaster(n_models=0).fit(trend_season(0, 80))
+    with pytest.raises(ValueError, match="n_estimators must be 'auto' or an int >= 1, got 0"):
+        RNNForecaster(n_estimators=0).fit(trend_season(0, 80))
 
 
 # -- saving, the command line -----------------------------------------------------------------------
@@ -275,22 +276,22 @@ def test_command_line_backtest_dates_and_plot(tmp_path, capsys):
 
 def test_ensemble_is_the_mean_of_its_members_saved_and_exported(tmp_path):
     s = trend_season(4, 100)
-    fc = RNNForecaster(n_models=3, **QUICK | {"epochs": 5}).fit(s)
-    assert len(fc.networks) == 3
+    fc = RNNForecaster(n_estimators=3, **QUICK | {"epochs": 5}).fit(s)
+    assert len(fc.net_) == 3
     single = RNNForecaster(**QUICK | {"epochs": 5}).fit(s)                  # the first member drawn first
-    np.testing.assert_array_equal(single.net_.state_dict()["head.weight"], fc.net_.state_dict()["head.weight"])
+    np.testing.assert_array_equal(single.net_.members[0].head.weight.data, fc.net_.members[0].head.weight.data)
     fc.correction_ = 1.0
     a = fc.path_.adjust(s[None, -fc.window_:, None], np.array([100 - fc.window_]))
-    ensemble, nets, parts = fc._block(a, None), fc.networks, []
-    for net in nets:                                                           # each member alone
-        fc.net_, fc.members_ = net, []
+    ensemble, whole, parts = fc._block(a, None), fc.net_, []
+    for net in whole.members:                                                  # each member alone
+        fc.net_ = NetEnsemble([net])
         parts.append(fc._block(a, None))
-    fc.net_, fc.members_ = nets[0], nets[1:]
+    fc.net_ = whole
     np.testing.assert_allclose(ensemble, np.mean(parts, axis=0), rtol=1e-12)
     assert np.ptp([p[0, 0, 0] for p in parts]) > 0                              # the members differ
     fc.save(tmp_path / "e.safetensors")
     back = RNNForecaster.load(tmp_path / "e.safetensors")
-    assert len(back.networks) == 3
+    assert len(back.net_) == 3
     np.testing.assert_array_equal(back.predict(12), fc.predict(12))
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")

@@ -14,6 +14,8 @@ import pytest
 
 from rnnkit.cli import main
 from rnnkit.lm.checkpoint import load_model, read_tensors
+from test_cli_errors import run_cli
+from test_cli_parser import assert_two_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("The quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs away.\n"
@@ -144,21 +146,34 @@ def test_a_large_alphabet_gets_the_adaptive_softmax_by_itself(tmp_path, monkeypa
     assert chars[0] == max(set(TEXT), key=TEXT.count)                  # by frequency
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--vocab-size", "100"], "--vocab-size applies to word and bpe tokens"),
-    (["--tokens", "words"], "invalid choice: 'words'"),
-    (["--softmax", "big"], "invalid choice: 'big'"),
+@pytest.mark.parametrize("argv,fragments", [
+    (["--tokens", "words"], ("--tokens", "must be one of char, word, bpe, got 'words'", "did you mean word?")),
+    (["--softmax", "adaptiv"], ("--softmax", "must be one of auto, full, adaptive", "did you mean adaptive?")),
+    (["--tokens", "word", "--vocab-size", "-1"], ("--vocab-size", "'-1'")),
 ])
-def test_bad_options(corpus, tmp_path, capsys, argv, message):
-    assert main(["train", str(corpus), *SMALL, *argv, "--max-steps", "1", "--out", str(tmp_path / "r")]) == 2
-    assert message in capsys.readouterr().err
+def test_bad_options(corpus, tmp_path, argv, fragments):
+    """The parser's two lines (rnnkit.cli_parser), and nothing trained or written."""
+    out = tmp_path / "r"
+    code, stdout, err = run_cli(["train", str(corpus), *SMALL, *argv, "--max-steps", "1", "--out", str(out)])
+    assert_two_lines((code, err), "train", *fragments)
+    assert stdout == "" and not out.exists()
 
 
-def test_generate_refuses_a_bad_top_p(runs, capsys):
-    for bad in ("0", "1.5", "nan"):
-        with pytest.raises(SystemExit):
-            main(["generate", str(runs["word"]), "--top-p", bad])
-        assert "--top-p: must be a finite number in (0, 1]" in capsys.readouterr().err
+def test_vocab_size_without_word_or_bpe_tokens(corpus, tmp_path):
+    """A combination of valid values: the command's one-line error (as --peephole with --cell gru)."""
+    out = tmp_path / "r"
+    code, stdout, err = run_cli(["train", str(corpus), *SMALL, "--vocab-size", "100", "--max-steps", "1",
+                                 "--out", str(out)])
+    assert code == 2 and stdout == "" and not out.exists()
+    assert err == ("rnnkit train: error: --vocab-size applies to word and bpe tokens (characters take every one "
+                   "the text has), got --tokens char\n")
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "nan", "x"])
+def test_generate_refuses_a_bad_top_p(runs, bad):
+    code, out, err = run_cli(["generate", str(runs["word"]), "--top-p", bad])
+    assert_two_lines((code, err), "generate", "--top-p", f"{bad!r}")
+    assert out == ""
 
 
 def test_bpe_without_tokenizers_says_what_to_install(corpus, tmp_path, capsys, monkeypatch):

@@ -41,8 +41,9 @@ EXTRA = [                                           # what the torch grid cannot
 
 
 def run_both(layer, sess, x, state, lengths):
-    """(rnnkit's output and final states, onnxruntime's) for one input."""
-    feeds = {"input": x}
+    """(rnnkit's output and final states, onnxruntime's) for one input; no state: zeros fed."""
+    batch = x.shape[0] if layer.batch_first else x.shape[1]
+    feeds = {"input": x, **rnnkit.onnx.zero_state_feeds(sess, batch)}
     for name, part in zip(("h0", "c0"), as_tuple(state) if state is not None else ()):
         feeds[name] = part
     if lengths is not None:
@@ -135,9 +136,11 @@ def test_cells(cell):
         assert [o.name for o in sess.get_outputs()] == ["h1", "c1"][: len(expected)]
         for a, b in zip(got, expected):
             np.testing.assert_allclose(a, b, atol=1e-6)
-        with rnnkit.no_grad():                                       # states default to zeros
+        with rnnkit.no_grad():                                       # zeros fed: a fresh sequence
             zero = as_tuple(cell(x))
-        np.testing.assert_allclose(sess.run(None, {"input": x})[0], zero[0], atol=1e-6)
+        assert [i.name for i in sess.get_inputs()] == ["input", "h0", "c0"][: 1 + len(state)]
+        np.testing.assert_allclose(sess.run(None, {"input": x, **rnnkit.onnx.zero_state_feeds(sess, B)})[0],
+                                   zero[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -147,12 +150,12 @@ def test_language_model_streams_one_step_at_a_time(cell):
     tokens = np.random.default_rng(1).integers(0, 13, (9, 3))
     with rnnkit.no_grad():
         logits, state = lm(tokens)
-    got = sess.run(None, {"tokens": tokens})
-    assert [i.name for i in sess.get_inputs()] == ["tokens"] and [o.name for o in sess.get_outputs()] == \
-        ["logits", "h_n", "c_n"][: 1 + len(as_tuple(state))]
+    got = sess.run(None, {"tokens": tokens, **rnnkit.onnx.zero_state_feeds(sess, 3)})
+    assert [i.name for i in sess.get_inputs()] == ["tokens", "h0", "c0"][: 1 + len(as_tuple(state))]
+    assert [o.name for o in sess.get_outputs()] == ["logits", "h_n", "c_n"][: 1 + len(as_tuple(state))]
     for a, b in zip(got, (logits, *as_tuple(state))):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    carried, steps = {}, []
+    carried, steps = rnnkit.onnx.zero_state_feeds(sess, 3), []
     for t in range(9):                                              # streaming: the state carried
         out = sess.run(None, {"tokens": tokens[t:t + 1], **carried})
         steps.append(out[0][0])
@@ -168,7 +171,9 @@ def test_opsets():
     for opset in (14, 21):
         model = rnnkit.onnx.to_model(layer, opset=opset)
         assert model.opset_import[0].version == opset
-        np.testing.assert_allclose(rnnkit.onnx.session(model).run(None, {"input": x})[0], expected, atol=1e-6)
+        sess = rnnkit.onnx.session(model)
+        np.testing.assert_allclose(sess.run(None, {"input": x, **rnnkit.onnx.zero_state_feeds(sess, 2)})[0],
+                                   expected, atol=1e-6)
     assert rnnkit.onnx.to_model(layer).opset_import[0].version == rnnkit.onnx.DEFAULT_OPSET
     newest = onnx.defs.onnx_opset_version()
     for bad, error, message in [(13, ValueError, "opset must lie in [14, "), (newest + 1, ValueError, str(newest + 1)),
@@ -357,19 +362,21 @@ def test_example_refuses_a_vocabulary_that_does_not_match(trained_run, tmp_path)
 def test_runtime_rejects_shapes_that_do_not_fit():
     """The graph declares the feature and state sizes, so onnxruntime names the input that is wrong."""
     sess = rnnkit.onnx.session(rnnkit.onnx.to_model(rnnkit.LSTM(3, 4, num_layers=2, rng=0)))
-    x = np.zeros((5, 2, 3), np.float32)
+    x, zeros = np.zeros((5, 2, 3), np.float32), rnnkit.onnx.zero_state_feeds(sess, 2)
     with pytest.raises(Exception, match=r"(?s)input: input .*index: 2 Got: 7 Expected: 3"):
-        sess.run(None, {"input": np.zeros((5, 2, 7), np.float32)})
+        sess.run(None, {"input": np.zeros((5, 2, 7), np.float32), **zeros})
     with pytest.raises(Exception, match=r"(?s)input: h0 .*index: 0 Got: 1 Expected: 2"):
-        sess.run(None, {"input": x, "h0": np.zeros((1, 2, 4), np.float32)})
-    assert sess.run(None, {"input": x})[0].shape == (5, 2, 4)
+        sess.run(None, {"input": x, **zeros, "h0": np.zeros((1, 2, 4), np.float32)})
+    with pytest.raises(Exception, match=r"(?s)Required inputs .*'c0'.* are missing"):
+        sess.run(None, {"input": x, "h0": zeros["h0"]})           # the state is an input like any other
+    assert sess.run(None, {"input": x, **zeros})[0].shape == (5, 2, 4)
 
 
 def test_a_new_module_type_plugs_in_with_one_function(monkeypatch):
     """How a model built on rnnkit's layers (a sequence estimator, say) gets exported: one function,
     registered by type, composing the shared pieces. Here a per-step tagger: GRU → Linear."""
     from rnnkit.onnx.graph import linear
-    from rnnkit.onnx.interface import batch_size, lengths_input, sequence_input, state_inputs
+    from rnnkit.onnx.interface import lengths_input, sequence_input, state_inputs
     from rnnkit.onnx.recurrent import stack
     from rnnkit.onnx.registry import EXPORTERS
     from rnnkit.onnx.spec import stack_spec
@@ -386,7 +393,7 @@ def test_a_new_module_type_plugs_in_with_one_function(monkeypatch):
     def export_tagger(g, model, lengths):
         spec = stack_spec(model.rnn)
         x = sequence_input(g, spec, batch_first=False)
-        y, _ = stack(g, spec, x, state_inputs(g, spec, batch_size(g, x, 1)), lengths_input(g) if lengths else None)
+        y, _ = stack(g, spec, x, state_inputs(g, spec), lengths_input(g) if lengths else None)
         g.add_output(linear(g, y, model.head.weight.data, model.head.bias.data, "head"), "tags", g.elem_type,
                      ["time", "batch", 4])
 
@@ -397,4 +404,5 @@ def test_a_new_module_type_plugs_in_with_one_function(monkeypatch):
     with rnnkit.no_grad():
         expected = tagger(x, lens)
     sess = rnnkit.onnx.session(rnnkit.onnx.to_model(tagger, lengths=True))
-    np.testing.assert_allclose(sess.run(None, {"input": x, "lengths": lens})[0], expected, atol=1e-6)
+    feeds = {"input": x, "lengths": lens, **rnnkit.onnx.zero_state_feeds(sess, 2)}
+    np.testing.assert_allclose(sess.run(None, feeds)[0], expected, atol=1e-6)

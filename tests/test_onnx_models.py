@@ -30,7 +30,9 @@ pytest.importorskip("onnxruntime")
 TOL = 2e-5                          # max abs error relative to max(1, |value|): float32 against float64
 WORST: dict[str, float] = {}
 PAD = 50.0                          # what fills the graph input's padding: far outside the data
-TINY = dict(hidden_size=6, epochs=2, lr=0.02, verbose=0, random_state=0)
+TINY = dict(hidden_size=6, conv_filters=(4, 3), conv_kernels=(3, 2), epochs=2, n_estimators=1, lr=0.02,
+            verbose=0, random_state=0)
+FORECAST_TINY = {k: v for k, v in TINY.items() if not k.startswith("conv")}      # no conv branch there
 SHAPES = [(3, 9), (6, 14)]          # (B, T) fed to one export
 
 
@@ -92,6 +94,24 @@ def test_classifier_equals_predict(pooling, config):
             assert label.dtype == np.int64 and label.tolist() == clf.predict(X_pred).tolist()
             close("probabilities", proba, clf.predict_proba(X_pred))
             assert proba.std() > 1e-3                              # not a constant: the check can fail
+
+
+@pytest.mark.parametrize("network", [
+    dict(hidden_size=0, n_estimators=2),                                   # FCN alone, an ensemble
+    dict(conv_filters=(), conv_kernels=(), n_estimators=3, frame=2),       # GRU alone, an ensemble
+], ids=["fcn-ensemble", "gru-ensemble"])
+def test_ensembles_and_single_branches_equal_predict(network):
+    X, rng = series_data(40, 12, 2, seed=4)
+    y = np.where(X[:, :, 0].mean(axis=1) > 0, "up", "down")
+    clf = RNNClassifier(**TINY | network).fit(X, y)
+    assert len(clf.net_) == network["n_estimators"]
+    for lengths, sess in sessions(clf):
+        for B, T in SHAPES:
+            x, lens, X_pred = batch(rng, B, T, 2, lengths)
+            label, proba = sess.run(None, feeds(x, lens))
+            assert label.tolist() == clf.predict(X_pred).tolist()
+            close("probabilities", proba, clf.predict_proba(X_pred))
+            assert proba.std() > 1e-3
 
 
 @pytest.mark.parametrize("labels", [
@@ -162,7 +182,7 @@ def test_forecaster_equals_predict(normalize, F, E, H, pooling, season, correcti
                   10 + np.sin(t / 3) + 0.02 * t][:F], axis=1).astype(np.float32)
     e = rng.standard_normal((120, E)).astype(np.float32) if E else None
     fc = RNNForecaster(window=24, output_steps=H, season=season, normalize=normalize, pooling=pooling,
-                       **TINY).fit(x if F > 1 else x[:, 0], exog=e)
+                       **FORECAST_TINY).fit(x if F > 1 else x[:, 0], exog=e)
     fc.correction_ = correction                                   # both graphs: with and without the network
     if season > 1:                                                # offsets, whether or not fit kept them
         fc.path_ = dataclasses.replace(fc.path_, offsets=rng.standard_normal((F, 12)) * 0.1)
@@ -186,7 +206,7 @@ def test_forecaster_equals_predict(normalize, F, E, H, pooling, season, correcti
 def test_forecaster_one_step_forecasts_along_a_series():
     """predict(new_rows) — the one-step forecasts along observed rows — from sliding windows."""
     x = (5 + np.sin(np.arange(80) / 4)).astype(np.float32)
-    fc = RNNForecaster(window=6, season=1, **TINY).fit(x[:60])
+    fc = RNNForecaster(window=6, season=1, **FORECAST_TINY).fit(x[:60])
     fc.correction_ = 1.0
     sess = rnnkit.onnx.session(rnnkit.onnx.to_model(fc))
     windows = np.lib.stride_tricks.sliding_window_view(x[:79], 6)[54:, :, None]      # ending at 59 .. 78
@@ -231,7 +251,7 @@ def test_export_command_takes_a_saved_estimator(tmp_path, capsys):
     label, proba = rnnkit.onnx.session(tmp_path / "clf.onnx").run(None, feeds(x, lens))
     assert label.tolist() == clf.predict(X_pred).tolist()
     close("probabilities", proba, clf.predict_proba(X_pred))
-    RNNForecaster(window=5, **TINY).fit(np.arange(40.0)).save(tmp_path / "fc.safetensors")
+    RNNForecaster(window=5, **FORECAST_TINY).fit(np.arange(40.0)).save(tmp_path / "fc.safetensors")
     assert main(["export", str(tmp_path / "fc.safetensors"), str(tmp_path / "fc.onnx"), "--lengths"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnkit export: error: --lengths: ") and "window_=5" in err
@@ -246,7 +266,7 @@ def test_unfitted_estimator_is_refused_by_name(est, tmp_path):
 
 
 def test_bad_options_name_the_argument(tmp_path):
-    fc = RNNForecaster(window=4, **TINY).fit(np.sin(np.arange(30.0)))
+    fc = RNNForecaster(window=4, **FORECAST_TINY).fit(np.sin(np.arange(30.0)))
     with pytest.raises(ValueError, match=r"lengths=True does not apply to an RNNForecaster.*window_=4"):
         rnnkit.onnx.to_model(fc, lengths=True)
     with pytest.raises(TypeError, match="lengths must be True or False, got str 'yes'"):

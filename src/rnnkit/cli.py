@@ -1,16 +1,20 @@
 """The ``rnnkit`` command line. It only parses arguments and hands them to the library.
 
+    rnnkit                                  the commands, each with its one-line summary
     rnnkit train [PATH ...]                 train a character language model (default: stdlib)
     rnnkit eval DIR PATH ... [--json]       bits per character and perplexity on text
     rnnkit generate DIR --prime TEXT ...    stream generated text to stdout
-    rnnkit gradflow [--cells rnn,lstm,gru]  gradient norm reaching each time step
+    rnnkit gradflow [DIR] [--cells ...]     gradient norm reaching each time step
     rnnkit task adding|copy [--seq-len T]   long-range memory tasks against their baselines
     rnnkit inspect DIR [PATH ...]           HTML page of unit and gate activity on text
+    rnnkit plot DIR                         a run's curves: training.png and training.html
     rnnkit bench [--quick] [--lm SECONDS]   time rnnkit against PyTorch and onnxruntime
     rnnkit export DIR MODEL.onnx            the language model as ONNX, vocabulary beside it
     rnnkit export M.safetensors MODEL.onnx  a saved classifier/regressor/forecaster as ONNX
     rnnkit classify TRAIN TEST | --dataset  sequence classification against baselines
     rnnkit forecast SERIES --horizon N      forecasting against last-value and seasonal naive
+
+Every command that uses a trained language model takes ``--checkpoint best|latest|PATH``.
 """
 
 from __future__ import annotations
@@ -23,37 +27,16 @@ from contextlib import contextmanager
 from dataclasses import fields
 
 from rnnkit.bench.commands import add_bench_parser
-from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_task_parser
-from rnnkit.distributed import launcher_rank
-from rnnkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, Note, user_message
+from rnnkit.cli_parser import TopParser
+from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_plot_parser, add_task_parser
+from rnnkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, Caution, Note, user_message
 from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
+from rnnkit.lm.rundir import add_checkpoint_option
 from rnnkit.lm.softmax import AUTO_ADAPTIVE
 from rnnkit.lm.tokens import DEFAULT_SIZES
 from rnnkit.onnx.commands import add_export_parser
 from rnnkit.outputs import output_dir
 from rnnkit.models.commands import add_classify_parser, add_forecast_parser
-
-class Parser(argparse.ArgumentParser):
-    """Every rnnkit parser (the subcommands' too): options are spelled out, never abbreviated, so
-    a mistyped or shortened option fails loudly and a new option never changes an old command."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    # Under mpiexec every process parses the same command line: the first one alone prints the
-    # usage, the help and the errors; the others exit with the same code, silently.
-    def print_usage(self, file=None) -> None:
-        if launcher_rank() == 0:
-            super().print_usage(file)
-
-    def print_help(self, file=None) -> None:
-        if launcher_rank() == 0:
-            super().print_help(file)
-
-    def exit(self, status: int = 0, message: str | None = None):
-        super().exit(status, message if launcher_rank() == 0 else None)
-
 
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a language model of characters, words or BPE tokens",
@@ -69,7 +52,11 @@ def _train_parser(sub) -> None:
                        ("embed", "embedding size"), ("dropout", "dropout probability"),
                        ("seq-len", "BPTT chunk length"), ("batch-size", "parallel streams"),
                        ("lr", "learning rate"), ("clip", "gradient-norm clip, 0 = off"),
-                       ("warmup", "warm-up steps"), ("max-steps", "step limit, 0 = none"),
+                       ("warmup", "warm-up steps"),
+                       ("max-steps", "exactly this many steps, 0 = until --time-budget; given alone, "
+                                     "no time limit: the same run on every run and machine"),
+                       ("schedule-steps", "the step where the cosine schedule reaches 5%% of --lr; 0 = "
+                                          "--max-steps, or fitted to --time-budget"),
                        ("time-budget", "seconds of training, 0 = no limit (then give --max-steps)"),
                        ("val-fraction", "held-out fraction at the end of the text"),
                        ("eval-every", "steps between validations"),
@@ -91,6 +78,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--schedule", choices=TRAIN_CHOICES["schedule"], help=f"(default {d.schedule})")
     p.add_argument("--out", metavar="DIR", type=output_dir, help=f"run directory (default {d.out})")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--plot", action="store_true", help="at the end, draw the run's curves into "
+                   "training.png (needs matplotlib) and training.html in --out, as 'rnnkit plot' does")
     p.set_defaults(func=cmd_train)
 
 
@@ -98,6 +87,7 @@ def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="perplexity and bits per character of a model on text")
     p.add_argument("run_dir", metavar="DIR", help="run directory written by 'rnnkit train'")
     p.add_argument("paths", nargs="+", metavar="PATH", help="text files or directories")
+    add_checkpoint_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
 
@@ -115,18 +105,21 @@ def _generate_parser(sub) -> None:
     p.add_argument("--top-p", type=GENERATE_LIMITS["top_p"], default=1.0,
                    help="nucleus sampling: among the most likely whose probabilities add up to p, 1 = all (default 1)")
     p.add_argument("--seed", type=GENERATE_LIMITS["seed"], default=None, help="random seed (default: fresh)")
+    add_checkpoint_option(p)
     p.set_defaults(func=cmd_generate)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="rnnkit", description="Recurrent networks in NumPy.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def build_parser() -> TopParser:
+    parser = TopParser(prog="rnnkit", description="Recurrent networks in NumPy: character language models, "
+                                                  "sequence classifiers and forecasters, ONNX export.")
+    sub = parser.add_commands(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
     _eval_parser(sub)
     _generate_parser(sub)
     add_gradflow_parser(sub)
     add_task_parser(sub)
     add_inspect_parser(sub)
+    add_plot_parser(sub)
     add_bench_parser(sub)
     add_export_parser(sub)
     add_classify_parser(sub)
@@ -141,12 +134,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         given["paths"] = tuple(given["paths"])
         if not given["paths"]:
             del given["paths"]
-    return run_train(given, resume=getattr(args, "resume", False))
+    return run_train(given, resume=getattr(args, "resume", False), plot=getattr(args, "plot", False))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from rnnkit.lm.run import run_eval
-    result = run_eval(args.run_dir, args.paths)
+    result = run_eval(args.run_dir, args.paths, args.checkpoint)
     if args.json:
         print(json.dumps(result))
     else:
@@ -160,7 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from rnnkit.lm.run import run_generate
     stream = run_generate(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.seed,
-                          args.top_p)
+                          args.checkpoint, args.top_p)
     sys.stdout.write(args.prime)
     for ch in stream:
         sys.stdout.write(ch)
@@ -171,14 +164,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 @contextmanager
 def notes_on_stderr(command: str):
-    """Print the library's Notes as ``rnnkit CMD: note: ...`` (every one, as it happens)."""
+    """Print the library's Notes as ``rnnkit CMD: note: ...`` and its Cautions as ``rnnkit CMD:
+    warning: ...`` (every one, as it happens; above a progress bar if one is showing)."""
+    from tqdm import tqdm
     with warnings.catch_warnings():
         warnings.simplefilter("always", Note)
         shown = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
             if issubclass(category, Note):
-                print(f"rnnkit {command}: note: {message}", file=sys.stderr, flush=True)
+                kind = "warning" if issubclass(category, Caution) else "note"
+                tqdm.write(f"rnnkit {command}: {kind}: {message}", file=sys.stderr)
+                sys.stderr.flush()
             else:
                 shown(message, category, filename, lineno, file, line)
         warnings.showwarning = show
@@ -186,9 +183,15 @@ def notes_on_stderr(command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse (a bad option exits with code 2 and argparse's usage), run, and turn the errors a user
-    can fix into one line ``rnnkit CMD: error: ...`` with exit code 2; a bug keeps its traceback."""
-    args = build_parser().parse_args(argv)
+    """Parse (a bad option exits with code 2: ``rnnkit CMD: error: ...`` and a line pointing at the
+    help), run, and turn the errors a user can fix into one line ``rnnkit CMD: error: ...`` with
+    exit code 2; a bug keeps its traceback. ``rnnkit`` alone lists the commands."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):        # text the console cannot encode: \uXXXX, not a crash
         sys.stdout.reconfigure(errors="backslashreplace")
     try:

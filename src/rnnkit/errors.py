@@ -9,7 +9,11 @@ exception is a bug in rnnkit and keeps its traceback.
 
 :class:`Note` is a warning category for what the user should know while a command goes on (for
 example that a damaged checkpoint was passed over for the other one); the command line prints it
-as ``rnnkit CMD: note: ...``, and a Python caller sees an ordinary warning.
+as ``rnnkit CMD: note: ...``, and a Python caller sees an ordinary warning. :class:`Caution`, a
+kind of Note, is for figures that would mislead without it; it prints as ``rnnkit CMD: warning:``.
+
+An option the parser refuses is worded by :mod:`rnnkit.cli_parser`: the same ``error:`` line,
+then one line pointing at the command's help.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ class UserError(ValueError):
 
 class Note(UserWarning):
     """Something the user should know that does not stop the command."""
+
+
+class Caution(Note):
+    """A result the user may misread: the command finishes, but its figures need this caveat
+    (text the model mostly never saw, a run that overfits). Printed as ``rnnkit CMD: warning:``."""
 
 
 # What to do about the operating-system errors a user can cause, by errno.

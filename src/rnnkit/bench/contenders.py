@@ -89,11 +89,12 @@ def torch_fns(point: Point, x: np.ndarray, dout: np.ndarray):
 
 def onnxruntime_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     try:
-        from rnnkit.onnx import session, to_model
+        from rnnkit.onnx import session, to_model, zero_state_feeds
         sess = session(to_model(_layer(point)), int(os.environ["RNNKIT_BENCH_THREADS"]))
     except ImportError as exc:
         raise Skipped("onnx/onnxruntime are not installed (pip install 'rnnkit[bench]')") from exc
-    return None, lambda: sess.run(None, {"input": x})
+    feeds = {"input": x, **zero_state_feeds(sess, x.shape[1])}         # x (T, B, I): fresh states
+    return None, lambda: sess.run(None, feeds)
 
 
 def floor_fns(point: Point, x: np.ndarray, dout: np.ndarray):

@@ -1,4 +1,4 @@
-"""The command-line side of the diagnostics: ``rnnkit gradflow``, ``rnnkit task``, ``rnnkit inspect``.
+"""The command-line side of the diagnostics: ``rnnkit gradflow``, ``task``, ``inspect``, ``plot``.
 
 Each function here parses nothing itself: it receives the parsed arguments, runs the library
 function and prints.
@@ -11,16 +11,35 @@ import json
 
 import numpy as np
 
+from rnnkit.diagnostics.gradflow import LAYERS
+from rnnkit.diagnostics.tasks import TASKS
 from rnnkit.errors import UserError
+from rnnkit.lm.rundir import add_checkpoint_option
 from rnnkit.outputs import output_file
 from rnnkit.ranges import COUNT, FINITE, POSITIVE, SEED
+
+CELL_NAMES = tuple(LAYERS)            # rnn, lstm, gru: the layers gradflow and task build
+
+
+def cell_list(text: str) -> list[str]:
+    """argparse ``type=`` of ``--cells``: comma-separated names of CELL_NAMES."""
+    cells = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in cells if c not in CELL_NAMES]
+    if unknown or not cells:
+        raise argparse.ArgumentTypeError(f"must list {', '.join(CELL_NAMES)} (one or more, separated by "
+                                         f"commas), got {text!r}")
+    return cells
 
 
 def add_gradflow_parser(sub) -> None:
     p = sub.add_parser("gradflow", help="gradient norm reaching each time step (vanishing gradients)",
                        description="Norm of dL/dh_t (and dL/dc_t for the LSTM) for every step t, for a "
                                    "loss on the final step, plus the one-step Jacobian norms.")
-    p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cell types (default rnn,lstm,gru)")
+    p.add_argument("run_dir", nargs="?", metavar="DIR",
+                   help="a trained language model (a run directory of 'rnnkit train') instead of fresh layers")
+    add_checkpoint_option(p)
+    p.add_argument("--cells", type=cell_list, default=list(CELL_NAMES),
+                   help=f"comma-separated cell types (default {','.join(CELL_NAMES)})")
     p.add_argument("--hidden", type=COUNT, default=64, help="hidden units (default 64)")
     p.add_argument("--input-size", type=COUNT, default=16, help="input features (default 16)")
     p.add_argument("--seq-len", type=COUNT, default=100, help="sequence length T (default 100)")
@@ -29,8 +48,7 @@ def add_gradflow_parser(sub) -> None:
     p.add_argument("--forget-bias", type=FINITE, default=None, help="LSTM forget-gate bias (e.g. 1)")
     p.add_argument("--chrono", action="store_true", help="LSTM chrono initialisation for T = --seq-len")
     p.add_argument("--rnn-scale", type=FINITE, default=1.0, help="scale of the plain RNN's W_hh (default 1)")
-    p.add_argument("--checkpoint", metavar="DIR", help="a trained language model (rnnkit train) instead")
-    p.add_argument("--text", nargs="+", metavar="PATH", help="with --checkpoint: text to feed (default: "
+    p.add_argument("--text", nargs="+", metavar="PATH", help="with DIR: text to feed (default: "
                    "the run's own corpus)")
     p.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian norms")
     p.add_argument("--plot", metavar="PNG", type=output_file, help="write a log-scale plot (needs matplotlib)")
@@ -45,23 +63,24 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
     )
     if args.plot:
         _require_matplotlib()                     # before the work, not after it
-    if args.text and not args.checkpoint:
-        raise UserError("--text needs --checkpoint DIR (the text is fed to a trained model)")
-    if args.checkpoint:
+    if args.text and not args.run_dir:
+        raise UserError("--text needs a run directory DIR (the text is fed to a trained model): "
+                        "rnnkit gradflow DIR --text PATH")
+    if args.checkpoint and not args.run_dir:
+        raise UserError("--checkpoint chooses the weights of a run directory: give the directory first, "
+                        "rnnkit gradflow DIR --checkpoint best|latest|PATH")
+    if args.run_dir:
         from rnnkit.lm.checkpoint import load_model
-        model, vocab, config = load_model(args.checkpoint)
+        model, vocab, config = load_model(args.run_dir, args.checkpoint)
         ids = _checkpoint_text(vocab, config, args.text)
         if len(ids) < args.seq_len + 1:
             raise UserError(f"--seq-len {args.seq_len} needs at least {args.seq_len + 1} characters of text, "
                             f"got {len(ids)}; give more text (--text) or a smaller --seq-len")
         flows = {model.cfg.cell: checkpoint_flow(model, ids, args.seq_len, args.batch, args.seed,
                                                  not args.no_jacobian)}
-        title = f"trained {model.cfg.cell} ({args.checkpoint}), T = {args.seq_len}"
+        title = f"trained {model.cfg.cell} ({args.run_dir}), T = {args.seq_len}"
     else:
-        cells = [c.strip() for c in args.cells.split(",") if c.strip()]
-        unknown = [c for c in cells if c not in ("rnn", "lstm", "gru")]
-        if unknown or not cells:
-            raise UserError(f"--cells must list rnn, lstm and/or gru, got {args.cells!r}")
+        cells = args.cells
         opts = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0, args.rnn_scale)
         flows = gradient_flow(cells, args.hidden, args.seq_len, args.batch, args.input_size, opts,
                               args.seed, not args.no_jacobian)
@@ -118,10 +137,10 @@ def add_task_parser(sub) -> None:
     p = sub.add_parser("task", help="long-range memory tasks: adding problem, copy memory",
                        description="Train a recurrent layer on a long-range memory task and report the "
                                    "test metric against the trivial baseline.")
-    p.add_argument("name", choices=["adding", "copy"], help="adding: MSE of the sum of two marked "
+    p.add_argument("name", choices=TASKS, help="adding: MSE of the sum of two marked "
                    "values; copy: recall 10 symbols after a delay of --seq-len blanks")
     p.add_argument("--seq-len", type=COUNT, default=50, help="sequence length / delay T (default 50)")
-    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+    p.add_argument("--cell", choices=CELL_NAMES, default="lstm", help="recurrent layer (default lstm)")
     p.add_argument("--hidden", type=COUNT, default=64, help="hidden units (default 64)")
     p.add_argument("--steps", type=COUNT, default=1000, help="training steps (default 1000)")
     p.add_argument("--lr", type=POSITIVE, default=1e-2, help="Adam learning rate (default 1e-2)")
@@ -177,6 +196,7 @@ def add_inspect_parser(sub) -> None:
     p.add_argument("--max-chars", type=COUNT, default=2000, help="characters to show (default 2000)")
     p.add_argument("--out", default="inspect.html", metavar="HTML", type=output_file,
                    help="page to write (default inspect.html)")
+    add_checkpoint_option(p)
     p.set_defaults(func=cmd_inspect)
 
 
@@ -186,8 +206,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from rnnkit.diagnostics.inspect import activity, saturation, text_features, top_units
     from rnnkit.diagnostics.page import render
     from rnnkit.lm.checkpoint import load_model
-    model, vocab, config = load_model(args.run_dir)
+    from rnnkit.lm.data import caution_unknown
+    model, vocab, config = load_model(args.run_dir, args.checkpoint)
     ids = _checkpoint_text(vocab, config, args.paths or None)[: args.max_chars]
+    caution_unknown(int(np.count_nonzero(ids == 0)), len(ids), "the model reads them all as one unknown "
+                    "token, so the page and the correlations say little about this text")
     text = vocab.decode(ids)
     act = activity(model, ids)
     sat = saturation(act)
@@ -202,4 +225,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"most correlated with {feature}: layer {best['layer']} {best['quantity']} unit "
               f"{best['unit']} (r = {best['r']:+.3f})")
     print(f"page written to {args.out} ({len(ids)} characters)")
+    return 0
+
+
+def add_plot_parser(sub) -> None:
+    p = sub.add_parser("plot", help="a training run's curves as a PNG and an HTML page",
+                       description="Draw a run's training and validation bits per character against "
+                                   "the characters seen and the seconds of training, its learning rate "
+                                   "and its validation samples: a PNG (needs matplotlib: pip install "
+                                   "'rnnkit[plot]') and a self-contained HTML page. A run still training "
+                                   "can be drawn at any time.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by 'rnnkit train'")
+    p.add_argument("--png", metavar="PNG", type=output_file, help="the PNG to write (default RUN_DIR/training.png)")
+    p.add_argument("--html", metavar="HTML", type=output_file,
+                   help="the page to write (default RUN_DIR/training.html)")
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from rnnkit.diagnostics.training import draw_run
+    if args.png:
+        from rnnkit.plots import require_matplotlib
+        require_matplotlib("--png")               # before the work, not after it
+    for path in draw_run(args.run_dir, args.png, args.html):
+        print(f"drawn: {path}")
     return 0

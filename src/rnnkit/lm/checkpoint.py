@@ -6,7 +6,8 @@ Layout of a run directory::
     vocab.json           the characters (id 0 is the unknown token)
     latest.safetensors   model, optimizer state, carried hidden state; metadata: step, RNG, ...
     best.safetensors     model weights at the best validation score so far
-    metrics.jsonl        one JSON object per training step and per evaluation
+    metrics.jsonl        one JSON object per training step and per evaluation (with its sample)
+    timings.jsonl        the seconds of training after each step, and its characters per second
 
 Every file is written to a temporary name in the same directory and renamed into place, so a
 crash or Ctrl-C never leaves a half-written checkpoint. Nothing is ever loaded with pickle.

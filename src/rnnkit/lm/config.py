@@ -44,9 +44,13 @@ class TrainConfig:
     schedule: str = "cosine"        # "constant" | "step" | "cosine": decays to 5% at the last step,
                                     # --max-steps or else estimated from the time budget; the
                                     # annealing is worth ~0.03 bits/char in a 3-minute run
+    schedule_steps: int = 0         # the cosine's last step; 0: --max-steps, or else fitted to the
+                                    # time budget before the first step (what a replay gives back)
     clip: float = 1.0               # global gradient-norm clipping against exploding gradients
     max_steps: int = 0              # 0: no step limit, stop on --time-budget
-    time_budget: float = 180.0      # seconds of training steps (validation not counted): ~3 minutes
+    time_budget: float = 180.0      # seconds of training steps (validation not counted): ~3 minutes;
+                                    # the command line drops it when --max-steps comes alone
+                                    # (step_limits), so that such a run involves no clock
     val_fraction: float = 0.05      # the last 5% of the text is held out
     eval_every: int = 300           # steps between validation passes (and checkpoints): ~1 minute
     sample_chars: int = 300         # length of the samples shown during and after training
@@ -87,6 +91,7 @@ TRAIN_LIMITS: dict[str, Range] = {
     "lr": POSITIVE,                  # a rate of 0 would train nothing
     "clip": NONNEGATIVE,             # 0: no clipping
     "warmup": NONNEGATIVE_INT, "max_steps": NONNEGATIVE_INT, "sample_chars": NONNEGATIVE_INT,
+    "schedule_steps": NONNEGATIVE_INT,   # 0: --max-steps, or fitted to the time budget
     "time_budget": NONNEGATIVE,      # 0: no time limit (then --max-steps ends the run)
     "val_fraction": FRACTION,
     "seed": SEED,
@@ -139,9 +144,20 @@ def train_problems(values: Mapping, name: Callable[[str], str] = option_name) ->
                         f"the text has), got {name('tokens')} char")
     if values.get("peephole") and values.get("cell", "lstm") != "lstm":
         problems.append(f"{name('peephole')} applies to the lstm cell only, got {name('cell')} {values['cell']}")
+    if values.get("schedule_steps") and values.get("schedule", "cosine") != "cosine":
+        problems.append(f"{name('schedule_steps')} applies to the cosine schedule only, got "
+                        f"{name('schedule')} {values['schedule']}")
     return problems
+
+
+def step_limits(given: dict) -> dict:
+    """The options the user gave, with --time-budget 0 when --max-steps N comes without it: N steps
+    exactly, the same run on every run and every machine of a kind (a budget stops on the clock)."""
+    if given.get("max_steps") and "time_budget" not in given:
+        return {**given, "time_budget": 0.0}
+    return given
 
 
 # Options that only say how long, how often or on how many threads this invocation runs; a
 # resumed run may change them.
-RUN_LENGTH_OPTIONS = ("max_steps", "time_budget", "eval_every", "sample_chars", "threads")
+RUN_LENGTH_OPTIONS = ("max_steps", "time_budget", "eval_every", "sample_chars", "threads", "schedule_steps")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,20 +11,24 @@ import numpy as np
 
 from rnnkit import distributed
 from rnnkit.errors import EXIT_FAILED, EXIT_USAGE
-from rnnkit.lm.config import GENERATE_LIMITS, TrainConfig, option_name
-from rnnkit.lm.data import read_corpus
+from rnnkit.lm.config import GENERATE_LIMITS, TrainConfig, option_name, step_limits
+from rnnkit.lm.data import caution_unknown, read_corpus
 from rnnkit.lm.errors import UserError
 from rnnkit.lm.infer import sample, score
 from rnnkit.lm.rundir import load_run
+from rnnkit.lm.summary import generate_command, report
 from rnnkit.lm.train import NonFiniteLoss, Trainer, TrainResult, resume_config
+
+__all__ = ["generate_command", "run_eval", "run_generate", "run_train"]
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_train(given: dict, resume: bool = False) -> int:
-    """Train with the options the user gave (all others default); print the final report.
+def run_train(given: dict, resume: bool = False, plot: bool = False) -> int:
+    """Train with the options the user gave (all others default); print the final report (and,
+    with ``plot``, draw the run's curves into its directory, as ``rnnkit plot`` does).
 
     Under an MPI launcher (``mpiexec -n N rnnkit train``) every process runs this; rank 0 alone
     prints, and every process ends with the same exit code (:func:`rnnkit.distributed.exit_together`).
@@ -37,7 +40,7 @@ def run_train(given: dict, resume: bool = False) -> int:
         if distributed.launcher_rank() == 0:
             raise                                 # said once, by the first process
         return EXIT_USAGE
-    return distributed.exit_together(world, lambda: _train(given, resume, world), "train")
+    return distributed.exit_together(world, lambda: _train(given, resume, world, plot), "train")
 
 
 def size_numba_pool(threads: int) -> None:
@@ -47,9 +50,12 @@ def size_numba_pool(threads: int) -> None:
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
 
 
-def _train(given: dict, resume: bool, world: distributed.World) -> int:
+def _train(given: dict, resume: bool, world: distributed.World, plot: bool = False) -> int:
     cfg = world.together(lambda: _train_config(given, resume))
     say = log if world.root else (lambda msg: None)
+    if plot and world.root:
+        from rnnkit.diagnostics.training import check_plot_extra
+        check_plot_extra()                        # before the work: the PNG needs matplotlib
     try:                      # the step-0 save checks the replicas: its drift is reported here too
         trainer = Trainer(cfg, resume=resume, log=say, world=world)
         _describe(trainer, world, say)
@@ -59,6 +65,10 @@ def _train(given: dict, resume: bool, world: distributed.World) -> int:
         return EXIT_FAILED
     if world.root:
         _report(trainer, result)
+        if plot:
+            from rnnkit.diagnostics.training import draw_run
+            for path in draw_run(cfg.out, note_missing=False):      # said before training
+                print(f"drawn: {path}")
     return 128 + result.signal if result.interrupted else 0
 
 
@@ -81,6 +91,7 @@ def _unit(vocab) -> str:
 
 
 def _train_config(given: dict, resume: bool) -> TrainConfig:
+    given = step_limits(given)
     try:
         return resume_config(given.get("out", TrainConfig.out), given) if resume else TrainConfig(**given)
     except (TypeError, ValueError) as exc:
@@ -88,48 +99,35 @@ def _train_config(given: dict, resume: bool) -> TrainConfig:
 
 
 def _report(trainer: Trainer, result: TrainResult) -> None:
-    cfg, val = trainer.cfg, result.val
-    chars = len(result.losses) * cfg.batch_size * cfg.seq_len
-    rate = chars / result.train_seconds if result.train_seconds else 0.0
-    print(f"steps: {result.steps} ({chars:,} characters in {result.train_seconds:.0f} s of training, "
-          f"{rate:,.0f} chars/s)" + (f"; last training loss {result.losses[-1] / np.log(2):.3f} bits/char"
-                                      if result.losses else ""))
-    tokens = "" if trainer.vocab.kind == "char" else f" per {trainer.vocab.kind} token, {val.chars:,} tokens"
-    print(f"validation: {val.bits_per_char:.3f} bits/char (perplexity {val.perplexity:.2f}{tokens}) on "
-          f"{val.characters or val.chars:,} held-out characters; unigram entropy of the corpus: "
-          f"{result.unigram_bits:.3f} bits/char")
-    if cfg.sample_chars:
+    lines = report(trainer, result)
+    print("\n".join(lines[:-1]))
+    if trainer.cfg.sample_chars:
         print("--- sample ---")
-        print(trainer.sample_text(cfg.sample_chars))
+        print(trainer.sample_text(trainer.cfg.sample_chars))
         print("--------------")
-    print(f"checkpoints in {cfg.out}/ (best.safetensors, latest.safetensors); "
-          f"try: {generate_command(cfg.out, trainer.prime)}")
+    print(lines[-1])
 
 
-def generate_command(run_dir: str, prime: str) -> str:
-    """``rnnkit generate DIR --prime TEXT``, quoted for a POSIX shell (``--prime=TEXT`` when TEXT
-    starts with '-', which argparse would otherwise take for an option)."""
-    command = f"rnnkit generate {shlex.quote(run_dir)}"
-    if not prime:
-        return command
-    quoted = shlex.quote(prime)
-    return command + (f" --prime={quoted}" if prime.startswith("-") else f" --prime {quoted}")
-
-
-def run_eval(run_dir: str, paths: list[str]) -> dict:
-    run = load_run(run_dir)
+def run_eval(run_dir: str, paths: list[str], checkpoint: str | None = None) -> dict:
+    """Bits per character of the model of ``run_dir`` (``checkpoint``: best, latest or a file;
+    None: best, else latest) on the text of ``paths``; a Caution when much of the text is
+    characters the model never saw."""
+    run = load_run(run_dir, checkpoint)
     model, vocab = run.model, run.vocab
     text, _, _ = read_corpus(paths)
     ids, unknown = vocab.encode(text)
     if len(ids) < 2:
         what = "characters" if vocab.kind == "char" else "tokens"
         raise UserError(f"need at least 2 {what} of text to evaluate, got {len(ids)}")
+    caution_unknown(unknown, len(text), "each is scored as the unknown token, which costs the model about "
+                                       "10 bits, so the figures say little about how well it models this text "
+                                       "(bits_per_char_known leaves them out)")
     characters = len(text) - vocab.lead_chars(ids)           # the first token is never predicted
     s = score(model, ids, characters=characters)
     result = {"bits_per_char": s.bits_per_char, "perplexity": s.perplexity, "chars": characters,
               "tokens": s.chars, "token_kind": vocab.kind, "bits_per_token": s.bits_per_token,
               "nll_nats": s.nll, "unknown_chars": unknown, "run_dir": str(Path(run_dir)),
-              "checkpoint": run.weights.name, "step": run.step}
+              "checkpoint": run.weights.name, "step": run.step, "unknown_share": unknown / len(text)}
     if unknown:
         known = score(model, ids, skip_unknown=True, characters=characters - unknown)
         result["bits_per_char_known"] = known.bits_per_char
@@ -137,14 +135,14 @@ def run_eval(run_dir: str, paths: list[str]) -> dict:
 
 
 def run_generate(run_dir: str, prime: str, length: int, temperature: float, top_k: int,
-                 seed: int | None, top_p: float = 1.0) -> Iterator[str]:
+                 seed: int | None, checkpoint: str | None = None, top_p: float = 1.0) -> Iterator[str]:
     """Check everything first (so errors come before any output), then return the stream."""
     given = {"length": length, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
     problems = [p for k, v in given.items() if v is not None
                 and (p := GENERATE_LIMITS[k].problem(option_name(k), v)) is not None]
     if problems:
         raise UserError("; ".join(problems))
-    run = load_run(run_dir)
+    run = load_run(run_dir, checkpoint)
     model, vocab = run.model, run.vocab
     if not prime:
         raise UserError("--prime must hold at least one character")

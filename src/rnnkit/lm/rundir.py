@@ -4,18 +4,21 @@ config.json and vocab.json are checked against their schema and against the weig
 (:mod:`rnnkit.lm.schema`), every problem reported in one message. Of the two checkpoints,
 ``best.safetensors`` is preferred for using the model; when it is missing or damaged and
 ``latest.safetensors`` is good (or the reverse), the good one is used and a :class:`Note` says
-which file and why. Resuming training needs ``latest.safetensors`` itself:
+which file and why. Every command that uses a model takes ``--checkpoint best|latest|PATH``
+(:func:`checkpoint_option`): then that checkpoint is used, or the command stops saying why. Resuming training needs ``latest.safetensors`` itself:
 :func:`read_training_state` refuses a damaged one rather than fall back and silently lose steps.
 """
 
 from __future__ import annotations
 
+import argparse
 import numbers
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
 
 from rnnkit.lm.data import Vocab
 from rnnkit.lm.errors import CheckpointError, DamagedCheckpoint, MismatchedCheckpoint, Note
@@ -23,7 +26,7 @@ from rnnkit.lm.formats import damage, read_json, read_tensors, unprefixed
 from rnnkit.lm.model import CharLM, ModelConfig
 from rnnkit.lm.tokens import load_tokens
 from rnnkit.lm.schema import (
-    config_problems, model_config, not_a_language_model, shape_problems, value_problems, vocab_problems,
+    ANCHORS, config_problems, model_config, not_a_language_model, shape_problems, value_problems, vocab_problems,
 )
 
 CHECKPOINTS = ("best", "latest")
@@ -43,17 +46,72 @@ class LoadedRun:
     step: int | None        # the training step it was saved at
 
 
-def load_model(run_dir, which: str = "best") -> tuple[CharLM, Vocab, dict]:
+def load_model(run_dir, which: str | None = None) -> tuple[CharLM, Vocab, dict]:
     """(model, vocab, config) of a run directory; see :func:`load_run`."""
     run = load_run(run_dir, which)
     return run.model, run.vocab, run.config
 
 
-def load_run(run_dir, which: str = "best") -> LoadedRun:
-    """The model of a run directory from ``which`` checkpoint, else from the other one (with a Note)."""
+def checkpoint_option(text: str) -> str:
+    """argparse ``type=`` of ``--checkpoint``: ``best``, ``latest`` or the path of a checkpoint
+    file (checked to exist now, so that a wrong path fails before any work)."""
+    if text in CHECKPOINTS:
+        return text
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a directory; --checkpoint takes best, latest or the path of a checkpoint file "
+            "(give a run directory as DIR, the command's first argument)")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"must be best, latest or the path of a checkpoint file, got {text!r} "
+                                         "(no such file)")
+    return text
+
+
+def add_checkpoint_option(parser) -> None:
+    """``--checkpoint best|latest|PATH``, the same option on every command that uses a model."""
+    parser.add_argument("--checkpoint", type=checkpoint_option, default=None, metavar="best|latest|PATH",
+                        help="the weights to use: best (the best validation), latest (the last saved step) "
+                             "or a checkpoint file; default best, else latest, with a note saying why")
+
+
+def load_run(run_dir, which: str | None = None) -> LoadedRun:
+    """The model of a run directory: its config.json and vocab.json, and the weights ``which``
+    names (``--checkpoint``): ``best`` or ``latest`` of the run directory, or the path of a
+    checkpoint file, used as asked or not at all. ``None`` (no --checkpoint): best.safetensors,
+    else latest.safetensors, with a Note saying why when the other one is used."""
     run = Path(run_dir)
+    if which is None:
+        return _load_preferred(run)
+    config, vocab = read_run_files(run, need_checkpoint=which in CHECKPOINTS)
+    path = run / f"{which}.safetensors" if which in CHECKPOINTS else Path(which)
+    if not path.is_file():
+        raise CheckpointError(_absent(run, which))
+    try:
+        model, step = _load_weights(path, config, vocab)
+    except (DamagedCheckpoint, MismatchedCheckpoint) as exc:
+        raise type(exc)(f"--checkpoint {which}: {exc}" + _other_usable(run, path)) from None
+    return LoadedRun(model, vocab, config, path, step)
+
+
+def _absent(run: Path, which: str) -> str:
+    if which == "best":
+        return (f"--checkpoint best: {run} has no best.safetensors yet (no validation has been saved); "
+                "use --checkpoint latest")
+    return f"--checkpoint {which}: {run / 'latest.safetensors' if which == 'latest' else which}: no such file"
+
+
+def _other_usable(run: Path, used: Path) -> str:
+    """'; best.safetensors is intact: ...' when the run's other checkpoint could be used instead."""
+    for other in (run / f"{w}.safetensors" for w in CHECKPOINTS):
+        if other != used and other.is_file() and damage(other) is None:
+            return f"; {other} is intact: use --checkpoint {other.stem}, or leave --checkpoint out"
+    return ""
+
+
+def _load_preferred(run: Path) -> LoadedRun:
     config, vocab = read_run_files(run)
-    order = [which] + [w for w in CHECKPOINTS if w != which]
+    order = list(CHECKPOINTS)
     failures: list[tuple[Path, CheckpointError]] = []
     for path in (run / f"{w}.safetensors" for w in order):
         if not path.is_file():
@@ -68,13 +126,14 @@ def load_run(run_dir, which: str = "best") -> LoadedRun:
     raise CheckpointError(_no_usable_checkpoint(run, failures))
 
 
-def read_run_files(run: Path) -> tuple[dict, Vocab]:
-    """config.json and vocab.json of a run directory, checked; every problem in one error."""
+def read_run_files(run: Path, need_checkpoint: bool = True) -> tuple[dict, Vocab]:
+    """config.json and vocab.json of a run directory, checked; every problem in one error.
+    ``need_checkpoint``: the directory must hold best.safetensors or latest.safetensors too."""
     if not run.is_dir():
         state = "is a file, not a directory" if run.exists() else "no such directory"
         raise CheckpointError(f"{run}: {state}; give a run directory written by 'rnnkit train'")
     missing = [n for n in ("config.json", "vocab.json") if not (run / n).is_file()]
-    if not any((run / f"{w}.safetensors").is_file() for w in CHECKPOINTS):
+    if need_checkpoint and not any((run / f"{w}.safetensors").is_file() for w in CHECKPOINTS):
         missing.append("best.safetensors or latest.safetensors")
     if missing:
         raise CheckpointError(f"{run}: no checkpoint here (missing {', '.join(missing)}; a run directory "
@@ -145,6 +204,19 @@ def _note_choice(run: Path, used: Path, step: int | None, failures: list, order:
                 consequence = ", so --resume cannot continue this run" if other.name == "latest.safetensors" else ""
                 warnings.warn(f"{other} {problem}{consequence}; using {used}{_at(step)}, which is intact",
                               Note, stacklevel=3)
+
+
+def language_model_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint ``rnnkit train`` wrote (judged by its header alone: the
+    model's 2-D anchor tensors; a damaged or foreign file is not)."""
+    try:
+        if not path.is_file() or damage(path) is not None:
+            return False
+        with safe_open(str(path), framework="np") as f:
+            names = set(f.keys())
+            return all(f"model.{k}" in names and len(f.get_slice(f"model.{k}").get_shape()) == 2 for k in ANCHORS)
+    except (OSError, SafetensorError):
+        return False
 
 
 def _no_usable_checkpoint(run: Path, failures: list[tuple[Path, CheckpointError]]) -> str:

@@ -19,16 +19,14 @@ import enum
 import hashlib
 import json
 import math
-import signal
+import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 from rnnkit import distributed, engine
 from rnnkit.distributed import ShardedRandom, World
@@ -41,16 +39,24 @@ from rnnkit.lm.data import (
 from rnnkit.lm.errors import CheckpointError, CorpusError, MismatchedCheckpoint
 from rnnkit.lm.infer import NonFiniteOutput, Score, sample, score
 from rnnkit.lm.model import CharLM
+from rnnkit.lm.progress import Validation
 from rnnkit.lm.rundir import check_weights, read_run_files, read_training_state, refuse_resume
 from rnnkit.lm.softmax import choose_cutoffs
 from rnnkit.lm.tokens import run_tokens, same_tokens, write_tokens
+from rnnkit.module import Parameter
 from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
 
 
-CALIBRATION_STEPS = 20   # steps timed before a time-budgeted cosine schedule fixes its last step
+CALIBRATION_SECONDS = 1.0       # a time-budgeted cosine times the work of a step for about this long
+CALIBRATION_PASSES = (3, 50)    # before the first step: at least 3 passes, at most 50 (tiny models)
 SYNC_CHECK_EVERY = 100   # steps between checks that the replicas of a data-parallel run are equal
                          # (and before every checkpoint): a hash of the model and optimizer state,
                          # ~10 ms for the default model, under 0.1% of the training time
+
+
+METRICS = "metrics.jsonl"     # what the run computed, one line per step and per validation: the
+                              # same bytes for the same command and seed (a --max-steps run)
+TIMINGS = "timings.jsonl"     # how long it took, one line per step: differs from run to run
 
 
 class NonFiniteLoss(RuntimeError):
@@ -72,13 +78,18 @@ class Step(NamedTuple):
 
 @dataclass(frozen=True)
 class TrainResult:
-    steps: int
+    steps: int                    # the step the run reached (the whole run, resumed parts included)
     losses: list[float]           # training loss (nats) of each step run in this invocation
-    val: Score | None
+    val: Score | None             # the last validation
     unigram_bits: float
     interrupted: bool
-    train_seconds: float          # time spent in training steps (what --time-budget limits)
+    train_seconds: float          # this invocation's time in training steps (what --time-budget limits)
     signal: int = 0               # the signal that interrupted the run (SIGINT, SIGTERM), or 0
+    first_step: int = 0           # the step this invocation started from (> 0: a resumed run)
+    run_seconds: float = 0.0      # the whole run's time in training steps, resumed parts included
+    best: Validation | None = None    # the best validation (its weights are best.safetensors)
+    planned_steps: int | None = None  # the cosine schedule's last step; None for other schedules
+    stopped_by_budget: bool = False   # the time budget ended the run (not --max-steps)
 
 
 def load_corpus(cfg: TrainConfig) -> tuple[str, list[str], list[str]]:
@@ -150,6 +161,8 @@ class Trainer:
         self.log = log if self.world.root else _silent
         self.run_dir = Path(cfg.out)
         self.cfg = cfg
+        self.train_seconds = 0.0        # time in training steps so far, resumed parts included
+        self.val_history: list[Validation] = []     # every validation of the run (rank 0)
         files, chars = self.world.together(self._prepare)     # every rank: text, model, optimizer
         if resume:
             self.world.together(self._restore, root_only=True)
@@ -186,10 +199,11 @@ class Trainer:
         self.model = CharLM(cfg.model_config(self.vocab.size, softmax, cutoffs), rng=cfg.seed)
         self.params = self.model.parameters()
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr)
-        # A cosine run without --max-steps learns its last step from the time budget (calibrate).
+        # A cosine run without --schedule-steps or --max-steps fits its last step to the time
+        # budget before the first step (TrainLoop); a resumed one takes it from the checkpoint.
         self.schedule: Schedule | None = None
-        if cfg.schedule != "cosine" or cfg.max_steps:
-            self.set_last_step(cfg.max_steps)
+        if cfg.schedule != "cosine" or cfg.schedule_steps or cfg.max_steps:
+            self.set_last_step(cfg.schedule_steps or cfg.max_steps)
         self.step, self.best_val, self.carry = 0, math.inf, None
         self.fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if self.world.size > 1:         # each rank draws its streams' share of the batch's dropout masks
@@ -206,7 +220,8 @@ class Trainer:
         write_json(self.run_dir / "config.json", {
             "model": self.model.cfg.to_json(), "train": self.cfg.to_json(), "corpus": corpus})
         write_tokens(self.run_dir, self.vocab, write_json, atomic_write)
-        (self.run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
+        for name in (METRICS, TIMINGS):
+            (self.run_dir / name).write_text("", encoding="utf-8")
         (self.run_dir / "best.safetensors").unlink(missing_ok=True)     # a previous run's, if any
 
     def save(self) -> None:
@@ -225,17 +240,18 @@ class Trainer:
     def _meta(self) -> dict:
         """Where the run stands, beside the tensors of its checkpoint: the step (the data position),
         the best validation loss, the optimizer's learning rate and step count, the schedule's last
-        step, the dropout generator's state, and the corpus's fingerprint."""
+        step, the dropout generator's state, the corpus's fingerprint and the seconds of training."""
         return {"step": self.step, "best_val": self.best_val, "optimizer_lr": self.optimizer.lr,
                 "last_step": self.last_step if self.schedule else None,
                 "optimizer_steps": self.optimizer.steps, "rng": self.model.rng.bit_generator.state,
-                "corpus_sha256": self.fingerprint}
+                "corpus_sha256": self.fingerprint, "train_seconds": self.train_seconds}
 
     def _apply_meta(self, meta: dict) -> None:
         """Stand where :meth:`_meta` said the run stood (read from a checkpoint, or rank 0's)."""
         self.step, self.best_val = int(meta["step"]), float(meta["best_val"])
         self.optimizer.lr, self.optimizer.steps = float(meta["optimizer_lr"]), int(meta["optimizer_steps"])
         self.model.rng.bit_generator.state = meta["rng"]
+        self.train_seconds = float(meta.get("train_seconds", 0.0))     # absent before it was recorded
         if self.schedule is None and meta.get("last_step") is not None:
             self.set_last_step(int(meta["last_step"]))
 
@@ -307,14 +323,19 @@ class Trainer:
         self.world.check_replicas(arrays, "parameters and optimizer state")
 
     def _truncate_metrics(self) -> None:
-        """Drop the metrics of steps after the checkpoint (and lines a crash left half-written)."""
-        path = self.run_dir / "metrics.jsonl"
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
-        kept = [ln for ln in lines if (step := _metric_step(ln)) is not None and step <= self.step]
-        damaged = sum(1 for ln in lines if ln.strip() and _metric_step(ln) is None)
-        if damaged:
-            self.log(f"note: dropped {damaged} damaged line(s) of {path}")
-        path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+        """Drop the metrics and timings of steps after the checkpoint (and lines a crash left
+        half-written); the validations kept are the run's history."""
+        for name in (METRICS, TIMINGS):
+            path = self.run_dir / name
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+            kept = [ln for ln in lines if (step := _metric_step(ln)) is not None and step <= self.step]
+            damaged = sum(1 for ln in lines if ln.strip() and _metric_step(ln) is None)
+            if damaged:
+                self.log(f"note: dropped {damaged} damaged line(s) of {path}")
+            path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+            if name == METRICS:
+                records = [json.loads(ln) for ln in kept]
+                self.val_history = [Validation(r["step"], r["val_bpc"]) for r in records if "val_bpc" in r]
 
     # -- training ---------------------------------------------------------------------------------
     def train_step(self, vote: Callable[[], Stop] = lambda: Stop.NO) -> Step:
@@ -400,6 +421,43 @@ class Trainer:
             self.model.zero_grad()
             self.model.train()
 
+    def measure_step(self) -> float:
+        """The seconds a training step takes here (the mean of a few passes, rank 0's: the mean, as
+        the budget is spent by the steps' total, hiccups of a busy machine included), measured
+        before the first step without changing the run: each pass is a step's forward, loss,
+        backward, gradient Allreduce and clipping on this rank's batch in eval mode (no dropout
+        draw), and the optimizer's update of a copy of the parameters; the gradients are cleared
+        after. A run fitted to its time budget plans its schedule from this, so the plan is fixed
+        before step 0 (and a replay with --max-steps and --schedule-steps repeats the run from its
+        first step). Every rank makes as many passes as rank 0 decides (the Allreduce is collective)."""
+        x, y = self.streams.chunk(self.step % self.streams.num_chunks, self.share)
+        shadow = [Parameter(p.data.copy()) for p in self.params]
+        optimizer = OPTIMIZERS[self.cfg.optimizer](shadow, lr=self.cfg.lr)
+
+        def one_pass() -> float:
+            start = time.perf_counter()
+            self.model.loss(x, y, self.model.initial_state(x.shape[1]))
+            self.model.zero_grad()
+            self.model.backward_loss()
+            self.world.allreduce_gradients(self.params, extras=(0.0,) * len(Stop))
+            if self.cfg.clip > 0:
+                clip_grad_norm_(self.params, self.cfg.clip)
+            for s, p in zip(shadow, self.params):
+                s.grad[...] = p.grad
+            optimizer.step()
+            return time.perf_counter() - start
+
+        self.model.eval()
+        try:
+            times = [one_pass()]
+            low, high = CALIBRATION_PASSES
+            passes = self.world.broadcast_object(min(max(math.ceil(CALIBRATION_SECONDS / times[0]), low), high))
+            times += [one_pass() for _ in range(passes - 1)]
+        finally:
+            self.model.zero_grad()
+            self.model.train()
+        return self.world.broadcast_object(statistics.fmean(times))
+
     def sample_text(self, length: int) -> str:
         rng = np.random.default_rng([self.cfg.seed, self.step])
         prime = "\n" if self.vocab.known("\n") else self.vocab.chars[0]
@@ -409,142 +467,5 @@ class Trainer:
             raise NonFiniteLoss(f"{exc} (at step {self.step})") from None
 
     def run(self) -> TrainResult:
+        from rnnkit.lm.loop import TrainLoop          # the loop module builds on this one
         return TrainLoop(self).run()
-
-
-class TrainLoop:
-    """The outer loop: time and step limits, progress bar, periodic validation, Ctrl-C, NaN.
-
-    Ctrl-C or SIGTERM (on any rank, under MPI) ends the run after the current step, every rank at
-    the same step, with a checkpoint; a second one ends it at once (the last checkpoint stays)."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        self.t = trainer
-        self.stop_requested = Stop.NO                         # a signal this process received
-        self.stopped_by = Stop.NO                             # the agreed reason the loop ended
-        self.last_val: tuple[int, Score] | None = None      # (step, score) of the latest validation
-        self.train_seconds = 0.0                              # time spent in training steps
-        self.metrics: TextIO | None = None                    # metrics.jsonl while the loop runs (rank 0)
-
-    def _on_signal(self, signum, frame) -> None:
-        if self.stop_requested:
-            raise KeyboardInterrupt
-        self.stop_requested = Stop.SIGINT if signum == signal.SIGINT else Stop.SIGTERM
-
-    def run(self) -> TrainResult:
-        t = self.t
-        t.warm_up()
-        with self._metrics_file():
-            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                losses = self._loop()
-            finally:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
-            if self.last_val is None or self.last_val[0] != t.step:
-                self._evaluate(None, sample=False)
-        signum = {Stop.SIGINT: signal.SIGINT, Stop.SIGTERM: signal.SIGTERM}.get(self.stopped_by, 0)
-        return TrainResult(t.step, losses, self.last_val[1], t.unigram_bits, bool(signum),
-                           self.train_seconds, int(signum))
-
-    def _vote(self, trained: float) -> Stop:
-        """This rank's vote on ending the run after the current step (``trained``: seconds of
-        training so far, this step included). Rank 0's clock alone decides the time budget: the
-        others' steps include their wait for rank 0's validation passes."""
-        cfg = self.t.cfg
-        spent = self.t.world.root and cfg.time_budget > 0 and trained >= cfg.time_budget
-        return max(self.stop_requested, Stop.BUDGET if spent else Stop.NO)
-
-    def _loop(self) -> list[float]:
-        """Train until a limit. The time budget counts training steps only, not validation."""
-        t, cfg = self.t, self.t.cfg
-        trained, losses = 0.0, []
-        bar = self._bar()
-        chars = cfg.batch_size * cfg.seq_len * t.chars_per_token      # characters of text per step (mean)
-        while not self.stopped_by and not (cfg.max_steps and t.step >= cfg.max_steps):
-            step_start = time.perf_counter()
-            try:
-                loss, self.stopped_by = t.train_step(lambda: self._vote(trained + time.perf_counter() - step_start))
-                seconds = time.perf_counter() - step_start
-                trained += seconds
-                losses.append(loss)
-                self._metric({"step": t.step, "loss": loss, "bpc": t.bits_per_char(loss), "lr": t.optimizer.lr,
-                              "chars_per_s": chars / max(seconds, 1e-9), "train_seconds": trained})
-                self._advance(bar, trained, loss, chars / max(seconds, 1e-9))
-                if t.schedule is None and len(losses) == CALIBRATION_STEPS:
-                    remaining = max(cfg.time_budget - trained, 0.0)
-                    t.set_last_step(t.world.broadcast_object(t.step + int(remaining / (trained / len(losses)))))
-                    t.log(f"cosine schedule: the time budget allows about {t.last_step} steps")
-                if t.step % cfg.eval_every == 0:
-                    self._evaluate(bar)                 # its checkpoint checks the replicas first
-                elif t.step % SYNC_CHECK_EVERY == 0:
-                    t.check_replicas()
-            except NonFiniteLoss as exc:       # every rank raised it: the loss and norm are agreed
-                bar.close()
-                stopped = NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
-                                        f"{t.run_dir / 'latest.safetensors'}")
-                setattr(stopped, distributed.EVERY_RANK, True)
-                raise stopped from None
-        bar.close()
-        self.train_seconds = trained
-        if self.stopped_by in (Stop.SIGINT, Stop.SIGTERM):
-            t.log(f"interrupted at step {t.step} ({self.stopped_by.name}): saving a checkpoint in {t.run_dir}")
-        return losses
-
-    def _bar(self) -> tqdm:
-        cfg = self.t.cfg
-        by_steps = cfg.max_steps > 0
-        total = cfg.max_steps - self.t.step if by_steps else cfg.time_budget
-        return tqdm(total=total, unit="step" if by_steps else "s", leave=False,
-                    disable=None if self.t.world.root else True,         # rank 0 alone shows it
-                    bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", dynamic_ncols=True)
-
-    def _advance(self, bar: tqdm, trained: float, loss: float, rate: float) -> None:
-        if bar.disable:
-            return
-        if self.t.cfg.max_steps > 0:
-            bar.update(1)
-        else:
-            bar.update(min(trained, bar.total) - bar.n)
-        bar.set_postfix_str(f"step {self.t.step} loss {loss:.3f} {self.t.bits_per_char(loss):.3f} bits/char "
-                            f"{rate:,.0f} chars/s", refresh=False)
-
-    def _evaluate(self, bar: tqdm | None, sample: bool = True) -> None:
-        """Validate, keep the best weights, write the latest checkpoint, report (rank 0; every rank
-        calls this together and receives rank 0's score)."""
-        t = self.t
-        val, msg = t.world.together(lambda: self._validation(sample), root_only=True)
-        t.save()
-        self.last_val = (t.step, val)
-        self._metric({"step": t.step, "val_bpc": val.bits_per_char, "val_ppl": val.perplexity})
-        if bar is not None and not bar.disable:
-            tqdm.write(msg)
-        else:
-            t.log(msg)
-
-    def _validation(self, sample: bool) -> tuple[Score, str]:
-        t = self.t
-        val = t.validate()
-        msg = (f"step {t.step}: validation {val.bits_per_char:.3f} bits/char, perplexity "
-               f"{val.perplexity:.2f}")
-        if sample and t.cfg.sample_chars:      # before saving: a model that cannot sample is not kept
-            msg += "\n--- sample ---\n" + t.sample_text(min(t.cfg.sample_chars, 200)) + "\n--------------"
-        return val, msg
-
-    @contextmanager
-    def _metrics_file(self) -> Iterator[None]:
-        """metrics.jsonl open for appending while the loop runs (rank 0 alone writes it), line
-        buffered: each record reaches the file when it is written, so a crash loses none."""
-        if not self.t.world.root:
-            yield
-            return
-        with open(self.t.run_dir / "metrics.jsonl", "a", encoding="utf-8", buffering=1) as f:
-            self.metrics = f
-            try:
-                yield
-            finally:
-                self.metrics = None
-
-    def _metric(self, record: dict) -> None:
-        if self.metrics is not None:
-            self.metrics.write(json.dumps(record) + "\n")

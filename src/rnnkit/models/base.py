@@ -10,17 +10,25 @@ arguments and nothing else.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import time
+from dataclasses import asdict, replace
 
 import numpy as np
 
 from rnnkit.checks import make_rng
 from rnnkit.models._sklearn import BaseEstimator, NotFittedError, sklearn_tags
-from rnnkit.models.config import AUTO_FRAME, FitSettings, NetParams, check_frame, frame_for, from_params
-from rnnkit.models.data import Scaler, Sequences, as_sequences, stack_frames, validation_split
-from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
+from rnnkit.models.budget import plan
+from rnnkit.models.config import (
+    AUTO_FRAME, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, FitSettings, NetParams, check_frame, frame_for, from_params,
+)
+from rnnkit.models.data import (
+    SEQUENCE_NORMALIZATIONS, Scaler, Sequences, as_sequences, choose_normalization, stack_frames,
+    validation_split,
+)
+from rnnkit.models.ensemble import NetEnsemble
+from rnnkit.models.errors import InputError, check_choice
+from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.training import PREDICT_BATCH, History, LossFn, fit_network, predict_network
-from rnnkit.models.errors import InputError
 
 N, S = NetParams, FitSettings                       # the defaults of the constructors' parameters
 
@@ -47,36 +55,61 @@ class RecurrentEstimator(BaseEstimator):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
                                  "with appropriate arguments before using this estimator.")
 
-    def _fitted(self, net: SequenceNet, history: History) -> None:
-        """Keep the trained network (in float64, see ``with_dtype``) and its history."""
-        self.net_ = with_dtype(net, np.float64)
-        self.history_ = history
-        self.n_epochs_ = len(history.train_loss)
+    def _fitted(self, nets: list[SequenceNet], histories: list[History]) -> None:
+        """Keep the trained networks (in float64, see ``with_dtype``) and their histories."""
+        self.net_ = NetEnsemble(nets).with_dtype(np.float64)
+        self.history_ = histories
+        self.n_epochs_ = max(len(h.train_loss) for h in histories)
+
+    def _train_networks(self, cfg: NetConfig, settings: FitSettings, train: Sequences, y_train,
+                        val: Sequences | None, y_val, loss_fn: LossFn, rng) -> None:
+        """Plan the fit (:mod:`rnnkit.models.budget`), train each member of the ensemble in turn
+        from the one generator, and keep them; a time budget covers all members."""
+        p = plan(train.n, int(train.lengths.sum()), cfg, settings.batch_size, settings.epochs,
+                 settings.n_estimators)
+        deadline = None if settings.time_budget is None else time.perf_counter() + settings.time_budget
+        nets, histories = [], []
+        for m in range(p.members):
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                if m and left <= 0:
+                    break
+                settings = replace(settings, time_budget=max(left, 1e-3))
+            net = self._new_network(cfg, rng)
+            desc = type(self).__name__ + (f" {m + 1}/{p.members}" if p.members > 1 else "")
+            histories.append(fit_network(net, loss_fn, train, y_train, val, y_val, settings, p.epochs, rng, desc))
+            nets.append(net)
+        self._fitted(nets, histories)
+
+    def _new_network(self, cfg: NetConfig, rng) -> SequenceNet:
+        """An untrained network of ``cfg`` in float32 (training's precision), from ``rng``."""
+        return SequenceNet(cfg, dtype=np.float32, rng=rng)
 
     def save(self, path) -> None:
         """Write the fitted model to ``path`` (safetensors; hyperparameters and labels as JSON)."""
         from rnnkit.models.persist import save_model
         self._check_fitted()
-        meta = {"history": asdict(self.history_)} | self._meta()
+        meta = {"history": [asdict(h) for h in self.history_]} | self._meta()
         save_model(path, type(self).__name__, self.get_params(deep=False), self.net_, self._arrays(), meta)
 
     @classmethod
     def load(cls, path):
         """The estimator saved at ``path`` by ``cls.save``, ready to predict."""
-        from rnnkit.models.persist import ModelFileError, load_model
+        from rnnkit.models.persist import ModelFileError, load_model, params_from_json
         header, weights, arrays = load_model(path, cls.__name__)
         try:
-            est = cls(**{k: v for k, v in header["params"].items() if k in cls._get_param_names()})
-            net = SequenceNet(NetConfig(**header["net"]), rng=0)
+            params = params_from_json(header["params"])
+            est = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
+            net = NetEnsemble.build(NetConfig(**header["net"]), int(header["members"]), np.float64)
             net.load_state_dict(weights)
-            est.history_ = History(**header["history"])
+            est.history_ = [History(**h) for h in header["history"]]
             est._restore(header, arrays)
         except ModelFileError as exc:                  # _restore's own refusal, worded already
             raise ModelFileError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: damaged {cls.__name__} file ({type(exc).__name__}: {exc})") from None
         est.net_ = net.eval()
-        est.n_epochs_ = len(est.history_.train_loss)
+        est.n_epochs_ = max(len(h.train_loss) for h in est.history_)
         return est
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -94,19 +127,26 @@ class SequenceEstimator(RecurrentEstimator):
 
     _multi_output = False
 
-    def __init__(self, cell=N.cell, hidden_size=N.hidden_size, num_layers=N.num_layers,
-                 bidirectional=N.bidirectional, pooling=N.pooling, dropout=N.dropout, frame=AUTO_FRAME,
-                 epochs=S.epochs, batch_size=S.batch_size, lr=S.lr, weight_decay=S.weight_decay,
-                 clip=S.clip, patience=S.patience, validation_fraction=S.validation_fraction,
-                 time_budget=S.time_budget, verbose=S.verbose, random_state=None):
+    def __init__(self, cell=N.cell, hidden_size=FCN_HIDDEN, num_layers=N.num_layers,
+                 bidirectional=N.bidirectional, pooling=N.pooling, dropout=FCN_DROPOUT,
+                 conv_filters=FCN_FILTERS, conv_kernels=FCN_KERNELS, normalize="auto", frame=AUTO_FRAME,
+                 epochs=S.epochs, n_estimators=S.n_estimators, batch_size=S.batch_size, lr=S.lr,
+                 schedule=S.schedule, weight_decay=S.weight_decay, clip=S.clip, patience=S.patience,
+                 validation_fraction=S.validation_fraction, time_budget=S.time_budget,
+                 verbose=S.verbose, random_state=None):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.pooling = pooling
         self.dropout = dropout
+        self.conv_filters = conv_filters
+        self.conv_kernels = conv_kernels
+        self.normalize = normalize
         self.frame = frame
         self.epochs = epochs
+        self.n_estimators = n_estimators
+        self.schedule = schedule
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -127,16 +167,16 @@ class SequenceEstimator(RecurrentEstimator):
         net_params, settings = from_params(NetParams, params), from_params(FitSettings, params)
         frame = check_frame(self.frame)
         rng = seed_from(self.random_state)
-        self.scaler_ = Scaler.fit(seq)
+        check_choice("normalize", self.normalize, SEQUENCE_NORMALIZATIONS)
+        self.scaler_ = Scaler.fit(seq, choose_normalization(self.normalize, seq))
         self.frame_ = frame_for(frame, int(seq.lengths.max()))
         data = stack_frames(self.scaler_.transform(seq), self.frame_)
         train, val = validation_split(seq.n, settings.validation_fraction, rng, groups)
-        net = SequenceNet(NetConfig(data.features, output_size, **asdict(net_params)), dtype=np.float32, rng=rng)
+        cfg = NetConfig(data.features, output_size, **asdict(net_params))
         has_val = len(val) > 0
-        history = fit_network(
-            net, loss_fn, data.subset(train), targets[train], data.subset(val) if has_val else None,
-            targets[val] if has_val else None, settings, rng, type(self).__name__)
-        self._fitted(net, history)
+        self._train_networks(cfg, settings, data.subset(train), targets[train],
+                             data.subset(val) if has_val else None, targets[val] if has_val else None,
+                             loss_fn, rng)
         self.n_channels_ = seq.features
         if seq.layout == "2d":
             self.n_features_in_ = seq.values.shape[1]
@@ -165,14 +205,17 @@ class SequenceEstimator(RecurrentEstimator):
 
     # -- saving (RecurrentEstimator.save / load) -----------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"scaler.mean": self.scaler_.mean, "scaler.scale": self.scaler_.scale} | self._extra_arrays()
+        sc = self.scaler_
+        return {"scaler.mean": sc.mean, "scaler.scale": sc.scale, "scaler.log_mean": sc.log_mean,
+                "scaler.log_scale": sc.log_scale} | self._extra_arrays()
 
     def _meta(self) -> dict:
-        return {"frame": self.frame_, "n_channels": self.n_channels_,
+        return {"frame": self.frame_, "n_channels": self.n_channels_, "normalize": self.scaler_.mode,
                 "n_features_in": getattr(self, "n_features_in_", None)} | self._extra_meta()
 
     def _restore(self, header: dict, arrays: dict) -> None:
-        self.scaler_ = Scaler(arrays["scaler.mean"], arrays["scaler.scale"])
+        self.scaler_ = Scaler(arrays["scaler.mean"], arrays["scaler.scale"], header.get("normalize", "global"),
+                              *(arrays[k] for k in ("scaler.log_mean", "scaler.log_scale") if k in arrays))
         self.frame_ = int(header["frame"])
         self.n_channels_ = int(header["n_channels"])
         if header["n_features_in"] is not None:        # older files also hold "layout" (X's layout

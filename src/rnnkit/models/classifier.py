@@ -12,24 +12,37 @@ from rnnkit.models.targets import class_labels
 
 
 class RNNClassifier(ClassifierMixin, SequenceEstimator):
-    """A recurrent network classifying whole sequences: RNN → pooling → linear → softmax.
+    """A recurrent network beside a convolutional one classifying whole sequences (GRU-FCN).
 
     ``fit(X, y)``: X is an (n, T) array of univariate sequences, an (n, T, F) array, or a list of
     (T_i,) / (T_i, F) arrays of any lengths; y holds n labels of any type (ints, strings, ...).
-    Inputs are standardised per feature with statistics learned in ``fit``; long sequences are
-    cut into at most 50 frames of k stacked steps (``frame="auto"``); a stratified
-    ``validation_fraction`` is held out and training stops when its loss has not improved for
-    ``patience`` epochs, keeping the best weights.
+    Inputs are standardised per feature with statistics learned in ``fit`` (``normalize="auto"``:
+    over all the training steps, or each sequence on its own mean and spread when the sequences'
+    spreads differ by more than two orders of magnitude; see ``rnnkit.models.data.Scaler``); long sequences are
+    cut into at most 200 frames of k stacked steps (``frame="auto"``). The network
+    (``rnnkit.models.network``) reads each sequence twice — a GRU whose outputs are max-pooled,
+    and three convolution blocks (Conv1d → BatchNorm1d → ReLU) averaged over time — and a linear
+    head classifies the two together through dropout. Training (``rnnkit.models.training``)
+    runs a fixed number of Adam steps with a warm-up and a cosine-decayed rate, on all the
+    training data (``validation_fraction=0``: no early stopping), and ``n_estimators="auto"``
+    trains as many networks as the work budget allows (at most 5) and averages their logits;
+    both are decided by the data's size (``rnnkit.models.budget``), never by the clock.
 
     Parameters
     ----------
-    cell : "gru", "lstm" or "rnn".      hidden_size, num_layers, bidirectional: the recurrent stack.
-    pooling : "attention", "last", "mean" or "max" (see ``rnnkit.pooling``).
-    dropout : before the output layer (and between recurrent layers).
-    frame : "auto" or int k, steps stacked per recurrent step.
-    epochs, batch_size, lr, weight_decay, clip, patience : training (Adam, gradient-norm clipping).
-    validation_fraction : held out for early stopping; 0 trains all ``epochs`` on everything.
-    time_budget : seconds of training at most, or None.
+    cell : "gru", "lstm" or "rnn".      hidden_size (0: no recurrent branch), num_layers,
+    bidirectional : the recurrent branch.   pooling : "attention", "last", "mean" or "max".
+    conv_filters, conv_kernels : the convolution blocks' channels and kernel sizes (() and ():
+        the recurrent network alone).
+    dropout : before the head (and between recurrent layers).
+    normalize : "auto", "global" or "sequence" (see above).
+    frame : "auto" or int k, steps stacked per network step.
+    epochs : "auto" or an int.  n_estimators : "auto" or an int, networks averaged.
+    batch_size, lr (the peak rate), schedule ("cosine" or "constant"), weight_decay, clip :
+        training (Adam, gradient-norm clipping).
+    validation_fraction, patience : a held-out share for early stopping (0: none, the default).
+    time_budget : seconds of training at most (all networks), or None; the one setting that
+        makes a fit depend on the machine's speed.
     verbose : 0 silent, 1 progress bar (on a terminal), 2 also one line per epoch.
     random_state : None, int, RandomState or Generator: initialisation, split and shuffling.
 
@@ -37,8 +50,10 @@ class RNNClassifier(ClassifierMixin, SequenceEstimator):
     ----------
     classes_ : the sorted distinct labels.        n_channels_ : features per step F.
     n_features_in_ : T, only when fitted on a 2-D array (whose length it then fixes).
-    scaler_, frame_, net_ : the standardisation, steps per frame and the trained network.
-    history_ : losses per epoch, best epoch, why training stopped.   n_epochs_ : epochs run.
+    scaler_, frame_ : the standardisation (``scaler_.mode``: "global" or "sequence") and steps per frame.
+    net_ : the trained networks (``NetEnsemble``; ``len(net_)`` of them).
+    history_ : per network, the losses per epoch and why training stopped.
+    n_epochs_ : epochs run (the most of any network).
     """
 
     def fit(self, X, y):

@@ -9,35 +9,71 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.models.config import SHARE, FitSettings as S, NetParams as N
+from rnnkit.models.config import (
+    AUTO, AUTO_FRAME_STEPS, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, SCHEDULES, SHARE, FitSettings as S, NetParams as N,
+)
+from rnnkit.models.data import SEQUENCE_NORMALIZATIONS
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
 from rnnkit.models.forecast_config import DEFAULTS as D
 from rnnkit.models.network import CELLS
+from rnnkit.models.series import NORMALIZATIONS
 from rnnkit.outputs import output_file
 from rnnkit.pooling import POOLINGS
-from rnnkit.ranges import COUNT, FRACTION, POSITIVE, PROBABILITY_BELOW_1, SEED
+from rnnkit.ranges import COUNT, FRACTION, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED
+
+
+def auto_or_count(text: str):
+    """argparse ``type=``: "auto" or an integer >= 1."""
+    return AUTO if text == AUTO else COUNT(text)
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """argparse ``type=``: comma-separated integers >= 1 ("32,64,32"), or "none" for ()."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 1 (e.g. 32,64,32) or "
+                                         f"'none', got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+def _listed(values: tuple[int, ...]) -> str:
+    return ",".join(str(v) for v in values)
 
 # (option, estimator parameter, type, help): the model and training options both commands share.
 MODEL_OPTIONS = [
     ("--cell", "cell", str, f"{', '.join(sorted(CELLS))} (default {N.cell})"),
-    ("--hidden", "hidden_size", COUNT, f"hidden units (default {N.hidden_size})"),
+    ("--hidden", "hidden_size", NONNEGATIVE_INT,
+     f"recurrent units (default {FCN_HIDDEN} to classify, {N.hidden_size} to forecast; 0: no recurrent branch)"),
     ("--layers", "num_layers", COUNT, f"recurrent layers (default {N.num_layers})"),
     ("--pooling", "pooling", str, f"{', '.join(POOLINGS)} (default: max to classify, last to forecast)"),
-    ("--dropout", "dropout", PROBABILITY_BELOW_1, f"dropout probability (default {N.dropout})"),
-    ("--epochs", "epochs", COUNT, f"most epochs (default {S.epochs}; early stopping ends sooner)"),
-    ("--batch-size", "batch_size", COUNT, f"sequences per step (default {S.batch_size})"),
-    ("--lr", "lr", POSITIVE, f"Adam learning rate (default {S.lr})"),
-    ("--patience", "patience", COUNT, f"epochs without improvement before stopping (default {S.patience}; "
-                                      f"forecast {D.patience})"),
+    ("--dropout", "dropout", PROBABILITY_BELOW_1,
+     f"dropout before the head (default {FCN_DROPOUT} to classify, {N.dropout} to forecast)"),
+    ("--epochs", "epochs", auto_or_count, "epochs, or auto: a fixed number of optimizer steps within a "
+                                          f"work budget (default {S.epochs} to classify, {D.epochs} to forecast)"),
+    ("--batch-size", "batch_size", COUNT,
+     f"sequences per step (default {S.batch_size} to classify, {D.batch_size} to forecast)"),
+    ("--lr", "lr", POSITIVE, f"Adam's (peak) learning rate (default {S.lr} to classify, {D.lr} to forecast)"),
+    ("--patience", "patience", COUNT, f"with a validation part: epochs without improvement before stopping "
+                                      f"(default {S.patience}; forecast {D.patience})"),
     ("--val-fraction", "validation_fraction", SHARE,
-     f"held out for early stopping (default {S.validation_fraction})"),
+     f"held out for early stopping (default {S.validation_fraction} to classify, {D.validation_fraction} to forecast)"),
     ("--time-budget", "time_budget", POSITIVE, "seconds of training at most (default: no limit)"),
 ]
 
 
+# The options with a fixed set of values: checked by the parser, from the one list of the names.
+CHOICES = {"--cell": tuple(sorted(CELLS)), "--pooling": POOLINGS}
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     for option, dest, typ, help_ in MODEL_OPTIONS:
-        p.add_argument(option, dest=dest, type=typ, default=argparse.SUPPRESS, help=help_)
+        p.add_argument(option, dest=dest, type=typ, default=argparse.SUPPRESS, help=help_,
+                       choices=CHOICES.get(option))
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save", metavar="PATH", help="write the fitted model (safetensors)")
@@ -64,7 +100,19 @@ def add_classify_parser(sub) -> None:
     p.add_argument("--bidirectional", action="store_true", default=argparse.SUPPRESS,
                    help="bidirectional recurrent layers")
     p.add_argument("--frame", type=COUNT, default=argparse.SUPPRESS,
-                   help="steps stacked per recurrent step (default: auto, at most 50 frames)")
+                   help=f"steps stacked per network step (default: auto, at most {AUTO_FRAME_STEPS} frames)")
+    p.add_argument("--conv-filters", dest="conv_filters", type=sizes, default=argparse.SUPPRESS,
+                   help=f"channels of the convolutional blocks (default {_listed(FCN_FILTERS)}; none: "
+                        "the recurrent network alone)")
+    p.add_argument("--conv-kernels", dest="conv_kernels", type=sizes, default=argparse.SUPPRESS,
+                   help=f"their kernel sizes (default {_listed(FCN_KERNELS)})")
+    p.add_argument("--n-estimators", dest="n_estimators", type=auto_or_count, default=argparse.SUPPRESS,
+                   help="networks averaged (default auto: as many as the work budget allows, at most 5)")
+    p.add_argument("--normalize", choices=SEQUENCE_NORMALIZATIONS, default=argparse.SUPPRESS,
+                   help="standardise over all training steps (global), each sequence on its own "
+                        "(sequence), or auto: per sequence when their spreads differ 100-fold (default)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=argparse.SUPPRESS,
+                   help=f"the learning rate over training (default {S.schedule}: warm-up, then cosine decay)")
     _add_model_options(p)
     p.add_argument("--dtw", action="store_true",
                    help="also 1-NN DTW (full window) on the same split (the ucr extra: dtaidistance)")
@@ -92,7 +140,7 @@ def add_forecast_parser(sub) -> None:
     p.add_argument("--window", type=COUNT, default=argparse.SUPPRESS, help="past steps per forecast (default auto)")
     p.add_argument("--output-steps", dest="output_steps", type=COUNT, default=argparse.SUPPRESS,
                    help="steps the network predicts at once (default 1)")
-    p.add_argument("--normalize", choices=["global", "last", "both"], default=argparse.SUPPRESS,
+    p.add_argument("--normalize", choices=NORMALIZATIONS, default=argparse.SUPPRESS,
                    help="windows relative to the series' mean and spread (default), to their "
                         "last value (trending series), or both")
     p.add_argument("--backtest", metavar="N", type=COUNT,
@@ -110,7 +158,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from rnnkit.models.metrics import format_report
     from rnnkit.models.run import ClassifyJob, run_classify
     job = ClassifyJob(args.train, args.test, args.dataset, args.dtw, args.save, args.plot)
-    r = run_classify(job, _params(args, ("bidirectional", "frame")))
+    r = run_classify(job, _params(args, ("bidirectional", "frame", "conv_filters", "conv_kernels",
+                                         "n_estimators", "schedule", "normalize")))
     if args.json:
         print(json.dumps(r))
         return 0
@@ -119,8 +168,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         f"T={tr['min_length']}..{tr['max_length']}"
     print(f"{r['dataset']}: {tr['n']} training sequences ({length}, {tr['features']} feature(s)), "
           f"{te['n']} test, {r['classes']} classes")
+    members = f"{r['members']} networks × " if r["members"] > 1 else ""
     print(f"  rnnkit RNNClassifier  accuracy {r['accuracy']:.3f}   (fit {r['fit_seconds']:.1f} s, "
-          f"{r['epochs']} epochs, best {r['best_epoch']}, {r['stop_reason']})")
+          f"{members}{r['epochs']} epochs, {r['stop_reason']})")
     print(f"  majority class        accuracy {r['baselines']['majority_class']:.3f}")
     if "dtw_1nn" in r["baselines"]:
         print(f"  1-NN DTW              accuracy {r['baselines']['dtw_1nn']:.3f}   "

@@ -30,10 +30,10 @@ from rnnkit.models.errors import InputError, check_choice
 from rnnkit.models.forecast_config import DEFAULTS
 from rnnkit.models.intervals import check_coverage, conformal_quantile, extend, spread_and_scores
 from rnnkit.models.linear_path import VALIDATION_MIN_STEPS, LinearPath, backtest_errors, fit_linear_path
-from rnnkit.models.network import NetConfig, SequenceNet, with_dtype
+from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.season import auto_window, estimate_season
 from rnnkit.models.series import NORMALIZATIONS, SeriesScale, as_series, normalise_windows, rows, sliding
-from rnnkit.models.training import PREDICT_BATCH, fit_network, predict_network
+from rnnkit.models.training import PREDICT_BATCH, predict_network
 from rnnkit.ranges import COUNT
 
 N, S, D = NetParams, FitSettings, DEFAULTS         # the defaults of the constructor's parameters
@@ -78,8 +78,8 @@ class RNNForecaster(RecurrentEstimator):
     series; 1: none). The network reads a window of the adjusted series a, normalised with its
     mean and spread (``normalize="global"``), relative to the window's last value (``"last"``)
     or both, and predicts ``output_steps`` corrections at once; longer forecasts feed forecasts
-    back, ``output_steps`` at a time; ``n_models`` networks (each from its own initialisation and
-    batch order) make an ensemble whose mean is the correction. The last ``validation_fraction`` of the windows (the most
+    back, ``output_steps`` at a time; ``n_estimators`` networks (each from its own initialisation
+    and batch order) make an ensemble whose mean is the correction. The last ``validation_fraction`` of the windows (the most
     recent) is held out for early stopping and for the share α of the correction kept.
 
     ``predict(12)``: the 12 steps after the training series; ``predict(1, history=series[:t])``
@@ -90,22 +90,22 @@ class RNNForecaster(RecurrentEstimator):
     (lower, upper) bounds (split-conformal, see ``rnnkit.models.intervals``).
 
     Learned: ``path_`` (the linear path), ``season_``, ``window_``, ``correction_`` (α),
-    ``choices_`` (each series' λ, offsets, d and AR order), ``net_`` (and ``members_``, the
-    ensemble's other networks), ``history_`` (of ``net_``).
+    ``choices_`` (each series' λ, offsets, d and AR order), ``net_`` (the ensemble, ``NetEnsemble``),
+    ``history_`` (one per network).
     ``y`` in ``fit`` is ignored (scikit-learn's API for estimators without targets).
     Other parameters as :class:`RNNClassifier`.
     """
 
-    def __init__(self, window=D.window, output_steps=D.output_steps, season=D.season, n_models=D.n_models,
-                 normalize=D.normalize, cell=N.cell, hidden_size=N.hidden_size, num_layers=N.num_layers,
-                 pooling=D.pooling, dropout=N.dropout,
-                 epochs=S.epochs, batch_size=S.batch_size, lr=S.lr, weight_decay=S.weight_decay,
-                 clip=S.clip, patience=D.patience, validation_fraction=S.validation_fraction,
+    def __init__(self, window=D.window, output_steps=D.output_steps, season=D.season,
+                 n_estimators=D.n_estimators, normalize=D.normalize, cell=N.cell, hidden_size=N.hidden_size,
+                 num_layers=N.num_layers, pooling=D.pooling, dropout=N.dropout, epochs=D.epochs,
+                 batch_size=D.batch_size, lr=D.lr, schedule=D.schedule, weight_decay=S.weight_decay,
+                 clip=S.clip, patience=D.patience, validation_fraction=D.validation_fraction,
                  time_budget=S.time_budget, verbose=S.verbose, random_state=None):
         self.window = window
         self.output_steps = output_steps
         self.season = season
-        self.n_models = n_models
+        self.n_estimators = n_estimators
         self.normalize = normalize
         self.cell = cell
         self.hidden_size = hidden_size
@@ -115,6 +115,7 @@ class RNNForecaster(RecurrentEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.schedule = schedule
         self.weight_decay = weight_decay
         self.clip = clip
         self.patience = patience
@@ -134,7 +135,6 @@ class RNNForecaster(RecurrentEstimator):
         net, settings = from_params(NetParams, params), from_params(FitSettings, params)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         H = check_number("output_steps", self.output_steps, COUNT)
-        self._n_models()
         for name in ("window", "season"):
             value = getattr(self, name)
             if not (isinstance(value, str) and value == "auto"):
@@ -164,9 +164,7 @@ class RNNForecaster(RecurrentEstimator):
         self.scale_ = SeriesScale.fit(a, e)
         self.n_features_in_, self.n_exog_ = x.shape[1], e.shape[1]
         rng = seed_from(self.random_state)
-        nets, histories, n_alpha = self._fit_network(a, e, net_params, settings, rng)
-        self._fitted(nets[0], histories[0])
-        self.members_ = [with_dtype(net, np.float64) for net in nets[1:]]
+        n_alpha = self._fit_network(a, e, net_params, settings, rng)
         self.correction_ = self._choose_correction(a, e, n_alpha, max(H, m, VALIDATION_MIN_STEPS))
         self._series_ndim = np.ndim(X) if not isinstance(X, (list, tuple)) else np.asarray(X).ndim
         self.n_train_ = n
@@ -185,8 +183,9 @@ class RNNForecaster(RecurrentEstimator):
         fut = sliding(a[L:], H)                                            # (count, H, F) a_{t+1..t+H}
         return inputs, ((fut - linear) / self.path_.scale).reshape(count, -1)
 
-    def _fit_network(self, a, e, net_params: NetParams, settings: FitSettings, rng):
-        """Train the correction network (output layer at zero); α chosen on the held-out windows."""
+    def _fit_network(self, a, e, net_params: NetParams, settings: FitSettings, rng) -> int:
+        """Train the correction's networks (output layers at zero) on the older windows; returns
+        how many of the newest windows are left to choose α on."""
         inputs, targets = self._training_windows(a, e)
         count, L = len(inputs), self.window_
         n_val = int(round(settings.validation_fraction * count)) if count >= 8 else 0
@@ -195,22 +194,19 @@ class RNNForecaster(RecurrentEstimator):
         data = Sequences(inputs, np.full(count, L, np.int64), "3d")
         stop = n_val - n_alpha if n_alpha < n_val else n_val   # early stopping: the older half
         train, val = np.arange(count - n_val), np.arange(count - n_val, count - n_val + stop)
-        nets, histories = [], []
-        for _ in range(self._n_models()):              # one generator: members draw in turn
-            net = SequenceNet(NetConfig(inputs.shape[2], targets.shape[1], **asdict(net_params)),
-                              dtype=np.float32, rng=rng)
-            net.head.weight.data[...] = 0.0            # start exactly at the linear forecast
-            if net.head.bias is not None:
-                net.head.bias.data[...] = 0.0
-            histories.append(fit_network(
-                net, mean_squared_error, data.subset(train), targets[train],
-                data.subset(val) if n_val else None, targets[val] if n_val else None, settings, rng,
-                type(self).__name__))
-            nets.append(net)
-        return nets, histories, n_alpha
+        cfg = NetConfig(inputs.shape[2], targets.shape[1], **asdict(net_params))
+        self._train_networks(cfg, settings, data.subset(train), targets[train],
+                             data.subset(val) if n_val else None, targets[val] if n_val else None,
+                             mean_squared_error, rng)
+        return n_alpha
 
-    def _n_models(self) -> int:
-        return check_number("n_models", self.n_models, COUNT)
+    def _new_network(self, cfg: NetConfig, rng) -> SequenceNet:
+        """A network whose output layer is zero: training starts exactly at the linear forecast."""
+        net = super()._new_network(cfg, rng)
+        net.head.weight.data[...] = 0.0
+        if net.head.bias is not None:
+            net.head.bias.data[...] = 0.0
+        return net
 
     def _choose_correction(self, a: np.ndarray, e: np.ndarray, n_val: int, K: int) -> float:
         """α: the share of the network's correction whose recursive forecasts of up to K steps
@@ -300,14 +296,9 @@ class RNNForecaster(RecurrentEstimator):
         r = np.stack([rows(ai, ei, H) for ai, ei in zip(a, e)]) if e is not None else a
         inputs, _ = normalise_windows(r, F, self.normalize, self.scale_)
         data = Sequences(inputs, np.full(len(inputs), inputs.shape[1], np.int64), "3d")
-        z = sum(predict_network(net, data, PREDICT_BATCH).astype(np.float64) for net in self.networks)
-        z = (z / len(self.networks)).reshape(len(a), H, F)             # the ensemble's mean
+        z = predict_network(self.net_, data, PREDICT_BATCH).astype(np.float64)    # the ensemble's mean
+        z = z.reshape(len(a), H, F)
         return linear + self.correction_ * z * self.path_.scale
-
-    @property
-    def networks(self) -> list[SequenceNet]:
-        """The correction's networks: ``net_``, then the other members of an ensemble."""
-        return [self.net_] + list(getattr(self, "members_", []))
 
     def _recursive(self, a: np.ndarray, e: np.ndarray | None, h: int) -> np.ndarray:
         """â (B, h, F): blocks of output_steps fed back; e (B, ≥ L + h + H − 1, E) or None."""
@@ -393,14 +384,11 @@ class RNNForecaster(RecurrentEstimator):
                 "path.lam": p.lam, "path.offsets": p.offsets, "path.coef": p.coef,
                 "path.intercept": p.intercept, "path.d": p.d, "path.scale": p.scale,
                 "calibration": self.calibration_, "interval_spread": self.interval_spread_,
-                "last_window": self.last_window_, "last_exog": self.last_exog_} | {
-            f"member{k}.{name}": value for k, net in enumerate(self.networks[1:], 1)
-            for name, value in net.state_dict().items()}
+                "last_window": self.last_window_, "last_exog": self.last_exog_}
 
     def _meta(self) -> dict:
         return {"window": self.window_, "series_ndim": self._series_ndim, "season": self.season_,
-                "correction": self.correction_, "n_train": self.n_train_, "choices": self.choices_,
-                "members": len(self.networks)}
+                "correction": self.correction_, "n_train": self.n_train_, "choices": self.choices_}
 
     def _restore(self, header: dict, a: dict) -> None:
         from rnnkit.models.persist import ModelFileError
@@ -417,9 +405,3 @@ class RNNForecaster(RecurrentEstimator):
         self.season_, self.correction_ = int(header["season"]), float(header["correction"])
         self.n_train_, self.choices_ = int(header["n_train"]), list(header["choices"])
         self.n_features_in_, self.n_exog_ = self.last_window_.shape[1], self.last_exog_.shape[1]
-        self.members_ = []
-        for k in range(1, int(header["members"])):
-            net = SequenceNet(NetConfig(**header["net"]), rng=0)
-            prefix = f"member{k}."
-            net.load_state_dict({name[len(prefix):]: v for name, v in a.items() if name.startswith(prefix)})
-            self.members_.append(net.eval())

@@ -18,7 +18,7 @@ import numpy as np
 from rnnkit.lm.checkpoint import prefixed, read_tensors, unprefixed, write_tensors
 from rnnkit.errors import UserError
 
-FORMAT, VERSION = "rnnkit.models", 1
+FORMAT, VERSION = "rnnkit.models", 2     # 2: an ensemble of networks; 1 (one network) still loads
 
 
 class ModelFileError(UserError):
@@ -47,12 +47,27 @@ def decode_labels(data: dict) -> np.ndarray:
 
 
 def save_model(path, estimator: str, params: dict, net, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    params = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else None)
-              for k, v in params.items()}              # a RandomState instance is not kept
+    params = {k: _param_json(v) for k, v in params.items()}
     header = {"format": FORMAT, "version": VERSION, "estimator": estimator, "params": params,
-              "net": net.cfg.to_json(), **meta}
+              "net": net.cfg.to_json(), "members": len(net), **meta}
     json.dumps(header)                                  # fail before writing anything
     write_tensors(Path(path), prefixed("net.", net.state_dict()) | arrays, header)
+
+
+SCALARS = (int, float, str, bool, type(None))
+
+
+def _param_json(value):
+    """A hyperparameter as JSON: scalars as they are, tuples of scalars (conv_filters) as lists;
+    anything else (a RandomState instance) is not kept."""
+    if isinstance(value, (tuple, list)) and all(isinstance(v, SCALARS) for v in value):
+        return list(value)
+    return value if isinstance(value, SCALARS) else None
+
+
+def params_from_json(params: dict) -> dict:
+    """The inverse of the saving: JSON lists back to the tuples they were."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
 def load_model(path, estimator: str) -> tuple[dict, dict, dict[str, np.ndarray]]:
@@ -62,7 +77,11 @@ def load_model(path, estimator: str) -> tuple[dict, dict, dict[str, np.ndarray]]
     if header.get("estimator") != estimator:
         raise ModelFileError(f"{path}: holds an {header.get('estimator')}, not an {estimator}; "
                              f"load it with {header.get('estimator')}.load")
-    return header, unprefixed("net.", tensors), {k: v for k, v in tensors.items() if not k.startswith("net.")}
+    weights = unprefixed("net.", tensors)
+    if header["version"] == 1:                          # one network: the ensemble's member 0
+        weights = prefixed("0.", weights)
+        header = header | {"members": 1} | ({"history": [header["history"]]} if "history" in header else {})
+    return header, weights, {k: v for k, v in tensors.items() if not k.startswith("net.")}
 
 
 def load_estimator(path):
@@ -88,6 +107,6 @@ def _read(path: Path, writer: str) -> tuple[dict[str, np.ndarray], dict]:
     if header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an rnnkit sequence model (format {header.get('format')!r}, "
                              f"expected {FORMAT!r})")
-    if header.get("version") != VERSION:
-        raise ModelFileError(f"{path}: format version {header.get('version')!r}; this rnnkit reads {VERSION}")
+    if header.get("version") not in (1, VERSION):
+        raise ModelFileError(f"{path}: format version {header.get('version')!r}; this rnnkit reads 1 and {VERSION}")
     return tensors, header

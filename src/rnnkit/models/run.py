@@ -98,9 +98,8 @@ def run_classify(job: ClassifyJob, params: dict) -> dict:
     report = class_report(test.y, predicted)
     result = {"dataset": name, "train": _describe(train), "test": _describe(test),
               "classes": len(np.unique(train.y)), "accuracy": float(np.mean(predicted == test.y)),
-              "fit_seconds": round(seconds, 2),
-              "epochs": clf.n_epochs_, "best_epoch": clf.history_.best_epoch, "frame": clf.frame_,
-              "stop_reason": clf.history_.stop_reason, "report": report.to_json(),
+              "fit_seconds": round(seconds, 2), "epochs": clf.n_epochs_, "members": len(clf.net_),
+              "frame": clf.frame_, "stop_reason": clf.history_[0].stop_reason, "report": report.to_json(),
               "baselines": {"majority_class": baselines.majority_accuracy(train.y, test.y)}}
     if job.dtw:
         result["baselines"] |= _dtw(train, test)

@@ -1,16 +1,18 @@
-"""The training loop shared by the estimators: mini-batches of similar lengths, Adam, gradient
-clipping, early stopping on a validation part with the best weights restored, a time budget and
-a progress bar.
+"""The training loop shared by the estimators: mini-batches of similar lengths, Adam with a
+warm-up and cosine-decayed rate, gradient clipping, optional early stopping on a validation part
+with the best weights restored, a time budget and a progress bar.
 
 One epoch: for each batch, z = net(x, lengths); (loss, dz) = loss_fn(z, y); backward; clip the
-global gradient norm; an Adam step. A loss function is one of ``rnnkit.losses``:
-``loss_fn(z, y, grad=True) -> (loss, dz or None)``. After each epoch the validation loss decides: a new best is
-remembered (a copy of the weights); ``patience`` epochs without one end training; the best
-weights are put back at the end.
+global gradient norm; an Adam step at the scheduled rate. A loss function is one of
+``rnnkit.losses``: ``loss_fn(z, y, grad=True) -> (loss, dz or None)``. With a validation part,
+after each epoch its loss decides: a new best is remembered (a copy of the weights);
+``patience`` epochs without one end training; the best weights are put back at the end. Without
+one, training runs every planned epoch and keeps the last weights (the rate has decayed to 0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -22,11 +24,14 @@ from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 import rnnkit
+import rnnkit.engine
+from rnnkit.models.budget import WARMUP
 from rnnkit.models.config import FitSettings
 from rnnkit.models.data import Sequences, bucket_batches, ordered_batches, time_major
 from rnnkit.models.errors import TrainingDiverged
 from rnnkit.models.network import SequenceNet
 from rnnkit.optim import Adam, clip_grad_norm_
+from rnnkit.optim.schedules import Schedule
 
 LossFn = Callable[..., tuple[float, np.ndarray | None]]     # (z, y, *, grad=True)
 
@@ -36,11 +41,26 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()          # created after NumPy has loaded its BLAS
 
 
-def one_blas_thread():
-    """Context: BLAS on one thread. These networks multiply small matrices (e.g. 16 x 64 by
-    64 x 192 per step), where OpenBLAS's second thread made a training step 3-10x slower on the
-    2-core machine (README, "Sequence models"); the setting is restored on exit."""
-    return _blas().limit(limits=1, user_api="blas")
+@contextlib.contextmanager
+def one_thread():
+    """Context: BLAS and the engine on one thread, restored on exit. These networks multiply
+    small matrices (16 sequences × 200 steps by 160 × 64, a GRU step of 16 × 16 by 16 × 48),
+    where a second thread costs more than it saves: OpenBLAS's made a training step 3-10x slower
+    on the 2-core machine (README, "Sequence models"), and the engine's, whose threads meet at
+    every product, made 30 GRU-FCN epochs on GunPoint 2.5 s on one thread and 11.7 s on two
+    while other processes shared the cores (a scikit-learn grid search with n_jobs does that)."""
+    if not rnnkit.engine.enabled():
+        with _blas().limit(limits=1, user_api="blas"):
+            yield
+        return
+    from rnnkit.engine.schedule import num_threads, set_num_threads
+    before = num_threads()
+    set_num_threads(1)
+    try:
+        with _blas().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        set_num_threads(before)
 
 
 @dataclass
@@ -53,15 +73,13 @@ class History:
 
 
 def fit_network(net: SequenceNet, loss_fn: LossFn, train: Sequences, y_train: np.ndarray,
-                val: Sequences | None, y_val: np.ndarray | None, s: FitSettings,
+                val: Sequences | None, y_val: np.ndarray | None, s: FitSettings, epochs: int,
                 rng: np.random.Generator, desc: str) -> History:
-    """Train ``net``; the best epoch is the one with the lowest validation loss (the lowest
-    training loss without a validation part). Keeping the epoch with the fewest validation
-    errors instead was measured worse for classification (README)."""
+    """Train ``net`` for ``epochs`` (fewer if early stopping or the time budget ends it)."""
     train = as_dtype(train, net.dtype)                  # once, not per batch
     val = as_dtype(val, net.dtype) if val is not None else None
-    with one_blas_thread():
-        return _fit(net, loss_fn, train, y_train, val, y_val, s, rng, desc)
+    with one_thread():
+        return _fit(net, loss_fn, train, y_train, val, y_val, s, epochs, rng, desc)
 
 
 def as_dtype(data: Sequences, dtype) -> Sequences:
@@ -69,46 +87,82 @@ def as_dtype(data: Sequences, dtype) -> Sequences:
     return replace(data, values=data.values.astype(dtype, copy=False))
 
 
-def _fit(net, loss_fn, train, y_train, val, y_val, s: FitSettings, rng, desc) -> History:
+def schedule_for(s: FitSettings, total_steps: int) -> Schedule:
+    """The rate's shape over the planned steps: a linear warm-up over WARMUP of them, then a
+    cosine decay to 0 (``schedule="cosine"``), or ``lr`` throughout ("constant")."""
+    if s.schedule == "constant":
+        return Schedule("constant")
+    warmup = max(1, int(WARMUP * total_steps))
+    return Schedule("cosine", warmup=warmup, total=max(1, total_steps - warmup))
+
+
+@dataclass
+class _Best:
+    """The weights worth keeping so far and what decides (the monitored loss)."""
+
+    loss: float = math.inf
+    state: dict | None = None
+    epoch: int = 0
+    stale: int = 0
+
+
+def _fit(net, loss_fn, train, y_train, val, y_val, s: FitSettings, epochs: int, rng, desc) -> History:
     opt = Adam(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    hist, best, best_loss, stale = History(), None, math.inf, 0
+    batches = math.ceil(train.n / s.batch_size)
+    schedule, step = schedule_for(s, epochs * batches), 0
+    hist, best = History(), _Best()
     start = time.perf_counter()
-    bar = tqdm(total=s.epochs, desc=desc, unit="epoch", leave=False, dynamic_ncols=True,
+    bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, dynamic_ncols=True,
                disable=True if s.verbose <= 0 else None)
-    for epoch in range(1, s.epochs + 1):
+    for epoch in range(1, epochs + 1):
         net.train()
         losses, out_of_time = [], False
         for idx in bucket_batches(train.lengths, s.batch_size, rng):
+            opt.lr = s.lr * schedule.factor(step)
             losses.append(_step(net, opt, loss_fn, train, y_train, idx, s.clip))
+            step += 1
             if s.time_budget is not None and time.perf_counter() - start > s.time_budget:
                 out_of_time = True
                 break
         hist.train_loss.append(float(np.mean(losses)))
-        monitored = hist.train_loss[-1]
-        if val is not None:
-            monitored = evaluate(net, loss_fn, val, y_val, s.batch_size)
-            hist.val_loss.append(monitored)
         if not math.isfinite(hist.train_loss[-1]):
             hist.stop_reason = "non-finite loss"
             break
-        if monitored < best_loss:
-            best_loss, best, stale, hist.best_epoch = monitored, net.state_dict(), 0, epoch
-        else:
-            stale += 1
+        if val is not None:
+            hist.val_loss.append(evaluate(net, loss_fn, val, y_val, s.batch_size))
+            if _improved(best, hist.val_loss[-1], epoch, net):
+                hist.best_epoch = epoch
         _report(bar, s, epoch, hist)
         if out_of_time:
             hist.stop_reason = "time budget"
             break
-        if val is not None and stale >= s.patience:
+        if val is not None and best.stale >= s.patience:
             hist.stop_reason = "early stopping"
             break
     bar.close()
-    if best is None:
-        raise TrainingDiverged(f"{desc}: training diverged (loss {hist.train_loss[-1]}); "
-                                 "lower lr or raise clip")
-    net.load_state_dict(best)
-    net.eval()
     hist.seconds = time.perf_counter() - start
+    return _finish(net, hist, best, val is not None, desc)
+
+
+def _improved(best: _Best, loss: float, epoch: int, net) -> bool:
+    if loss < best.loss:
+        best.loss, best.state, best.epoch, best.stale = loss, net.state_dict(), epoch, 0
+        return True
+    best.stale += 1
+    return False
+
+
+def _finish(net, hist: History, best: _Best, validated: bool, desc: str) -> History:
+    """Put back the weights to keep: the best validated epoch's, else the last epoch's (which
+    must have a finite loss)."""
+    if validated and best.state is not None:
+        net.load_state_dict(best.state)
+    elif validated or not hist.train_loss or not math.isfinite(hist.train_loss[-1]):
+        raise TrainingDiverged(f"{desc}: training diverged (loss {hist.train_loss[-1]}); "
+                               "lower lr or raise clip")
+    else:
+        hist.best_epoch = len(hist.train_loss)
+    net.eval()
     return hist
 
 
@@ -148,7 +202,7 @@ def predict_network(net: SequenceNet, data: Sequences, batch_size: int) -> np.nd
     """Network outputs (n, K) in the order of ``data``, computed in batches of similar lengths."""
     net.eval()
     out = np.empty((data.n, net.cfg.output_size), net.dtype)
-    with rnnkit.no_grad(), one_blas_thread():
+    with rnnkit.no_grad(), one_thread():
         for idx in ordered_batches(data.lengths, batch_size):
             x, lengths = time_major(data, idx)
             out[idx] = net(x.astype(net.dtype, copy=False), lengths)

@@ -188,4 +188,6 @@ class BatchNorm1d(Module):
             raise ValueError(f"BatchNorm1d: lengths needs x of shape (N, {C}, L) (positions to mask), got {x.shape}")
         x3 = x if x.ndim == 3 else x[:, :, None]
         lengths = check_lengths(lengths, x3.shape[0], x3.shape[2])
-        return x3, None if lengths is None else valid_positions(lengths, x3.shape[2])
+        if lengths is None or lengths.min() == x3.shape[2]:      # no padding: nothing to mask
+            return x3, None
+        return x3, valid_positions(lengths, x3.shape[2])

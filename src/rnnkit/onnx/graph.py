@@ -78,14 +78,12 @@ class Graph:
         return names[0] if outputs == 1 else names
 
     # -- interface ------------------------------------------------------------------------------
-    def add_input(self, name: str, elem_type, shape: list, default: np.ndarray | None = None) -> str:
-        """A graph input; with ``default``, also an initializer of that name (the value used when
-        the caller feeds nothing: ONNX's overridable initializer)."""
+    def add_input(self, name: str, elem_type, shape: list) -> str:
+        """A graph input, which the caller feeds (never an overridable initializer: runtimes do
+        not list those as inputs, and onnxruntime warns that it cannot fold them)."""
         onnx = require_onnx()
         name = self._claim(name)
         self.inputs.append(onnx.helper.make_tensor_value_info(name, elem_type, shape))
-        if default is not None:
-            self.initializers.append(onnx.numpy_helper.from_array(np.ascontiguousarray(default), name))
         return name
 
     def add_output(self, value: str, name: str, elem_type, shape: list) -> None:

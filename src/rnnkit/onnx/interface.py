@@ -1,8 +1,10 @@
 """The inputs an exported graph shares with the module's forward: sequences, states, lengths.
 
-Initial states are optional, as in ``layer(x)``: each is a graph input with a default value of
-zeros for a batch of one (an ONNX overridable initializer), broadcast to the batch with Expand.
-A runtime that feeds ``h0`` uses it; one that feeds nothing gets zeros, whatever the batch size.
+Initial states are graph inputs like any other, listed by every runtime (onnxruntime's
+``get_inputs()``, Triton, the C++ and web runtimes) and required: a fresh sequence feeds zeros
+of the state's shape, a stream feeds the ``h_n`` (, ``c_n``) of its previous call. (A default
+value, an overridable initializer, would hide them from ``get_inputs()``, and onnxruntime warns
+on every session it opens that it cannot fold such inputs as constants.)
 """
 
 from __future__ import annotations
@@ -29,18 +31,14 @@ def batch_size(g: Graph, x: str, axis: int) -> str:
     return g.op("Slice", g.op("Shape", x, hint="shape"), g.ints([axis]), g.ints([axis + 1]), hint="batch")
 
 
-def state_inputs(g: Graph, spec: StackSpec, batch: str, suffix: str = "0", stacked: bool = True):
-    """Graph inputs ``h0`` (and ``c0``), defaulting to zeros; returned expanded to the batch.
+def state_inputs(g: Graph, spec: StackSpec, suffix: str = "0", stacked: bool = True) -> tuple[str, ...]:
+    """Graph inputs ``h0`` (and ``c0``): zeros for a fresh sequence.
 
     stacked: shapes (L·D, B, n), as a layer's states; otherwise (B, n), as a cell's.
     """
     lead = [spec.num_layers * spec.num_directions] if stacked else []
-    values = []
-    for name, n in zip(STATE_NAMES, spec.state_sizes()):
-        default = np.zeros(lead + [1, n], g.dtype)
-        v = g.add_input(name + suffix, g.elem_type, lead + ["batch", n], default=default)
-        values.append(_to_batch(g, v, lead, batch, n, f"{name}{suffix}"))
-    return tuple(values)
+    return tuple(g.add_input(name + suffix, g.elem_type, lead + ["batch", n])
+                 for name, n in zip(STATE_NAMES, spec.state_sizes()))
 
 
 def zero_states(g: Graph, spec: StackSpec, batch: str) -> tuple[str, ...]:
