@@ -41,9 +41,9 @@ from rnnkit.models.commands import add_classify_parser, add_forecast_parser
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a language model of characters, words or BPE tokens",
                        argument_default=argparse.SUPPRESS,
-                       description="Train a character-level language model on UTF-8 text (files or "
-                                   "directories, read recursively); with no PATH, on the Python "
-                                   "standard library's sources.")
+                       description="Train a language model of characters (or of words or BPE tokens: "
+                                   "--tokens) on UTF-8 text (files or directories, read recursively); "
+                                   "with no PATH, on the Python standard library's sources.")
     d = TrainConfig()
     p.add_argument("paths", nargs="*", metavar="PATH", help="text files or directories")
     p.add_argument("--cell", choices=TRAIN_CHOICES["cell"], help=f"recurrent cell (default {d.cell})")

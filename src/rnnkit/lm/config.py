@@ -21,7 +21,7 @@ class TrainConfig:
                                     # text, no extra dependency, and the best of the three on the
                                     # default corpus in 3 minutes (README's table)
     vocab_size: int = 0             # words (word) or tokens (bpe); 0: the kind's default
-                                    # (rnnkit.lm.tokens.DEFAULT_SIZES, measured)
+                                    # (rnnkit.lm.tokens.DEFAULT_SIZES)
     softmax: str = "auto"           # "auto" | "full" | "adaptive": auto is adaptive from
                                     # rnnkit.lm.softmax.AUTO_ADAPTIVE ids on, where it is faster
     cell: str = "gru"               # 3 gates to the LSTM's 4: more text per second, and in our

@@ -52,7 +52,8 @@ RESTORE_HINT = "restore the run directory from a copy, or train again"
 _CJK = "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
 WORD_PATTERN = (rf" ?[^\W\d{_CJK}]+| ?\d+| ?[^\s\w{_CJK}]+|\s+(?!\S)|\s+|.")
 
-# Defaults of --vocab-size for the token kinds that have one.
+# Defaults of --vocab-size for the token kinds that have one: sizes usual for a corpus of a few MB
+# (not tuned; their figures on the default corpus are in docs/language_model.md).
 DEFAULT_SIZES = {"word": 8000, "bpe": 4000}
 
 
