@@ -11,8 +11,9 @@ from rnnkit.models.autoregression import affine_map, fit_ar, fit_order, forecast
 from rnnkit.models.baselines import mape, rmse, seasonal_naive
 from rnnkit.models.ensemble import NetEnsemble
 from rnnkit.models.intervals import conformal_quantile, spread_and_scores
-from rnnkit.models.linear_path import fit_linear_path
+from rnnkit.models.linear_path import candidates, fit_linear_path
 from rnnkit.models.season import auto_window, estimate_season
+from rnnkit.models.stationarity import kpss_statistic, needs_difference
 from rnnkit.models.transforms import box_cox, choose_lambda, inverse_box_cox, seasonal_offsets
 
 QUICK = dict(hidden_size=8, epochs=3, verbose=0, random_state=0)
@@ -98,6 +99,33 @@ def test_seasonal_offsets_recover_an_additive_season_and_adjust_restore_round_tr
 
 
 # -- the linear path ------------------------------------------------------------------------------
+def test_kpss_statistic_equals_statsmodels_and_tells_a_random_walk_from_a_cycle():
+    t = np.arange(120)
+    trend, cycle = np.sin(t / 3) + 0.02 * t, np.cos(t / 5) ** 3 + np.sin(t / 2)
+    # statsmodels 0.15's kpss(y, "c", nlags=l)[0] for l = 0, 2, 5
+    for y, expected in ((trend, (5.785905642335635, 2.049942074346369, 1.189306794604122)),
+                        (cycle, (0.13493936723577046, 0.05076016842561183, 0.037334556018124146))):
+        for lags, value in zip((0, 2, 5), expected):
+            assert kpss_statistic(y, lags) == pytest.approx(value, rel=1e-12)
+    rng = np.random.default_rng(0)
+    walks = np.cumsum(rng.standard_normal((20, 200)), axis=1)
+    noise = rng.standard_normal((20, 200))
+    assert sum(needs_difference(w) for w in walks) >= 17          # the test's power at n = 200
+    assert sum(needs_difference(e) for e in noise) <= 3           # its size: 5% nominal
+    assert kpss_statistic(np.full(30, 2.0)) == 0.0 and needs_difference(np.arange(5.0))
+
+
+def test_a_stationary_cycle_is_not_differenced_and_a_trend_may_be():
+    rng = np.random.default_rng(1)
+    t = np.arange(150)
+    cycle = 10 + 3 * np.sin(2 * np.pi * t / 9.6) + 0.5 * rng.standard_normal(150)     # lynx-like
+    path, choices = fit_linear_path(cycle[:, None], 1, 24, 10)
+    assert [c["d"] for c in choices] == [0]
+    walk = 50 + np.cumsum(rng.standard_normal(150))
+    assert {c.d for c in candidates(walk, 1)} == {0, 1}
+    assert {c.d for c in candidates(cycle, 1)} == {0}
+
+
 def test_ar_is_least_squares_in_closed_form():
     a = ar9(0)
     p = 9

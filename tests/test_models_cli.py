@@ -115,7 +115,10 @@ def test_real_bundled_sets(capsys):
 
 @pytest.mark.parametrize("argv,fragment", [
     (["classify", "missing.tsv", "other.tsv"], "missing.tsv: no such file"),
-    (["classify", "--dataset", "Nope"], "--dataset 'Nope': not one of the sets bundled"),
+    (["classify", "--dataset", "GunPont"], "--dataset: must be one of ACSF1, ArrowHead, BasicMotions, GunPoint, "
+                                           "ItalyPowerDemand, JapaneseVowels, OSULeaf, PLAID, UnitTest, got 'GunPont' "
+                                           "(did you mean GunPoint?)"),
+    (["forecast", "--dataset", "airlines", "--horizon", "3"], "(did you mean airline?)"),
     (["classify", "{train}"], "expected TRAIN and TEST files"),
     (["classify", "{bad}", "{bad}"], "a value is not a number"),
     (["forecast", "{series}", "--horizon", "3", "--column", "x"], "no column named 'x'"),

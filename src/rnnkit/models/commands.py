@@ -95,7 +95,7 @@ def add_classify_parser(sub) -> None:
                                    "line, the label first).")
     p.add_argument("train", nargs="?", metavar="TRAIN", help="training file (.ts, or UCR layout CSV/TSV)")
     p.add_argument("test", nargs="?", metavar="TEST", help="test file (same formats)")
-    p.add_argument("--dataset", metavar="NAME", help="a UCR/UEA set bundled with sktime (the ucr "
+    p.add_argument("--dataset", metavar="NAME", choices=BUNDLED_CLASSIFICATION, help="a UCR/UEA set bundled with sktime (the ucr "
                    f"extra): {', '.join(BUNDLED_CLASSIFICATION)}")
     p.add_argument("--bidirectional", action="store_true", default=argparse.SUPPRESS,
                    help="bidirectional recurrent layers")
@@ -131,7 +131,7 @@ def add_forecast_parser(sub) -> None:
     p.add_argument("series", nargs="?", metavar="SERIES",
                    help="file: one number per line, or a CSV/TSV with a header (see --column)")
     p.add_argument("--column", help="the column of SERIES (or of a --dataset's file) to forecast, by header name")
-    p.add_argument("--dataset", metavar="NAME", help="a series bundled with sktime (the ucr extra): "
+    p.add_argument("--dataset", metavar="NAME", choices=list(BUNDLED_SERIES), help="a series bundled with sktime (the ucr extra): "
                    f"{', '.join(BUNDLED_SERIES)}; airline: monthly passengers 1949-1960")
     p.add_argument("--horizon", type=COUNT, required=True, help="steps to forecast")
     p.add_argument("--season", type=COUNT, help="the season, of the model and of seasonal naive "

@@ -26,6 +26,7 @@ import numpy as np
 from rnnkit.engine import matmul
 from rnnkit.models.autoregression import ARModel, affine_map, fit_ar, fit_order, forecast_ar, residuals
 from rnnkit.models.data import spread_or_one
+from rnnkit.models.stationarity import needs_difference
 from rnnkit.models.transforms import box_cox, choose_lambda, inverse_box_cox, seasonal_offsets
 
 VALIDATION_SHARE = 0.2      # the most recent share of the series that chooses λ, offsets and d
@@ -116,10 +117,18 @@ def fit_linear_path(x: np.ndarray, season: int, L: int, h_val: int) -> tuple[Lin
 
 
 def candidates(x: np.ndarray, season: int) -> list[Candidate]:
-    """λ from choose_lambda; in the order of preference: no offsets first, then d = 0 first."""
+    """λ from choose_lambda; in the order of preference: no offsets first, then d = 0 first;
+    d = 1 only where KPSS rejects the level stationarity of the adjusted series (g_λ(x) less
+    the offsets), as AutoARIMA chooses d: validation alone picked d = 1 for the stationary
+    cycles of lynx and sunspots and doubled their multi-step error against an AR on the levels."""
     lam = choose_lambda(x, season)
+    y = box_cox(x[:, None], np.array([lam]))[:, 0]
     seas = [False, True] if season > 1 and len(x) >= 2 * season + 1 else [False]
-    return [Candidate(lam, s, d) for s in seas for d in (0, 1)]
+    out = []
+    for s in seas:
+        a = y - seasonal_offsets(y, season)[np.arange(len(y)) % season] if s else y
+        out += [Candidate(lam, s, d) for d in ((0, 1) if needs_difference(a) else (0,))]
+    return out
 
 
 def p_max_for(length: int, L: int, d: int) -> int:
