@@ -18,8 +18,10 @@ from rnnkit.ranges import (
 class TrainConfig:
     paths: tuple[str, ...] = ()     # empty: the running interpreter's standard library, no download
     tokens: str = "char"            # "char" | "word" | "bpe" (rnnkit.lm.tokens); characters: any
-                                    # text, no extra dependency, and the best of the three on the
-                                    # default corpus in 3 minutes (README's table)
+                                    # text, no tokenizer to learn, no extra dependency. (Words and
+                                    # BPE with the adaptive softmax did better in 3 minutes of a
+                                    # loaded machine, 1.74 and 1.84 against 1.92 bits/char:
+                                    # docs/language_model.md; longer runs not measured.)
     vocab_size: int = 0             # words (word) or tokens (bpe); 0: the kind's default
                                     # (rnnkit.lm.tokens.DEFAULT_SIZES)
     softmax: str = "auto"           # "auto" | "full" | "adaptive": auto is adaptive from
