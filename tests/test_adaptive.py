@@ -219,3 +219,17 @@ def test_onnx_graph_gives_the_log_probabilities():
     np.testing.assert_allclose(logits, want, atol=2e-5)
     np.testing.assert_allclose(h_n, h, atol=2e-6)
     np.testing.assert_allclose(np.exp(logits.astype(np.float64)).sum(-1), 1.0, atol=1e-5)
+
+
+def test_input_grad_is_the_mean_loss_gradient_and_touches_no_parameter():
+    m = AdaptiveLogSoftmaxWithLoss(8, 30, [5, 15], div_value=2.0, dtype=np.float64, rng=0)
+    rng = np.random.default_rng(5)
+    x, t = rng.standard_normal((12, 8)), targets(rng, 30, [5, 15], 12)
+    m.zero_grad()
+    got = m.input_grad(x, t)
+    assert all(not p.grad.any() for p in m.parameters())
+    m(x, t)
+    np.testing.assert_allclose(got, m.backward(np.full(12, -1 / 12)), rtol=1e-14)
+    with rnnkit.no_grad():
+        numeric = numeric_grad(lambda: m(x, t).loss, x)
+    np.testing.assert_allclose(got, numeric, rtol=1e-7, atol=1e-9)

@@ -32,7 +32,8 @@ needs_tokenizers = pytest.mark.skipif(not HAS_TOKENIZERS,
 @pytest.fixture(scope="module")
 def kinds():
     return {"char": Vocab.from_text(TEXT), "char_freq": Vocab.from_text(TEXT, by_frequency=True),
-            "word": WordTokens.from_text(TEXT, 12), **({"bpe": BpeTokens.from_text(TEXT, 300)} if HAS_TOKENIZERS else {})}
+            "word": WordTokens.from_text(TEXT, 12),
+            **({"bpe": BpeTokens.from_text(TEXT, 300)} if HAS_TOKENIZERS else {})}
 
 
 @pytest.mark.parametrize("kind", ["char", "char_freq", "word", pytest.param("bpe", marks=needs_tokenizers)])

@@ -124,6 +124,20 @@ def test_run_directory_round_trip(runs, corpus, name, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("name", kinds("word", "bpe-adaptive"))
+def test_inspect_and_gradflow_read_every_kind(runs, name, tmp_path):
+    """inspect shades characters (a token's step for each character it completes); gradflow takes
+    the adaptive softmax's exact loss gradient."""
+    page = tmp_path / "page.html"
+    code, out, err = run_cli(["inspect", str(runs[name]), "--out", str(page), "--max-chars", "200"])
+    assert code == 0, err
+    text = load_model(runs[name])[1].decode(load_model(runs[name])[1].encode(TEXT)[0][:200])
+    assert f"page written to {page} ({len(text)} characters)" in out and len(text) > 200
+    code, out, err = run_cli(["gradflow", str(runs[name]), "--seq-len", "10", "--json"])
+    norms = json.loads(out)
+    assert code == 0 and all(len(v) == 10 and all(np.isfinite(v)) and max(v) > 0 for v in norms.values())
+
+
+@pytest.mark.parametrize("name", kinds("word", "bpe-adaptive"))
 def test_resume_reproduces_an_uninterrupted_run(corpus, tmp_path, name):
     opts = [str(corpus), *SMALL, *KINDS[name], "--schedule", "constant", "--eval-every", "7"]
     assert main(["train", *opts, "--max-steps", "20", "--out", str(tmp_path / "a")]) == 0
@@ -196,7 +210,8 @@ def test_generate_refuses_a_bad_top_p(runs, bad):
 
 def test_bpe_without_tokenizers_says_what_to_install(corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tokenizers", None)                # import tokenizers fails
-    assert main(["train", str(corpus), *SMALL, "--tokens", "bpe", "--max-steps", "1", "--out", str(tmp_path / "r")]) == 2
+    argv = ["train", str(corpus), *SMALL, "--tokens", "bpe", "--max-steps", "1", "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
     assert "pip install 'rnnkit[bpe]'" in capsys.readouterr().err
 
 

@@ -193,7 +193,8 @@ class AdaptiveLogSoftmaxWithLoss(Module):
             hsz = int(in_features // (self.div_value ** (k + 1)))
             if hsz < 1:
                 raise ValueError(f"tail cluster {k + 1} would have a projection of width "
-                                 f"⌊{in_features} / {self.div_value:g}^{k + 1}⌋ = 0; lower div_value or use fewer cutoffs")
+                                 f"⌊{in_features} / {self.div_value:g}^{k + 1}⌋ = 0; lower div_value or use "
+                                 "fewer cutoffs")
             pair = self.tail.register_module(str(k), Module(dtype=dtype))
             pair.register_module("0", Linear(in_features, hsz, bias=False, dtype=dtype, rng=rng))
             pair.register_module("1", Linear(hsz, self.cutoffs[k + 1] - self.cutoffs[k], bias=False,
@@ -247,7 +248,8 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         cache, self._cache = self._cache, None
         d = np.asarray(d_output, self.dtype).reshape(-1)
         if d.shape != cache.column.shape:
-            raise ValueError(f"d_output must have shape {cache.column.shape} (the forward's output), got {np.shape(d_output)}")
+            raise ValueError(f"d_output must have shape {cache.column.shape} (the forward's output), "
+                             f"got {np.shape(d_output)}")
         dx, dW, db, grads = adaptive_backward(d, cache, self.head.weight.data, self._tails())
         self.head.weight.grad += dW
         if self.head.bias is not None:
@@ -256,6 +258,15 @@ class AdaptiveLogSoftmaxWithLoss(Module):
             if g is not None:
                 pair._modules["0"].weight.grad += g[0]
                 pair._modules["1"].weight.grad += g[1]
+        return dx
+
+    def input_grad(self, input, target) -> np.ndarray:
+        """∂(mean −log p(target | input))/∂input (N, in_features) — the gradient of the loss
+        alone, with no parameter's ``grad`` touched (for diagnostics such as gradient flow)."""
+        x, t = self._input(input), np.asarray(target).reshape(-1)
+        _, cache = adaptive_forward(x, t, self.head.weight.data, self._bias(), self._tails(), self.cutoffs)
+        dx, _, _, _ = adaptive_backward(np.full(len(t), -1.0 / max(len(t), 1)), cache, self.head.weight.data,
+                                        self._tails())
         return dx
 
     def log_prob(self, input) -> np.ndarray:

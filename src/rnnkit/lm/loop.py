@@ -106,7 +106,8 @@ class TrainLoop:
                 self.train_seconds += seconds
                 t.train_seconds += seconds
                 self.losses.append(loss)
-                self._record(METRICS, {"step": t.step, "loss": loss, "bpc": t.bits_per_char(loss), "lr": t.optimizer.lr})
+                self._record(METRICS, {"step": t.step, "loss": loss, "bpc": t.bits_per_char(loss),
+                                       "lr": t.optimizer.lr})
                 self._record(TIMINGS, {"step": t.step, "train_seconds": t.train_seconds,
                                        "chars_per_s": chars / max(seconds, 1e-9)})
                 self._advance(bar, loss, chars / max(seconds, 1e-9))

@@ -6,8 +6,8 @@ below that the output layer costs little beside the recurrent stack and the full
 as fast; above it the full softmax's (H × V) product dominates the step (docs/language_model.md).
 
 Cutoffs come from the training text's token counts (ids ordered by decreasing frequency): the
-head holds the most frequent tokens making up :data:`COVERAGE` [0] of the training tokens, the first tail cluster those up to [1],
-the second the rest.
+head holds the most frequent tokens making up :data:`COVERAGE` [0] of the training tokens, the
+first tail cluster those up to [1], the second the rest.
 """
 
 from __future__ import annotations

@@ -49,7 +49,8 @@ RESTORE_HINT = "restore the run directory from a copy, or train again"
 # Letters (and _) without the CJK ideographs, digits, other non-space characters: each run with
 # at most one leading space, as GPT-2 cuts text; whitespace runs (the last space joins the next
 # word); and anything else (an ideograph, say) one character at a time.
-_CJK = "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
+_CJK = ("\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+        "\U00020000-\U0002fa1f")
 WORD_PATTERN = (rf" ?[^\W\d{_CJK}]+| ?\d+| ?[^\s\w{_CJK}]+|\s+(?!\S)|\s+|.")
 
 # Defaults of --vocab-size for the token kinds that have one: sizes usual for a corpus of a few MB

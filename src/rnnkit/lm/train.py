@@ -193,7 +193,8 @@ class Trainer:
             raise CorpusError(f"the validation split has {len(self.val_ids)} tokens; raise --val-fraction")
         self.val_chars = len(val_text) - self.vocab.lead_chars(self.val_ids)    # what validation predicts
         self.chars_per_token = len(train_text) / max(len(train_ids), 1)
-        self.unigram_bits = unigram_entropy_bits(np.frombuffer(train_text.encode("utf-32-le"), np.uint32))  # of the characters
+        code_points = np.frombuffer(train_text.encode("utf-32-le"), np.uint32)
+        self.unigram_bits = unigram_entropy_bits(code_points)           # of the characters, any tokens
         counts = np.bincount(train_ids, minlength=self.vocab.size)
         cutoffs = choose_cutoffs(counts, cfg.hidden) if softmax == "adaptive" else ()
         self.model = CharLM(cfg.model_config(self.vocab.size, softmax, cutoffs), rng=cfg.seed)
