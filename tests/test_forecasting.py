@@ -14,7 +14,7 @@ from rnnkit.models.intervals import conformal_quantile, spread_and_scores
 from rnnkit.models.linear_path import candidates, fit_linear_path
 from rnnkit.models.season import auto_window, estimate_season
 from rnnkit.models.stationarity import kpss_statistic, needs_difference
-from rnnkit.models.transforms import box_cox, choose_lambda, inverse_box_cox, seasonal_offsets
+from rnnkit.models.transforms import bias_adjusted_inverse, box_cox, choose_lambda, inverse_box_cox, seasonal_offsets
 
 QUICK = dict(hidden_size=8, epochs=3, verbose=0, random_state=0)
 
@@ -124,6 +124,34 @@ def test_a_stationary_cycle_is_not_differenced_and_a_trend_may_be():
     walk = 50 + np.cumsum(rng.standard_normal(150))
     assert {c.d for c in candidates(walk, 1)} == {0, 1}
     assert {c.d for c in candidates(cycle, 1)} == {0}
+
+
+def test_bias_adjusted_inverse_is_the_mean_to_second_order():
+    """E[g_λ⁻¹(y + ε)], ε ~ N(0, σ²), by Gauss-Hermite quadrature, against the expansion."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    weights = weights / weights.sum()
+    y = np.array([[0.3, 1.2, 4.0]])                                  # (1, 3): λ = 0, ½, 1
+    lam = np.array([0.0, 0.5, 1.0])
+    for sigma in (0.05, 0.1):
+        exact = np.sum(weights[:, None] * inverse_box_cox(y + sigma * nodes[:, None], lam), axis=0)
+        approx = bias_adjusted_inverse(y, lam, sigma ** 2)[0]
+        median = inverse_box_cox(y, lam)[0]
+        assert np.all(np.abs(approx - exact) < 2 * sigma ** 4 * np.abs(exact))    # second order
+        assert np.all(np.abs(median[:2] - exact[:2]) > 10 * np.abs(approx[:2] - exact[:2]))
+        assert approx[2] == median[2] == exact[2] == pytest.approx(5.0)              # λ = 1: no bias
+
+
+def test_one_step_forecasts_are_means_and_h_step_forecasts_medians():
+    rng = np.random.default_rng(3)
+    t = np.arange(140)
+    x = np.exp(3 + 0.01 * t + 0.3 * np.sin(t / 4) + 0.15 * rng.standard_normal(140))
+    fc = RNNForecaster(window=12, season=1, epochs=1, verbose=0, random_state=0).fit(x[:120])
+    fc.correction_ = 0.0
+    assert fc.path_.lam[0] == 0.0
+    var = fc.one_step_variance()
+    assert var.shape == (1,) and 0.005 < var[0] < 0.1
+    medians = np.array([fc.predict(1, history=x[:s])[0] for s in range(120, 140)])
+    np.testing.assert_allclose(fc.predict(x[120:]), medians * (1 + var[0] / 2), rtol=1e-12)
 
 
 def test_ar_is_least_squares_in_closed_form():

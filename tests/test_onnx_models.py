@@ -194,12 +194,15 @@ def test_forecaster_equals_predict(normalize, F, E, H, pooling, season, correcti
         fed = {"input": np.stack([x[s - 24:s] for s in ends])} | \
               ({"start": (ends - 24).astype(np.int64)} if season > 1 else {}) | \
               ({"exog": np.stack([e[s - 24:s + H] for s in ends])} if E else {})
-        (forecast,) = sess.run(None, fed)
-        assert forecast.shape == (B, H, F)
+        forecast, one_step = sess.run(None, fed)
+        assert forecast.shape == (B, H, F) and one_step.shape == (B, F)
         for b, s in enumerate(ends):
             kw = dict(history_exog=e[:s], exog=e[s:s + H]) if E else {}
             expected = fc.predict(H, history=x[:s] if F > 1 else x[:s, 0], **kw)
             close("forecast", forecast[b], np.reshape(expected, (H, F)))
+            nxt = x[s:s + 1] if F > 1 else x[s:s + 1, 0]                 # the row after the window
+            kw = dict(history_exog=e[:s], exog=e[s:s + 1]) if E else {}
+            close("one_step", one_step[b], np.reshape(fc.predict(nxt, history=x[:s] if F > 1 else x[:s, 0], **kw), F))
     assert np.ptp(forecast) > 1e-3
 
 
@@ -210,8 +213,9 @@ def test_forecaster_one_step_forecasts_along_a_series():
     fc.correction_ = 1.0
     sess = rnnkit.onnx.session(rnnkit.onnx.to_model(fc))
     windows = np.lib.stride_tricks.sliding_window_view(x[:79], 6)[54:, :, None]      # ending at 59 .. 78
-    (forecast,) = sess.run(None, {"input": np.ascontiguousarray(windows)})
-    close("forecast", forecast[:, 0, 0], fc.predict(x[60:]))
+    forecast, one_step = sess.run(None, {"input": np.ascontiguousarray(windows)})
+    close("forecast", forecast[:, 0, 0], fc.predict(x[60:]))          # λ = 1: the median is the mean
+    close("one_step", one_step[:, 0], fc.predict(x[60:]))
 
 
 # -- the pooling layers alone ----------------------------------------------------------------------
@@ -285,6 +289,7 @@ def test_readme_example(tmp_path, monkeypatch):
     close("probabilities", scope["proba"], clf.predict_proba(seqs))
     assert scope["forecast"].shape == (1, 3, 1)
     close("forecast", scope["forecast"][0, :, 0], fc.predict(3))
+    assert scope["one_step"].shape == (1, 1)
 
 
 def test_report_worst_error(capsys):

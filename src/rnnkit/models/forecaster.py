@@ -367,8 +367,23 @@ class RNNForecaster(RecurrentEstimator):
             e = sliding(e[:len(x) + H], L + H)
         pred = self._block(sliding(a, L), e)[:, :1, :]                 # (M, 1, F)
         rows_at = start + L + np.arange(len(obs))
-        return np.concatenate([self.path_.restore(pred[i:i + 1], rows_at[i:i + 1])[0]
+        var = self.one_step_variance()
+        return np.concatenate([self.path_.restore(pred[i:i + 1], rows_at[i:i + 1], var)[0]
                                for i in range(len(obs))])
+
+    def one_step_variance(self) -> np.ndarray:
+        """(F,) v_1², the variance of a one-step forecast error in the transformed space (the
+        backtests' spread, rnnkit.models.intervals); 0 for a series without one.
+
+        One-step forecasts (``predict(X_new)``, ``score``) are the *mean* of the next value, g_λ⁻¹
+        bias-adjusted with it (``transforms.bias_adjusted_inverse``): they are judged by squared
+        error, and after a log the median g_λ⁻¹(â) is too low on the peaks (lynx, 14 held-out
+        years: one-step RMSE 522 median, 480 mean, a 9-lag AR's 485). Forecasts of h steps
+        (``predict(h)``) stay the median, as R's forecast and statsforecast give them: adjusted
+        with the backtests' v_k², the airline's 36-month RMSE rose from 22.6 to 28.9."""
+        self._check_fitted()
+        v = self.interval_spread_[:, 0]
+        return np.where(np.isfinite(v), v, 0.0) ** 2
 
     def score(self, X, y=None, exog=None) -> float:
         """R² of the one-step-ahead forecasts of X's rows (X continues the training series)."""

@@ -27,7 +27,7 @@ from rnnkit.engine import matmul
 from rnnkit.models.autoregression import ARModel, affine_map, fit_ar, fit_order, forecast_ar, residuals
 from rnnkit.models.data import spread_or_one
 from rnnkit.models.stationarity import needs_difference
-from rnnkit.models.transforms import box_cox, choose_lambda, inverse_box_cox, seasonal_offsets
+from rnnkit.models.transforms import bias_adjusted_inverse, box_cox, choose_lambda, inverse_box_cox, seasonal_offsets
 
 VALIDATION_SHARE = 0.2      # the most recent share of the series that chooses λ, offsets and d
 SIMPLER_MARGIN = 0.1        # the first candidate (in order of simplicity) within 10% of the best
@@ -67,9 +67,11 @@ class LinearPath:
         """a (B, T, F) from raw rows x (B, T, F) starting at rows ``start`` (B,)."""
         return box_cox(x, self.lam) - self.seasonal(start, x.shape[1])
 
-    def restore(self, a: np.ndarray, start: np.ndarray) -> np.ndarray:
-        """x (B, T, F) from adjusted rows a (B, T, F) starting at rows ``start``."""
-        return inverse_box_cox(a + self.seasonal(start, a.shape[1]), self.lam)
+    def restore(self, a: np.ndarray, start: np.ndarray, var: np.ndarray | None = None) -> np.ndarray:
+        """x (B, T, F) from adjusted rows a (B, T, F) starting at rows ``start``: the median of
+        the forecast distribution, or its mean when a's variance ``var`` (T, F) is given."""
+        y = a + self.seasonal(start, a.shape[1])
+        return inverse_box_cox(y, self.lam) if var is None else bias_adjusted_inverse(y, self.lam, var)
 
     def affine(self, L: int, H: int) -> tuple[np.ndarray, np.ndarray]:
         """(A (F, L, H), b (F, H)) of every series."""

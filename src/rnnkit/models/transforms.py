@@ -57,6 +57,20 @@ def inverse_box_cox(y: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return out
 
 
+def bias_adjusted_inverse(y: np.ndarray, lam: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """The mean, not the median, of x = g_λ⁻¹(y) when y has variance ``var`` (broadcast to y):
+
+        x̄ ≈ g_λ⁻¹(y) · (1 + var (1 − λ) / (2 (λ y + 1)²))     (λ = 0: exp(y) (1 + var / 2))
+
+    the second-order expansion of E[g_λ⁻¹(y + ε)] (Hyndman and Athanasopoulos, "Forecasting:
+    principles and practice", 3rd ed., section 5.6, "Bias adjustments"). g_λ⁻¹ of a forecast of
+    the transformed series is its median; the mean is what minimises squared error."""
+    y = np.asarray(y, np.float64)
+    lam = np.broadcast_to(np.asarray(lam, np.float64), y.shape[-1:])
+    base = np.maximum(lam * y + 1.0, BASE_FLOOR)
+    return inverse_box_cox(y, lam) * (1.0 + np.asarray(var) * (1.0 - lam) / (2.0 * base ** 2))
+
+
 def _blocks(x: np.ndarray, season: int) -> list[np.ndarray]:
     size = season if season > 1 else max(4, len(x) // 8)
     return [x[i:i + size] for i in range(0, len(x) - size + 1, size)]

@@ -6,8 +6,10 @@ removes seasonal offsets: the row of each window's first row, counted from the f
 training series (``predict(h, history=w)`` takes ``len(w) − L`` for it; the forecast after the
 training series: ``n_train_ − L``); for a forecaster fitted with ``exog``, also ``exog``
 (B, L + H, E): the extra inputs aligned with the window and the H = ``output_steps`` steps after
-it. Output: ``forecast`` (B, H, F), the next H rows after each window — what ``RNNForecaster``
-computes for one window. The graph is the model of :mod:`rnnkit.models.forecaster`:
+it. Outputs: ``forecast`` (B, H, F), the next H rows after each window — what ``RNNForecaster``
+computes for one window (``predict(H, history=...)``, the median after a transform) — and
+``one_step`` (B, F), the mean of the next row (``predict(X_new)``'s one-step forecasts, bias-adjusted:
+``RNNForecaster.one_step_variance``). The graph is the model of :mod:`rnnkit.models.forecaster`:
 
     y = g_λ(x)                       Log (λ = 0), Pow then Sub and Div (0 < λ < 1), Sub (λ = 1)
     a = y − S[(start + 0..L−1) mod m]     a Gather of the stored offsets, then Sub
@@ -16,7 +18,8 @@ computes for one window. The graph is the model of :mod:`rnnkit.models.forecaste
                                       one network per member, a Sum, a Div); rows as in
                                       rnnkit.models.series, from a: "global" (a − μ)/σ, "last"
                                       (a − a_L)/σ_Δ, or both, then [ã_s, ẽ_{s+1..s+H}]
-    forecast = g_λ⁻¹(â + S[(start + L + 0..H−1) mod m])      Exp / Pow / Add
+    forecast = g_λ⁻¹(ŷ),  ŷ = â + S[(start + L + 0..H−1) mod m]   Exp / Pow / Add
+    one_step = g_λ⁻¹(ŷ_1) (1 + v_1² (1 − λ) / (2 (λ ŷ_1 + 1)²))      Slice, then Mul by the factor
 
 Longer horizons (``predict(h)`` with h > H) feed forecasts back in a loop: that loop stays in the
 caller (append the forecast to the window, drop its oldest rows, add H to ``start``, run again).
@@ -66,6 +69,7 @@ def export_forecaster(g: Graph, est: RNNForecaster, lengths: bool) -> None:
     if start:
         out = g.op("Add", out, offsets_at(g, p.offsets, start, L, H), hint="y_hat")
     g.add_output(inverse_box_cox(g, out, p.lam), "forecast", g.elem_type, ["batch", H, F])
+    g.add_output(one_step_mean(g, out, p.lam, est.one_step_variance()), "one_step", g.elem_type, ["batch", F])
     g.metadata["rnnkit.estimator"] = "RNNForecaster"
 
 
@@ -100,6 +104,22 @@ def box_cox(g: Graph, x: str, lam: np.ndarray) -> str:
         parts[0.5] = g.op("Div", g.op("Sub", powered, g.const(np.array(1.0), "one")), g.const(safe, "lambda"),
                           hint="box_cox")
     return _mixed(g, lam, parts, "box_cox_y")
+
+
+def one_step_mean(g: Graph, y_hat: str, lam: np.ndarray, var: np.ndarray) -> str:
+    """(B, F) the mean of the next value from ŷ (B, H, F) (RNNForecaster.predict(X_new)):
+    g_λ⁻¹(ŷ_1) (1 + var (1 − λ) / (2 (λ ŷ_1 + 1)²)) (rnnkit.models.transforms.bias_adjusted_inverse)."""
+    y1 = g.op("Squeeze", g.op("Slice", y_hat, g.ints([0]), g.ints([1]), g.ints([1])), g.ints([1]),
+              hint="y_hat_1")                                                        # (B, F)
+    x1 = inverse_box_cox(g, y1, lam)
+    half_var = var * (1.0 - lam) / 2.0                                               # (F,) 0 where λ = 1
+    if not np.any(half_var):
+        return g.op("Identity", x1, hint="one_step_mean")
+    base = g.op("Max", g.op("Add", g.op("Mul", y1, g.const(lam, "lambda_1")), g.const(np.array(1.0), "one")),
+                g.const(np.array(BASE_FLOOR), "base_floor"), hint="base_1")
+    factor = g.op("Add", g.const(np.array(1.0), "one"),
+                  g.op("Div", g.const(half_var, "half_variance"), g.op("Mul", base, base)), hint="bias_factor")
+    return g.op("Mul", x1, factor, hint="one_step_mean")
 
 
 def inverse_box_cox(g: Graph, y: str, lam: np.ndarray) -> str:
