@@ -359,7 +359,7 @@ def test_example_refuses_a_vocabulary_that_does_not_match(trained_run, tmp_path)
     assert main(["export", str(trained_run), str(model)]) == 0
     vocab = tmp_path / "lm.vocab.json"
     data = json.loads(vocab.read_text())
-    vocab.write_text(json.dumps(dict(data, chars=data["chars"][:-2])))
+    vocab.write_text(json.dumps(dict(data, token_bytes=data["token_bytes"][:-2])))    # what the example reads
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "onnx_generate.py"), str(model)],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and f"{vocab}: {len(data['chars']) - 1} symbols, but the model predicts" in proc.stderr

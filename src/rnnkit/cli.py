@@ -32,16 +32,18 @@ from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser,
 from rnnkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, Caution, Note, user_message
 from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
 from rnnkit.lm.rundir import add_checkpoint_option
+from rnnkit.lm.softmax import AUTO_ADAPTIVE
+from rnnkit.lm.tokens import DEFAULT_SIZES
 from rnnkit.onnx.commands import add_export_parser
 from rnnkit.outputs import output_dir
 from rnnkit.models.commands import add_classify_parser, add_forecast_parser
 
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a character-level language model",
+    p = sub.add_parser("train", help="train a language model of characters, words or BPE tokens",
                        argument_default=argparse.SUPPRESS,
-                       description="Train a character-level language model on UTF-8 text (files or "
-                                   "directories, read recursively); with no PATH, on the Python "
-                                   "standard library's sources.")
+                       description="Train a language model of characters (or of words or BPE tokens: "
+                                   "--tokens) on UTF-8 text (files or directories, read recursively); "
+                                   "with no PATH, on the Python standard library's sources.")
     d = TrainConfig()
     p.add_argument("paths", nargs="*", metavar="PATH", help="text files or directories")
     p.add_argument("--cell", choices=TRAIN_CHOICES["cell"], help=f"recurrent cell (default {d.cell})")
@@ -64,6 +66,14 @@ def _train_parser(sub) -> None:
         field = name.replace("-", "_")
         p.add_argument(f"--{name}", type=TRAIN_LIMITS[field],
                        help=f"{what} (default {getattr(d, field)})")
+    p.add_argument("--tokens", choices=TRAIN_CHOICES["tokens"],
+                   help=f"what the model predicts: characters, words (the --vocab-size most frequent, "
+                        f"rarer ones spelled out) or byte-level BPE (needs the bpe extra) (default {d.tokens})")
+    p.add_argument("--vocab-size", type=TRAIN_LIMITS["vocab_size"],
+                   help="words (--tokens word) or tokens (--tokens bpe) to learn; 0 = the default "
+                        f"({', '.join(f'{k} {v}' for k, v in DEFAULT_SIZES.items())})")
+    p.add_argument("--softmax", choices=TRAIN_CHOICES["softmax"],
+                   help=f"output layer: auto = adaptive from {AUTO_ADAPTIVE} ids on, else full (default {d.softmax})")
     p.add_argument("--optimizer", choices=TRAIN_CHOICES["optimizer"], help=f"(default {d.optimizer})")
     p.add_argument("--schedule", choices=TRAIN_CHOICES["schedule"], help=f"(default {d.schedule})")
     p.add_argument("--out", metavar="DIR", type=output_dir, help=f"run directory (default {d.out})")
@@ -87,11 +97,13 @@ def _generate_parser(sub) -> None:
     p.add_argument("run_dir", metavar="DIR", help="run directory written by 'rnnkit train'")
     p.add_argument("--prime", default="\n", help="text to start from, printed first (default: a newline)")
     p.add_argument("--length", type=GENERATE_LIMITS["length"], default=500,
-                   help="characters to generate (default 500)")
+                   help="tokens to generate: characters, or a word/BPE run's tokens (default 500)")
     p.add_argument("--temperature", type=GENERATE_LIMITS["temperature"], default=0.8,
                    help="sampling temperature, 0 = always the most likely (default 0.8)")
     p.add_argument("--top-k", type=GENERATE_LIMITS["top_k"], default=0,
                    help="sample among the k most likely, 0 = all")
+    p.add_argument("--top-p", type=GENERATE_LIMITS["top_p"], default=1.0,
+                   help="nucleus sampling: among the most likely whose probabilities add up to p, 1 = all (default 1)")
     p.add_argument("--seed", type=GENERATE_LIMITS["seed"], default=None, help="random seed (default: fresh)")
     add_checkpoint_option(p)
     p.set_defaults(func=cmd_generate)
@@ -131,7 +143,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['bits_per_char']:.4f} bits/char, perplexity {result['perplexity']:.3f} "
+        tokens = "" if result["token_kind"] == "char" else f" per {result['token_kind']} token ({result['tokens']:,} tokens)"
+        print(f"{result['bits_per_char']:.4f} bits/char, perplexity {result['perplexity']:.3f}{tokens} "
               f"over {result['chars']:,} characters ({result['unknown_chars']:,} unseen in training"
               + (f"; {result['bits_per_char_known']:.4f} bits/char without them)" if result["unknown_chars"] else ")"))
     return 0
@@ -140,7 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from rnnkit.lm.run import run_generate
     stream = run_generate(args.run_dir, args.prime, args.length, args.temperature, args.top_k, args.seed,
-                          args.checkpoint)
+                          args.checkpoint, args.top_p)
     sys.stdout.write(args.prime)
     for ch in stream:
         sys.stdout.write(ch)

@@ -165,8 +165,13 @@ def _charlm_from_torch(t, torch):
         raise TypeError("from_torch: a CharLM's rnn is a one-way, time-major nn.LSTM/GRU/RNN (tanh) with "
                         f"biases reading the embedding and feeding head; got {rnn!r} between {t.embed!r} and {t.head!r}")
     drop = getattr(t, "drop", None)
+    adaptive = isinstance(t.head, torch.nn.AdaptiveLogSoftmaxWithLoss)
+    if adaptive and t.head.head_bias:
+        raise TypeError("from_torch: a CharLM's adaptive softmax has no head bias (head_bias=False)")
+    head = dict(softmax="adaptive", cutoffs=tuple(t.head.cutoffs[:-1]), div_value=float(t.head.div_value)) \
+        if adaptive else {}
     cfg = ModelConfig(t.embed.num_embeddings, kind.name, t.embed.embedding_dim, rnn.hidden_size, rnn.num_layers,
-                      float(getattr(drop, "p", rnn.dropout)))
+                      float(getattr(drop, "p", rnn.dropout)), **head)
     ours = CharLM(cfg, dtype=_dtype_of(t, torch), rng=0)
     ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in t.state_dict().items()})
     return ours.train(t.training)
@@ -191,12 +196,18 @@ def charlm_class():
                 self.rnn = rnn(cfg.embed, cfg.hidden, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
                                dtype=dtype)
                 self.drop = torch.nn.Dropout(cfg.dropout)
-                self.head = torch.nn.Linear(cfg.hidden, cfg.vocab_size, dtype=dtype)
+                self.head = (torch.nn.AdaptiveLogSoftmaxWithLoss(cfg.hidden, cfg.vocab_size, list(cfg.cutoffs),
+                                                                 div_value=cfg.div_value, dtype=dtype)
+                             if cfg.softmax == "adaptive" else torch.nn.Linear(cfg.hidden, cfg.vocab_size, dtype=dtype))
 
             def forward(self, tokens, state=None):
-                """tokens (T, B) int64 → (logits (T, B, V), final state)."""
+                """tokens (T, B) int64 → (logits (T, B, V) — the log-probabilities with the adaptive
+                softmax —, final state)."""
                 h, state = self.rnn(self.embed(tokens), state)
-                return self.head(self.drop(h)), state
+                h = self.drop(h)
+                if isinstance(self.head, torch.nn.AdaptiveLogSoftmaxWithLoss):
+                    return self.head.log_prob(h.reshape(-1, h.shape[-1])).reshape(*h.shape[:-1], -1), state
+                return self.head(h), state
 
         _CHARLM_CLASS = TorchCharLM
     return _CHARLM_CLASS

@@ -193,7 +193,8 @@ def add_inspect_parser(sub) -> None:
                                    "saturation and the units most correlated with text features.")
     p.add_argument("run_dir", metavar="DIR", help="run directory written by 'rnnkit train'")
     p.add_argument("paths", nargs="*", metavar="PATH", help="text (default: the end of the run's corpus)")
-    p.add_argument("--max-chars", type=COUNT, default=2000, help="characters to show (default 2000)")
+    p.add_argument("--max-chars", type=COUNT, default=2000,
+                   help="characters (a word or BPE run: tokens) to show (default 2000)")
     p.add_argument("--out", default="inspect.html", metavar="HTML", type=output_file,
                    help="page to write (default inspect.html)")
     add_checkpoint_option(p)
@@ -203,7 +204,7 @@ def add_inspect_parser(sub) -> None:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rnnkit.diagnostics.inspect import activity, saturation, text_features, top_units
+    from rnnkit.diagnostics.inspect import activity, per_character, saturation, text_features, top_units
     from rnnkit.diagnostics.page import render
     from rnnkit.lm.rundir import load_model
     from rnnkit.lm.data import caution_unknown
@@ -211,8 +212,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     ids = _checkpoint_text(vocab, config, args.paths or None)[: args.max_chars]
     caution_unknown(int(np.count_nonzero(ids == 0)), len(ids), "the model reads them all as one unknown "
                     "token, so the page and the correlations say little about this text")
-    text = vocab.decode(ids)
     act = activity(model, ids)
+    text = vocab.decode(ids)
+    if vocab.kind != "char":                      # words, BPE: one step per token, shown per character
+        act, text = per_character(act, vocab, ids)
     sat = saturation(act)
     corr = top_units(act, text_features(text), k=5)
     title = f"rnnkit inspect: {model.cfg.layers}-layer {model.cfg.cell.upper()} {model.cfg.hidden} ({args.run_dir})"
@@ -224,7 +227,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         best = max((r for r in corr if r["feature"] == feature), key=lambda r: abs(r["r"]))
         print(f"most correlated with {feature}: layer {best['layer']} {best['quantity']} unit "
               f"{best['unit']} (r = {best['r']:+.3f})")
-    print(f"page written to {args.out} ({len(ids)} characters)")
+    print(f"page written to {args.out} ({len(text)} characters)")
     return 0
 
 

@@ -173,6 +173,8 @@ def checkpoint_flow(model, ids: np.ndarray, seq_len: int, batch: int, seed: int,
     x = model.embed.weight.data[windows[:-1]]                                   # (T, B, E)
 
     def loss_gradient(h_top: np.ndarray) -> np.ndarray:
+        if model.adaptive:                                                      # exact, cluster by cluster
+            return model.head.input_grad(h_top, windows[-1])
         logits = h_top @ model.head.weight.data.T + model.head.bias.data        # (B, V)
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)

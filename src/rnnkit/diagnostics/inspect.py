@@ -1,7 +1,9 @@
 """What the units of a trained language model do on text (after Karpathy, Johnson & Fei-Fei 2015).
 
-``activity`` runs a model over a text one character at a time and records, for every layer and
-step, the hidden state, the cell state (LSTM) and every gate. From that:
+``activity`` runs a model over a text one token at a time and records, for every layer and
+step, the hidden state, the cell state (LSTM) and every gate; for a model of words or BPE tokens,
+``per_character`` gives each character the values of the step that read it (the step whose token
+completes it). From that:
 
 - gate saturation per layer: the fraction of gate values below 0.1 or above 0.9 (a saturated
   gate is a switch: a forget gate at 1 keeps the cell, at 0 resets it);
@@ -52,6 +54,18 @@ def activity(model, ids: np.ndarray) -> Activity:
                 values[s].append(states[1, 0])
         layers.append({name: np.array(v) for name, v in values.items()})
     return Activity(cell, layers)
+
+
+def per_character(act: Activity, tokens, ids: np.ndarray) -> tuple[Activity, str]:
+    """(the activity with each token's step repeated for each character its bytes complete, the
+    text): what the page and the character features need of a word or BPE model."""
+    from rnnkit.lm.tokens import StreamDecoder
+    decode = StreamDecoder(tokens)
+    pieces = [decode(int(i)) for i in ids]
+    pieces[-1] += decode.flush()
+    counts = np.array([len(p) for p in pieces])                          # (T,) characters per step
+    layers = [{name: np.repeat(v, counts, axis=0) for name, v in layer.items()} for layer in act.layers]
+    return Activity(act.cell, layers), "".join(pieces)
 
 
 def saturation(act: Activity) -> list[dict[str, tuple[float, float]]]:

@@ -83,7 +83,7 @@ def read_curves(run_dir) -> Curves:
     clock |= {r["step"]: r["train_seconds"] for r in steps if "train_seconds" in r}      # older runs
     n = min(len(steps), MAX_POINTS)
     step_ids = np.array([r["step"] for r in steps])
-    bpc = np.array([r["loss"] / math.log(2) for r in steps])
+    bpc = np.array([r.get("bpc", r["loss"] / math.log(2)) for r in steps])   # per character, any tokens
     smooth = _moving_average(bpc, max(1, round(SMOOTH_SHARE * len(bpc))))
     seconds = np.array([clock.get(s, np.nan) for s in step_ids], float) if clock else None
     vals = [r for r in records if "val_bpc" in r]

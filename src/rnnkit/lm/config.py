@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, fields
 
 from rnnkit.kinds import option_problems
 from rnnkit.lm.model import CELLS, ModelConfig
+from rnnkit.lm.softmax import SOFTMAX_CHOICES
+from rnnkit.lm.tokens import KINDS
 from rnnkit.optim import OPTIMIZERS
 from rnnkit.ranges import (
     COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED, Range,
@@ -16,6 +18,15 @@ from rnnkit.ranges import (
 @dataclass(frozen=True)
 class TrainConfig:
     paths: tuple[str, ...] = ()     # empty: the running interpreter's standard library, no download
+    tokens: str = "char"            # "char" | "word" | "bpe" (rnnkit.lm.tokens); characters: any
+                                    # text, no tokenizer to learn, no extra dependency. (Words and
+                                    # BPE with the adaptive softmax did better in 3 minutes of a
+                                    # loaded machine, 1.74 and 1.84 against 1.92 bits/char:
+                                    # docs/language_model.md; longer runs not measured.)
+    vocab_size: int = 0             # words (word) or tokens (bpe); 0: the kind's default
+                                    # (rnnkit.lm.tokens.DEFAULT_SIZES)
+    softmax: str = "auto"           # "auto" | "full" | "adaptive": auto is adaptive from
+                                    # rnnkit.lm.softmax.AUTO_ADAPTIVE ids on, where it is faster
     cell: str = "gru"               # 3 gates to the LSTM's 4: more text per second, and in our
                                     # 3-minute runs it learned faster per step than the LSTM too
     peephole: bool = False          # Graves peepholes; off by default as in most published LMs
@@ -57,9 +68,9 @@ class TrainConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def model_config(self, vocab_size: int) -> ModelConfig:
+    def model_config(self, vocab_size: int, softmax: str = "full", cutoffs: tuple[int, ...] = ()) -> ModelConfig:
         return ModelConfig(vocab_size, self.cell, self.embed, self.hidden, self.layers,
-                           self.dropout, self.peephole)
+                           self.dropout, self.peephole, softmax, cutoffs)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -69,6 +80,8 @@ class TrainConfig:
     @classmethod
     def from_json(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
+        # Run directories written before there was a choice of softmax used the full one.
+        data = {"softmax": "full", **data}
         return cls(**{k: tuple(v) if k == "paths" else v for k, v in data.items() if k in known})
 
 
@@ -86,9 +99,11 @@ TRAIN_LIMITS: dict[str, Range] = {
     "val_fraction": FRACTION,
     "seed": SEED,
     "threads": NONNEGATIVE_INT,      # 0: this process's share of its machine's cores
+    "vocab_size": NONNEGATIVE_INT,   # 0: the token kind's default
 }
 TRAIN_CHOICES: dict[str, tuple[str, ...]] = {
     "cell": CELLS, "optimizer": tuple(sorted(OPTIMIZERS)), "schedule": ("constant", "cosine", "step"),
+    "tokens": KINDS, "softmax": SOFTMAX_CHOICES,
 }
 
 # What the options of `rnnkit generate` accept.
@@ -96,6 +111,7 @@ GENERATE_LIMITS: dict[str, Range] = {
     "length": NONNEGATIVE_INT,       # characters after the prime
     "temperature": NONNEGATIVE,      # 0: always the most likely character
     "top_k": NONNEGATIVE_INT,        # 0: sample among all characters
+    "top_p": Range(float, low=0, high=1, low_open=True),   # nucleus sampling; 1: no cut
     "seed": SEED,
 }
 
@@ -127,6 +143,9 @@ def train_problems(values: Mapping, name: Callable[[str], str] = option_name) ->
     if values.get("time_budget", 1) == 0 and values.get("max_steps", 1) == 0:
         problems.append(f"give a positive {name('time_budget')} or {name('max_steps')}, or training never ends")
     problems += option_problems(values.get("cell"), values, name)
+    if values.get("vocab_size") and values.get("tokens", "char") == "char":
+        problems.append(f"{name('vocab_size')} applies to word and bpe tokens (characters take every one "
+                        f"the text has), got {name('tokens')} char")
     if values.get("schedule_steps") and values.get("schedule", "cosine") != "cosine":
         problems.append(f"{name('schedule_steps')} applies to the cosine schedule only, got "
                         f"{name('schedule')} {values['schedule']}")

@@ -11,6 +11,7 @@ import sysconfig
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -93,20 +94,39 @@ def split_text(text: str, val_fraction: float) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Vocab:
-    """Characters in code-point order; id 0 is the unknown-character token."""
+    """Characters in code-point order (or by decreasing frequency, for the adaptive softmax); id 0
+    is the unknown-character token. The ``char`` kind of :mod:`rnnkit.lm.tokens`."""
 
     chars: tuple[str, ...]
+    kind = "char"
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocab":
-        return cls(tuple(sorted(set(text))))
+    def from_text(cls, text: str, by_frequency: bool = False) -> "Vocab":
+        if not by_frequency:
+            return cls(tuple(sorted(set(text))))
+        counts = Counter(text)
+        return cls(tuple(sorted(counts, key=lambda c: (-counts[c], c))))
 
     @property
     def size(self) -> int:
         return len(self.chars) + 1
 
     def index(self) -> dict[str, int]:
+        return self._index
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
         return {c: i + 1 for i, c in enumerate(self.chars)}
+
+    def known(self, char: str) -> bool:
+        return char in self._index
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return (UNK if token_id == 0 else self.chars[token_id - 1]).encode("utf-8")
+
+    def lead_chars(self, ids) -> int:
+        """Characters the first token covers: one (the model never predicts it)."""
+        return min(len(ids), 1)
 
     def encode(self, text: str) -> tuple[np.ndarray, int]:
         """(ids as int32, number of characters mapped to the unknown token)."""
@@ -135,13 +155,12 @@ def suggest_prime(text: str, vocab: Vocab, starts_line: bool = True, max_chars: 
     text starts mid-line), without its indentation, up to ``max_chars`` characters, each printable
     (no control, escape or bidirectional-format characters) and known to the model; cut after a
     space rather than mid-word when that keeps at least half. "" when no line qualifies."""
-    known = set(vocab.chars)
     lines = text.split("\n", 100)[:100]
     if not starts_line and len(lines) > 1:
         lines = lines[1:]
     for line in (ln.lstrip() for ln in lines):
         n = 0
-        while n < min(len(line), max_chars) and line[n].isprintable() and line[n] in known:
+        while n < min(len(line), max_chars) and line[n].isprintable() and vocab.known(line[n]):
             n += 1
         prefix = line[:n]
         if n < len(line) and line[n] != " " and " " in prefix[max_chars // 2:]:

@@ -96,7 +96,7 @@ class TrainLoop:
         """Train until a limit. The time budget counts training steps only, not validation."""
         t, cfg = self.t, self.t.cfg
         bar = self._bar()
-        chars = cfg.batch_size * cfg.seq_len
+        chars = cfg.batch_size * cfg.seq_len * t.chars_per_token      # characters of text per step (mean)
         while not self.stopped_by and not (cfg.max_steps and t.step >= cfg.max_steps):
             step_start = time.perf_counter()
             try:
@@ -106,7 +106,8 @@ class TrainLoop:
                 self.train_seconds += seconds
                 t.train_seconds += seconds
                 self.losses.append(loss)
-                self._record(METRICS, {"step": t.step, "loss": loss, "bpc": loss / math.log(2), "lr": t.optimizer.lr})
+                self._record(METRICS, {"step": t.step, "loss": loss, "bpc": t.bits_per_char(loss),
+                                       "lr": t.optimizer.lr})
                 self._record(TIMINGS, {"step": t.step, "train_seconds": t.train_seconds,
                                        "chars_per_s": chars / max(seconds, 1e-9)})
                 self._advance(bar, loss, chars / max(seconds, 1e-9))
@@ -139,7 +140,7 @@ class TrainLoop:
             bar.update(1)
         else:
             bar.update(min(self.train_seconds, bar.total) - bar.n)
-        bar.set_postfix_str(bar_postfix(self.t.step, loss / math.log(2), rate), refresh=False)
+        bar.set_postfix_str(bar_postfix(self.t.step, self.t.bits_per_char(loss), rate), refresh=False)
 
     def _evaluate(self, bar: tqdm | None, sample: bool = True) -> None:
         """Validate, keep the best weights, write the latest checkpoint, report (rank 0; every rank
@@ -177,7 +178,7 @@ class TrainLoop:
         elif not self.overfit_said:
             self.overfit_said = True
             recent = self.losses[-self.t.cfg.eval_every:] or [math.nan]
-            training = sum(recent) / len(recent) / math.log(2)
+            training = self.t.bits_per_char(sum(recent) / len(recent))
             warnings.warn(overfitting_message(*found, training, OVERFIT_EVALUATIONS), Caution, stacklevel=2)
 
     @contextmanager

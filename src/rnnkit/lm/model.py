@@ -1,11 +1,18 @@
-"""The character language model: Embedding → recurrent stack → Dropout → Linear.
+"""The language model: Embedding → recurrent stack → Dropout → output layer (the next token's
+distribution: a full softmax, or an adaptive one for a large vocabulary).
 
     e_t = E[x_t]                      (T, B, E)
     h_t, state = RNN(e, state)        (T, B, H)
-    z_t = dropout(h_t) W_outᵀ + b     (T, B, V) logits of the next character
+    z_t = dropout(h_t) W_outᵀ + b     (T, B, V) logits of the next token          softmax "full"
+    log p(· | x_≤t) = ASM(dropout(h_t))  (T, B, V) exact log-probabilities      softmax "adaptive"
+
+(:mod:`rnnkit.adaptive`). :meth:`CharLM.forward` returns scores whose softmax is the next token's
+distribution (the logits, or the log-probabilities themselves); training and scoring go through
+:meth:`CharLM.loss`, which the adaptive softmax computes on each target's cluster only.
 
 Parameter names follow the attribute names (``embed.weight``, ``rnn.weight_ih_l0``, ...,
-``head.weight``), so the same model written in PyTorch with these attributes shares state dicts.
+``head.weight`` — or ``head.head.weight``, ``head.tail.0.0.weight``, ... for the adaptive
+softmax), so the same model written in PyTorch with these attributes shares state dicts.
 """
 
 from __future__ import annotations
@@ -14,14 +21,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rnnkit.adaptive import AdaptiveLogSoftmaxWithLoss
 from rnnkit.dropout import Dropout
 from rnnkit.embedding import Embedding
 from rnnkit.kinds import GATED_FIRST, KINDS, layer_class, option_problems
 from rnnkit.linear import Linear
 from rnnkit.module import Module
 from rnnkit.checks import make_rng
+from rnnkit.grad_mode import is_grad_enabled
+from rnnkit.losses import softmax_cross_entropy
 
 CELLS = GATED_FIRST             # lstm, gru, rnn
+SOFTMAXES = ("full", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,16 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.0
     peephole: bool = False
+    softmax: str = "full"           # "full" | "adaptive"; run directories before it: "full"
+    cutoffs: tuple[int, ...] = ()   # the adaptive softmax's clusters (rnnkit.adaptive), ids by frequency
+    div_value: float = 4.0          # each cluster's projection is 4x narrower (Grave et al., PyTorch)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cutoffs", tuple(self.cutoffs))
+        if self.softmax not in SOFTMAXES:
+            raise ValueError(f"softmax must be one of {SOFTMAXES}, got {self.softmax!r}")
+        if self.softmax == "adaptive" and not self.cutoffs:
+            raise ValueError("the adaptive softmax needs cutoffs")
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
         problems = option_problems(self.cell, self.layer_options())
@@ -46,7 +65,9 @@ class ModelConfig:
         return {"peephole": self.peephole} if self.peephole else {}
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["cutoffs"] = list(self.cutoffs)
+        return d
 
 
 class CharLM(Module):
@@ -59,7 +80,11 @@ class CharLM(Module):
                       dtype=dtype, rng=rng)
         self.rnn = layer_class(cfg.cell)(cfg.embed, cfg.hidden, **cfg.layer_options(), **rnn_kw)
         self.drop = Dropout(cfg.dropout, dtype=dtype, rng=rng)
-        self.head = Linear(cfg.hidden, cfg.vocab_size, dtype=dtype, rng=rng)
+        self.adaptive = cfg.softmax == "adaptive"
+        self.head = (AdaptiveLogSoftmaxWithLoss(cfg.hidden, cfg.vocab_size, cfg.cutoffs, cfg.div_value,
+                                                dtype=dtype, rng=rng) if self.adaptive
+                     else Linear(cfg.hidden, cfg.vocab_size, dtype=dtype, rng=rng))
+        self._dloss: np.ndarray | None = None    # ∂loss/∂(logits or target log-probabilities)
         for name in ("embed", "rnn", "drop", "head"):
             self.register_module(name, getattr(self, name))
         self.rng = rng          # shared by every dropout in the model: one state to checkpoint
@@ -73,11 +98,53 @@ class CharLM(Module):
         return self.forward(idx, state, lengths)
 
     def forward(self, idx, state=None, lengths=None):
-        """idx (T, B) integer ids → (logits (T, B, V), final state)."""
+        """idx (T, B) integer ids → (scores (T, B, V), final state): the logits, or with the
+        adaptive softmax the log-probabilities (the softmax of either is the distribution)."""
         h, state = self.rnn(self.embed(idx), state, lengths=lengths)
-        return self.head(self.drop(h)), state
+        h = self.drop(h)
+        if self.adaptive:
+            return self.head.log_prob(h.reshape(-1, h.shape[-1])).reshape(h.shape[:-1] + (-1,)), state
+        return self.head(h), state
 
     def backward(self, dlogits: np.ndarray) -> None:
-        """Gradients of the last forward call into every ``p.grad`` (the ids have none)."""
-        dh, _ = self.rnn.backward(self.drop.backward(self.head.backward(dlogits)))
+        """Gradients of the last forward call into every ``p.grad`` (the ids have none); the full
+        softmax's logits only (the adaptive softmax trains through :meth:`loss`)."""
+        if self.adaptive:
+            raise RuntimeError("CharLM.backward: an adaptive-softmax model trains through loss() and "
+                               "backward_loss(), not through the scores of forward()")
+        self._backward_hidden(self.head.backward(dlogits))
+
+    def _backward_hidden(self, dh: np.ndarray) -> None:
+        dh, _ = self.rnn.backward(self.drop.backward(dh))
         self.embed.backward(dh)
+
+    def loss(self, idx, targets, state=None, mask=None):
+        """(mean negative log-likelihood in nats of ``targets`` (T, B) over the positions ``mask``
+        counts (all by default), final state); with gradients enabled, :meth:`backward_loss`
+        then gives its gradient. The full softmax: fused softmax cross-entropy of the logits;
+        the adaptive one: each target's log-probability from its own cluster."""
+        h, state = self.rnn(self.embed(idx), state)
+        h = self.drop(h)                                                   # (T, B, H)
+        grad = is_grad_enabled()
+        if not self.adaptive:
+            loss, self._dloss = softmax_cross_entropy(self.head(h), targets, mask, grad=grad)
+            return loss, state
+        targets = np.asarray(targets)
+        if targets.shape != h.shape[:-1]:
+            raise ValueError(f"targets must have shape {h.shape[:-1]} (the ids'), got {targets.shape}")
+        w = np.ones(targets.size) if mask is None else np.asarray(mask, np.float64).reshape(-1)
+        n = max(float(w.sum()), 1.0)
+        out = self.head(h.reshape(-1, h.shape[-1]), targets.reshape(-1)).output     # (T·B,)
+        self._dloss = (-w / n).reshape(targets.shape) if grad else None
+        return float(-np.dot(out.astype(np.float64), w) / n), state
+
+    def backward_loss(self) -> None:
+        """Gradients of the last :meth:`loss` into every ``p.grad``."""
+        if self._dloss is None:
+            raise RuntimeError("CharLM.backward_loss: no loss() call with gradients enabled before it")
+        d, self._dloss = self._dloss, None
+        if self.adaptive:
+            dh = self.head.backward(d.reshape(-1))
+            self._backward_hidden(dh.reshape(d.shape + (-1,)))
+        else:
+            self._backward_hidden(self.head.backward(d))

@@ -76,14 +76,18 @@ def _describe(trainer: Trainer, world: distributed.World, say) -> None:
     cfg = trainer.cfg
     corpus = "the Python standard library" if not cfg.paths else ", ".join(cfg.paths)
     say(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({cfg.hidden} units) on {corpus}: "
-        f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation characters, "
-        f"vocabulary {trainer.vocab.size}; "
+        f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation {_unit(trainer.vocab)}, "
+        f"vocabulary {trainer.vocab.size}" + (", adaptive softmax" if trainer.model.adaptive else "") + "; "
         + (f"budget {cfg.time_budget:g} s" if cfg.time_budget else "no time limit")
         + (f", {cfg.max_steps} steps" if cfg.max_steps else ""))
     if world.size > 1:
         say(f"data parallel: {world.size} processes ({world.local_size} on this machine), "
             f"{cfg.batch_size // world.size} streams each, "
             + (f"{trainer.threads} engine thread(s) each" if trainer.threads else "engine threads from the environment"))
+
+
+def _unit(vocab) -> str:
+    return "characters" if vocab.kind == "char" else f"{vocab.kind} tokens"
 
 
 def _train_config(given: dict, resume: bool) -> TrainConfig:
@@ -113,24 +117,27 @@ def run_eval(run_dir: str, paths: list[str], checkpoint: str | None = None) -> d
     text, _, _ = read_corpus(paths)
     ids, unknown = vocab.encode(text)
     if len(ids) < 2:
-        raise UserError(f"need at least 2 characters of text to evaluate, got {len(ids)}")
-    caution_unknown(unknown, len(ids), "each is scored as the unknown token, which costs the model about "
+        what = "characters" if vocab.kind == "char" else "tokens"
+        raise UserError(f"need at least 2 {what} of text to evaluate, got {len(ids)}")
+    caution_unknown(unknown, len(text), "each is scored as the unknown token, which costs the model about "
                                        "10 bits, so the figures say little about how well it models this text "
                                        "(bits_per_char_known leaves them out)")
-    s = score(model, ids)
-    result = {"bits_per_char": s.bits_per_char, "perplexity": s.perplexity, "chars": s.chars,
+    characters = len(text) - vocab.lead_chars(ids)           # the first token is never predicted
+    s = score(model, ids, characters=characters)
+    result = {"bits_per_char": s.bits_per_char, "perplexity": s.perplexity, "chars": characters,
+              "tokens": s.chars, "token_kind": vocab.kind, "bits_per_token": s.bits_per_token,
               "nll_nats": s.nll, "unknown_chars": unknown, "run_dir": str(Path(run_dir)),
-              "checkpoint": run.weights.name, "step": run.step, "unknown_share": unknown / len(ids)}
+              "checkpoint": run.weights.name, "step": run.step, "unknown_share": unknown / len(text)}
     if unknown:
-        known = score(model, ids, skip_unknown=True)
+        known = score(model, ids, skip_unknown=True, characters=characters - unknown)
         result["bits_per_char_known"] = known.bits_per_char
     return result
 
 
 def run_generate(run_dir: str, prime: str, length: int, temperature: float, top_k: int,
-                 seed: int | None, checkpoint: str | None = None) -> Iterator[str]:
+                 seed: int | None, checkpoint: str | None = None, top_p: float = 1.0) -> Iterator[str]:
     """Check everything first (so errors come before any output), then return the stream."""
-    given = {"length": length, "temperature": temperature, "top_k": top_k, "seed": seed}
+    given = {"length": length, "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
     problems = [p for k, v in given.items() if v is not None
                 and (p := GENERATE_LIMITS[k].problem(option_name(k), v)) is not None]
     if problems:
@@ -144,4 +151,4 @@ def run_generate(run_dir: str, prime: str, length: int, temperature: float, top_
         default = "; a newline is the default --prime, and this model's text had none: give --prime TEXT" \
             if prime == "\n" else ""
         raise UserError(f"--prime has characters the model never saw in training: {''.join(unseen)!r}{default}")
-    return sample(model, vocab, prime, length, temperature, top_k, np.random.default_rng(seed))
+    return sample(model, vocab, prime, length, temperature, top_k, np.random.default_rng(seed), top_p)

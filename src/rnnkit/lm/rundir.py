@@ -35,6 +35,7 @@ from rnnkit.errors import DamagedFile, FileError
 from rnnkit.files import damage, read_json, read_tensors, unprefixed
 from rnnkit.lm.errors import CheckpointError, DamagedCheckpoint, MismatchedCheckpoint, Note
 from rnnkit.lm.model import CharLM, ModelConfig
+from rnnkit.lm.tokens import load_tokens
 from rnnkit.lm.schema import (
     ANCHORS, config_problems, model_config, not_a_language_model, shape_problems, value_problems, vocab_problems,
 )
@@ -50,7 +51,7 @@ TRAINING_META = {"step": numbers.Integral, "best_val": numbers.Real, "optimizer_
 @dataclass(frozen=True)
 class LoadedRun:
     model: CharLM
-    vocab: Vocab
+    vocab: Vocab            # the run's tokens: a Vocab (characters), or rnnkit.lm.tokens' words or BPE
     config: dict            # config.json, checked
     weights: Path           # the checkpoint the model's weights came from
     step: int | None        # the training step it was saved at
@@ -149,7 +150,7 @@ def read_run_files(run: Path, need_checkpoint: bool = True) -> tuple[dict, Vocab
         raise CheckpointError(f"{run}: no checkpoint here (missing {', '.join(missing)}; a run directory "
                               "holds the files 'rnnkit train' writes)")
     problems, parsed = [], {}
-    for name, check in (("config.json", config_problems), ("vocab.json", vocab_problems)):
+    for name, check in (("config.json", config_problems), ("vocab.json", lambda d: vocab_problems(d, run))):
         try:
             parsed[name] = read_json(run / name)
         except FileError as exc:
@@ -160,15 +161,20 @@ def read_run_files(run: Path, need_checkpoint: bool = True) -> tuple[dict, Vocab
             problems.append(f"{run / name}: " + "; ".join(found))
     if problems:
         raise CheckpointError("; ".join(problems) + f"; {RESTORE}")
-    return parsed["config.json"], Vocab.from_json(parsed["vocab.json"])
+    return parsed["config.json"], load_tokens(run, parsed["vocab.json"])
 
 
-def check_weights(path: Path, weights: dict[str, np.ndarray], cfg: ModelConfig, vocab_chars: int) -> None:
+def vocab_entries(vocab) -> str:
+    """What vocab.json counts: characters, or tokens (words, BPE)."""
+    return "characters" if vocab.kind == "char" else "tokens"
+
+
+def check_weights(path: Path, weights: dict[str, np.ndarray], cfg: ModelConfig, vocab) -> None:
     """Raise if the model tensors of checkpoint ``path`` cannot be the weights of this model."""
     alien = not_a_language_model(weights)
     if alien:
         raise DamagedCheckpoint(f"{path} {alien}")
-    mismatches = shape_problems(weights, cfg, vocab_chars)
+    mismatches = shape_problems(weights, cfg, vocab.size, vocab_entries(vocab))
     if mismatches:
         raise MismatchedCheckpoint(f"{path} does not fit config.json and vocab.json: " + "; ".join(mismatches))
     bad_values = value_problems(weights)
@@ -180,7 +186,7 @@ def _load_weights(path: Path, config: dict, vocab: Vocab) -> tuple[CharLM, int |
     tensors, meta = read_tensors(path)
     weights = unprefixed("model.", tensors)
     cfg = model_config(config["model"])
-    check_weights(path, weights, cfg, len(vocab.chars))
+    check_weights(path, weights, cfg, vocab)
     model = CharLM(cfg, rng=0).eval()
     try:
         model.load_state_dict(weights)

@@ -4,11 +4,15 @@ Each check returns a list of problems, each naming the key or tensor, what was e
 was found, so that a damaged run directory is reported whole in one message rather than one
 traceback at a time::
 
-    config.json  {"model": {vocab_size, cell, embed, hidden, layers, dropout, peephole},
+    config.json  {"model": {vocab_size, cell, embed, hidden, layers, dropout, peephole
+                            [, softmax, cutoffs, div_value]},
                   "train": {TrainConfig's fields; TRAIN_REQUIRED at least}, "corpus": {...}}
-    vocab.json   {"unknown_id": 0, "chars": [distinct single characters]}
+    vocab.json   {"unknown_id": 0, "chars": [distinct single characters]}, or for words and BPE
+                 the forms of rnnkit.lm.tokens
     weights      model.embed.weight (V, E), model.rnn.weight_ih_l0 (G·H, E), ...,
-                 model.head.weight (V, H), model.head.bias (V,)   with G = 4 / 3 / 1 for LSTM / GRU / RNN
+                 model.head.weight (V, H), model.head.bias (V,)   with G = 4 / 3 / 1 for LSTM / GRU / RNN;
+                 adaptive softmax: model.head.head.weight (c_0 + K, H), model.head.tail.{k}.0.weight
+                 (d_k, H), model.head.tail.{k}.1.weight (c_{k+1} − c_k, d_k)
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import numpy as np
 
 from rnnkit.lm.config import train_problems
 from rnnkit.kinds import KINDS, option_problems
-from rnnkit.lm.model import CELLS, ModelConfig
-from rnnkit.ranges import COUNT, PROBABILITY_BELOW_1, Range
+from rnnkit.lm.model import CELLS, SOFTMAXES, ModelConfig
+from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, Range
 
 MODEL_LIMITS: dict[str, Range] = {
     "vocab_size": Range(int, low=2),     # the unknown-character token and at least one character
-    "embed": COUNT, "hidden": COUNT, "layers": COUNT, "dropout": PROBABILITY_BELOW_1,
+    "embed": COUNT, "hidden": COUNT, "layers": COUNT, "dropout": PROBABILITY_BELOW_1, "div_value": POSITIVE,
 }
+# Model keys that run directories written before the adaptive softmax lack, with what they meant.
+MODEL_OPTIONAL = {"softmax": "full", "cutoffs": [], "div_value": 4.0}
 SHARED = ("cell", "embed", "hidden", "layers", "dropout", "peephole")   # in both sections
 # The train keys a run cannot do without (the model and its text); any other TrainConfig field
 # missing from an older run directory takes its default, as TrainConfig.from_json does.
@@ -44,7 +50,7 @@ def _missing(section: str, data: dict, required) -> list[str]:
 
 def model_problems(data: dict) -> list[str]:
     """config.json's "model" section: ModelConfig's fields, each of the right type and range."""
-    problems = _missing("model", data, [f.name for f in fields(ModelConfig)])
+    problems = _missing("model", data, [f.name for f in fields(ModelConfig) if f.name not in MODEL_OPTIONAL])
     problems += [p for key, limits in MODEL_LIMITS.items() if key in data
                  and (p := limits.problem(f"model.{key}", data[key])) is not None]
     if "cell" in data and data["cell"] not in CELLS:
@@ -53,12 +59,28 @@ def model_problems(data: dict) -> list[str]:
         problems.append(f"model.peephole must be true or false, got {data['peephole']!r}")
     else:
         problems += option_problems(data.get("cell"), data, lambda key: f"model.{key}")
-    return problems
+    return problems + softmax_problems(data)
+
+
+def softmax_problems(data: dict) -> list[str]:
+    """The output layer's keys: softmax, and the adaptive softmax's cutoffs."""
+    softmax, cutoffs = data.get("softmax", "full"), data.get("cutoffs", [])
+    if softmax not in SOFTMAXES:
+        return [f"model.softmax must be one of {', '.join(SOFTMAXES)}, got {softmax!r}"]
+    ints = isinstance(cutoffs, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in cutoffs)
+    if not ints:
+        return [f"model.cutoffs must be a list of integers, got {cutoffs!r:.60}"]
+    V = data.get("vocab_size")
+    if softmax == "adaptive" and isinstance(V, int) and not (
+            cutoffs and cutoffs == sorted(set(cutoffs)) and cutoffs[0] > 0 and cutoffs[-1] < V):
+        return [f"model.cutoffs must increase from 1 to at most model.vocab_size - 1 = {V - 1}, got {cutoffs!r:.60}"]
+    return []
 
 
 def model_config(data: dict) -> ModelConfig:
-    """config.json's checked "model" section as a ModelConfig (keys a later version added are ignored)."""
-    return ModelConfig(**{f.name: data[f.name] for f in fields(ModelConfig)})
+    """config.json's checked "model" section as a ModelConfig (keys a later version added are ignored;
+    keys an earlier one lacked take what they meant then)."""
+    return ModelConfig(**{f.name: data.get(f.name, MODEL_OPTIONAL.get(f.name)) for f in fields(ModelConfig)})
 
 
 def config_problems(data) -> list[str]:
@@ -80,10 +102,15 @@ def config_problems(data) -> list[str]:
             for k in SHARED if model[k] != train[k]]
 
 
-def vocab_problems(data) -> list[str]:
-    """Everything wrong with the parsed content of vocab.json."""
+def vocab_problems(data, run=None) -> list[str]:
+    """Everything wrong with the parsed content of vocab.json (of the run directory ``run``)."""
     if (p := _object_problem("the file", data)) is not None:
         return [p]
+    if "tokens" in data and data["tokens"] != "char":
+        from pathlib import Path
+
+        from rnnkit.lm.tokens import tokens_problems
+        return tokens_problems(data, Path(run or "."))
     if "chars" not in data:
         return ["the file lacks the key chars (the list of characters)"]
     chars = data["chars"]
@@ -111,33 +138,61 @@ def _layer_count(tensors: dict) -> int:
 
 
 ANCHORS = ("embed.weight", "head.weight", "rnn.weight_ih_l0")      # 2-D tensors the sizes are read from
+ADAPTIVE_HEAD = "head.head.weight"                                  # head.weight's place in an adaptive softmax
+
+
+def _head_key(tensors: dict) -> str:
+    return ADAPTIVE_HEAD if ADAPTIVE_HEAD in tensors else "head.weight"
 
 
 def not_a_language_model(tensors: dict[str, np.ndarray]) -> str | None:
     """Why these tensors cannot be a character language model's at all, or None."""
-    absent = [k for k in ANCHORS if k not in tensors or np.ndim(tensors[k]) != 2]
+    anchors = [_head_key(tensors) if k == "head.weight" else k for k in ANCHORS]
+    absent = [k for k in anchors if k not in tensors or np.ndim(tensors[k]) != 2]
     return f"holds no language model (no 2-D tensor model.{absent[0]})" if absent else None
 
 
-def shape_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig, vocab_chars: int) -> list[str]:
+def _adaptive_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig) -> list[str]:
+    """The adaptive softmax's tensors against model.cutoffs (each cluster's rows, its projection's)."""
+    ends = [*cfg.cutoffs, cfg.vocab_size]
+    rows = tensors[ADAPTIVE_HEAD].shape[0]
+    clusters = len({k.split(".")[2] for k in tensors if k.startswith("head.tail.")})
+    problems = [] if rows == ends[0] + len(cfg.cutoffs) and clusters == len(cfg.cutoffs) else [
+        f"model.cutoffs {list(cfg.cutoffs)} in config.json means {ends[0] + len(cfg.cutoffs)} head rows and "
+        f"{len(cfg.cutoffs)} tail clusters, but the weights have {rows} ({ADAPTIVE_HEAD}) and {clusters}"]
+    for k in range(min(clusters, len(cfg.cutoffs))):
+        out = tensors.get(f"head.tail.{k}.1.weight")
+        if out is not None and np.ndim(out) == 2 and out.shape[0] != ends[k + 1] - ends[k]:
+            problems.append(f"model.cutoffs gives tail cluster {k} {ends[k + 1] - ends[k]} tokens in config.json "
+                            f"but head.tail.{k}.1.weight has shape {out.shape}")
+    return problems
+
+
+def shape_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig, vocab_size: int,
+                   what: str = "characters") -> list[str]:
     """How the model tensors (names without the ``model.`` prefix; ANCHORS present) disagree with
-    config.json's model section and vocab.json's character count. Sizes are read off the tensors'
-    shapes, so a wrong config never makes us build a model of the wrong size."""
+    config.json's model section and vocab.json's size (``vocab_size`` ids with the unknown token,
+    ``what`` its entries are). Sizes are read off the tensors' shapes, so a wrong config never
+    makes us build a model of the wrong size."""
     V, E = tensors["embed.weight"].shape
-    V_head, H = tensors["head.weight"].shape
+    head = _head_key(tensors)
+    V_head, H = tensors[head].shape
     rows = tensors["rnn.weight_ih_l0"].shape[0]
     found = {"vocab_size": (V, f"embed.weight has shape {(V, E)}"),
              "embed": (E, f"embed.weight has shape {(V, E)}"),
-             "hidden": (H, f"head.weight has shape {(V_head, H)}"),
+             "hidden": (H, f"{head} has shape {(V_head, H)}"),
              "layers": (_layer_count(tensors), "rnn.weight_ih_l0 ... l{k} counted"),
-             "peephole": ("rnn.weight_ci_l0" in tensors, "rnn.weight_ci_l0 present or not")}
+             "peephole": ("rnn.weight_ci_l0" in tensors, "rnn.weight_ci_l0 present or not"),
+             "softmax": ("adaptive" if head == ADAPTIVE_HEAD else "full", f"{head} present")}
     cell = next((c for c in CELLS if rows == KINDS[c].num_gates * H), None)      # rows of W_ih: G per unit
     found["cell"] = (cell or f"none of {', '.join(CELLS)}", f"rnn.weight_ih_l0 has {rows} rows for {H} units")
     problems = [f"model.{k} is {getattr(cfg, k)!r} in config.json but {v!r} in the weights ({why})"
                 for k, (v, why) in found.items() if getattr(cfg, k) != v]
-    if vocab_chars + 1 != V:
-        problems.append(f"vocab.json has {vocab_chars} characters ({vocab_chars + 1} ids with the unknown "
+    if vocab_size != V:
+        problems.append(f"vocab.json has {vocab_size - 1} {what} ({vocab_size} ids with the unknown "
                         f"token) but the weights have {V} (embed.weight has shape {(V, E)})")
+    if not problems and head == ADAPTIVE_HEAD:
+        problems += _adaptive_problems(tensors, cfg)
     return problems
 
 

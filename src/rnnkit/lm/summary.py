@@ -15,8 +15,6 @@ from __future__ import annotations
 import shlex
 from dataclasses import fields
 
-import numpy as np
-
 from rnnkit.lm.config import TrainConfig, option_name
 from rnnkit.lm.progress import overfitting
 from rnnkit.lm.train import Trainer, TrainResult
@@ -25,7 +23,7 @@ from rnnkit.lm.train import Trainer, TrainResult
 def report(trainer: Trainer, result: TrainResult) -> list[str]:
     """The lines of the summary (stdout), the sample aside."""
     cfg = trainer.cfg
-    lines = [_speed(cfg, result), _validation(result)]
+    lines = [_speed(trainer, result), _validation(trainer, result)]
     found = overfitting(trainer.val_history)
     if found is not None:
         best, latest = found
@@ -46,11 +44,12 @@ def _seconds(s: float) -> str:
     return f"{s:.0f} s" if s >= 10 else f"{s:.2g} s"
 
 
-def _speed(cfg: TrainConfig, result: TrainResult) -> str:
-    per_step = cfg.batch_size * cfg.seq_len
+def _speed(trainer: Trainer, result: TrainResult) -> str:
+    cfg = trainer.cfg
+    per_step = round(cfg.batch_size * cfg.seq_len * trainer.chars_per_token)   # characters of text (mean)
     chars = len(result.losses) * per_step
     rate = chars / result.train_seconds if result.train_seconds else 0.0
-    loss = (f"; last training loss {result.losses[-1] / np.log(2):.3f} bits/char" if result.losses else "")
+    loss = (f"; last training loss {trainer.bits_per_char(result.losses[-1]):.3f} bits/char" if result.losses else "")
     if not result.first_step:
         return (f"steps: {result.steps} ({chars:,} characters in {_seconds(result.train_seconds)} of training, "
                 f"{rate:,.0f} chars/s){loss}")
@@ -59,13 +58,14 @@ def _speed(cfg: TrainConfig, result: TrainResult) -> str:
             f"{result.steps} steps, {result.steps * per_step:,} characters in {_seconds(result.run_seconds)}")
 
 
-def _validation(result: TrainResult) -> str:
-    val = result.val
-    text = (f"validation: last {val.bits_per_char:.3f} bits/char (perplexity {val.perplexity:.2f}) at step "
+def _validation(trainer: Trainer, result: TrainResult) -> str:
+    val, kind = result.val, trainer.vocab.kind
+    tokens = "" if kind == "char" else f" per {kind} token, {val.chars:,} tokens"
+    text = (f"validation: last {val.bits_per_char:.3f} bits/char (perplexity {val.perplexity:.2f}{tokens}) at step "
             f"{result.steps}")
     if result.best is not None and result.best.step != result.steps:
         text += f", best {result.best.bits_per_char:.3f} at step {result.best.step} (best.safetensors)"
-    return (text + f"; on {val.chars:,} held-out characters; unigram entropy of the corpus: "
+    return (text + f"; on {val.characters or val.chars:,} held-out characters; unigram entropy of the corpus: "
             f"{result.unigram_bits:.3f} bits/char")
 
 

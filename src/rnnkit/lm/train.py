@@ -31,17 +31,18 @@ import numpy as np
 from rnnkit import backend, distributed, engine
 from rnnkit.distributed import ShardedRandom, World
 from rnnkit.layers import state_parts
-from rnnkit.files import prefixed, unprefixed, write_json, write_tensors
+from rnnkit.files import atomic_write, prefixed, unprefixed, write_json, write_tensors
 from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
 from rnnkit.lm.data import (
-    Streams, Vocab, default_corpus_files, read_corpus, split_text, suggest_prime, unigram_entropy_bits,
+    Streams, default_corpus_files, read_corpus, split_text, suggest_prime, unigram_entropy_bits,
 )
 from rnnkit.lm.errors import CheckpointError, CorpusError, MismatchedCheckpoint
 from rnnkit.lm.infer import NonFiniteOutput, Score, sample, score
 from rnnkit.lm.model import CharLM
 from rnnkit.lm.progress import Validation
 from rnnkit.lm.rundir import check_weights, read_run_files, read_training_state, refuse_resume
-from rnnkit.losses import softmax_cross_entropy
+from rnnkit.lm.softmax import choose_cutoffs
+from rnnkit.lm.tokens import run_tokens, same_tokens, write_tokens
 from rnnkit.module import Parameter
 from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
 
@@ -185,16 +186,21 @@ class Trainer:
         if skipped:
             log(f"skipped {len(skipped)} binary or non-UTF-8 file(s), e.g. {skipped[0]}")
         train_text, val_text = split_text(text, cfg.val_fraction)
-        self.vocab = Vocab.from_text(train_text)
+        self.vocab, softmax = run_tokens(cfg.tokens, cfg.vocab_size, cfg.softmax, train_text)
         train_ids, _ = self.vocab.encode(train_text)
         self.streams = Streams(train_ids, cfg.batch_size, cfg.seq_len)
         self.share = self.world.share(cfg.batch_size, "--batch-size")   # this rank's streams
         self.val_ids, _ = self.vocab.encode(val_text)
         self.prime = suggest_prime(val_text, self.vocab, starts_line=train_text.endswith("\n"))
         if len(self.val_ids) < 2:
-            raise CorpusError(f"the validation split has {len(self.val_ids)} characters; raise --val-fraction")
-        self.unigram_bits = unigram_entropy_bits(train_ids)
-        self.model = CharLM(cfg.model_config(self.vocab.size), rng=cfg.seed)
+            raise CorpusError(f"the validation split has {len(self.val_ids)} tokens; raise --val-fraction")
+        self.val_chars = len(val_text) - self.vocab.lead_chars(self.val_ids)    # what validation predicts
+        self.chars_per_token = len(train_text) / max(len(train_ids), 1)
+        code_points = np.frombuffer(train_text.encode("utf-32-le"), np.uint32)
+        self.unigram_bits = unigram_entropy_bits(code_points)           # of the characters, any tokens
+        counts = np.bincount(train_ids, minlength=self.vocab.size)
+        cutoffs = choose_cutoffs(counts, cfg.hidden) if softmax == "adaptive" else ()
+        self.model = CharLM(cfg.model_config(self.vocab.size, softmax, cutoffs), rng=cfg.seed)
         self.params = self.model.parameters()
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr)
         # A cosine run without --schedule-steps or --max-steps fits its last step to the time
@@ -218,7 +224,7 @@ class Trainer:
                   "source": "python-stdlib" if not self.cfg.paths else "paths"}
         write_json(self.run_dir / "config.json", {
             "model": self.model.cfg.to_json(), "train": self.cfg.to_json(), "corpus": corpus})
-        write_json(self.run_dir / "vocab.json", self.vocab.to_json())
+        write_tokens(self.run_dir, self.vocab, write_json, atomic_write)
         for name in (METRICS, TIMINGS):
             (self.run_dir / name).write_text("", encoding="utf-8")
         (self.run_dir / "best.safetensors").unlink(missing_ok=True)     # a previous run's, if any
@@ -264,9 +270,13 @@ class Trainer:
         tensors, meta = read_training_state(self.run_dir)
         if meta["corpus_sha256"] != self.fingerprint:
             raise CorpusError("--resume: the corpus differs from the one this run was trained on")
+        _, saved = read_run_files(self.run_dir)
+        if not same_tokens(saved, self.vocab):
+            raise MismatchedCheckpoint(f"--resume: {self.run_dir}'s tokens differ from the ones learnt again from "
+                                       "its corpus (another version of the tokenizer?); train again with another --out")
         path = self.run_dir / "latest.safetensors"
         try:
-            check_weights(path, unprefixed("model.", tensors), self.model.cfg, len(self.vocab.chars))
+            check_weights(path, unprefixed("model.", tensors), self.model.cfg, self.vocab)
         except CheckpointError as exc:
             raise refuse_resume(self.run_dir, exc) from None
         try:                          # the checks of load_state_dict and of NumPy's RNG state
@@ -341,11 +351,10 @@ class Trainer:
         if k == 0 or self.carry is None:
             self.carry = self.model.initial_state(self.share.stop - self.share.start)
         x, y = self.streams.chunk(k, self.share)
-        logits, carry = self.model(x, self.carry)
-        loss, dlogits = softmax_cross_entropy(logits, y)        # the mean over this rank's streams
+        loss, carry = self.model.loss(x, y, self.carry)        # the mean over this rank's streams
         self.model.zero_grad()
         if math.isfinite(loss):                 # else no backward: the loss stops every rank below
-            self.model.backward(dlogits)
+            self.model.backward_loss()
         ballot = [0.0] * (len(Stop) - 1)        # one count per reason to stop: BUDGET, SIGTERM, ...
         if (reason := vote()) != Stop.NO:
             ballot[reason - 1] = 1.0
@@ -365,6 +374,11 @@ class Trainer:
         self.step += 1
         return Step(loss, stop)
 
+    def bits_per_char(self, loss: float) -> float:
+        """A training loss (nats per token) in bits per character of the training text (exact
+        for characters; at the text's mean characters per token for words and BPE)."""
+        return loss / math.log(2) / self.chars_per_token
+
     def set_last_step(self, last: int) -> None:
         """Fix the schedule; a cosine reaches 5% of --lr at step ``last``."""
         cfg = self.cfg
@@ -373,7 +387,7 @@ class Trainer:
                                  min_factor=0.05)
 
     def validate(self) -> Score:
-        val = score(self.model, self.val_ids)
+        val = score(self.model, self.val_ids, characters=self.val_chars)
         if not math.isfinite(val.nll):
             raise NonFiniteLoss(f"the validation loss became {val.nll} at step {self.step}")
         if val.nll < self.best_val:
@@ -404,8 +418,10 @@ class Trainer:
         self.model.eval()
         try:
             batch = self.share.stop - self.share.start
-            logits, _ = self.model(np.zeros((self.cfg.seq_len, batch), np.int32), self.model.initial_state(batch))
-            self.model.backward(np.zeros_like(logits))
+            shape = (self.cfg.seq_len, batch)
+            every = (np.arange(shape[0] * batch) % self.vocab.size).reshape(shape).astype(np.int32)  # every cluster
+            self.model.loss(np.zeros(shape, np.int32), every, self.model.initial_state(batch))
+            self.model.backward_loss()
         finally:
             self.model.zero_grad()
             self.model.train()
@@ -425,10 +441,9 @@ class Trainer:
 
         def one_pass() -> float:
             start = time.perf_counter()
-            logits, _ = self.model(x, self.model.initial_state(x.shape[1]))
-            _, dlogits = softmax_cross_entropy(logits, y)
+            self.model.loss(x, y, self.model.initial_state(x.shape[1]))
             self.model.zero_grad()
-            self.model.backward(dlogits)
+            self.model.backward_loss()
             self.world.allreduce_gradients(self.params, extras=(0.0,) * len(Stop))
             if self.cfg.clip > 0:
                 clip_grad_norm_(self.params, self.cfg.clip)
@@ -450,7 +465,7 @@ class Trainer:
 
     def sample_text(self, length: int) -> str:
         rng = np.random.default_rng([self.cfg.seed, self.step])
-        prime = "\n" if "\n" in self.vocab.chars else self.vocab.chars[0]
+        prime = "\n" if self.vocab.known("\n") else self.vocab.chars[0]
         try:
             return "".join(sample(self.model, self.vocab, prime, length, temperature=0.8, rng=rng))
         except NonFiniteOutput as exc:

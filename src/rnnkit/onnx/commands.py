@@ -2,7 +2,9 @@
 ``rnnkit export MODEL.safetensors MODEL.onnx``: a sequence estimator saved by ``save``.
 
 The vocabulary goes to ``MODEL.vocab.json`` (``{"unknown_id": 0, "chars": [...]}``, id k ≥ 1 is
-``chars[k-1]``) with the graph's interface, so a runtime needs nothing else to generate text. An
+``chars[k-1]``, or the word and BPE forms of :mod:`rnnkit.lm.tokens`; ``token_bytes``: the bytes
+each id stands for, in hex) with the graph's interface, so a runtime needs nothing else to generate
+text — but for BPE, Hugging Face ``tokenizers`` and ``MODEL.tokenizer.json`` to read the prime. An
 estimator's graph is described in :mod:`rnnkit.onnx.estimators` and :mod:`rnnkit.onnx.forecaster`.
 """
 
@@ -42,6 +44,11 @@ def add_export_parser(sub) -> None:
 def vocab_path(model_path: Path) -> Path:
     """Where the vocabulary of ``model.onnx`` goes: ``model.vocab.json``."""
     return model_path.with_suffix(".vocab.json")
+
+
+def tokenizer_path(model_path: Path) -> Path:
+    """Where the BPE tokenizer of ``model.onnx`` goes: ``model.tokenizer.json``."""
+    return model_path.with_suffix(".tokenizer.json")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -90,7 +97,7 @@ def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
 
 
 def _export_language_model(out: Path, args: argparse.Namespace) -> int:
-    from rnnkit.files import write_json
+    from rnnkit.files import atomic_write, write_json
     from rnnkit.lm.rundir import load_run
 
     run = load_run(args.run_dir, args.checkpoint)
@@ -102,8 +109,14 @@ def _export_language_model(out: Path, args: argparse.Namespace) -> int:
     cfg = model.cfg
     states = kind(cfg.cell).states
     lengths = {"lengths": "(B,) int64"} if args.lengths else {}
+    tokens = vocab.to_json()
+    if vocab.kind == "bpe":                  # the tokenizer beside the model, named in the vocabulary
+        tokens["tokenizer"] = tokenizer_path(out).name
+        atomic_write(tokenizer_path(out), lambda tmp: Path(tmp).write_text(vocab.json, encoding="utf-8"))
     write_json(vocab_path(out), {
-        **vocab.to_json(), "model": out.name, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden,
+        **tokens, "token_bytes": [vocab.token_bytes(i).hex() for i in range(vocab.size)],
+        "model": out.name, "cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden,
+        "softmax": cfg.softmax, "logits": "log-probabilities" if cfg.softmax == "adaptive" else "logits",
         "inputs": {"tokens": "(T, B) int64",
                    **{f"{s}0": f"({cfg.layers}, B, {cfg.hidden}) float32; zeros for a fresh stream" for s in states},
                    **lengths},

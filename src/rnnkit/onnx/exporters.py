@@ -7,13 +7,15 @@ Layers: ``input`` (T, B, I) — (B, T, I) with batch_first —, ``h0`` (and ``c0
 (L·D, B, n) (zeros for a fresh sequence), ``lengths`` (B,) int64 when exported with lengths →
 ``output``, ``h_n`` (, ``c_n``).
 Cells: ``input`` (B, I), ``h0`` (, ``c0``) (B, n) → ``h1`` (, ``c1``): the state after one step.
-Language model: ``tokens`` (T, B) int64, ``h0`` (, ``c0``) → ``logits`` (T, B, V), ``h_n`` (, ``c_n``).
+Language model: ``tokens`` (T, B) int64, ``h0`` (, ``c0``) → ``logits`` (T, B, V), ``h_n`` (, ``c_n``)
+(with the adaptive softmax, ``logits`` are the log-probabilities themselves).
 """
 
 from __future__ import annotations
 
 from rnnkit.cells import CellBase
 from rnnkit.lm.model import CharLM
+from rnnkit.onnx.adaptive import adaptive_log_prob
 from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.errors import ExportValueError
 from rnnkit.onnx.graph import Graph, linear
@@ -54,15 +56,19 @@ def export_cell(g: Graph, cell: CellBase, lengths: bool) -> None:
 
 @register_exporter(CharLM)
 def export_charlm(g: Graph, model: CharLM, lengths: bool) -> None:
-    """Embedding → stack → (dropout: identity) → Linear; the state in and out for streaming."""
+    """Embedding → stack → (dropout: identity) → Linear, or the adaptive softmax's log-probabilities;
+    the state in and out for streaming."""
     onnx = require_onnx()
     spec = stack_spec(model.rnn)
     tokens = g.add_input("tokens", onnx.TensorProto.INT64, ["time", "batch"])
     e = g.op("Gather", g.const(model.embed.weight.data, "embed_weight"), tokens, axis=0, hint="embedded")
     states = state_inputs(g, spec)
     h, finals = stack(g, spec, e, states, lengths_input(g) if lengths else None)   # (T, B, H)
-    bias = None if model.head.bias is None else model.head.bias.data
-    logits = linear(g, h, model.head.weight.data, bias, "head")                    # (T, B, V)
+    if model.adaptive:                    # log-probabilities: their softmax is the distribution too
+        logits = adaptive_log_prob(g, h, model.head)                               # (T, B, V)
+    else:
+        bias = None if model.head.bias is None else model.head.bias.data
+        logits = linear(g, h, model.head.weight.data, bias, "head")                # (T, B, V)
     g.add_output(logits, "logits", g.elem_type, ["time", "batch", model.cfg.vocab_size])
     state_outputs(g, spec, finals)
 
