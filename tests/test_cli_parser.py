@@ -73,6 +73,18 @@ def test_rnnkit_alone_lists_the_commands():
     assert rnnkit("--help").stdout == proc.stdout
 
 
+def test_every_command_help_is_its_own_options():
+    """``rnnkit CMD --help``: argparse's help of that command (its usage line and every option),
+    not the top-level list of commands."""
+    for name, parser in subcommands().items():
+        proc = rnnkit(name, "--help")
+        assert proc.returncode == 0 and proc.stderr == "", (name, proc.stderr)
+        assert proc.stdout.startswith(f"usage: rnnkit {name} [-h]"), (name, proc.stdout[:200])
+        options = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+        missing = [o for o in options if o not in proc.stdout]
+        assert not missing and "commands:" not in proc.stdout, (name, missing)
+
+
 def choice_options() -> list[tuple[str, argparse.Action]]:
     return [(name, a) for name, p in subcommands().items() for a in p._actions
             if a.choices is not None and not isinstance(a, argparse._SubParsersAction)]

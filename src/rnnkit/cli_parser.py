@@ -91,6 +91,9 @@ class TopParser(Parser):
         self.commands: argparse._SubParsersAction | None = None
 
     def add_commands(self, **kwargs) -> argparse._SubParsersAction:
+        # the commands' own parsers are plain Parsers: argparse would make them TopParsers (the
+        # class of their parent), whose help is a list of commands they do not have
+        kwargs.setdefault("parser_class", Parser)
         self.commands = self.add_subparsers(**kwargs)
         return self.commands
 
