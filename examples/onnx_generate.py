@@ -7,7 +7,7 @@ import numpy as np, onnxruntime as ort
 
 p = argparse.ArgumentParser()
 p.add_argument("model"), p.add_argument("--prime", default="\n"), p.add_argument("--length", type=int, default=500)
-p.add_argument("--temperature", type=float, default=0.8), p.add_argument("--top-k", type=int, default=0)
+p.add_argument("--temperature", type=float, default=1.0), p.add_argument("--top-k", type=int, default=0)
 p.add_argument("--top-p", type=float, default=1.0), p.add_argument("--seed", type=int, default=None)
 a = p.parse_args()
 vocab = a.model.removesuffix(".onnx") + ".vocab.json"

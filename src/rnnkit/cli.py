@@ -30,7 +30,7 @@ from rnnkit.bench.commands import add_bench_parser
 from rnnkit.cli_parser import TopParser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_plot_parser, add_task_parser
 from rnnkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, Caution, Note, user_message
-from rnnkit.lm.config import GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
+from rnnkit.lm.config import DEFAULT_TEMPERATURE, GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
 from rnnkit.lm.rundir import add_checkpoint_option
 from rnnkit.lm.softmax import AUTO_ADAPTIVE
 from rnnkit.lm.tokens import DEFAULT_SIZES
@@ -98,8 +98,9 @@ def _generate_parser(sub) -> None:
     p.add_argument("--prime", default="\n", help="text to start from, printed first (default: a newline)")
     p.add_argument("--length", type=GENERATE_LIMITS["length"], default=500,
                    help="tokens to generate: characters, or a word/BPE run's tokens (default 500)")
-    p.add_argument("--temperature", type=GENERATE_LIMITS["temperature"], default=0.8,
-                   help="sampling temperature, 0 = always the most likely (default 0.8)")
+    p.add_argument("--temperature", type=GENERATE_LIMITS["temperature"], default=DEFAULT_TEMPERATURE,
+                   help=f"sampling temperature, 0 = always the most likely (default {DEFAULT_TEMPERATURE:g}: "
+                        "the model's own distribution)")
     p.add_argument("--top-k", type=GENERATE_LIMITS["top_k"], default=0,
                    help="sample among the k most likely, 0 = all")
     p.add_argument("--top-p", type=GENERATE_LIMITS["top_p"], default=1.0,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit.grad_mode import no_grad
+from rnnkit.lm.config import DEFAULT_TEMPERATURE
 from rnnkit.lm.data import Vocab, eval_streams
 from rnnkit.lm.model import CharLM
 from rnnkit.lm.tokens import StreamDecoder
@@ -63,7 +64,7 @@ def score(model: CharLM, ids: np.ndarray, batch_size: int = 64, seq_len: int = 2
     return Score(total / max(count, 1.0), int(count), characters)
 
 
-def sample(model: CharLM, vocab: Vocab, prime: str, length: int, temperature: float = 1.0,
+def sample(model: CharLM, vocab: Vocab, prime: str, length: int, temperature: float = DEFAULT_TEMPERATURE,
            top_k: int = 0, rng: np.random.Generator | None = None, top_p: float = 1.0) -> Iterator[str]:
     """Yield the text of ``length`` tokens (characters, for a character model), one recurrent
     step each, after reading ``prime`` once; a piece may be "" while a BPE token's bytes end

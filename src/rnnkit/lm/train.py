@@ -467,7 +467,7 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.seed, self.step])
         prime = "\n" if self.vocab.known("\n") else self.vocab.chars[0]
         try:
-            return "".join(sample(self.model, self.vocab, prime, length, temperature=0.8, rng=rng))
+            return "".join(sample(self.model, self.vocab, prime, length, rng=rng))
         except NonFiniteOutput as exc:
             raise NonFiniteLoss(f"{exc} (at step {self.step})") from None
 
