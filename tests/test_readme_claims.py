@@ -39,5 +39,7 @@ def test_the_adding_task_takes_the_time_the_readme_says():
     if busy:                                                # a timing on a loaded machine says nothing
         pytest.skip(f"the machine is busy (load {os.getloadavg()[0]:.1f}): took {result['seconds']:.0f} s, "
                     f"README says ~{seconds:.0f} s on a quiet one")
+    # machines differ (7 s on an AMD EPYC, about 20 s on the Intel Xeon of earlier sessions):
+    # the claim holds if it is within a factor of 2.5 of the time either way
     assert seconds / 2.5 <= result["seconds"] <= seconds * 2.5, \
         f"README says ~{seconds:.0f} s, the command took {result['seconds']:.1f} s"
