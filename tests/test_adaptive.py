@@ -11,8 +11,8 @@ import torch
 import rnnkit
 from rnnkit.adaptive import AdaptiveLogSoftmaxWithLoss
 from rnnkit.lm.model import CharLM, ModelConfig
+from test_gradcheck import numeric_grad
 
-EPS = 1e-6
 CASES = [  # (in_features, n_classes, cutoffs, div_value, head_bias)
     (8, 20, [4, 10], 2.0, False),
     (12, 40, [5, 15, 30], 2.0, True),
@@ -26,19 +26,6 @@ def targets(rng, n_classes, cutoffs, n):
     t = rng.integers(0, n_classes, n)
     t[: len(cutoffs) + 2] = [0, *cutoffs, n_classes - 1][: len(cutoffs) + 2]
     return t
-
-
-def numeric_grad(f, a: np.ndarray) -> np.ndarray:
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + EPS
-        up = f()
-        a[idx] = old - EPS
-        down = f()
-        a[idx] = old
-        g[idx] = (up - down) / (2 * EPS)
-    return g
 
 
 @pytest.mark.parametrize("d,V,cutoffs,div,bias", CASES)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shlex
@@ -19,6 +17,7 @@ import pytest
 from rnnkit.cli import main
 from rnnkit.files import read_tensors
 from rnnkit.lm.data import Vocab, suggest_prime
+from test_cli_errors import TINY, run_cli, trained  # noqa: F401 (trained: a fixture used here)
 
 PHRASE = "the quick brown fox jumps over the lazy dog.\n"
 SMALL = ["--hidden", "24", "--embed", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "16",
@@ -216,32 +215,6 @@ def test_each_metric_is_on_disk_as_soon_as_it_is_written(tmp_path, corpus, monke
 
 
 # -- generation's output and the closing hint of rnnkit train -------------------------------------
-
-TINY = ["--cell", "lstm", "--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4",
-        "--seq-len", "16", "--sample-chars", "0", "--eval-every", "10"]
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``rnnkit ARGV`` run in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:                  # argparse's own errors
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path, str]:
-    """A tiny trained run (LSTM, 20 steps), its corpus, train's stdout."""
-    home = tmp_path_factory.mktemp("trained")
-    corpus = home / "corpus.txt"
-    corpus.write_text(PHRASE * 120, encoding="utf-8")
-    code, out, err = run_cli(["train", str(corpus), *TINY, "--max-steps", "20", "--out", str(home / "run")])
-    assert code == 0, err
-    return home / "run", corpus, out
-
 
 def test_text_the_console_cannot_encode_is_escaped(tmp_path):
     zh = tmp_path / "zh.txt"
