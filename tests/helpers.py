@@ -32,6 +32,7 @@ class Case:
     lengths: bool = False
     init_state: bool = False
     dropout: float = 0.0        # the layer is put in eval mode unless a test says otherwise
+    layer_norm: bool = False
 
     def with_(self, **kw) -> "Case":
         return replace(self, **kw)
@@ -53,6 +54,8 @@ class Case:
             kw.update(reset_after=self.reset_after)
         else:
             kw.update(nonlinearity=self.nonlinearity)
+        if self.layer_norm:
+            kw.update(layer_norm=True)
         return kw
 
     def make(self, dtype=np.float64, seed=0):

@@ -61,7 +61,8 @@ class CellBase(Module):
             setattr(self, name, value)
         self.kernel = self.kind.kernel(self.hidden_size, self.options)
         shapes = self.kind.param_shapes(self.input_size, self.hidden_size, self.bias, self.options)
-        self._group = register_cell(self, shapes, self.hidden_size, "", make_rng(rng))
+        self._group = register_cell(self, shapes, self.hidden_size, "", make_rng(rng),
+                                    self.kind.param_constants(self.options))
         self._last: StepCache | None = None
         self._stepper = StepperCache()            # for steps that keep nothing (streaming)
         self._arrays = None                       # (stepper, parameter arrays, its arrays of them)
@@ -186,14 +187,16 @@ class CellBase(Module):
 class RNNCell(CellBase):
     r"""Elman cell: ``h' = φ(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)``, φ = tanh or relu.
 
-    ``h = cell(x, h)``; ``dx, dh = cell.backward(dh')``.
+    ``h = cell(x, h)``; ``dx, dh = cell.backward(dh')``. ``layer_norm=True``: as :class:`rnnkit.RNN`'s,
+    parameters ``ln_weight_ih``, ``ln_weight_hh``.
     """
 
     kind = kinds.KINDS["rnn"]
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, dtype=np.float32, rng=None) -> None:
-        super().__init__(input_size, hidden_size, bias, dict(nonlinearity=nonlinearity), dtype=dtype, rng=rng)
+                 *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
+        super().__init__(input_size, hidden_size, bias, dict(nonlinearity=nonlinearity, layer_norm=layer_norm),
+                         dtype=dtype, rng=rng)
 
     def backward(self, dh):
         return self._backward(dh)
@@ -207,14 +210,16 @@ class GRUCell(CellBase):
         n = tanh(x W_inᵀ + b_in + (r ⊙ h) W_hnᵀ + b_hn)       reset_after=False (Cho 2014)
         h' = (1 − z) ⊙ n + z ⊙ h
 
-    ``h = cell(x, h)``; ``dx, dh = cell.backward(dh')``.
+    ``h = cell(x, h)``; ``dx, dh = cell.backward(dh')``. ``layer_norm=True``: as :class:`rnnkit.GRU`'s,
+    parameters ``ln_weight_ih``, ``ln_weight_hh``.
     """
 
     kind = kinds.KINDS["gru"]
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = True,
-                 *, dtype=np.float32, rng=None) -> None:
-        super().__init__(input_size, hidden_size, bias, dict(reset_after=reset_after), dtype=dtype, rng=rng)
+                 *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
+        super().__init__(input_size, hidden_size, bias, dict(reset_after=reset_after, layer_norm=layer_norm),
+                         dtype=dtype, rng=rng)
 
     def backward(self, dh):
         return self._backward(dh)
@@ -230,14 +235,16 @@ class LSTMCell(CellBase):
         o = σ(x W_ioᵀ + b_io + h W_hoᵀ + b_ho [+ w_co ⊙ c'])
         h' = o ⊙ tanh(c')
 
-    ``h, c = cell(x, (h, c))``; ``dx, (dh, dc) = cell.backward(dh', dc')``.
+    ``h, c = cell(x, (h, c))``; ``dx, (dh, dc) = cell.backward(dh', dc')``. ``layer_norm=True``: as
+    :class:`rnnkit.LSTM`'s, parameters ``ln_weight_ih``, ``ln_weight_hh``, ``ln_weight_c``, ``ln_bias_c``.
     """
 
     kind = kinds.KINDS["lstm"]
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False,
-                 *, dtype=np.float32, rng=None) -> None:
-        super().__init__(input_size, hidden_size, bias, dict(peephole=peephole), dtype=dtype, rng=rng)
+                 *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
+        super().__init__(input_size, hidden_size, bias, dict(peephole=peephole, layer_norm=layer_norm),
+                         dtype=dtype, rng=rng)
 
     def backward(self, dh, dc=None):
         return self._backward((dh, dc))

@@ -46,6 +46,8 @@ class Option:
     layers_only: bool = False                 # an option of a stack (proj_size), not of a cell
     torch_lacks: str = ""                     # why torch.nn has no equivalent of a non-default value
     operator: bool = True                     # ONNX's recurrent operator computes a non-default value
+    requires: tuple[tuple[str, Any], ...] = ()  # a non-default value needs these values of other options
+    constants: tuple[tuple[str, float], ...] = ()  # parameters that start at a constant (LN gains at 1)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,21 @@ class CellKind:
         if unknown:
             raise TypeError(f"{self.title}{'Cell' if cell else ''} has no option {unknown[0]!r}; its options: "
                             f"{', '.join(o.name for o in own) or 'none'}")
-        return {o.name: o.check(given.get(o.name, o.default)) for o in own}
+        values = {o.name: o.check(given.get(o.name, o.default)) for o in own}
+        for o in own:
+            if values[o.name] == o.default:
+                continue
+            for other, needed in o.requires:
+                if other in values and values[other] != needed:
+                    raise ValueError(f"{o.name}={values[o.name]!r} cannot be combined with {other}={values[other]!r} "
+                                     f"in {self.title}: the spec defines it only with {other}={needed!r}")
+        return values
+
+    def param_constants(self, options: Mapping[str, Any]) -> dict[str, float]:
+        """The parameters these options add that start at a constant (field -> value); the others
+        are drawn from U(−1/√H, 1/√H)."""
+        return {field: value for o in self.options if options.get(o.name, o.default) != o.default
+                for field, value in o.constants}
 
     def output_size(self, hidden_size: int, options: Mapping[str, Any]) -> int:
         """H_out, the size of h: the projection's P when the LSTM has one, else H."""
@@ -127,8 +143,10 @@ class CellKind:
         return max(matching, key=lambda f: len(f.when))
 
     def kernel(self, hidden_size: int, options: Mapping[str, Any]):
-        """The reference kernel of one cell with these (checked) options."""
-        return self.form(options).kernel(hidden_size, **options)
+        """The reference kernel of one cell with these (checked) options (less those that choose
+        the form, such as ``layer_norm``: the form is their value)."""
+        chooses = {k for f in self.forms for k, _ in f.when}
+        return self.form(options).kernel(hidden_size, **{k: v for k, v in options.items() if k not in chooses})
 
     def torch_lacks(self, options: Mapping[str, Any]) -> str | None:
         """Why torch.nn has no equivalent of a cell with these options ("has peephole ..."), or None."""
@@ -178,27 +196,46 @@ RESET_AFTER = Option("reset_after", True, _as_bool,
 NONLINEARITY = Option("nonlinearity", "tanh", _nonlinearity)
 
 
+def layer_norm_option(gates: int, cell_state: bool, requires: tuple[tuple[str, Any], ...] = ()) -> Option:
+    """``layer_norm=True`` (the spec's layer-normalised cells): gains γ_ih, γ_hh (G·H) on the two
+    products and, with a cell state, LN of c_t with gain γ_c and shift β_c (H); gains start at 1,
+    the shift at 0."""
+    def params(on, H):
+        if not on:
+            return []
+        shapes = [("ln_weight_ih", (gates * H,)), ("ln_weight_hh", (gates * H,))]
+        return shapes + ([("ln_weight_c", (H,)), ("ln_bias_c", (H,))] if cell_state else [])
+    return Option("layer_norm", False, _as_bool, params=params, requires=requires, operator=False,
+                  constants=(("ln_weight_ih", 1.0), ("ln_weight_hh", 1.0))
+                  + ((("ln_weight_c", 1.0), ("ln_bias_c", 0.0)) if cell_state else ()),
+                  torch_lacks="is layer-normalised (layer_norm=True); torch.nn has no layer-normalised {name}")
+
+
 # -- the kinds ------------------------------------------------------------------------------------
 
 STATE_LABELS = {"h": "hidden state", "c": "cell state"}
 
 def _kinds() -> dict[str, CellKind]:
-    from rnnkit.kernels.gru import GRUKernel
-    from rnnkit.kernels.lstm import LSTMKernel
-    from rnnkit.kernels.rnn import RNNKernel
+    from rnnkit.kernels.gru import GRUKernel, LayerNormGRUKernel
+    from rnnkit.kernels.lstm import LayerNormLSTMKernel, LSTMKernel
+    from rnnkit.kernels.rnn import LayerNormRNNKernel, RNNKernel
+    ln = (("layer_norm", True),)
     kinds = [                                 # in the spec's order
         CellKind("rnn", "RNN", gates=("h",), gate_labels=("hidden state",), sigmoid_gates=(), states=("h",),
                  onnx_gates=("h",), keras_gates=("h",),
-                 options=(NONLINEARITY,), forms=(Form(RNNKernel, "rnnkit.engine.rnn"),)),
+                 options=(NONLINEARITY, layer_norm_option(1, False)),
+                 forms=(Form(RNNKernel, "rnnkit.engine.rnn"), Form(LayerNormRNNKernel, "rnnkit.engine.ln_rnn", ln))),
         CellKind("lstm", "LSTM", gates=("i", "f", "g", "o"),
                  gate_labels=("input gate", "forget gate", "candidate", "output gate"),
                  sigmoid_gates=("i", "f", "o"), states=("h", "c"),
                  onnx_gates=("i", "o", "f", "g"), keras_gates=("i", "f", "g", "o"),
-                 options=(PROJ_SIZE, PEEPHOLE), forms=(Form(LSTMKernel, "rnnkit.engine.lstm"),)),
+                 options=(PROJ_SIZE, PEEPHOLE, layer_norm_option(4, True, (("proj_size", 0), ("peephole", False)))),
+                 forms=(Form(LSTMKernel, "rnnkit.engine.lstm"), Form(LayerNormLSTMKernel, "rnnkit.engine.ln_lstm", ln))),
         CellKind("gru", "GRU", gates=("r", "z", "n"), gate_labels=("reset gate", "update gate", "candidate"),
                  sigmoid_gates=("r", "z"), states=("h",),
                  onnx_gates=("z", "r", "n"), keras_gates=("z", "r", "n"),
-                 options=(RESET_AFTER,), forms=(Form(GRUKernel, "rnnkit.engine.gru"),)),
+                 options=(RESET_AFTER, layer_norm_option(3, False, (("reset_after", True),))),
+                 forms=(Form(GRUKernel, "rnnkit.engine.gru"), Form(LayerNormGRUKernel, "rnnkit.engine.ln_gru", ln))),
     ]
     return {k.name: k for k in kinds}
 

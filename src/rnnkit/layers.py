@@ -26,15 +26,18 @@ class RNN(RecurrentBase):
     ``out, h_n = rnn(x, h0=None, lengths=None)``; ``dx, dh0 = rnn.backward(dout, dh_n=None)``.
     Parameters ``weight_ih_l{k}`` (H, I), ``weight_hh_l{k}`` (H, H), ``bias_ih_l{k}``,
     ``bias_hh_l{k}`` (H,), with ``_reverse`` for the backward direction.
+
+    ``layer_norm=True`` (Ba et al. 2016): ``h_t = φ(LN(x_t W_ihᵀ; γ_ih) + b_ih + LN(h_{t-1} W_hhᵀ; γ_hh)
+    + b_hh)``, gains ``ln_weight_ih_l{k}``, ``ln_weight_hh_l{k}`` (H,) starting at 1.
     """
 
     kind = KINDS["rnn"]
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, dtype=np.float32, rng=None) -> None:
+                 bidirectional: bool = False, *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dict(nonlinearity=nonlinearity), dtype=dtype, rng=rng)
+                         dict(nonlinearity=nonlinearity, layer_norm=layer_norm), dtype=dtype, rng=rng)
 
 
 class GRU(RecurrentBase):
@@ -48,15 +51,19 @@ class GRU(RecurrentBase):
 
     ``out, h_n = gru(x, h0=None, lengths=None)``; ``dx, dh0 = gru.backward(dout, dh_n=None)``.
     Parameters as PyTorch: ``weight_ih_l{k}`` (3H, I) = [W_ir; W_iz; W_in], ``weight_hh_l{k}`` (3H, H).
+
+    ``layer_norm=True`` (reset-after form only): each product is normalised over its 3H values,
+    ``[r_x, z_x, n_x] = LN(x_t W_ihᵀ; γ_ih) + b_ih``, ``[r_h, z_h, n_h] = LN(h_{t-1} W_hhᵀ; γ_hh) + b_hh``,
+    then the gates as above; gains ``ln_weight_ih_l{k}``, ``ln_weight_hh_l{k}`` (3H,) start at 1.
     """
 
     kind = KINDS["gru"]
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 reset_after: bool = True, *, dtype=np.float32, rng=None) -> None:
+                 reset_after: bool = True, *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dict(reset_after=reset_after), dtype=dtype, rng=rng)
+                         dict(reset_after=reset_after, layer_norm=layer_norm), dtype=dtype, rng=rng)
 
 
 class LSTM(RecurrentBase):
@@ -75,12 +82,21 @@ class LSTM(RecurrentBase):
     ``out, (h_n, c_n) = lstm(x, (h0, c0)=None, lengths=None)``;
     ``dx, (dh0, dc0) = lstm.backward(dout, (dh_n, dc_n)=None)``.
     h_n has size P when projecting; c_n always has size H.
+
+    ``layer_norm=True`` (Ba et al. 2016; not with a projection or peepholes)::
+
+        a_t = LN(x_t W_ihᵀ; γ_ih) + b_ih + LN(h_{t-1} W_hhᵀ; γ_hh) + b_hh      split into i, f, g, o
+        c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t,      h_t = o_t ⊙ tanh(LN(c_t; γ_c, β_c))
+
+    with LN over all of a vector's units; parameters ``ln_weight_ih_l{k}``, ``ln_weight_hh_l{k}``
+    (4H,), ``ln_weight_c_l{k}``, ``ln_bias_c_l{k}`` (H,); the gains start at 1, the shift at 0.
     """
 
     kind = KINDS["lstm"]
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, peephole: bool = False, *, dtype=np.float32, rng=None) -> None:
+                 proj_size: int = 0, peephole: bool = False, *, layer_norm: bool = False, dtype=np.float32,
+                 rng=None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dict(proj_size=proj_size, peephole=peephole), dtype=dtype, rng=rng)
+                         dict(proj_size=proj_size, peephole=peephole, layer_norm=layer_norm), dtype=dtype, rng=rng)

@@ -46,11 +46,14 @@ class StepperCache:
         return self._made[1]
 
 
-def register_cell(module: Module, shapes, hidden_size: int, suffix: str, rng) -> dict[str, Parameter]:
-    """Register one cell's parameters, each drawn from U(−1/√H, 1/√H) as PyTorch does."""
-    k = 1.0 / math.sqrt(hidden_size)
+def register_cell(module: Module, shapes, hidden_size: int, suffix: str, rng,
+                  constants: dict[str, float] | None = None) -> dict[str, Parameter]:
+    """Register one cell's parameters, each drawn from U(−1/√H, 1/√H) as PyTorch does, except
+    those ``constants`` names (layer-norm gains start at 1, shifts at 0)."""
+    k, constants = 1.0 / math.sqrt(hidden_size), constants or {}
     return {
-        field: module.register_parameter(field + suffix, rng.uniform(-k, k, size=shape))
+        field: module.register_parameter(field + suffix, np.full(shape, constants[field]) if field in constants
+                                         else rng.uniform(-k, k, size=shape))
         for field, shape in shapes
     }
 
@@ -111,7 +114,8 @@ class RecurrentBase(Module):
             in_size = self.input_size if k == 0 else D * h_out
             shapes = self.kind.param_shapes(in_size, self.hidden_size, self.bias, self.options)
             groups.append([
-                register_cell(self, shapes, self.hidden_size, f"_l{k}" + ("_reverse" if d else ""), self.rng)
+                register_cell(self, shapes, self.hidden_size, f"_l{k}" + ("_reverse" if d else ""), self.rng,
+                              self.kind.param_constants(self.options))
                 for d in range(D)
             ])
         return groups

@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels.base import Kernel, Tape, Weights, add_bias_grad, flat
+from rnnkit.kernels.base import Kernel, Tape, Weights, flat
 
 
 def scan_forward(kernel: Kernel, w: Weights, x: np.ndarray, state0: tuple, mask=None) -> Tape:
     """Run the cell over x (T, B, I) from ``state0``; ``mask`` (T, B, 1) marks the valid steps."""
     T, B, _ = x.shape
     gates = (flat(x) @ w.weight_ih.T).reshape(T, B, -1)                  # (T, B, G·H)
-    bias = kernel.input_side_bias(w)                 # b_ih plus whatever part of b_hh is constant
-    if bias is not None:
-        gates += bias
+    aux = kernel.new_aux(T, B, x.dtype)
+    kernel.input_side(w, gates, aux)        # + b_ih and the constant part of b_hh (LN forms: normalised first)
     states = tuple(np.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
     for s, s0 in zip(states, state0):
         s[0] = s0
-    aux = kernel.new_aux(T, B, x.dtype)
     if T > 1:
         w.cache_weight_hh_t()
     with np.errstate(over="ignore"):                 # exp(−a) → inf gives σ(a) = 0 exactly
@@ -57,9 +55,9 @@ def scan_backward(kernel: Kernel, w: Weights, dw: Weights, tape: Tape, dout, dfi
     dnew = tuple(np.empty((T, B, n), tape.x.dtype) for n in kernel.state_sizes())
     carry = _backward_loop(kernel, w, tape, dout, tuple(dfinal), da, dnew)
     kernel.recurrent_grads(w, dw, tape, da, dnew)
-    dw.weight_ih += flat(da).T @ flat(tape.x)
-    add_bias_grad(dw.bias_ih, da)
-    dx = (flat(da) @ w.weight_ih).reshape(T, B, -1)
+    da_x = kernel.input_side_grad(w, dw, tape.aux, da)      # db_ih; DA, or DA back through LN(x W_ihᵀ)
+    dw.weight_ih += flat(da_x).T @ flat(tape.x)
+    dx = (flat(da_x) @ w.weight_ih).reshape(T, B, -1)
     return dx, carry
 
 

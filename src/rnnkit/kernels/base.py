@@ -3,9 +3,11 @@
 A *kernel* is the arithmetic of one recurrent cell, split the way the spec's BPTT section asks:
 
 - the input projection ``x_t W_ihᵀ + b_ih`` for all steps is one matrix product done by the caller
-  (:mod:`rnnkit.scan`), written into the ``gates`` buffer of shape (T, B, G·H); the caller adds
-  ``input_side_bias(w)`` there too: b_ih plus the part of b_hh that is a constant term of the
-  pre-activation (all of it, except the GRU's b_hn under reset_after), added once, not per step;
+  (:mod:`rnnkit.scan`), written into the ``gates`` buffer of shape (T, B, G·H); ``input_side``
+  then adds ``input_side_bias(w)`` there: b_ih plus the part of b_hh that is a constant term of
+  the pre-activation (all of it, except the GRU's b_hn under reset_after), added once, not per
+  step (a layer-normalised cell normalises the product first, :mod:`rnnkit.kernels.layer_norm`);
+  ``input_side_grad`` takes DA back to the gradient reaching ``x_t W_ihᵀ``;
 - ``forward_step`` adds the recurrent term for one step and turns the pre-activations in
   ``gates[t]`` into gate activations, in place, and writes the new state;
 - ``backward_step`` goes back one step: from the gradient reaching the new state it writes the
@@ -42,6 +44,10 @@ class Weights:
     weight_ci: np.ndarray | None = None    # (H,): LSTM peepholes
     weight_cf: np.ndarray | None = None
     weight_co: np.ndarray | None = None
+    ln_weight_ih: np.ndarray | None = None # (G·H,): layer_norm gains γ_ih, γ_hh
+    ln_weight_hh: np.ndarray | None = None
+    ln_weight_c: np.ndarray | None = None  # (H,): LSTM layer_norm of c_t, gain γ_c and shift β_c
+    ln_bias_c: np.ndarray | None = None
     _hh_t: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def weight_hh_t(self) -> np.ndarray:
@@ -80,6 +86,10 @@ class Kernel(Protocol):
 
     def input_side_bias(self, w: Weights) -> np.ndarray | None: ...
 
+    def input_side(self, w: Weights, gates: np.ndarray, aux: Any) -> None: ...
+
+    def input_side_grad(self, w: Weights, dw: Weights, aux: Any, da: np.ndarray) -> np.ndarray: ...
+
     def new_aux(self, steps: int, batch: int, dtype: np.dtype) -> Any: ...
 
     def aux_at(self, aux: Any, t: int) -> Any: ...
@@ -92,6 +102,21 @@ class Kernel(Protocol):
     ) -> tuple[np.ndarray, ...]: ...
 
     def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da: np.ndarray, dnew: tuple) -> None: ...
+
+
+class PlainInput:
+    """The input side of a cell without normalisation: ``x_t W_ihᵀ + b_ih`` (+ the constant part of b_hh)."""
+
+    def input_side(self, w: Weights, gates: np.ndarray, aux: Any) -> None:
+        """gates (T, B, G·H) holds x_t W_ihᵀ; adds ``input_side_bias(w)``, once for all steps."""
+        bias = self.input_side_bias(w)
+        if bias is not None:
+            gates += bias
+
+    def input_side_grad(self, w: Weights, dw: Weights, aux: Any, da: np.ndarray) -> np.ndarray:
+        """db_ih = Σ DA; the gradient reaching x_t W_ihᵀ is DA itself."""
+        add_bias_grad(dw.bias_ih, da)
+        return da
 
 
 def sigmoid_(a: np.ndarray) -> np.ndarray:
