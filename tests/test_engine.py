@@ -20,6 +20,8 @@ LAYERS = [
     (rnnkit.LSTM, {}), (rnnkit.LSTM, {"peephole": True}), (rnnkit.LSTM, {"proj_size": 3}),
     (rnnkit.LSTM, {"proj_size": 4, "peephole": True}), (rnnkit.GRU, {}), (rnnkit.GRU, {"reset_after": False}),
     (rnnkit.RNN, {}), (rnnkit.RNN, {"nonlinearity": "relu"}),
+    (rnnkit.LSTM, {"layer_norm": True}), (rnnkit.GRU, {"layer_norm": True}), (rnnkit.RNN, {"layer_norm": True}),
+    (rnnkit.RNN, {"layer_norm": True, "nonlinearity": "relu"}),
 ]
 IDS = [f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'plain'}" for c, kw in LAYERS]
 
@@ -44,6 +46,9 @@ def run(layer_cls, kw, backend, monkeypatch, dtype, hidden=37):
 def _run(layer_cls, kw, dtype, hidden):
     rng = np.random.default_rng(5)
     layer = layer_cls(6, hidden, num_layers=2, bidirectional=True, dtype=dtype, rng=1, **kw)
+    for name, p in layer.named_parameters():            # layer-norm gains and shifts away from 1 and 0
+        if name.startswith("ln_"):
+            p.data[...] += 0.5 * rng.standard_normal(p.data.shape)
     x = rng.standard_normal((9, 11, 6))
     state0 = tuple(rng.standard_normal(s) for s in layer.state_shapes(11))
     out, state = layer(x, state0 if len(state0) > 1 else state0[0], lengths=[9, 2, 7, 5, 1, 9, 8, 3, 4, 6, 9])

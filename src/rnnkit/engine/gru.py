@@ -320,5 +320,9 @@ class GRUJobs:
         return products + [(d[:, :2 * H], [h_prev], [dw.weight_hh[:2 * H]], [b_rz]),
                            (d[:, 2 * H:], [flat(tape.aux.rh)], [dw.weight_hh[2 * H:]], [b_n])]
 
+    def input_side_da(self, da, job) -> np.ndarray:
+        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA itself."""
+        return da
+
     def other_grads(self, dw, tape, da, job) -> None:
         """The GRU has no other parameters."""

@@ -11,7 +11,8 @@ once, so that their recurrences can run side by side. ``jobs`` is the cell's job
 - backward: one launch of the directions' backward recurrences, which leave ``DA`` (T, B, G·H),
   then per direction the parameter gradients as products over all T·B rows that read DA once:
   ``[dW_ih | dW_hh | db] += DAᵀ [X | H_prev | 1]`` for the LSTM and RNN (the GRU's recurrent
-  gradients use another operand: two or three such products), and ``dX = DA W_ih``.
+  gradients use another operand: two or three such products), and ``dX = DA W_ih`` (DA, or for a
+  layer-normalised cell DA back through LN(x W_ihᵀ): the jobs' ``input_side_da``).
 
 Every product runs on the engine's micro-kernel (:mod:`rnnkit.engine.gemm`).
 """
@@ -70,6 +71,6 @@ def backward_directions(jobs, ws: list[Weights], dws: list[Weights], tapes: list
             add_products(a, blocks, grads, [b for b in bias_grads if b is not None])
         jobs.other_grads(dw, tape, da, record)
         dx = np.empty(tape.x.shape, da.dtype)                      # returned: the caller's to keep
-        gemm(flat(da), w.weight_ih, flat(dx))
+        gemm(flat(jobs.input_side_da(da, record)), w.weight_ih, flat(dx))
         results.append((dx, carry))
     return results

@@ -341,6 +341,10 @@ class LSTMJobs:
         return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [dw.weight_ih, dw.weight_hh],
                  [dw.bias_ih, dw.bias_hh])]
 
+    def input_side_da(self, da, job) -> np.ndarray:
+        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA itself."""
+        return da
+
     def other_grads(self, dw, tape, da, job: LSTMBackward) -> None:
         """Peepholes: dw_ci += Σ DA_i ⊙ C_prev, …; projection: dW_hr += DHᵀ M."""
         if self.kernel.peephole:

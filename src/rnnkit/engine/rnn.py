@@ -168,5 +168,9 @@ class RNNJobs:
         return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [dw.weight_ih, dw.weight_hh],
                  [dw.bias_ih, dw.bias_hh])]
 
+    def input_side_da(self, da, job) -> np.ndarray:
+        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA itself."""
+        return da
+
     def other_grads(self, dw, tape, da, job) -> None:
         """The Elman RNN has no other parameters."""

@@ -1,0 +1,143 @@
+"""What the engine's layer-normalised cells share (:mod:`.ln_lstm`, :mod:`.ln_gru`, :mod:`.ln_rnn`).
+
+The equations are :mod:`rnnkit.kernels.layer_norm`'s: v̂ = (v − μ) r, r = 1/√(var + ε) over all of
+a row's values, and LN⁻(dv̂; v̂, r) = r (dv̂ − mean dv̂ − v̂ mean(dv̂ v̂)) back.
+
+*Inside a step* the row a panel computes is only part of the row the statistics are over (the
+G·H pre-activations of the recurrent product, the H units of the LSTM's cell state). Each panel
+adds up its own part, ``(Σ v, Σ v²)`` — or, backward, ``(Σ dv̂, Σ dv̂ ⊙ v̂)`` — into its own slot of
+a (panels, B, 2) float64 array, and whoever needs μ and r adds the slots in panel order
+(:func:`row_moments`): the same sums whatever the threads, no atomics, and a panel's work is all
+it has to wait for. float64 sums of the partial sums keep var = E[v²] − μ² accurate for float32
+values; float64 values of a recurrent product have |μ| of the order of σ, so it is there too.
+
+*Over all steps at once*: the input product's normalisation before the recurrence
+(:func:`normalise_rows`), its gradient after it (:func:`normalise_backward_rows`), and the column
+sums that give the gains' and biases' gradients (:func:`column_sums`), each parallel over rows,
+in blocks whose sums are added in a fixed order (the same result on any number of threads).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from rnnkit.engine.jit import jit
+from rnnkit.engine.schedule import num_threads
+
+EPS = 1e-5                       # as rnnkit.kernels.layer_norm (PyTorch's LayerNorm)
+SUM_BLOCKS = 16                  # the row blocks of column_sums: fixed, so the sums are too
+
+
+@jit(inline=True)
+def row_moments(part, b, count):
+    """μ and r = 1/√(var + ε) of row b from the panels' slots part[p, b] = (Σ v, Σ v²)."""
+    s, q = 0.0, 0.0
+    for p in range(part.shape[0]):
+        s += part[p, b, 0]
+        q += part[p, b, 1]
+    mu = s / count
+    var = max(q / count - mu * mu, 0.0)
+    return mu, 1.0 / math.sqrt(var + EPS)
+
+
+@jit(inline=True)
+def row_means(part, b, count):
+    """mean dv̂ and mean(dv̂ ⊙ v̂) of row b from the panels' slots part[p, b] = (Σ dv̂, Σ dv̂ ⊙ v̂)."""
+    s, q = 0.0, 0.0
+    for p in range(part.shape[0]):
+        s += part[p, b, 0]
+        q += part[p, b, 1]
+    return s / count, q / count
+
+
+@jit(inline=True)
+def _normalise_row(v, gain, bias, v_hat, rstd, i):
+    n = v.shape[1]
+    mu = 0.0
+    for j in range(n):
+        mu += v[i, j]
+    mu /= n
+    var = 0.0
+    for j in range(n):
+        d = v[i, j] - mu
+        var += d * d
+    r = 1.0 / math.sqrt(var / n + EPS)
+    rstd[i, 0] = r
+    for j in range(n):
+        x = (v[i, j] - mu) * r
+        v_hat[i, j] = x
+        v[i, j] = gain[j] * x + bias[j]
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _normalise_rows(v, gain, bias, v_hat, rstd, workers):
+    rows = v.shape[0]
+    for w in numba.prange(workers):
+        for i in range(w * rows // workers, (w + 1) * rows // workers):
+            _normalise_row(v, gain, bias, v_hat, rstd, i)
+
+
+def normalise_rows(v: np.ndarray, gain: np.ndarray, bias: np.ndarray, v_hat: np.ndarray, rstd: np.ndarray) -> None:
+    """In place over rows of v (N, n): v̂, r of each row into ``v_hat``, ``rstd`` (N, 1); v ← γ v̂ + bias."""
+    _normalise_rows(v, gain, bias, v_hat, rstd, _workers(v.size))
+
+
+@jit(inline=True)
+def _backward_row(d, gain, v_hat, rstd, out, i):
+    n = d.shape[1]
+    m1, m2 = 0.0, 0.0
+    for j in range(n):
+        g = d[i, j] * gain[j]
+        m1 += g
+        m2 += g * v_hat[i, j]
+    m1 /= n
+    m2 /= n
+    r = rstd[i, 0]
+    for j in range(n):
+        out[i, j] = r * (d[i, j] * gain[j] - m1 - v_hat[i, j] * m2)
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _normalise_backward_rows(d, gain, v_hat, rstd, out, workers):
+    rows = d.shape[0]
+    for w in numba.prange(workers):
+        for i in range(w * rows // workers, (w + 1) * rows // workers):
+            _backward_row(d, gain, v_hat, rstd, out, i)
+
+
+def normalise_backward_rows(d: np.ndarray, gain: np.ndarray, v_hat: np.ndarray, rstd: np.ndarray,
+                            out: np.ndarray) -> None:
+    """out = LN⁻(d ⊙ γ; v̂, r) row by row: the gradient reaching the normalised product, (N, n)."""
+    _normalise_backward_rows(d, gain, v_hat, rstd, out, _workers(d.size))
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _column_sums(a, v, blocks):
+    rows, n = a.shape
+    nb = blocks.shape[0]
+    for k in numba.prange(nb):
+        for i in range(k * rows // nb, (k + 1) * rows // nb):
+            for j in range(n):
+                blocks[k, 0, j] += a[i, j] * v[i, j]
+                blocks[k, 1, j] += a[i, j]
+
+
+def column_sums(a: np.ndarray, v: np.ndarray, av_grad: np.ndarray, *a_grads: np.ndarray | None) -> None:
+    """av_grad += Σ_rows a ⊙ v and each of a_grads += Σ_rows a (a, v (N, n)): a gain's gradient
+    and its bias's."""
+    blocks = np.zeros((SUM_BLOCKS, 2, a.shape[1]), a.dtype)
+    _column_sums(a, v, blocks)
+    sums = blocks[0].copy()
+    for k in range(1, SUM_BLOCKS):                  # in block order, whatever ran them
+        sums += blocks[k]
+    av_grad += sums[0]
+    for g in a_grads:
+        if g is not None:
+            g += sums[1]
+
+
+def _workers(size: int) -> int:
+    return min(num_threads(), numba.config.NUMBA_NUM_THREADS) if size >= 1 << 16 else 1
