@@ -64,7 +64,10 @@ def test_engine_equals_reference_float64(layer_cls, kw, monkeypatch, threads):
     fast = run(layer_cls, kw, "engine", monkeypatch, np.float64)
     reference = run(layer_cls, kw, "numpy", monkeypatch, np.float64)
     for a, b in zip(fast, reference):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        # Layer norm sums its statistics in another order (per panel) and its r = 1/√(var + ε)
+        # scales every rounding error: absolute errors relative to the array's largest value.
+        scale = max(1.0, float(np.abs(b).max())) if kw.get("layer_norm") else 1.0
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13 * scale)
 
 
 @pytest.mark.parametrize("layer_cls,kw", LAYERS, ids=IDS)

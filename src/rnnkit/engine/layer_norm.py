@@ -25,7 +25,8 @@ import numba
 import numpy as np
 
 from rnnkit.engine.jit import jit
-from rnnkit.engine.schedule import num_threads
+from rnnkit.engine.schedule import lanes_of, num_threads
+from rnnkit.engine.vector import vload, vstore, vsum
 
 EPS = 1e-5                       # as rnnkit.kernels.layer_norm (PyTorch's LayerNorm)
 SUM_BLOCKS = 16                  # the row blocks of column_sums: fixed, so the sums are too
@@ -141,3 +142,52 @@ def column_sums(a: np.ndarray, v: np.ndarray, av_grad: np.ndarray, *a_grads: np.
 
 def _workers(size: int) -> int:
     return min(num_threads(), numba.config.NUMBA_NUM_THREADS) if size >= 1 << 16 else 1
+
+
+# -- inside a step -------------------------------------------------------------------------------
+
+@jit(inline=True)
+def keep_product(z, part, b, p, gates, units, u0, n, acc):
+    """Row b of a gate panel's tile (``gates`` blocks of ``units`` columns: the panel's n units
+    from u0 of each gate) into the raw product z (B, G·H), and its (Σ z, Σ z²) into part[p, b]."""
+    G = z.shape[1]
+    H = G // gates
+    L = lanes_of(z)
+    s, q = 0.0, 0.0
+    for g in range(gates):
+        for u in range(0, n, L):
+            k = min(L, n - u)
+            v = vload(acc, b * acc.shape[1] + g * units + u, k)
+            vstore(z, b * G + g * H + u0 + u, v, k)
+            s += vsum(v)
+            q += vsum(v * v)
+    part[p, b, 0] = s
+    part[p, b, 1] = q
+
+
+@jit(inline=True)
+def product_grad_row(dah, gain, z_hat, z_rstd, part, t, b, out):
+    """out[b] = dz_t = LN⁻(dah_t ⊙ γ_hh; ẑ_t, r) for row b, all G·H values; ``dah`` (T, B, G·H) is
+    the gradient reaching γ_hh ⊙ ẑ + b_hh, part[·, b] its panels' (Σ dẑ, Σ dẑ ⊙ ẑ)."""
+    T, B, G = dah.shape
+    L = lanes_of(dah)
+    m1, m2 = row_means(part, b, G)
+    r = z_rstd[t, b, 0]
+    row = (t * B + b) * G
+    for j in range(0, G, L):
+        n = min(L, G - j)
+        dzh = vload(dah, row + j, n) * vload(gain, j, n)
+        vstore(out, b * G + j, (dzh - m1 - vload(z_hat, row + j, n) * m2) * r, n)
+
+
+@jit(inline=True)
+def tape_product_grad(dz, own, t, b, gates, u0, n):
+    """The panel's units (n from u0, in each of the ``gates`` blocks) of row b of dz_t, from a
+    worker's copy of the row, into the tape dz (T, B, G·H) that dW_hh is a product of."""
+    T, B, G = dz.shape
+    H = G // gates
+    L = lanes_of(dz)
+    for k in range(gates):
+        for u in range(0, n, L):
+            m = min(L, n - u)
+            vstore(dz, (t * B + b) * G + k * H + u0 + u, vload(own, b * G + k * H + u0 + u, m), m)

@@ -41,7 +41,10 @@ from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
-from rnnkit.engine.layer_norm import column_sums, normalise_backward_rows, normalise_rows, row_means, row_moments
+from rnnkit.engine.layer_norm import (
+    column_sums, keep_product, normalise_backward_rows, normalise_rows, product_grad_row, row_means, row_moments,
+    tape_product_grad,
+)
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import vload, vstore, vsum
@@ -153,24 +156,6 @@ def tape_h(job, t, b, u0, n, own):
 
 
 @jit(inline=True)
-def keep_product(job, b, p, u0, n, acc):
-    """Row b of the panel's tile into z (raw) and its (Σ z, Σ z²) into z_part[p, b]."""
-    T, B, G = job.gates.shape
-    H, U = G // 4, job.panels.shape[2] // 4
-    L = lanes_of(job.gates)
-    s, q = 0.0, 0.0
-    for g in range(4):
-        for u in range(0, n, L):
-            k = min(L, n - u)
-            v = vload(acc, b * acc.shape[1] + g * U + u, k)
-            vstore(job.z, b * G + g * H + u0 + u, v, k)
-            s += vsum(v)
-            q += vsum(v * v)
-    job.z_part[p, b, 0] = s
-    job.z_part[p, b, 1] = q
-
-
-@jit(inline=True)
 def cell_units(job, t, b, j, n, mu, r):
     """Phase 1 for row b, the n ≤ L units from j: normalise, gates, c_t; returns (Σ c_t, Σ c_t²)."""
     T, B, G = job.gates.shape
@@ -219,7 +204,7 @@ def forward_panel(job, t, phase, p, worker, acc):
             return
         panel_product(own, 0, H, B, job.panels, p, acc)
         for b in range(B):
-            keep_product(job, b, p, u0, n, acc)
+            keep_product(job.z, job.z_part, b, p, 4, U, u0, n, acc)
         return
     if t == T:
         return
@@ -237,20 +222,6 @@ def forward_panel(job, t, phase, p, worker, acc):
 
 
 # -- backward --------------------------------------------------------------------------------------
-
-@jit(inline=True)
-def own_dz(job, t, b, out):
-    """out[b] = dz_t = LN⁻(da_t ⊙ γ_hh; ẑ_t, r) for row b, all 4H values (zero where padded)."""
-    T, B, G = job.gates.shape
-    L = lanes_of(job.gates)
-    m1, m2 = row_means(job.dz_part, b, G)
-    r = job.z_rstd[t, b, 0]
-    row = (t * B + b) * G
-    for j in range(0, G, L):
-        n = min(L, G - j)
-        dzh = vload(job.da, row + j, n) * vload(job.gain_hh, j, n)
-        vstore(out, b * G + j, (dzh - m1 - vload(job.z_hat, row + j, n) * m2) * r, n)
-
 
 @jit(inline=True)
 def output_units(job, t, b, j, n):
@@ -311,14 +282,10 @@ def backward_panel(job, s, phase, p, worker, acc):
             own = job.dz_own[worker]
             if job.ready[worker] != s:
                 for b in range(B):
-                    own_dz(job, t + 1, b, own)
+                    product_grad_row(job.da, job.gain_hh, job.z_hat, job.z_rstd, job.dz_part, t + 1, b, own)
                 job.ready[worker] = s
             for b in range(B):                       # the panel's units of dz_{t+1}, for dW_hh
-                for k in range(4):
-                    for u in range(0, n, L):
-                        m = min(L, n - u)
-                        off = b * G + k * H + u0 + u
-                        vstore(job.dz, ((t + 1) * B + b) * G + k * H + u0 + u, vload(own, off, m), m)
+                tape_product_grad(job.dz, own, t + 1, b, 4, u0, n)
             panel_product(own, 0, G, B, job.panels, p, acc)
             for b in range(B):
                 if job.mask[t + 1, b]:
