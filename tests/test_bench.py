@@ -34,10 +34,23 @@ def test_gemm_flops_by_hand():
 
 def test_grid_covers_the_issue():
     points = grid()
-    assert {(p.cell, p.T, p.B, p.I, p.H) for p in points if p.layers == 1 and not p.peephole} == {
+    assert {(p.cell, p.T, p.B, p.I, p.H) for p in points if p.layers == 1 and not p.peephole and not p.layer_norm} == {
         (c, *s) for c in ("lstm", "gru", "rnn")
         for s in [(100, 1, 32, 32), (100, 8, 64, 64), (50, 32, 128, 256), (50, 64, 256, 512), (25, 64, 512, 1024)]}
     assert any(p.bidirectional and p.layers == 2 for p in points) and any(p.peephole for p in points)
+    assert {(p.T, p.B, p.I, p.H) for p in points if p.layer_norm} == {(50, 32, 128, 256), (50, 64, 256, 512)}
+
+
+def test_layer_norm_contenders():
+    """The layer-normalised LSTM: rnnkit's layer, and the PyTorch loop of LayerNorm modules."""
+    options = BenchOptions(min_time=0.01)
+    point = Point("lstm", 5, 2, 3, 4, layer_norm=True)
+    assert point.name.startswith("lstm layer_norm T=5") and point.options() == {"layer_norm": True}
+    job = {"kind": "layer", "point": point.to_json(), "min_time": 0.01}
+    for name in ("rnnkit", "torch"):
+        r = run_worker(dict(job, contender=name), options)
+        assert 0 < r["infer"] < r["train"] < 1, (name, r)
+    assert "skipped" in run_worker(dict(job, contender="onnxruntime"), options)
 
 
 def test_derived_ratios():

@@ -231,3 +231,53 @@ def test_safetensors_round_trip(tmp_path):
     assert np.array_equal(lstm(x)[0], again(x)[0])
     with pytest.raises(Exception, match="ln_weight_c_l0"):   # a plain LSTM has no such parameter
         rnnkit.LSTM(3, 4, num_layers=2).load_state_dict(arrays)
+
+
+# -- ONNX: LayerNormalization (opset 17) inside the Scan of each direction -------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn"])
+def test_onnx_export_matches(mode, dtype):
+    pytest.importorskip("onnxruntime")
+    import rnnkit.onnx
+    layer = CLASSES[mode][0](3, 5, num_layers=2, bidirectional=True, layer_norm=True, dtype=dtype, rng=4)
+    randomise_norm(layer, 6)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 4, 3)).astype(dtype)
+    lengths = np.array([6, 2, 5, 1])
+    state = tuple(rng.standard_normal((4, 4, 5)).astype(dtype) for _ in range(2 if mode == "lstm" else 1))
+    sess = rnnkit.onnx.session(rnnkit.onnx.to_model(layer, lengths=True), threads=1)
+    feeds = {"input": x, "lengths": lengths, **{f"{n}0": s for n, s in zip("hc", state)}}
+    with rnnkit.no_grad():
+        out, fin = layer(x, state if mode == "lstm" else state[0], lengths=lengths)
+    # onnxruntime's float64 LayerNormalization itself errs by ~7e-13 (measured against NumPy's
+    # two-pass LN); through two layers of ten steps that grows to ~4e-11.
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    for got, expected in zip(sess.run(None, feeds), (out, *as_tuple(fin))):
+        assert got.dtype == dtype and rel_err(got, expected) < tol
+    assert "LayerNormalization" in {n.op_type for g in rnnkit.onnx.to_model(layer).graph.node
+                                    for a in g.attribute if a.g.node for n in a.g.node}
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn"])
+def test_onnx_cell_export_matches(mode):
+    pytest.importorskip("onnxruntime")
+    import rnnkit.onnx
+    cell = CLASSES[mode][1](3, 4, layer_norm=True, rng=1)
+    randomise_norm(cell, 2)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    state = tuple(rng.standard_normal((5, 4)).astype(np.float32) for _ in range(2 if mode == "lstm" else 1))
+    with rnnkit.no_grad():
+        expected = as_tuple(cell(x, state if mode == "lstm" else state[0]))
+    got = rnnkit.onnx.session(rnnkit.onnx.to_model(cell)).run(None, {"input": x, **{f"{n}0": s for n, s in
+                                                                                     zip("hc", state)}})
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+def test_onnx_export_before_opset_17_is_refused():
+    pytest.importorskip("onnx")
+    import rnnkit.onnx
+    with pytest.raises(ValueError, match="LayerNormalization, which needs opset >= 17; got opset 16"):
+        rnnkit.onnx.to_model(rnnkit.GRU(3, 4, layer_norm=True), opset=16)

@@ -6,6 +6,8 @@ lacks the configuration (PyTorch has no peephole LSTM), reports ``skipped`` with
 
 - ``rnnkit``: the layer's forward + ``backward(dout)``; inference under ``no_grad``.
 - ``torch``: ``torch.nn.LSTM/GRU/RNN`` forward + ``out.backward(dout)``; inference under no_grad.
+  For a layer-normalised LSTM, which torch.nn lacks, what PyTorch users write instead: the spec's
+  equations with ``torch.nn.LayerNorm`` in a Python loop over the steps (:func:`torch_ln_lstm_fns`).
 - ``onnxruntime``: inference of the ONNX graph of the same layer (:func:`rnnkit.onnx.to_model`).
 - ``floor``: only the matrix products of the step (see :mod:`rnnkit.bench.points`) on rnnkit's
   full-width micro-kernel, into preallocated outputs: what the step would cost if everything else
@@ -70,6 +72,8 @@ def rnnkit_fns(point: Point, x: np.ndarray, dout: np.ndarray):
 def torch_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     if point.peephole:
         raise Skipped("PyTorch has no peephole LSTM")
+    if point.layer_norm:
+        return torch_ln_lstm_fns(point, x, dout)
     torch = import_torch()
     cls = getattr(torch.nn, KINDS[point.cell].title)
     layer = cls(point.I, point.H, point.layers, bidirectional=point.bidirectional)
@@ -86,7 +90,43 @@ def torch_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     return train, infer
 
 
+def torch_ln_lstm_fns(point: Point, x: np.ndarray, dout: np.ndarray):
+    """The layer-normalised LSTM as PyTorch users write it: ``LayerNorm`` modules around the two
+    products and the cell state, a Python loop over the steps (the input product for all steps at
+    once), autograd for backward; the same weights as rnnkit's layer."""
+    if point.cell != "lstm" or point.layers != 1 or point.bidirectional:
+        raise Skipped("the PyTorch loop is written for one layer-normalised LSTM layer, one direction")
+    torch = import_torch()
+    H = point.H
+    sd = {k.removesuffix("_l0"): torch.from_numpy(v).requires_grad_() for k, v in _layer(point).state_dict().items()}
+    ln_ih, ln_hh, ln_c = torch.nn.LayerNorm(4 * H, bias=False), torch.nn.LayerNorm(4 * H, bias=False), \
+        torch.nn.LayerNorm(H)
+    tx, tdout = torch.from_numpy(x), torch.from_numpy(dout)
+
+    def forward():
+        h = c = torch.zeros(point.B, H)
+        ax = ln_ih(tx @ sd["weight_ih"].T) + sd["bias_ih"] + sd["bias_hh"]               # (T, B, 4H)
+        outs = []
+        for t in range(point.T):
+            a = ax[t] + ln_hh(h @ sd["weight_hh"].T)
+            i, f, g, o = a.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(ln_c(c))
+            outs.append(h)
+        return torch.stack(outs)
+
+    def train():
+        forward().backward(tdout)
+
+    def infer():
+        with torch.no_grad():
+            forward()
+    return train, infer
+
+
 def onnxruntime_fns(point: Point, x: np.ndarray, dout: np.ndarray):
+    if point.layer_norm:
+        raise Skipped("a layer-normalised layer is not exported to ONNX (rnnkit.onnx refuses it)")
     try:
         from rnnkit.onnx import session, to_model, zero_state_feeds
         sess = session(to_model(_layer(point)), int(os.environ["RNNKIT_BENCH_THREADS"]))

@@ -27,11 +27,12 @@ class Point:
     layers: int = 1
     bidirectional: bool = False
     peephole: bool = False
+    layer_norm: bool = False
 
     @property
     def name(self) -> str:
         extra = (f" {self.layers}-layer" if self.layers > 1 else "") + (" bidir" if self.bidirectional else "") \
-            + (" peephole" if self.peephole else "")
+            + (" peephole" if self.peephole else "") + (" layer_norm" if self.layer_norm else "")
         return f"{self.cell}{extra} T={self.T} B={self.B} I={self.I} H={self.H}"
 
     @property
@@ -42,8 +43,8 @@ class Point:
         return asdict(self)
 
     def options(self) -> dict:
-        """The layer's options beyond its sizes (the peephole)."""
-        return {"peephole": True} if self.peephole else {}
+        """The layer's options beyond its sizes (the peephole, layer_norm)."""
+        return {name: True for name in ("peephole", "layer_norm") if getattr(self, name)}
 
     def cells(self) -> list[tuple[int, int]]:
         """(input size, hidden size) of every cell (layer × direction) in the stack."""
@@ -76,13 +77,15 @@ class StreamPoint:
 
 
 def grid(quick: bool = False) -> list[Point]:
-    """The full grid (cells × the five sizes, plus a bidirectional and a peephole LSTM) or a quick one."""
+    """The full grid (cells × the five sizes, plus a bidirectional and a peephole LSTM, and the
+    layer-normalised LSTM at the two sizes of its target) or a quick one."""
     if quick:
         return [Point("lstm", *SIZES[0]), Point("gru", *SIZES[1]), Point("lstm", 10, 8, 64, 128, layers=2,
                                                                            bidirectional=True)]
     points = [Point(cell, *size) for cell in GATED_FIRST for size in SIZES]
     mid = SIZES[2]
-    return points + [Point("lstm", *mid, layers=2, bidirectional=True), Point("lstm", *mid, peephole=True)]
+    return points + [Point("lstm", *mid, layers=2, bidirectional=True), Point("lstm", *mid, peephole=True)] \
+        + [Point("lstm", *size, layer_norm=True) for size in SIZES[2:4]]
 
 
 def stream_grid(quick: bool = False) -> list[StreamPoint]:

@@ -73,8 +73,14 @@ def _normalise_row(v, gain, bias, v_hat, rstd, i):
         v[i, j] = gain[j] * x + bias[j]
 
 
+@jit
+def _normalise_rows(v, gain, bias, v_hat, rstd):
+    for i in range(v.shape[0]):
+        _normalise_row(v, gain, bias, v_hat, rstd, i)
+
+
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _normalise_rows(v, gain, bias, v_hat, rstd, workers):
+def _normalise_rows_parallel(v, gain, bias, v_hat, rstd, workers):
     rows = v.shape[0]
     for w in numba.prange(workers):
         for i in range(w * rows // workers, (w + 1) * rows // workers):
@@ -83,7 +89,11 @@ def _normalise_rows(v, gain, bias, v_hat, rstd, workers):
 
 def normalise_rows(v: np.ndarray, gain: np.ndarray, bias: np.ndarray, v_hat: np.ndarray, rstd: np.ndarray) -> None:
     """In place over rows of v (N, n): v̂, r of each row into ``v_hat``, ``rstd`` (N, 1); v ← γ v̂ + bias."""
-    _normalise_rows(v, gain, bias, v_hat, rstd, _workers(v.size))
+    workers = _workers(v.size)
+    if workers > 1:
+        _normalise_rows_parallel(v, gain, bias, v_hat, rstd, workers)
+    else:
+        _normalise_rows(v, gain, bias, v_hat, rstd)
 
 
 @jit(inline=True)
@@ -101,8 +111,14 @@ def _backward_row(d, gain, v_hat, rstd, out, i):
         out[i, j] = r * (d[i, j] * gain[j] - m1 - v_hat[i, j] * m2)
 
 
+@jit
+def _normalise_backward_rows(d, gain, v_hat, rstd, out):
+    for i in range(d.shape[0]):
+        _backward_row(d, gain, v_hat, rstd, out, i)
+
+
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _normalise_backward_rows(d, gain, v_hat, rstd, out, workers):
+def _normalise_backward_rows_parallel(d, gain, v_hat, rstd, out, workers):
     rows = d.shape[0]
     for w in numba.prange(workers):
         for i in range(w * rows // workers, (w + 1) * rows // workers):
@@ -112,25 +128,40 @@ def _normalise_backward_rows(d, gain, v_hat, rstd, out, workers):
 def normalise_backward_rows(d: np.ndarray, gain: np.ndarray, v_hat: np.ndarray, rstd: np.ndarray,
                             out: np.ndarray) -> None:
     """out = LN⁻(d ⊙ γ; v̂, r) row by row: the gradient reaching the normalised product, (N, n)."""
-    _normalise_backward_rows(d, gain, v_hat, rstd, out, _workers(d.size))
+    workers = _workers(d.size)
+    if workers > 1:
+        _normalise_backward_rows_parallel(d, gain, v_hat, rstd, out, workers)
+    else:
+        _normalise_backward_rows(d, gain, v_hat, rstd, out)
+
+
+@jit(inline=True)
+def _column_block(a, v, blocks, k):
+    rows, n = a.shape
+    nb = blocks.shape[0]
+    for i in range(k * rows // nb, (k + 1) * rows // nb):
+        for j in range(n):
+            blocks[k, 0, j] += a[i, j] * v[i, j]
+            blocks[k, 1, j] += a[i, j]
+
+
+@jit
+def _column_sums(a, v, blocks):
+    for k in range(blocks.shape[0]):
+        _column_block(a, v, blocks, k)
 
 
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _column_sums(a, v, blocks):
-    rows, n = a.shape
-    nb = blocks.shape[0]
-    for k in numba.prange(nb):
-        for i in range(k * rows // nb, (k + 1) * rows // nb):
-            for j in range(n):
-                blocks[k, 0, j] += a[i, j] * v[i, j]
-                blocks[k, 1, j] += a[i, j]
+def _column_sums_parallel(a, v, blocks):
+    for k in numba.prange(blocks.shape[0]):
+        _column_block(a, v, blocks, k)
 
 
 def column_sums(a: np.ndarray, v: np.ndarray, av_grad: np.ndarray, *a_grads: np.ndarray | None) -> None:
     """av_grad += Σ_rows a ⊙ v and each of a_grads += Σ_rows a (a, v (N, n)): a gain's gradient
     and its bias's."""
     blocks = np.zeros((SUM_BLOCKS, 2, a.shape[1]), a.dtype)
-    _column_sums(a, v, blocks)
+    (_column_sums_parallel if _workers(a.size) > 1 else _column_sums)(a, v, blocks)
     sums = blocks[0].copy()
     for k in range(1, SUM_BLOCKS):                  # in block order, whatever ran them
         sums += blocks[k]

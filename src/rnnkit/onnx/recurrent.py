@@ -15,8 +15,9 @@ the GRU's ``linear_before_reset``: 1 for PyTorch's reset-after form, 0 for Cho's
 Where the operator does not fit, a layer is composed from standard operators instead: the input
 projection for all steps as one MatMul, then one ``Scan`` per direction whose body is the cell's
 step, the spec's equations (:func:`_scan_layer`). That is the path of LSTM layers with a
-projection (``proj_size``: ONNX's LSTM has none) and of float64 modules (onnxruntime's LSTM, GRU
-and RNN kernels are float32 only; its MatMul, Sigmoid, Tanh and Scan run float64).
+projection (``proj_size``: ONNX's LSTM has none), of layer-normalised cells (``layer_norm``:
+opset 17's ``LayerNormalization`` on the two products and the LSTM's cell state) and of float64
+modules (onnxruntime's LSTM, GRU and RNN kernels are float32 only; its MatMul, Sigmoid, Tanh and Scan run float64).
 
 Lengths (``sequence_lens``) follow PyTorch's packed sequences in both implementations: outputs
 past a sequence's length are zero, its final state is the one at its last valid step, and the
@@ -33,6 +34,7 @@ import numpy as np
 from rnnkit.kernels.base import Weights
 from rnnkit.kinds import KINDS, NONLINEARITIES, CellKind
 from rnnkit.onnx.deps import require_onnx
+from rnnkit.onnx.errors import ExportValueError
 from rnnkit.onnx.graph import Graph, dim, matmul_t, step_mask
 from rnnkit.onnx.spec import StackSpec
 
@@ -145,6 +147,8 @@ def _scan_direction(g: Graph, spec: StackSpec, w: dict, x: str, s0: tuple, mask:
     within its own length (ReverseSequence), as rnnkit's stack does; without, Scan runs backwards.
     """
     xp = matmul_t(g, x, w["weight_ih"], f"xw_{tag}")                                  # (T, B, G·H)
+    if spec.options.get("layer_norm"):
+        xp = layer_norm(g, xp, w["ln_weight_ih"], f"ln_ih_{tag}")
     if spec.bias:
         xp = g.op("Add", xp, g.const(_input_side_bias(spec, w), f"b_{tag}"))
     flip = reverse and lengths is not None
@@ -168,6 +172,24 @@ def _input_side_bias(spec: StackSpec, w: dict) -> np.ndarray:
     GRU's b_hn, which r multiplies)."""
     kernel = spec.kind.kernel(spec.hidden_size, spec.options)
     return kernel.input_side_bias(Weights(w["weight_ih"], w["weight_hh"], w["bias_ih"], w["bias_hh"]))
+
+
+def layer_norm(g: Graph, v: str, gain: np.ndarray, hint: str, shift: np.ndarray | None = None) -> str:
+    """LN(v; γ, β) over the last axis (the spec's layer-normalised cells): opset 17's
+    LayerNormalization, ε = 1e-5; no shift is a shift of zeros."""
+    if g.opset < 17:
+        raise ExportValueError("opset", f"rnnkit.onnx: a layer_norm=True cell is exported with LayerNormalization, "
+                                        f"which needs opset >= 17; got opset {g.opset}")
+    beta = np.zeros_like(gain) if shift is None else shift
+    stash = 11 if np.dtype(g.dtype) == np.float64 else 1      # the statistics in the module's dtype (default: float32)
+    return g.op("LayerNormalization", v, g.const(gain, f"{hint}_gain"), g.const(beta, f"{hint}_shift"), axis=-1,
+                epsilon=1e-5, stash_type=stash, hint=hint)
+
+
+def _recurrent_product(b: Graph, spec: StackSpec, w: dict, h: str) -> str:
+    """h W_hhᵀ, layer-normalised with γ_hh under layer_norm=True."""
+    hw = matmul_t(b, h, w["weight_hh"], "hw")
+    return layer_norm(b, hw, w["ln_weight_hh"], "ln_hh") if spec.options.get("layer_norm") else hw
 
 
 def _step_body(g: Graph, spec: StackSpec, w: dict, masked: bool, tag: str):
@@ -209,7 +231,7 @@ def _lstm_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tup
     c' = f ⊙ c + i ⊙ ĝ;  o = σ(a_o + w_co ⊙ c');  h' = o ⊙ tanh(c')  [then h' W_hrᵀ]."""
     h, c = state
     H = spec.hidden_size
-    a = b.op("Add", xp, matmul_t(b, h, w["weight_hh"], "hw"), hint="a")
+    a = b.op("Add", xp, _recurrent_product(b, spec, w, h), hint="a")
     a_i, a_f, a_g, a_o = b.op("Split", a, b.ints([H] * 4), axis=1, outputs=4, hint="a")
     if spec.options["peephole"]:
         a_i = b.op("Add", a_i, b.op("Mul", c, b.const(w["weight_ci"], "w_ci")))
@@ -218,7 +240,8 @@ def _lstm_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tup
     c_new = b.op("Add", b.op("Mul", f, c), b.op("Mul", i, gg), hint="c_new")
     if spec.options["peephole"]:
         a_o = b.op("Add", a_o, b.op("Mul", c_new, b.const(w["weight_co"], "w_co")))
-    h_new = b.op("Mul", b.op("Sigmoid", a_o, hint="o"), b.op("Tanh", c_new), hint="m")
+    c_out = layer_norm(b, c_new, w["ln_weight_c"], "ln_c", w["ln_bias_c"]) if spec.options.get("layer_norm") else c_new
+    h_new = b.op("Mul", b.op("Sigmoid", a_o, hint="o"), b.op("Tanh", c_out), hint="m")
     if spec.proj_size:
         h_new = matmul_t(b, h_new, w["weight_hr"], "h_new")                           # (B, P)
     return h_new, c_new
@@ -235,11 +258,15 @@ def _gru_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tupl
     H = spec.hidden_size
     x_r, x_z, x_n = b.op("Split", xp, b.ints([H] * 3), axis=1, outputs=3, hint="xp")
     w_rz, w_n = w["weight_hh"][: 2 * H], w["weight_hh"][2 * H:]
-    hw_r, hw_z = b.op("Split", matmul_t(b, h, w_rz, "hw_rz"), b.ints([H, H]), axis=1, outputs=2, hint="hw")
+    if spec.options.get("layer_norm"):                 # LN over all 3H of the product, then split
+        hw_r, hw_z, hn = b.op("Split", _recurrent_product(b, spec, w, h), b.ints([H] * 3), axis=1, outputs=3,
+                              hint="hw")
+    else:
+        hw_r, hw_z = b.op("Split", matmul_t(b, h, w_rz, "hw_rz"), b.ints([H, H]), axis=1, outputs=2, hint="hw")
     r = b.op("Sigmoid", b.op("Add", x_r, hw_r), hint="r")
     z = b.op("Sigmoid", b.op("Add", x_z, hw_z), hint="z")
     if spec.options["reset_after"]:
-        hn = matmul_t(b, h, w_n, "hw_n")
+        hn = hn if spec.options.get("layer_norm") else matmul_t(b, h, w_n, "hw_n")
         if spec.bias:
             hn = b.op("Add", hn, b.const(w["bias_hh"][2 * H:], "b_hn"))
         n = b.op("Tanh", b.op("Add", x_n, b.op("Mul", r, hn)), hint="n")
@@ -265,5 +292,5 @@ def _rnn_options(attrs: dict, w: dict) -> dict:
 def _rnn_step(b: Graph, spec: StackSpec, w: dict, state: tuple, xp: str) -> tuple:
     """h' = φ(xp + h W_hhᵀ), φ = tanh or relu."""
     (h,) = state
-    a = b.op("Add", xp, matmul_t(b, h, w["weight_hh"], "hw"), hint="a")
+    a = b.op("Add", xp, _recurrent_product(b, spec, w, h), hint="a")
     return (b.op(_rnn_activations(spec.options)[0], a, hint="h_new"),)
