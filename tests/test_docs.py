@@ -35,7 +35,7 @@ def test_the_docs_have_code_to_run():
     assert blocks(ROOT / "README.md")
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if blocks(p)], ids=name)
+@pytest.mark.parametrize("page", [p for p in PAGES if any(m is None for m, _ in blocks(p))], ids=name)
 def test_code_blocks_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)                       # whatever a block writes stays out of the tree
     scope: dict = {"__name__": "__docs__"}
@@ -102,7 +102,7 @@ def test_the_readme_lstm_example_computes_what_torch_computes():
     (out ** 2).mean().backward()
     np.testing.assert_allclose(scope["out"], out.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scope["h_n"], h_n.detach().numpy(), rtol=1e-5, atol=1e-6)
-    assert scope["loss"] == pytest.approx(float((out ** 2).mean()), rel=1e-5)
+    assert scope["loss"] == pytest.approx(float((out.detach() ** 2).mean()), rel=1e-5)
     np.testing.assert_allclose(scope["dx"], xt.grad.numpy(), rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(scope["grad"], theirs.weight_ih_l0.grad.numpy(), rtol=1e-4, atol=1e-7)
     moved = [k for k, v in lstm.state_dict().items() if not np.array_equal(v, scope["before"][k])]
