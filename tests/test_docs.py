@@ -109,3 +109,9 @@ def test_the_readme_lstm_example_computes_what_torch_computes():
     assert sorted(moved) == sorted(scope["before"])           # Adam moved every parameter
     assert all(np.all(p.grad == 0) for p in lstm.parameters())
     assert scope["y"].shape == (1, 10, 32) and scope["state"][0].shape == (2, 1, 32)
+
+
+def test_the_readme_links_every_page():
+    linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", (ROOT / "README.md").read_text(encoding="utf-8")))
+    pages = {p.name for p in PAGES if p.parent.name == "docs"}
+    assert pages and not pages - linked, f"docs pages the README does not link: {sorted(pages - linked)}"
