@@ -66,7 +66,7 @@ _OS_ADVICE = {
     errno.EROFS: "the file system is read-only; choose another path",
     errno.ENOSPC: "the disk is full; free some space",
     errno.EDQUOT: "the disk quota is used up; free some space",
-    errno.EFBIG: "the file is larger than this process may write (ulimit -f); raise the limit",
+    errno.EFBIG: "over this process's file size limit, ulimit -f: raise it",
     errno.EISDIR: "expected a file, found a directory",
     errno.ENOTDIR: "a part of the path is a file, not a directory",
     errno.EEXIST: "expected a directory, found a file",

@@ -72,8 +72,9 @@ def atomic_write(path: Path, write) -> None:
 
 def cannot_write(path: Path, exc: OSError) -> WriteFailed:
     """The error of a failed write of ``path``: what the operating system said, and what to do."""
-    error = WriteFailed(f"cannot write {path}: {os_problem(exc)}")
-    error.path, error.errno = path, exc.errno
+    problem = os_problem(exc)
+    error = WriteFailed(f"cannot write {path}: {problem}")
+    error.path, error.problem = path, problem
     return error
 
 

@@ -34,6 +34,8 @@ def _writable_dir(directory: Path, target: str) -> None:
     if not directory.is_dir():
         raise _refuse(f"cannot write {target!r}: {str(directory)!r} is a file, not a directory")
     if not os.access(directory, os.W_OK | os.X_OK):
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            raise _refuse(f"cannot write {target!r}: {str(directory)!r} is on a read-only file system")
         raise _refuse(f"cannot write {target!r}: no permission to write in {str(directory)!r}")
 
 

@@ -249,10 +249,10 @@ def describe(run: Path) -> str:
 
 def intact(run: Path) -> str:
     """What of a run survived a failed write, from the disk itself: "latest.safetensors at step 40
-    and best.safetensors at step 30 are unchanged" (the writes are atomic: what is there is the
-    last complete version)."""
+    and best.safetensors at step 30 are intact" (the writes are atomic: what is there is the last
+    complete version)."""
     kept = [f"{name} {state}" for name in ("latest.safetensors", "best.safetensors")
             if (state := saved_step(run / name)).startswith("at step")]
     if not kept:
         return f"{run} holds no checkpoint yet"
-    return " and ".join(kept) + (" is" if len(kept) == 1 else " are") + " unchanged"
+    return " and ".join(kept) + (" is" if len(kept) == 1 else " are") + " intact"

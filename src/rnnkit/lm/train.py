@@ -238,7 +238,10 @@ class Trainer:
             self.save()
             w.together(lambda: self._commit(Path(staging), final), root_only=True)
         except WriteFailed as exc:
-            raise WriteFailed(f"{exc}; the new run did not start, and {final} is as it was"
+            path = getattr(exc, "path", None)         # named as the file it was to become, not its staging name
+            named = f"cannot write {final / path.name}: {exc.problem}" if path and path.parent == Path(staging) \
+                else str(exc)
+            raise WriteFailed(f"{named}; the new run did not start, and {final} is as it was"
                               + (f" ({describe(final)})" if holds_run(final) else "")) from None
         finally:
             self.run_dir = final
