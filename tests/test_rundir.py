@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import resource
@@ -61,6 +62,14 @@ def steps(run: Path) -> list[int]:
             if '"loss"' in line]
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGSTOP, and return once the process is stopped (the signal is delivered asynchronously)."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    stat = Path(f"/proc/{proc.pid}/stat")
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] not in "Tt":
+        time.sleep(0.001)
+
+
 def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while not condition():
@@ -89,6 +98,7 @@ def test_overwrite_starts_again_as_a_fresh_run_would(run, corpus, tmp_path):
     (run / "training.html").write_text("the old run's curves")
     code, _, err = run_cli(["train", str(corpus), *TINY, "--max-steps", "5", "--out", str(run), "--overwrite"])
     assert code == 0, err
+    assert f"--overwrite: replaced the run that was in {run} (latest.safetensors at step 20, validation" in err
     code, _, err = run_cli(["train", str(corpus), *TINY, "--max-steps", "5", "--out", str(tmp_path / "alone")])
     assert code == 0, err
     for name in ("metrics.jsonl", "vocab.json", "best.safetensors"):
@@ -120,7 +130,7 @@ def test_a_second_writer_is_refused_and_the_first_run_is_as_if_alone(corpus, tmp
     proc = rnnkit(*argv, "--out", str(first))
     wait_for(lambda: holder(first) is not None and (first / "latest.safetensors").is_file(), proc,
              "lock and first checkpoint")
-    os.kill(proc.pid, signal.SIGSTOP)               # the first run holds the lock, mid-run, for certain
+    stop(proc)                                      # the first run holds the lock, mid-run, for certain
     try:
         for extra in ([], ["--resume"], ["--overwrite"]):
             code, _, err = run_cli([*(argv if extra != ["--resume"] else ["train"]), "--out", str(first), *extra])
@@ -183,7 +193,7 @@ def test_a_file_size_limit_mid_run_is_a_clean_error(run):
     proc = limited("train", "--resume", "--max-steps", "40", "--out", str(run), limit=limit)
     code, _, err = finished(proc)
     assert_write_failed(code, err, f"{run / 'latest.safetensors'}", "file too large",
-                        "latest.safetensors at step 20", "intact",
+                        "latest.safetensors at step 20 is unchanged",
                         f"continue the run with 'rnnkit train --resume --out {run}'")
     assert (run / "latest.safetensors").read_bytes() == latest and leftovers(run) == []
     assert not (run / LOCK_FILE).exists()
@@ -231,7 +241,7 @@ def test_a_file_system_that_fills_up_is_a_clean_error(run, tmp_path):
     with tmpfs(tmp_path / "disk", f"{(used + len(latest) // 2) // 4096 * 4096 + 8192}") as disk:
         shutil.copytree(run, disk / "run")
         code, _, err = run_cli(["train", "--resume", "--max-steps", "40", "--out", str(disk / "run")])
-        assert_write_failed(code, err, "no space left on device", "latest.safetensors at step 20", "intact")
+        assert_write_failed(code, err, "no space left on device", "at step 20 is unchanged")
         assert (disk / "run" / "latest.safetensors").read_bytes() == latest and leftovers(disk) == []
         code, out, err = run_cli(["generate", str(disk / "run"), "--prime", "the", "--length", "3"])
         assert code == 0 and out.startswith("the"), err
@@ -279,6 +289,44 @@ def test_a_read_only_run_directory_is_refused_before_any_work(run, corpus, extra
         assert code == 0 and json.loads(out)["step"] in (10, 20), err
 
 
+@contextlib.contextmanager
+def unwritable(directory: Path):
+    """No file can be made or renamed in ``directory``: its mode 0555, or as root (whom modes do not
+    stop) the immutable attribute."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield "permission denied"
+        finally:
+            directory.chmod(0o755)
+        return
+    done = subprocess.run(["chattr", "+i", str(directory)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"this file system has no immutable attribute: {done.stderr.strip()}")
+    try:
+        yield "operation not permitted"
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+def test_a_directory_that_becomes_unwritable_mid_run_is_a_clean_error(run):
+    proc = rnnkit("train", "--resume", "--max-steps", "100000", "--out", str(run))
+    wait_for(lambda: steps(run)[-1] >= 23, proc, "step 23")
+    stop(proc)
+    with contextlib.ExitStack() as stack:
+        try:
+            latest = (run / "latest.safetensors").read_bytes()
+            said = stack.enter_context(unwritable(run))
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        code, _, err = finished(proc)
+        assert_write_failed(code, err, said, "is unchanged", f"'rnnkit train --resume --out {run}'")
+        assert (run / "latest.safetensors").read_bytes() == latest
+    code, _, err = run_cli(["train", "--resume", "--max-steps", "45", "--out", str(run)])
+    assert code == 0, err
+    assert steps(run) == list(range(1, 46)) and leftovers(run) == []
+
+
 def test_a_run_directory_that_vanishes_is_a_clean_error(corpus, tmp_path):
     from rnnkit.errors import WriteFailed
     from rnnkit.lm.config import TrainConfig
@@ -302,3 +350,17 @@ def test_export_replaces_an_explicit_file_and_says_so(run, tmp_path):
     code, out, err = run_cli(["export", str(run), str(onnx)])
     assert code == 0 and out.rstrip().endswith("(it replaced the file that was there)"), err
     assert onnx.read_bytes()[:15] != b"an older export" and leftovers(tmp_path) == []
+
+
+def test_save_replaces_an_explicit_file_and_says_so(tmp_path):
+    series = tmp_path / "series.txt"
+    series.write_text("\n".join(f"{100 + t + 10 * math.sin(t / 2):.4f}" for t in range(60)))
+    model = tmp_path / "f.safetensors"
+    argv = ["forecast", str(series), "--horizon", "3", "--future", "--hidden", "4", "--epochs", "2", "--quiet",
+            "--save", str(model)]
+    code, out, err = run_cli(argv)
+    assert code == 0 and out.rstrip().endswith(f"model written to {model}"), err
+    model.write_bytes(b"an older model")
+    code, out, err = run_cli(argv)
+    assert code == 0 and out.rstrip().endswith(f"model written to {model} (it replaced the file that was there)"), err
+    assert model.read_bytes()[:14] != b"an older model" and leftovers(tmp_path) == []

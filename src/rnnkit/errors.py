@@ -42,10 +42,11 @@ class DamagedFile(FileError):
     metadata or a tensor type NumPy cannot hold."""
 
 
-class WriteFailed(UserError):
+class WriteFailed(UserError, OSError):
     """A file that could not be written (no space, no permission, a read-only file system, a
     directory that vanished): the message names the file, says what is intact and what to do.
-    The command exits with :data:`EXIT_WRITE`, so that a script can tell it from a bad option."""
+    The command exits with :data:`EXIT_WRITE`, so that a script can tell it from a bad option.
+    An OSError too, so that a Python caller's ``except OSError`` still catches a failed write."""
     exit_code = EXIT_WRITE
 
 
@@ -82,7 +83,7 @@ def exit_code(exc: BaseException) -> int:
 
 def os_problem(exc: OSError) -> str:
     """What an operating-system error says, in lower case, with what to do about it."""
-    what = (exc.strerror or type(exc).__name__).lower()
+    what = (exc.strerror or str(exc) or type(exc).__name__).lower()
     advice = _OS_ADVICE.get(exc.errno)
     return what + (f" ({advice})" if advice else "")
 

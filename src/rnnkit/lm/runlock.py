@@ -71,7 +71,10 @@ class RunLock:
         the directories :func:`lock` made if nothing was written into them (a run that failed
         before its first file leaves no trace)."""
         if self.fd is not None:
-            self.path.unlink(missing_ok=True)
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:             # a directory that turned read-only: the file stays, unlocked
+                pass
             os.close(self.fd)           # closing the descriptor releases the flock
             self.fd = None
         for directory in self.created:
@@ -247,12 +250,14 @@ def describe(run: Path) -> str:
     return ", ".join(parts)
 
 
-def intact(run: Path) -> str:
-    """What of a run survived a failed write, from the disk itself: "latest.safetensors at step 40
-    and best.safetensors at step 30 are intact" (the writes are atomic: what is there is the last
-    complete version)."""
-    kept = [f"{name} {state}" for name in ("latest.safetensors", "best.safetensors")
+def intact(run: Path, failed: str | None = None) -> str:
+    """What of a run survived a failed write of the file ``failed``, from the disk itself:
+    "latest.safetensors at step 40 is unchanged, best.safetensors at step 30 is intact" (the
+    writes are atomic: what is there is the last complete version)."""
+    kept = [(name, state) for name in ("latest.safetensors", "best.safetensors")
             if (state := saved_step(run / name)).startswith("at step")]
-    if not kept:
-        return f"{run} holds no checkpoint yet"
-    return " and ".join(kept) + (" is" if len(kept) == 1 else " are") + " intact"
+    words = [f"{name} {state} is unchanged" for name, state in kept if name == failed]
+    others = [f"{name} {state}" for name, state in kept if name != failed]
+    if others:
+        words.append(" and ".join(others) + (" is" if len(others) == 1 else " are") + " intact")
+    return ", ".join(words) or f"{run} holds no checkpoint yet"

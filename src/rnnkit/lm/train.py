@@ -164,6 +164,10 @@ class Trainer:
     directory (after the others' results are gathered), validates, and reads a checkpoint to
     resume, which it then shares. Anything that may fail on one rank only is agreed on
     (:meth:`~rnnkit.distributed.World.together`), so a failure stops every rank together.
+
+    A fresh Trainer replaces a run already in ``cfg.out`` (once its own first checkpoint is
+    written): refusing such a directory, and locking it against a second writer, is the command's
+    part (:func:`rnnkit.lm.runlock.claim`, in :func:`rnnkit.lm.run.run_train`).
     """
 
     def __init__(self, cfg: TrainConfig, *, resume: bool = False, log=print, world: World | None = None) -> None:
@@ -236,7 +240,7 @@ class Trainer:
         try:
             w.broadcast_parameters(self.params)         # every replica starts from rank 0's
             self.save()
-            w.together(lambda: self._commit(Path(staging), final), root_only=True)
+            replaced = w.together(lambda: self._commit(Path(staging), final), root_only=True)
         except WriteFailed as exc:
             path = getattr(exc, "path", None)         # named as the file it was to become, not its staging name
             named = f"cannot write {final / path.name}: {exc.problem}" if path and path.parent == Path(staging) \
@@ -248,6 +252,8 @@ class Trainer:
             if w.root:
                 shutil.rmtree(staging, ignore_errors=True)      # already empty after the commit
         self.started = True
+        if replaced:
+            self.log(f"--overwrite: replaced the run that was in {final} ({replaced})")
 
     def _stage(self, files: list[str], chars: int) -> Path:
         try:
@@ -269,11 +275,12 @@ class Trainer:
         return staging
 
     @staticmethod
-    def _commit(staging: Path, final: Path) -> None:
-        """Move a fresh run's first files into the run directory. The checkpoints of a run that
-        was there go first and latest.safetensors comes last, so that no moment pairs one run's
-        checkpoint with the other's config.json (a crash in these milliseconds leaves no checkpoint
-        at all, which every command reports as such)."""
+    def _commit(staging: Path, final: Path) -> str | None:
+        """Move a fresh run's first files into the run directory (→ what the run that was there
+        had reached, or None). The checkpoints of that run go first and latest.safetensors comes
+        last, so that no moment pairs one run's checkpoint with the other's config.json (a crash in
+        these milliseconds leaves no checkpoint at all, which every command reports as such)."""
+        previous = describe(final) if holds_run(final) else None
         staged = sorted(staging.iterdir(), key=lambda p: p.name == "latest.safetensors")
         target = final
         try:
@@ -285,6 +292,7 @@ class Trainer:
                 os.replace(path, target)
         except OSError as exc:
             raise cannot_write(target, exc) from None
+        return previous
 
     def save(self) -> None:
         """Write latest.safetensors (rank 0; every rank calls this together): the carried state of
@@ -314,7 +322,9 @@ class Trainer:
         """A failed write of the run, with what is intact on the disk and how to go on."""
         if not self.started:                # _start says it in its own words
             return exc
-        return WriteFailed(f"{exc}; {intact(self.run_dir)}; once it can be written, continue the run with "
+        failed = getattr(exc, "path", None)
+        return WriteFailed(f"{exc}; {intact(self.run_dir, failed and failed.name)}; once it can be written, "
+                           "continue the run with "
                            f"'rnnkit train --resume --out {shlex.quote(str(self.run_dir))}'")
 
     def _meta(self) -> dict:
