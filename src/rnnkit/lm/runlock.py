@@ -209,6 +209,27 @@ def _remove_leftovers(run: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def move_into_place(staging: Path, final: Path) -> str | None:
+    """Move a fresh run's first files from its staging directory into the run directory (→ what
+    the run that was there had reached, or None). The checkpoints of that run go first and
+    latest.safetensors comes last, so that no moment pairs one run's checkpoint with the other's
+    config.json (a crash in these milliseconds leaves no checkpoint at all, which every command
+    reports as such)."""
+    previous = describe(final) if holds_run(final) else None
+    staged = sorted(staging.iterdir(), key=lambda p: p.name == "latest.safetensors")
+    target = final
+    try:
+        for name in REPLACED_FILES:
+            target = final / name
+            target.unlink(missing_ok=True)
+        for path in staged:
+            target = final / path.name
+            os.replace(path, target)
+    except OSError as exc:
+        raise cannot_write(target, exc) from None
+    return previous
+
+
 # -- what a run directory holds, in words -----------------------------------------------------------
 
 def saved_step(path: Path) -> str:

@@ -19,7 +19,6 @@ import enum
 import hashlib
 import json
 import math
-import os
 import shlex
 import shutil
 import statistics
@@ -46,7 +45,7 @@ from rnnkit.lm.infer import NonFiniteOutput, Score, sample, score
 from rnnkit.lm.model import CharLM
 from rnnkit.lm.progress import Validation
 from rnnkit.lm.rundir import check_weights, read_run_files, read_training_state, refuse_resume
-from rnnkit.lm.runlock import REPLACED_FILES, STAGING_PREFIX, describe, holds_run, intact
+from rnnkit.lm.runlock import STAGING_PREFIX, describe, holds_run, intact, move_into_place
 from rnnkit.lm.softmax import choose_cutoffs
 from rnnkit.lm.tokens import run_tokens, same_tokens, write_tokens
 from rnnkit.module import Parameter
@@ -240,7 +239,7 @@ class Trainer:
         try:
             w.broadcast_parameters(self.params)         # every replica starts from rank 0's
             self.save()
-            replaced = w.together(lambda: self._commit(Path(staging), final), root_only=True)
+            replaced = w.together(lambda: move_into_place(Path(staging), final), root_only=True)
         except WriteFailed as exc:
             path = getattr(exc, "path", None)         # named as the file it was to become, not its staging name
             named = f"cannot write {final / path.name}: {exc.problem}" if path and path.parent == Path(staging) \
@@ -273,26 +272,6 @@ class Trainer:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return staging
-
-    @staticmethod
-    def _commit(staging: Path, final: Path) -> str | None:
-        """Move a fresh run's first files into the run directory (→ what the run that was there
-        had reached, or None). The checkpoints of that run go first and latest.safetensors comes
-        last, so that no moment pairs one run's checkpoint with the other's config.json (a crash in
-        these milliseconds leaves no checkpoint at all, which every command reports as such)."""
-        previous = describe(final) if holds_run(final) else None
-        staged = sorted(staging.iterdir(), key=lambda p: p.name == "latest.safetensors")
-        target = final
-        try:
-            for name in REPLACED_FILES:
-                target = final / name
-                target.unlink(missing_ok=True)
-            for path in staged:
-                target = final / path.name
-                os.replace(path, target)
-        except OSError as exc:
-            raise cannot_write(target, exc) from None
-        return previous
 
     def save(self) -> None:
         """Write latest.safetensors (rank 0; every rank calls this together): the carried state of
