@@ -62,6 +62,13 @@ def steps(run: Path) -> list[int]:
             if '"loss"' in line]
 
 
+def last_step(run: Path) -> int:
+    """The last step metrics.jsonl records, read while a run appends to it (a line may be half there)."""
+    path = run / "metrics.jsonl"
+    lines = path.read_text().split("\n")[:-1] if path.is_file() else []    # complete lines only
+    return max((json.loads(line)["step"] for line in lines if '"loss"' in line), default=0)
+
+
 def stop(proc: subprocess.Popen) -> None:
     """SIGSTOP, and return once the process is stopped (the signal is delivered asynchronously)."""
     os.kill(proc.pid, signal.SIGSTOP)
@@ -156,7 +163,7 @@ def test_a_second_writer_is_refused_and_the_first_run_is_as_if_alone(corpus, tmp
 def test_a_killed_run_leaves_no_lock(corpus, tmp_path):
     run = tmp_path / "run"
     proc = rnnkit("train", str(corpus), *TINY, "--max-steps", "100000", "--out", str(run))
-    wait_for(lambda: (run / "metrics.jsonl").is_file() and len(steps(run)) >= 12, proc, "12 steps")
+    wait_for(lambda: last_step(run) >= 12, proc, "12 steps")
     proc.kill()                                                 # kill -9: no chance to clean up
     proc.wait(timeout=60)
     assert (run / LOCK_FILE).is_file() and holder(run) is None  # the file is there, the lock is not
@@ -311,7 +318,7 @@ def unwritable(directory: Path):
 
 def test_a_directory_that_becomes_unwritable_mid_run_is_a_clean_error(run):
     proc = rnnkit("train", "--resume", "--max-steps", "100000", "--out", str(run))
-    wait_for(lambda: steps(run)[-1] >= 23, proc, "step 23")
+    wait_for(lambda: last_step(run) >= 23, proc, "step 23")
     stop(proc)
     with contextlib.ExitStack() as stack:
         try:
