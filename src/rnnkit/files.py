@@ -50,7 +50,7 @@ def atomic_write(path: Path, write) -> None:
 
     The temporary file is flushed to the disk (fsync) before the rename, so that an error the
     file system reports late (a full disk, a quota) is seen while ``path`` is still the old file,
-    and a file is only ever replaced by a complete one. Any OSError is a
+    and a file is only ever replaced by a complete one; the directory is flushed after it. Any OSError is a
     :class:`~rnnkit.errors.WriteFailed` naming ``path``; the temporary file is always removed.
     """
     tmp = None
@@ -63,6 +63,7 @@ def atomic_write(path: Path, write) -> None:
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
         tmp = None
+        _flush_directory(path.parent)
     except OSError as exc:
         raise cannot_write(path, exc) from None
     finally:
@@ -82,6 +83,21 @@ def _flush_to_disk(tmp: str) -> None:
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _flush_directory(directory: Path) -> None:
+    """Flush the rename itself to the disk (so that a power cut after it keeps the new file);
+    best effort: some systems cannot open a directory for that."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
