@@ -167,6 +167,21 @@ def test_sigterm_on_one_rank_stops_every_rank_with_a_checkpoint(corpus, tmp_path
     assert meta["step"] == steps[-1] > 3                         # every rank stopped at that step
 
 
+def test_rank_0_holds_the_run_directorys_lock(corpus, tmp_path):
+    from rnnkit.lm.runlock import LOCK_FILE, holder
+    run_dir = tmp_path / "locked"
+    proc = start(train_command(2, str(corpus), *ENDLESS, "--threads", "1", "--out", str(run_dir)), run_dir)
+    root = rank_pid(run_dir, 0)
+    assert holder(run_dir).startswith(f"process {root} on ")
+    second = run(train_command(2, "--resume", "--out", str(run_dir)))       # another job on the same run
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count(f"is being written by another 'rnnkit train' (process {root} on") == 1
+    os.kill(root, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not (run_dir / LOCK_FILE).exists()
+
+
 def test_a_killed_rank_ends_the_job(corpus, tmp_path):
     run_dir = tmp_path / "kill"
     proc = start(train_command(2, str(corpus), *ENDLESS, "--out", str(run_dir)), run_dir)
