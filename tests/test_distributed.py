@@ -307,3 +307,40 @@ def test_the_replicas_are_hashed_once_per_step_that_also_validates(corpus, tmp_p
     argv = ["train", str(corpus), *TINY, "--eval-every", "2", "--max-steps", "8", "--out", str(tmp_path / "r")]
     assert main(argv) == 0                    # (the last --eval-every counts)
     assert len(checked) == 5                  # the checkpoints of steps 0, 2, 4, 6, 8: once each
+
+
+def test_bpe_is_learnt_once_and_shared(corpus, tmp_path):
+    """Rank 0 learns the BPE tokenizer and sends it: the 2-rank run's tokenizer and losses are the
+    single process's."""
+    args = [str(corpus), *TINY, "--tokens", "bpe", "--vocab-size", "300", "--max-steps", "8"]
+    assert main(["train", *args, "--out", str(tmp_path / "one")]) == 0
+    proc = run(train_command(2, *args, "--out", str(tmp_path / "two")))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "two" / "tokenizer.json").read_bytes() == (tmp_path / "one" / "tokenizer.json").read_bytes()
+    np.testing.assert_allclose(losses(tmp_path / "two"), losses(tmp_path / "one"), rtol=1e-4)
+    assert len(losses(tmp_path / "two")) == 8
+
+
+def test_a_rank_other_than_0_never_learns_bpe(monkeypatch):
+    """Rank 1 takes rank 0's tokenizer from the broadcast and learns none of its own."""
+    from types import SimpleNamespace
+
+    from rnnkit.lm import tokens as tokens_module
+    from rnnkit.lm.config import TrainConfig
+    from rnnkit.lm.train import Trainer
+    sent = tokens_module.BpeTokens.from_text(PHRASE * 5, 300)
+
+    class Rank1:
+        size, root = 2, False
+
+        def together(self, fn, *, root_only=False):
+            assert root_only
+            return sent.json, "full"                      # what rank 0's learn() returned
+
+    def learns(*args, **kwargs):
+        raise AssertionError("rank 1 learnt a tokenizer")
+    monkeypatch.setattr(tokens_module.BpeTokens, "from_text", classmethod(learns))
+    trainer = SimpleNamespace(cfg=TrainConfig(tokens="bpe", vocab_size=300), world=Rank1())
+    got, softmax = Trainer._tokens(trainer, PHRASE * 5)
+    assert got.json == sent.json and softmax == "full"
+    assert got.encode(PHRASE)[0].tolist() == sent.encode(PHRASE)[0].tolist()

@@ -47,7 +47,7 @@ from rnnkit.lm.progress import Validation
 from rnnkit.lm.rundir import check_weights, read_run_files, read_training_state, refuse_resume
 from rnnkit.lm.runlock import STAGING_PREFIX, describe, holds_run, intact, move_into_place
 from rnnkit.lm.softmax import choose_cutoffs
-from rnnkit.lm.tokens import run_tokens, same_tokens, write_tokens
+from rnnkit.lm.tokens import BpeTokens, run_tokens, same_tokens, write_tokens
 from rnnkit.module import Parameter
 from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
 
@@ -194,7 +194,7 @@ class Trainer:
         if skipped:
             log(f"skipped {len(skipped)} binary or non-UTF-8 file(s), e.g. {skipped[0]}")
         train_text, val_text = split_text(text, cfg.val_fraction)
-        self.vocab, softmax = run_tokens(cfg.tokens, cfg.vocab_size, cfg.softmax, train_text)
+        self.vocab, softmax = self._tokens(train_text)
         train_ids, _ = self.vocab.encode(train_text)
         self.streams = Streams(train_ids, cfg.batch_size, cfg.seq_len)
         self.share = self.world.share(cfg.batch_size, "--batch-size")   # this rank's streams
@@ -225,6 +225,21 @@ class Trainer:
                 if m is not self.model and getattr(m, "rng", None) is self.model.rng:
                     m.rng = sharded
         return files, len(text)
+
+    def _tokens(self, train_text: str):
+        """(tokens, softmax) of the run. Characters and words are counted on every rank (exact
+        and cheap); BPE is learnt by rank 0 alone and its tokenizer sent to the others: learning
+        it is the costly part, and one tokenizer by construction beats one per rank that must
+        agree (tokenizers' trainer is multi-threaded)."""
+        cfg = self.cfg
+        if self.world.size == 1 or cfg.tokens != "bpe":
+            return run_tokens(cfg.tokens, cfg.vocab_size, cfg.softmax, train_text)
+
+        def learn() -> tuple[str, str]:
+            tokens, softmax = run_tokens(cfg.tokens, cfg.vocab_size, cfg.softmax, train_text)
+            return tokens.json, softmax
+        tokenizer_json, softmax = self.world.together(learn, root_only=True)
+        return BpeTokens(tokenizer_json), softmax
 
     # -- run directory ---------------------------------------------------------------------------
     def _start(self, files: list[str], chars: int) -> None:
