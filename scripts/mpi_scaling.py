@@ -1,4 +1,5 @@
-"""Data-parallel throughput on this machine, and an estimate for more machines (README figures).
+"""Data-parallel throughput on this machine, and an estimate for more machines
+(the figures of docs/distributed.md).
 
     python scripts/mpi_scaling.py [--steps 60] [--bandwidth-gbit 10] [--latency-us 30]
 

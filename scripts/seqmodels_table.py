@@ -1,4 +1,5 @@
-"""The README's sequence-model tables, measured: rnnkit beside baselines and published figures.
+"""The sequence-model tables of docs/sequence_models.md, measured: rnnkit beside baselines and
+published figures.
 
     python scripts/seqmodels_table.py                 # 9 sets, 7 series, 5 seeds (hours)
     python scripts/seqmodels_table.py --quick         # 1 seed; UnitTest, ItalyPowerDemand, airline

@@ -20,7 +20,7 @@ Development series (defaults were chosen on these): sktime's Lynx, ShampooSales,
 (consumption), and simulated series of seeds 100-102. Check series (reported, never tuned on):
 statsmodels' co2 (monthly means), sunspots, nile, elnino, macrodata (realgdp), simulated series
 of seeds 0-2, sktime's solar, PBS and Longley, and airline (sktime's copy; looked at while
-developing, see the README).
+developing, see docs/sequence_models.md).
 """
 
 from __future__ import annotations

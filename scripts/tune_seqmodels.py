@@ -7,7 +7,8 @@ Each run fits on the set's train split with the given seed and records the test 
 fit time and the plan (epochs, networks, frame) as one JSON line in ``--out``. The development
 sets (DEV) are bundled ones (the ucr extra) plus CBF, Saito's synthetic cylinder-bell-funnel
 task generated here (30 training and 900 test sequences of 128 steps, a fixed seed); the sets
-the README reports as held out (GunPoint, ItalyPowerDemand, BasicMotions, PLAID) chose nothing.
+docs/sequence_models.md reports as held out (GunPoint, ItalyPowerDemand, BasicMotions, PLAID)
+chose nothing.
 Variants change one thing from the defaults; ``frame_steps`` and ``work`` patch the module
 constants behind ``frame="auto"`` and ``epochs="auto"``.
 """

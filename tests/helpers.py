@@ -110,11 +110,12 @@ def rel_err(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)) if b.size else 0.0
 
 
-def readme_block(marker: str) -> str:
-    """The python block that follows ``<!-- tested: marker -->`` in README.md."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    match = re.search(re.escape(f"<!-- tested: {marker} -->") + r"\s*```python\n(.*?)```", readme, re.S)
-    assert match, f"README has no python block after the marker {marker!r}"
+def doc_block(page: str, marker: str) -> str:
+    """The python block that follows ``<!-- tested: marker -->`` in ``page`` (README.md or
+    docs/NAME.md): a block its own test runs and checks (tests/test_docs.py runs the others)."""
+    text = (Path(__file__).resolve().parents[1] / page).read_text(encoding="utf-8")
+    match = re.search(re.escape(f"<!-- tested: {marker} -->") + r"\s*```python\n(.*?)```", text, re.S)
+    assert match, f"{page} has no python block after the marker {marker!r}"
     return match.group(1)
 
 

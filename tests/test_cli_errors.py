@@ -190,7 +190,8 @@ CASES = [
     Case("train {binary}", ("binary.bin", "binary")),
     Case("train {latin1}", ("latin1.txt", "UTF-8")),
     Case("train {tiny}", ("fewer than one batch", "--batch-size")),
-    Case("train {binary} --out {run}", "binary.bin"),              # a failed fresh run keeps the old one
+    Case("train {binary} --out {run} --overwrite", "binary.bin"),  # a failed fresh run keeps the old one
+    Case("train {tiny} --out {run} --overwrite", "--batch-size"),
     Case("eval {run} {binary}", "binary.bin"),
     Case("eval {run} {missing}", "missing"),
     Case("eval {run} {one}", "at least 2 characters"),
@@ -220,6 +221,12 @@ CASES = [
     Case("export {other} {dir}/model.onnx", ("other.txt", "is a file, not a directory")),
     Case("export {run} {dir}/model.onnx", ("best.safetensors", "latest.safetensors", "truncated"),
          combine(truncate("best.safetensors"), truncate("latest.safetensors", 3000))),
+    Case("classify {text} {text} --save {dir}", ("--save", "is a directory")),
+    Case("forecast {text} --horizon 3 --save {missing}/m.safetensors", ("--save", "does not exist")),
+    # a run directory that holds a run (the rest of its rules: test_rundir.py)
+    Case("train {text} --out {run}", ("--out", "already holds a run", "latest.safetensors at step 20",
+                                      "validation", "at step 20", "--resume", "--overwrite")),
+    Case("train {text} --out {run} --resume --overwrite", ("--overwrite", "--resume")),
     # rnnkit plot
     Case("plot {missing}", ("missing", "no such directory")),
     Case("plot {dir}", ("empty-dir", "missing config.json")),

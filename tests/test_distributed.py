@@ -167,6 +167,21 @@ def test_sigterm_on_one_rank_stops_every_rank_with_a_checkpoint(corpus, tmp_path
     assert meta["step"] == steps[-1] > 3                         # every rank stopped at that step
 
 
+def test_rank_0_holds_the_run_directorys_lock(corpus, tmp_path):
+    from rnnkit.lm.runlock import LOCK_FILE, holder
+    run_dir = tmp_path / "locked"
+    proc = start(train_command(2, str(corpus), *ENDLESS, "--threads", "1", "--out", str(run_dir)), run_dir)
+    root = rank_pid(run_dir, 0)
+    assert holder(run_dir).startswith(f"process {root} on ")
+    second = run(train_command(2, "--resume", "--out", str(run_dir)))       # another job on the same run
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count(f"is being written by another 'rnnkit train' (process {root} on") == 1
+    os.kill(root, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not (run_dir / LOCK_FILE).exists()
+
+
 def test_a_killed_rank_ends_the_job(corpus, tmp_path):
     run_dir = tmp_path / "kill"
     proc = start(train_command(2, str(corpus), *ENDLESS, "--out", str(run_dir)), run_dir)
@@ -292,3 +307,40 @@ def test_the_replicas_are_hashed_once_per_step_that_also_validates(corpus, tmp_p
     argv = ["train", str(corpus), *TINY, "--eval-every", "2", "--max-steps", "8", "--out", str(tmp_path / "r")]
     assert main(argv) == 0                    # (the last --eval-every counts)
     assert len(checked) == 5                  # the checkpoints of steps 0, 2, 4, 6, 8: once each
+
+
+def test_bpe_is_learnt_once_and_shared(corpus, tmp_path):
+    """Rank 0 learns the BPE tokenizer and sends it: the 2-rank run's tokenizer and losses are the
+    single process's."""
+    args = [str(corpus), *TINY, "--tokens", "bpe", "--vocab-size", "300", "--max-steps", "8"]
+    assert main(["train", *args, "--out", str(tmp_path / "one")]) == 0
+    proc = run(train_command(2, *args, "--out", str(tmp_path / "two")))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "two" / "tokenizer.json").read_bytes() == (tmp_path / "one" / "tokenizer.json").read_bytes()
+    np.testing.assert_allclose(losses(tmp_path / "two"), losses(tmp_path / "one"), rtol=1e-4)
+    assert len(losses(tmp_path / "two")) == 8
+
+
+def test_a_rank_other_than_0_never_learns_bpe(monkeypatch):
+    """Rank 1 takes rank 0's tokenizer from the broadcast and learns none of its own."""
+    from types import SimpleNamespace
+
+    from rnnkit.lm import tokens as tokens_module
+    from rnnkit.lm.config import TrainConfig
+    from rnnkit.lm.train import Trainer
+    sent = tokens_module.BpeTokens.from_text(PHRASE * 5, 300)
+
+    class Rank1:
+        size, root = 2, False
+
+        def together(self, fn, *, root_only=False):
+            assert root_only
+            return sent.json, "full"                      # what rank 0's learn() returned
+
+    def learns(*args, **kwargs):
+        raise AssertionError("rank 1 learnt a tokenizer")
+    monkeypatch.setattr(tokens_module.BpeTokens, "from_text", classmethod(learns))
+    trainer = SimpleNamespace(cfg=TrainConfig(tokens="bpe", vocab_size=300), world=Rank1())
+    got, softmax = Trainer._tokens(trainer, PHRASE * 5)
+    assert got.json == sent.json and softmax == "full"
+    assert got.encode(PHRASE)[0].tolist() == sent.encode(PHRASE)[0].tolist()

@@ -361,11 +361,11 @@ def test_ensemble_is_the_mean_of_its_members_saved_and_exported(tmp_path):
     assert "Sum" in [n.op_type for n in model.graph.node]
 
 
-def test_readme_forecasting_example():
-    """README, "Forecasting": the block runs and its comments hold."""
-    from helpers import readme_block
+def test_docs_forecasting_example():
+    """docs/sequence_models.md, "Forecasting": the block runs and its comments hold."""
+    from helpers import doc_block
     scope: dict = {}
-    exec(compile(readme_block("forecast-intervals"), "README.md", "exec"), scope)
+    exec(compile(doc_block("docs/sequence_models.md", "forecast-intervals"), "docs/sequence_models.md", "exec"), scope)
     fc, bt = scope["fc"], scope["bt"]
     assert (fc.season_, fc.window_, fc.choices_[0]["lambda"]) == (12, 24, 0.0)
     assert np.all(scope["lower"] < scope["forecast"]) and np.all(scope["forecast"] < scope["upper"])

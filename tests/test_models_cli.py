@@ -109,7 +109,7 @@ def test_real_bundled_sets(capsys):
     r = run_json(capsys, ["forecast", "--dataset", "airline", "--horizon", "36", "--epochs", "1", "--quiet"])
     assert r["length"] == 144 and r["season"] == 12 and len(r["actual"]) == 36
     assert r["actual"][0] == 340.0                              # January 1958
-    # the figures the README quotes for the naive forecasts of the last 36 months
+    # the figures docs/sequence_models.md quotes for the naive forecasts of the last 36 months
     assert r["baselines"]["seasonal_naive"]["mape"] == pytest.approx(13.19, abs=0.01)
 
 

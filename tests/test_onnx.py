@@ -21,7 +21,7 @@ import pytest
 
 import rnnkit
 import rnnkit.onnx
-from helpers import Case, as_tuple, from_tuple
+from helpers import Case, as_tuple, doc_block, from_tuple
 from rnnkit.cli import main
 from rnnkit.lm.model import CharLM, ModelConfig
 from test_torch_parity import GRID
@@ -337,10 +337,10 @@ def test_export_command_and_example_generate_identical_text(trained_run, tmp_pat
         assert got == expected and len(got) > 60
 
 
-def test_readme_shows_the_tested_example():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_docs_show_the_tested_example():
+    """docs/deploy.md shows examples/onnx_generate.py, the script the test above runs, in full."""
     script = (ROOT / "examples" / "onnx_generate.py").read_text(encoding="utf-8")
-    assert f"```python\n{script}```" in readme
+    assert doc_block("docs/deploy.md", "onnx-generate") == script
 
 
 @pytest.mark.parametrize("argv,message", [

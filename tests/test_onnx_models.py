@@ -18,7 +18,7 @@ import pytest
 
 import rnnkit
 import rnnkit.onnx
-from helpers import readme_block
+from helpers import doc_block
 from rnnkit.cli import main
 from rnnkit.models import RNNClassifier, RNNForecaster, RNNRegressor
 from rnnkit.models.persist import decode_labels
@@ -279,11 +279,11 @@ def test_bad_options_name_the_argument(tmp_path):
         rnnkit.onnx.to_model(fc, opset=12)
 
 
-def test_readme_example(tmp_path, monkeypatch):
-    """The README's "Sequence models as ONNX" block runs and its comments hold."""
+def test_docs_example(tmp_path, monkeypatch):
+    """docs/deploy.md's "Sequence models as ONNX" block runs and its comments hold."""
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(readme_block("estimator-onnx"), "README.md", "exec"), scope)
+    exec(compile(doc_block("docs/deploy.md", "estimator-onnx"), "docs/deploy.md", "exec"), scope)
     clf, fc, seqs = scope["clf"], scope["fc"], scope["seqs"]
     assert scope["label"].tolist() == clf.predict(seqs).tolist()
     close("probabilities", scope["proba"], clf.predict_proba(seqs))
@@ -293,7 +293,7 @@ def test_readme_example(tmp_path, monkeypatch):
 
 
 def test_report_worst_error(capsys):
-    """Runs last: the largest errors measured (printed for the README and the closing note) are
+    """Runs last: the largest errors measured (printed for docs/deploy.md and the closing note) are
     finite and within tolerance, and float32's rounding shows in some (float32 graphs against
     float64 predictions cannot all agree exactly)."""
     if not WORST:

@@ -1,7 +1,9 @@
-"""What the README claims about the commands, read from the README and checked against what they do."""
+"""What the README and the docs claim about the commands, read from the page that says it and checked
+against what they do."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -14,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+THEORY = (ROOT / "docs" / "theory.md").read_text(encoding="utf-8")
 
 
 def test_the_quick_start_names_every_package_of_the_test_extra():
@@ -26,8 +29,40 @@ def test_the_quick_start_names_every_package_of_the_test_extra():
     assert not missing, f"README's Quick start leaves out {missing} of the test extra"
 
 
-def test_the_adding_task_takes_the_time_the_readme_says():
-    line = next(ln for ln in README.splitlines() if ln.startswith("rnnkit task adding"))
+def extras() -> dict[str, list[str]]:
+    """pyproject.toml's extras: name -> the lower-case names of the packages it installs."""
+    tomllib = pytest.importorskip("tomllib")
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    return {extra: [re.match(r"[A-Za-z0-9_.-]+", spec).group(0).lower() for spec in specs]
+            for extra, specs in table.items()}
+
+
+def table_rows(first_cell: str) -> dict[str, str]:
+    """The README's table rows whose first cell matches ``first_cell`` (a regex with one group):
+    that group -> the whole row, lower case."""
+    return {m.group(1): m.group(0).lower() for m in re.finditer(rf"^\| {first_cell} \|.*$", README, re.M)}
+
+
+def test_the_readme_tables_every_command():
+    from rnnkit.cli import build_parser
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert sorted(table_rows(r"`rnnkit (\w+)[^`]*`")) == sorted(commands)
+
+
+def test_the_readme_tables_every_extra_with_what_it_installs():
+    rows = table_rows(r"`(\w+)`")
+    known = extras()
+    assert sorted(rows) == sorted(known)
+    for extra, packages in known.items():
+        others = {p for name, ps in known.items() if name != extra for p in ps}
+        said = rows[extra].split("|")[2]              # the "installs" cell
+        missing = [p for p in packages if not re.search(rf"\b{re.escape(p)}\b", said)
+                   and not (extra == "test" and p in others and "all of the above" in said)]
+        assert not missing, f"README's row of the {extra} extra leaves out {missing}"
+
+
+def test_the_adding_task_takes_the_time_the_docs_say():
+    line = next(ln for ln in THEORY.splitlines() if ln.startswith("rnnkit task adding"))
     command, claim = line.split("#", 1)
     seconds = float(re.search(r"~(\d+) s\b", claim).group(1))
     proc = subprocess.run([sys.executable, "-m", "rnnkit.cli", *shlex.split(command)[1:], "--json"],
@@ -38,8 +73,8 @@ def test_the_adding_task_takes_the_time_the_readme_says():
     busy = os.getloadavg()[0] > (os.cpu_count() or 1)
     if busy:                                                # a timing on a loaded machine says nothing
         pytest.skip(f"the machine is busy (load {os.getloadavg()[0]:.1f}): took {result['seconds']:.0f} s, "
-                    f"README says ~{seconds:.0f} s on a quiet one")
+                    f"docs/theory.md says ~{seconds:.0f} s on a quiet one")
     # machines differ (7 s on an AMD EPYC, about 20 s on the Intel Xeon of earlier sessions):
     # the claim holds if it is within a factor of 2.5 of the time either way
     assert seconds / 2.5 <= result["seconds"] <= seconds * 2.5, \
-        f"README says ~{seconds:.0f} s, the command took {result['seconds']:.1f} s"
+        f"docs/theory.md says ~{seconds:.0f} s, the command took {result['seconds']:.1f} s"

@@ -73,16 +73,16 @@ def test_cell_call_then_backward_matches_step_pair():
         np.testing.assert_array_equal(g, p.grad)
 
 
-def test_readme_layer_example_and_hand_written_loop_run(capsys):
-    """README's "The layers" example runs; its hand-written BPTT loop over LSTMCell.step /
+def test_docs_layer_example_and_hand_written_loop_run(capsys):
+    """docs/layers.md's "The layers" example runs; its hand-written BPTT loop over LSTMCell.step /
     step_backward gives the layer's output gradients and parameter gradients."""
-    from helpers import readme_block
+    from helpers import doc_block
     scope: dict = {}
-    exec(compile(readme_block("layers"), "README.md", "exec"), scope)
+    exec(compile(doc_block("docs/layers.md", "layers"), "docs/layers.md", "exec"), scope)
     assert scope["out"].shape == (50, 4, 64) and scope["dx"].shape == (50, 4, 10)
     assert "weight_ih_l0 (128, 10)" in capsys.readouterr().out
     loop: dict = {}
-    exec(compile(readme_block("bptt-loop"), "README.md", "exec"), loop)
+    exec(compile(doc_block("docs/layers.md", "bptt-loop"), "docs/layers.md", "exec"), loop)
     cell, x, dout = loop["cell"], loop["x"], loop["dout"]
     layer = rnnkit.LSTM(10, 32, peephole=True, rng=1)
     layer.load_state_dict({f"{name}_l0": p.data for name, p in cell.named_parameters()})

@@ -10,7 +10,7 @@ import pytest
 
 import rnnkit
 import rnnkit.torch as rt
-from helpers import Case, readme_block
+from helpers import Case, doc_block
 from rnnkit.cli import main
 from rnnkit.lm.rundir import load_model
 from rnnkit.lm.model import CharLM, ModelConfig
@@ -138,22 +138,22 @@ def test_run_directory_to_torch(run_dir):
         np.testing.assert_allclose(theirs(torch.from_numpy(tokens))[0].numpy(), logits, atol=1e-6)
 
 
-def test_readme_checkpoint_loads_in_pytorch(run_dir):
-    """The README's example: an rnnkit checkpoint read by safetensors.torch under PyTorch's names."""
-    code = readme_block("safetensors-in-torch").replace('"runs/charlm"', repr(str(run_dir)))
+def test_docs_checkpoint_loads_in_pytorch(run_dir):
+    """docs/deploy.md's example: an rnnkit checkpoint read by safetensors.torch under PyTorch's names."""
+    code = doc_block("docs/deploy.md", "safetensors-in-torch").replace('"runs/charlm"', repr(str(run_dir)))
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)
+    exec(compile(code, "docs/deploy.md", "exec"), scope)
     lm, _, _ = load_model(run_dir)
     with rnnkit.no_grad():
         logits, _ = lm(np.array([[5], [7], [2]]))
     np.testing.assert_allclose(scope["logits"].detach().numpy(), logits, atol=1e-6)
 
 
-def test_readme_deploy_recipe(tmp_path, monkeypatch):
-    """The README's recipe: export, run in onnxruntime, to and from torch."""
+def test_docs_deploy_recipe(tmp_path, monkeypatch):
+    """docs/deploy.md's recipe: export, run in onnxruntime, to and from torch."""
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(readme_block("deploy-recipe"), "README.md", "exec"), scope)
+    exec(compile(doc_block("docs/deploy.md", "deploy-recipe"), "docs/deploy.md", "exec"), scope)
     lstm, x, lengths = scope["lstm"], scope["x"], scope["lengths"]
     with rnnkit.no_grad():
         out, state = lstm(x, lengths=lengths)

@@ -29,7 +29,7 @@ from dataclasses import fields
 from rnnkit.bench.commands import add_bench_parser
 from rnnkit.cli_parser import TopParser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_plot_parser, add_task_parser
-from rnnkit.errors import EXIT_INTERRUPTED, EXIT_USAGE, Caution, Note, user_message
+from rnnkit.errors import EXIT_INTERRUPTED, Caution, Note, exit_code, user_message
 from rnnkit.lm.config import DEFAULT_TEMPERATURE, GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
 from rnnkit.lm.rundir import add_checkpoint_option
 from rnnkit.lm.softmax import AUTO_ADAPTIVE
@@ -77,7 +77,12 @@ def _train_parser(sub) -> None:
     p.add_argument("--optimizer", choices=TRAIN_CHOICES["optimizer"], help=f"(default {d.optimizer})")
     p.add_argument("--schedule", choices=TRAIN_CHOICES["schedule"], help=f"(default {d.schedule})")
     p.add_argument("--out", metavar="DIR", type=output_dir, help=f"run directory (default {d.out})")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    again.add_argument("--overwrite", action="store_true",
+                       help="start again in an --out that holds a run: its files are replaced once the new "
+                            "run has saved its first checkpoint (without --resume or --overwrite, such an "
+                            "--out is refused)")
     p.add_argument("--plot", action="store_true", help="at the end, draw the run's curves into "
                    "training.png (needs matplotlib) and training.html in --out, as 'rnnkit plot' does")
     p.set_defaults(func=cmd_train)
@@ -135,7 +140,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         given["paths"] = tuple(given["paths"])
         if not given["paths"]:
             del given["paths"]
-    return run_train(given, resume=getattr(args, "resume", False), plot=getattr(args, "plot", False))
+    return run_train(given, resume=getattr(args, "resume", False), plot=getattr(args, "plot", False),
+                     overwrite=getattr(args, "overwrite", False))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -186,7 +192,8 @@ def notes_on_stderr(command: str):
 def main(argv: list[str] | None = None) -> int:
     """Parse (a bad option exits with code 2: ``rnnkit CMD: error: ...`` and a line pointing at the
     help), run, and turn the errors a user can fix into one line ``rnnkit CMD: error: ...`` with
-    exit code 2; a bug keeps its traceback. ``rnnkit`` alone lists the commands."""
+    exit code 2 (74: a file could not be written); a bug keeps its traceback. ``rnnkit`` alone
+    lists the commands."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
@@ -208,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         if message is None:
             raise                                 # a bug in rnnkit: the traceback is the report
         print(f"rnnkit {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

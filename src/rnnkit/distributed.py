@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rnnkit.engine import available_cpus
-from rnnkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UserError, user_message
+from rnnkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, exit_code, user_message
 
 # Variables by which MPI launchers tell a process how many were started and which one it is:
 # MPICH's and Intel MPI's hydra and Slurm's srun --mpi=pmi2 (PMI), Open MPI, MVAPICH. For a
@@ -335,7 +335,7 @@ def exit_together(world: World, main: Callable[[], int], command: str) -> int:
     except (Exception, KeyboardInterrupt) as exc:
         message = user_message(exc)                      # None: a bug, reported with its traceback
         code = (EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt)        # as rnnkit.cli's
-                else EXIT_USAGE if message is not None else EXIT_FAILED)
+                else exit_code(exc) if message is not None else EXIT_FAILED)
         if getattr(exc, EVERY_RANK, False):
             if world.root:
                 raise

@@ -4,7 +4,8 @@ A :class:`UserError` is the user's to fix — a bad option, an unusable file, a 
 cannot be used — and its message says which option or file, what was expected, what was found and
 what to do. :func:`user_message` decides which exceptions are the user's: every ``UserError``, a
 file the operating system will not let us read or write, and running out of memory. The command
-line prints that message as one line, ``rnnkit CMD: error: ...``, and exits with code 2; any other
+line prints that message as one line, ``rnnkit CMD: error: ...``, and exits with code 2 (74 for a
+:class:`WriteFailed`: a file that could not be written once the work had started); any other
 exception is a bug in rnnkit and keeps its traceback.
 
 :class:`Note` is a warning category for what the user should know while a command goes on (for
@@ -23,6 +24,7 @@ import errno
 # The command line's exit codes (every process of an MPI job ends with the same one).
 EXIT_FAILED = 1               # the command could not finish (diverged training, a bug)
 EXIT_USAGE = 2                # a UserError, or a bad option (argparse's code)
+EXIT_WRITE = 74               # a WriteFailed: a file could not be written (sysexits.h's EX_IOERR)
 EXIT_INTERRUPTED = 130        # Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
@@ -38,6 +40,14 @@ class FileError(UserError):
 class DamagedFile(FileError):
     """A safetensors file that cannot be read: empty, truncated, not safetensors, damaged
     metadata or a tensor type NumPy cannot hold."""
+
+
+class WriteFailed(UserError, OSError):
+    """A file that could not be written (no space, no permission, a read-only file system, a
+    directory that vanished): the message names the file, says what is intact and what to do.
+    The command exits with :data:`EXIT_WRITE`, so that a script can tell it from a bad option.
+    An OSError too, so that a Python caller's ``except OSError`` still catches a failed write."""
+    exit_code = EXIT_WRITE
 
 
 class Note(UserWarning):
@@ -56,12 +66,26 @@ _OS_ADVICE = {
     errno.EPERM: "check its permissions or choose another path",
     errno.EROFS: "the file system is read-only; choose another path",
     errno.ENOSPC: "the disk is full; free some space",
+    errno.EDQUOT: "the disk quota is used up; free some space",
+    errno.EFBIG: "over this process's file size limit, ulimit -f: raise it",
     errno.EISDIR: "expected a file, found a directory",
     errno.ENOTDIR: "a part of the path is a file, not a directory",
     errno.EEXIST: "expected a directory, found a file",
     errno.ENAMETOOLONG: "shorten the path",
     errno.ELOOP: "the path has a loop of symbolic links",
 }
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of an error the user can fix: 2, or the error's own (:class:`WriteFailed`: 74)."""
+    return getattr(exc, "exit_code", EXIT_USAGE)
+
+
+def os_problem(exc: OSError) -> str:
+    """What an operating-system error says, in lower case, with what to do about it."""
+    what = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    advice = _OS_ADVICE.get(exc.errno)
+    return what + (f" ({advice})" if advice else "")
 
 
 def user_message(exc: BaseException) -> str | None:
@@ -72,8 +96,6 @@ def user_message(exc: BaseException) -> str | None:
         detail = str(exc) or "no details"
         return f"out of memory ({detail}); choose smaller sizes (hidden units, batch, sequence length)"
     if isinstance(exc, OSError) and exc.filename is not None:
-        what = exc.strerror or type(exc).__name__
         target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
-        advice = _OS_ADVICE.get(exc.errno)
-        return f"{target}: {what.lower()}" + (f" ({advice})" if advice else "")
+        return f"{target}: {os_problem(exc)}"
     return None

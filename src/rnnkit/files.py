@@ -1,7 +1,9 @@
 """The files rnnkit writes and reads back: written atomically, read with what is wrong said in words.
 
-Every file is written to a temporary name in its directory and renamed into place, so a crash or
-Ctrl-C never leaves a half-written file (:func:`atomic_write`); nothing is ever loaded with pickle.
+Every file is written to a temporary name in its directory, flushed to the disk and renamed into
+place, so a crash, Ctrl-C or a full disk never leaves a half-written file, and a write that fails is
+a :class:`~rnnkit.errors.WriteFailed` naming the file (:func:`atomic_write`); nothing is ever loaded
+with pickle.
 Arrays are safetensors files with rnnkit's metadata as JSON under the ``rnnkit`` key
 (:func:`write_tensors`, :func:`read_tensors`); settings are UTF-8 JSON (:func:`write_json`,
 :func:`read_json`). The language model's run directories (:mod:`rnnkit.lm.rundir`) and the
@@ -26,45 +28,106 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
+from safetensors.numpy import save
 
-from rnnkit.errors import DamagedFile, FileError
+from rnnkit.errors import DamagedFile, FileError, WriteFailed, os_problem
 
 
 # -- writing ---------------------------------------------------------------------------------------
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """The mode a plain open() would give a new file (mkstemp's own is 0600)."""
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
 
 
+TMP_SUFFIX = ".tmp"      # the temporary files of atomic_write: .NAME.XXXXXXXX.tmp beside NAME
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) and rename the result onto ``path`` (same directory, so atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    """Call write(tmp_path) and rename the result onto ``path`` (same directory, so atomic).
+
+    The temporary file is flushed to the disk (fsync) before the rename, so that an error the
+    file system reports late (a full disk, a quota) is seen while ``path`` is still the old file,
+    and a file is only ever replaced by a complete one; the directory is flushed after it. Any OSError is a
+    :class:`~rnnkit.errors.WriteFailed` naming ``path``; the temporary file is always removed.
+    """
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.close(fd)
         write(tmp)
-        os.chmod(tmp, _file_mode())
+        _flush_to_disk(tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        _flush_directory(path.parent)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    finally:
+        if tmp is not None:
+            _remove(Path(tmp))
+
+
+def cannot_write(path: Path, exc: OSError) -> WriteFailed:
+    """The error of a failed write of ``path``: what the operating system said, and what to do."""
+    problem = os_problem(exc)
+    error = WriteFailed(f"cannot write {path}: {problem}")
+    error.path, error.problem = path, problem
+    return error
+
+
+def _flush_to_disk(tmp: str) -> None:
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _flush_directory(directory: Path) -> None:
+    """Flush the rename itself to the disk (so that a power cut after it keeps the new file);
+    best effort: some systems cannot open a directory for that."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:          # e.g. a file system that turned read-only: nothing more can be done
+        pass
+
+
+def stale_temporaries(directory: Path) -> list[Path]:
+    """The temporary files atomic_write leaves in ``directory`` only when its process was killed
+    (kill -9, a power cut) between creating and renaming one."""
+    return sorted(p for p in directory.glob(f".*{TMP_SUFFIX}") if p.is_file())
 
 
 def write_json(path: Path, data: dict) -> None:
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    atomic_write(path, write)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_tensors(path: Path, tensors: dict[str, np.ndarray], meta: dict) -> None:
     # np.require, not np.ascontiguousarray: that one turns a 0-d array (a batch norm's
     # num_batches_tracked) into shape (1,).
     arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata={"rnnkit": json.dumps(meta)}))
+    # Serialised in memory, then written by Python: a failed write is an OSError with its errno
+    # (safetensors' own save_file reports it as a SafetensorError holding only the text).
+    data = save(arrays, metadata={"rnnkit": json.dumps(meta)})
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 # -- reading ---------------------------------------------------------------------------------------

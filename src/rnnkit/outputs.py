@@ -4,6 +4,12 @@ Each function is an argparse ``type=``: it returns the text unchanged when the p
 and raises ``argparse.ArgumentTypeError`` saying why not (a directory where a file is expected, a
 file where a directory is expected, a missing or unwritable parent). The write itself can still
 fail (a full disk); the command line reports that as a clean error too (:mod:`rnnkit.errors`).
+
+The rule for a file named on the command line is cp's: it is written whether or not it exists,
+atomically (the old file stays whole until the new one is complete: :mod:`rnnkit.files`). A
+command whose file holds a model (``classify``/``forecast --save``, ``export``) says when it
+replaced one (:func:`replacing`). A run directory is another matter: ``rnnkit train`` refuses an
+``--out`` that holds a run unless told ``--resume`` or ``--overwrite`` (:mod:`rnnkit.lm.runlock`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ def _writable_dir(directory: Path, target: str) -> None:
     if not directory.is_dir():
         raise _refuse(f"cannot write {target!r}: {str(directory)!r} is a file, not a directory")
     if not os.access(directory, os.W_OK | os.X_OK):
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            raise _refuse(f"cannot write {target!r}: {str(directory)!r} is on a read-only file system")
         raise _refuse(f"cannot write {target!r}: no permission to write in {str(directory)!r}")
 
 
@@ -51,6 +59,12 @@ def output_file(text: str) -> str:
     except OSError as exc:          # e.g. a parent we may not even look into
         raise _refuse(f"cannot write {text!r}: {(exc.strerror or str(exc)).lower()}") from None
     return text
+
+
+def replacing(path) -> str:
+    """" (it replaced the file that was there)" if ``path`` exists now, else "": asked before a
+    command writes a model file, for its closing line."""
+    return " (it replaced the file that was there)" if Path(path).is_file() else ""
 
 
 def output_file_or_stdout(text: str) -> str:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from rnnkit import distributed
 from rnnkit.errors import Caution
+from rnnkit.files import cannot_write
 from rnnkit.lm.infer import Score
 from rnnkit.lm.progress import BAR_FORMAT, OVERFIT_EVALUATIONS, Validation, bar_postfix, overfitting, overfitting_message
 from rnnkit.lm.train import METRICS, SYNC_CHECK_EVERY, TIMINGS, NonFiniteLoss, Stop, Trainer, TrainResult
@@ -191,13 +192,22 @@ class TrainLoop:
             return
         try:
             for name in (METRICS, TIMINGS):
-                self.files[name] = open(self.t.run_dir / name, "a", encoding="utf-8", buffering=1)
+                try:
+                    self.files[name] = open(self.t.run_dir / name, "a", encoding="utf-8", buffering=1)
+                except OSError as exc:
+                    raise self.t.write_failed(cannot_write(self.t.run_dir / name, exc)) from None
             yield
         finally:
             for f in self.files.values():
-                f.close()
+                try:
+                    f.close()
+                except OSError:         # the failed write is already being reported
+                    pass
             self.files = {}
 
     def _record(self, name: str, record: dict) -> None:
         if name in self.files:
-            self.files[name].write(json.dumps(record) + "\n")
+            try:
+                self.files[name].write(json.dumps(record) + "\n")
+            except OSError as exc:      # a full disk: the line may be left half written (--resume drops it)
+                raise self.t.write_failed(cannot_write(self.t.run_dir / name, exc)) from None

@@ -16,6 +16,7 @@ from rnnkit.lm.data import caution_unknown, read_corpus
 from rnnkit.lm.errors import UserError
 from rnnkit.lm.infer import sample, score
 from rnnkit.lm.rundir import load_run
+from rnnkit.lm.runlock import claim
 from rnnkit.lm.summary import generate_command, report
 from rnnkit.lm.train import NonFiniteLoss, Trainer, TrainResult, resume_config
 
@@ -26,9 +27,14 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_train(given: dict, resume: bool = False, plot: bool = False) -> int:
+def run_train(given: dict, resume: bool = False, plot: bool = False, overwrite: bool = False) -> int:
     """Train with the options the user gave (all others default); print the final report (and,
     with ``plot``, draw the run's curves into its directory, as ``rnnkit plot`` does).
+
+    The run directory is claimed first (:func:`rnnkit.lm.runlock.claim`): refused if another
+    ``rnnkit train`` is writing it, or if it holds a run and neither ``resume`` (continue it) nor
+    ``overwrite`` (start again, replacing it once the new run has saved its first checkpoint) is
+    given; else locked until the command ends. Under MPI rank 0 holds the lock.
 
     Under an MPI launcher (``mpiexec -n N rnnkit train``) every process runs this; rank 0 alone
     prints, and every process ends with the same exit code (:func:`rnnkit.distributed.exit_together`).
@@ -40,7 +46,7 @@ def run_train(given: dict, resume: bool = False, plot: bool = False) -> int:
         if distributed.launcher_rank() == 0:
             raise                                 # said once, by the first process
         return EXIT_USAGE
-    return distributed.exit_together(world, lambda: _train(given, resume, world, plot), "train")
+    return distributed.exit_together(world, lambda: _train(given, resume, world, plot, overwrite), "train")
 
 
 def size_numba_pool(threads: int) -> None:
@@ -50,12 +56,24 @@ def size_numba_pool(threads: int) -> None:
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
 
 
-def _train(given: dict, resume: bool, world: distributed.World, plot: bool = False) -> int:
+def _train(given: dict, resume: bool, world: distributed.World, plot: bool = False,
+           overwrite: bool = False) -> int:
     cfg = world.together(lambda: _train_config(given, resume))
     say = log if world.root else (lambda msg: None)
     if plot and world.root:
         from rnnkit.diagnostics.training import check_plot_extra
         check_plot_extra()                        # before the work: the PNG needs matplotlib
+    locks = []                                    # rank 0's lock of the run directory
+    world.together(lambda: locks.append(claim(Path(cfg.out), resume=resume, overwrite=overwrite)),
+                   root_only=True)
+    try:
+        return _locked_train(cfg, resume, world, plot, say)
+    finally:
+        for held in locks:
+            held.release()
+
+
+def _locked_train(cfg: TrainConfig, resume: bool, world: distributed.World, plot: bool, say) -> int:
     try:                      # the step-0 save checks the replicas: its drift is reported here too
         trainer = Trainer(cfg, resume=resume, log=say, world=world)
         _describe(trainer, world, say)

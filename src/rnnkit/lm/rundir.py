@@ -9,6 +9,7 @@ loaded with pickle)::
     best.safetensors     model weights at the best validation score so far
     metrics.jsonl        one JSON object per training step and per evaluation (with its sample)
     timings.jsonl        the seconds of training after each step, and its characters per second
+    train.lock           while a run writes the directory (its lock: rnnkit.lm.runlock)
 
 config.json and vocab.json are checked against their schema and against the weights' shapes
 (:mod:`rnnkit.lm.schema`), every problem reported in one message. Of the two checkpoints,

@@ -19,7 +19,10 @@ import enum
 import hashlib
 import json
 import math
+import shlex
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -31,7 +34,8 @@ import numpy as np
 from rnnkit import backend, distributed, engine
 from rnnkit.distributed import ShardedRandom, World
 from rnnkit.layers import state_parts
-from rnnkit.files import atomic_write, prefixed, unprefixed, write_json, write_tensors
+from rnnkit.errors import WriteFailed
+from rnnkit.files import atomic_write, cannot_write, prefixed, unprefixed, write_json, write_tensors
 from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
 from rnnkit.lm.data import (
     Streams, default_corpus_files, read_corpus, split_text, suggest_prime, unigram_entropy_bits,
@@ -41,8 +45,9 @@ from rnnkit.lm.infer import NonFiniteOutput, Score, sample, score
 from rnnkit.lm.model import CharLM
 from rnnkit.lm.progress import Validation
 from rnnkit.lm.rundir import check_weights, read_run_files, read_training_state, refuse_resume
+from rnnkit.lm.runlock import STAGING_PREFIX, describe, holds_run, intact, move_into_place
 from rnnkit.lm.softmax import choose_cutoffs
-from rnnkit.lm.tokens import run_tokens, same_tokens, write_tokens
+from rnnkit.lm.tokens import BpeTokens, run_tokens, same_tokens, write_tokens
 from rnnkit.module import Parameter
 from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
 
@@ -158,6 +163,10 @@ class Trainer:
     directory (after the others' results are gathered), validates, and reads a checkpoint to
     resume, which it then shares. Anything that may fail on one rank only is agreed on
     (:meth:`~rnnkit.distributed.World.together`), so a failure stops every rank together.
+
+    A fresh Trainer replaces a run already in ``cfg.out`` (once its own first checkpoint is
+    written): refusing such a directory, and locking it against a second writer, is the command's
+    part (:func:`rnnkit.lm.runlock.claim`, in :func:`rnnkit.lm.run.run_train`).
     """
 
     def __init__(self, cfg: TrainConfig, *, resume: bool = False, log=print, world: World | None = None) -> None:
@@ -168,13 +177,12 @@ class Trainer:
         self.train_seconds = 0.0        # time in training steps so far, resumed parts included
         self.val_history: list[Validation] = []     # every validation of the run (rank 0)
         files, chars = self.world.together(self._prepare)     # every rank: text, model, optimizer
+        self.started = resume           # a fresh run's files are in their place once _start is done
         if resume:
             self.world.together(self._restore, root_only=True)
             self._share_restored()
         else:
-            self.world.together(lambda: self._write_run_files(files, chars), root_only=True)
-            self.world.broadcast_parameters(self.params)      # every replica starts from rank 0's
-            self.save()                           # step 0: there is always a checkpoint to go back to
+            self._start(files, chars)
 
     def _prepare(self) -> tuple[list[str], int]:
         """The text, its streams (this rank's share of them), the model and the optimizer."""
@@ -186,7 +194,7 @@ class Trainer:
         if skipped:
             log(f"skipped {len(skipped)} binary or non-UTF-8 file(s), e.g. {skipped[0]}")
         train_text, val_text = split_text(text, cfg.val_fraction)
-        self.vocab, softmax = run_tokens(cfg.tokens, cfg.vocab_size, cfg.softmax, train_text)
+        self.vocab, softmax = self._tokens(train_text)
         train_ids, _ = self.vocab.encode(train_text)
         self.streams = Streams(train_ids, cfg.batch_size, cfg.seq_len)
         self.share = self.world.share(cfg.batch_size, "--batch-size")   # this rank's streams
@@ -218,16 +226,67 @@ class Trainer:
                     m.rng = sharded
         return files, len(text)
 
+    def _tokens(self, train_text: str):
+        """(tokens, softmax) of the run. Characters and words are counted on every rank (exact
+        and cheap); BPE is learnt by rank 0 alone and its tokenizer sent to the others: learning
+        it is the costly part, and one tokenizer by construction beats one per rank that must
+        agree (tokenizers' trainer is multi-threaded)."""
+        cfg = self.cfg
+        if self.world.size == 1 or cfg.tokens != "bpe":
+            return run_tokens(cfg.tokens, cfg.vocab_size, cfg.softmax, train_text)
+
+        def learn() -> tuple[str, str]:
+            tokens, softmax = run_tokens(cfg.tokens, cfg.vocab_size, cfg.softmax, train_text)
+            return tokens.json, softmax
+        tokenizer_json, softmax = self.world.together(learn, root_only=True)
+        return BpeTokens(tokenizer_json), softmax
+
     # -- run directory ---------------------------------------------------------------------------
-    def _write_run_files(self, files: list[str], chars: int) -> None:
-        corpus = {"files": len(files), "chars": chars, "sha256": self.fingerprint,
-                  "source": "python-stdlib" if not self.cfg.paths else "paths"}
-        write_json(self.run_dir / "config.json", {
-            "model": self.model.cfg.to_json(), "train": self.cfg.to_json(), "corpus": corpus})
-        write_tokens(self.run_dir, self.vocab, write_json, atomic_write)
-        for name in (METRICS, TIMINGS):
-            (self.run_dir / name).write_text("", encoding="utf-8")
-        (self.run_dir / "best.safetensors").unlink(missing_ok=True)     # a previous run's, if any
+    def _start(self, files: list[str], chars: int) -> None:
+        """A fresh run's first files (config.json, vocab.json, empty metrics and timings, the
+        step-0 latest.safetensors: there is always a checkpoint to go back to) are written into a
+        staging directory inside the run directory, then moved into place, and only then are the
+        files of a run that was there (``--overwrite``) removed. A failure before (a full disk)
+        leaves that run as it was, and the staging directory is removed."""
+        final, w = self.run_dir, self.world
+        staging = w.together(lambda: str(self._stage(files, chars)), root_only=True)
+        self.run_dir = Path(staging)
+        try:
+            w.broadcast_parameters(self.params)         # every replica starts from rank 0's
+            self.save()
+            replaced = w.together(lambda: move_into_place(Path(staging), final), root_only=True)
+        except WriteFailed as exc:
+            path = getattr(exc, "path", None)         # named as the file it was to become, not its staging name
+            named = f"cannot write {final / path.name}: {exc.problem}" if path and path.parent == Path(staging) \
+                else str(exc)
+            raise WriteFailed(f"{named}; the new run did not start, and {final} is as it was"
+                              + (f" ({describe(final)})" if holds_run(final) else "")) from None
+        finally:
+            self.run_dir = final
+            if w.root:
+                shutil.rmtree(staging, ignore_errors=True)      # already empty after the commit
+        self.started = True
+        if replaced:
+            self.log(f"--overwrite: replaced the run that was in {final} ({replaced})")
+
+    def _stage(self, files: list[str], chars: int) -> Path:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.run_dir))
+        except OSError as exc:
+            raise cannot_write(self.run_dir, exc) from None
+        try:
+            corpus = {"files": len(files), "chars": chars, "sha256": self.fingerprint,
+                      "source": "python-stdlib" if not self.cfg.paths else "paths"}
+            write_json(staging / "config.json", {
+                "model": self.model.cfg.to_json(), "train": self.cfg.to_json(), "corpus": corpus})
+            write_tokens(staging, self.vocab, write_json, atomic_write)
+            for name in (METRICS, TIMINGS):
+                atomic_write(staging / name, lambda tmp: Path(tmp).write_text("", encoding="utf-8"))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return staging
 
     def save(self) -> None:
         """Write latest.safetensors (rank 0; every rank calls this together): the carried state of
@@ -240,7 +299,27 @@ class Trainer:
         carry = {} if parts is None else {f"carry.{k}": a for k, a in enumerate(parts)}
         tensors = (prefixed("model.", self.model.state_dict())
                    | prefixed("optim.", self.optimizer.state_dict()["state"]) | carry)
-        write_tensors(self.run_dir / "latest.safetensors", tensors, self._meta())
+        self._write_checkpoint("latest.safetensors", tensors, self._meta())
+
+    def _write_checkpoint(self, name: str, tensors: dict[str, np.ndarray], meta: dict) -> None:
+        """Write a checkpoint of the run directory atomically; a failure says what is intact."""
+        if not self.run_dir.is_dir():       # else the write would make a new directory of one file
+            raise WriteFailed(f"cannot write {self.run_dir / name}: {self.run_dir} has vanished (deleted, "
+                              "moved or unmounted while the run was writing it), and its checkpoints with it; "
+                              "train again")
+        try:
+            write_tensors(self.run_dir / name, tensors, meta)
+        except WriteFailed as exc:
+            raise self.write_failed(exc) from None
+
+    def write_failed(self, exc: WriteFailed) -> WriteFailed:
+        """A failed write of the run, with what is intact on the disk and how to go on."""
+        if not self.started:                # _start says it in its own words
+            return exc
+        failed = getattr(exc, "path", None)
+        return WriteFailed(f"{exc}; {intact(self.run_dir, failed and failed.name)}; once it can be written, "
+                           "continue the run with "
+                           f"'rnnkit train --resume --out {shlex.quote(str(self.run_dir))}'")
 
     def _meta(self) -> dict:
         """Where the run stands, beside the tensors of its checkpoint: the step (the data position),
@@ -337,7 +416,11 @@ class Trainer:
             damaged = sum(1 for ln in lines if ln.strip() and _metric_step(ln) is None)
             if damaged:
                 self.log(f"note: dropped {damaged} damaged line(s) of {path}")
-            path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+            text = "".join(ln + "\n" for ln in kept)
+            try:
+                atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            except WriteFailed as exc:
+                raise self.write_failed(exc) from None
             if name == METRICS:
                 records = [json.loads(ln) for ln in kept]
                 self.val_history = [Validation(r["step"], r["val_bpc"]) for r in records if "val_bpc" in r]
@@ -392,8 +475,8 @@ class Trainer:
             raise NonFiniteLoss(f"the validation loss became {val.nll} at step {self.step}")
         if val.nll < self.best_val:
             self.best_val = val.nll
-            write_tensors(self.run_dir / "best.safetensors", prefixed("model.", self.model.state_dict()),
-                          {"step": self.step, "val_nll": val.nll})
+            self._write_checkpoint("best.safetensors", prefixed("model.", self.model.state_dict()),
+                                   {"step": self.step, "val_nll": val.nll})
         return val
 
     def warm_up(self) -> None:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from rnnkit.kinds import KINDS
 from rnnkit.models.network import NetConfig
 
-STEPS = 1500            # optimizer steps of a default fit (README: 400 epochs of 4 batches)
+STEPS = 1500            # optimizer steps of a default fit (400 epochs of 4 batches;
+                        # docs/sequence_models.md)
 MIN_EPOCHS = 30         # a large set still sees every sequence this often
 MAX_EPOCHS = 1500       # a tiny set (one batch per epoch) stops here
 # Measured on the 2-core machine (AMD EPYC, AVX2, one engine thread, nothing else running): a

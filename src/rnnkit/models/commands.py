@@ -17,7 +17,7 @@ from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
 from rnnkit.models.forecast_config import DEFAULTS as D
 from rnnkit.models.network import CELLS
 from rnnkit.models.series import NORMALIZATIONS
-from rnnkit.outputs import output_file
+from rnnkit.outputs import output_file, replacing
 from rnnkit.pooling import POOLINGS
 from rnnkit.ranges import COUNT, FRACTION, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED
 
@@ -76,7 +76,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                        choices=CHOICES.get(option))
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--save", metavar="PATH", help="write the fitted model (safetensors)")
+    p.add_argument("--save", metavar="PATH", type=output_file,
+                   help="write the fitted model (safetensors); a file there is replaced, as cp does")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -157,6 +158,7 @@ def add_forecast_parser(sub) -> None:
 def cmd_classify(args: argparse.Namespace) -> int:
     from rnnkit.models.metrics import format_report
     from rnnkit.models.run import ClassifyJob, run_classify
+    replaced = replacing(args.save) if args.save else ""
     job = ClassifyJob(args.train, args.test, args.dataset, args.dtw, args.save, args.plot)
     r = run_classify(job, _params(args, ("bidirectional", "frame", "conv_filters", "conv_kernels",
                                          "n_estimators", "schedule", "normalize")))
@@ -178,7 +180,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     print("rnnkit on the test set:")
     print(format_report(r["report"]))
     if args.save:
-        print(f"model written to {args.save}")
+        print(f"model written to {args.save}{replaced}")
     if args.plot:
         print(f"confusion matrix drawn to {args.plot}")
     return 0
@@ -186,6 +188,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_forecast(args: argparse.Namespace) -> int:
     from rnnkit.models.run import ForecastJob, run_forecast
+    replaced = replacing(args.save) if args.save else ""
     job = ForecastJob(args.horizon, args.series, args.column, args.dataset, args.season, args.future,
                       args.save, args.backtest, args.coverage, args.plot)
     r = run_forecast(job, _params(args, ("window", "output_steps", "normalize")))
@@ -213,7 +216,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         line = f"  {str(t):<20} {r['forecast'][i]:10.4g} {r['lower'][i]:12.4g} {r['upper'][i]:12.4g}"
         print(line + (f" {r['actual'][i]:10.4g}" if "actual" in r else ""))
     if args.save:
-        print(f"model written to {args.save}")
+        print(f"model written to {args.save}{replaced}")
     if args.plot:
         print(f"forecast drawn to {args.plot}")
     return 0

@@ -4,8 +4,8 @@ Two frozen records that check themselves, naming the bad value: :class:`NetParam
 (cell, sizes, pooling, dropout), and :class:`FitSettings`, its training (Adam, clipping, early
 stopping, budget). The constructors take these fields as keyword arguments (scikit-learn's
 convention: stored as given, checked when ``fit`` builds the records), with the class attributes
-below as their defaults. How the defaults were measured: README, "Sequence models", and
-scripts/tune_seqmodels.py / scripts/tune_forecaster.py.
+below as their defaults. How the defaults were measured: docs/sequence_models.md,
+and scripts/tune_seqmodels.py / scripts/tune_forecaster.py.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from rnnkit.ranges import COUNT, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, PROBABI
 
 # Frame stacking under frame="auto": sequences are cut into at most this many network steps
 # (k = ceil(T_max / 200) consecutive values per step); sequences of 200 steps or fewer are left
-# as they are. Test accuracy of one GRU-FCN network, seed 0 (README, "How the defaults were
-# chosen"), at most 50 / 100 / 200 steps: ArrowHead 0.754 / 0.840 / 0.869, OSULeaf 0.872 /
-# 0.913 / 0.934, ACSF1 0.800 / 0.790 / 0.870; the convolutions need the shape at full resolution.
+# as they are. Test accuracy of one GRU-FCN network, seed 0 (docs/sequence_models.md, "How the
+# defaults were chosen"), at most 50 / 100 / 200 steps: ArrowHead 0.754 / 0.840 / 0.869,
+# OSULeaf 0.872 / 0.913 / 0.934, ACSF1 0.800 / 0.790 / 0.870; the convolutions need the shape
+# at full resolution.
 AUTO_FRAME_STEPS = 200
 AUTO_FRAME = "auto"
 
@@ -69,8 +70,8 @@ class NetParams:
 
     These are the defaults of the recurrent branch and of a record built without conv fields
     (the forecaster's network); the classifier's and regressor's constructors default to
-    :data:`FCN_FILTERS` / :data:`FCN_KERNELS` beside it (measured: README, "How the defaults
-    were chosen")."""
+    :data:`FCN_FILTERS` / :data:`FCN_KERNELS` beside it (measured: docs/sequence_models.md,
+    "How the defaults were chosen")."""
 
     cell: str = "gru"                 # GRU 0.688 vs LSTM 0.696 (noise), the GRU ~30% faster per fit
     hidden_size: int = 64             # 32: 0.706, 128: 0.705 and 60% slower; 0: no recurrent branch
@@ -108,11 +109,11 @@ def check_sizes(name: str, value) -> tuple[int, ...]:
     return tuple(check_number(f"{name}[{i}]", v, COUNT) for i, v in enumerate(value))
 
 
-# The classifier's and regressor's network (README, "How the defaults were chosen"): FCN's
-# convolutional branch (Wang et al. 2017) at a quarter of its 128-256-128 channels, beside a small
-# GRU whose pooled features share the head through dropout 0.5 (as LSTM-FCN's recurrent branch
-# does): a wide recurrent branch without dropout fits the training set first and starves the
-# convolutional one (CBF 0.89 vs 0.98 with 16 units and dropout).
+# The classifier's and regressor's network (docs/sequence_models.md, "How the defaults were
+# chosen"): FCN's convolutional branch (Wang et al. 2017) at a quarter of its 128-256-128
+# channels, beside a small GRU whose pooled features share the head through dropout 0.5 (as
+# LSTM-FCN's recurrent branch does): a wide recurrent branch without dropout fits the training set
+# first and starves the convolutional one (CBF 0.89 vs 0.98 with 16 units and dropout).
 FCN_FILTERS = (32, 64, 32)
 FCN_KERNELS = (8, 5, 3)
 FCN_HIDDEN = 16
@@ -127,12 +128,12 @@ SCHEDULES = ("cosine", "constant")
 class FitSettings:
     """How ``rnnkit.models.training.fit_network`` trains (and what the estimator holds out).
 
-    The defaults are the classifier's training protocol for small data (README, "How the
-    defaults were chosen"): no held-out part that would starve a set of 30-300 sequences, a
-    warm-up then a cosine decay of the rate over a number of optimizer steps fixed in advance
+    The defaults are the classifier's training protocol for small data (docs/sequence_models.md,
+    "How the defaults were chosen"): no held-out part that would starve a set of 30-300 sequences,
+    a warm-up then a cosine decay of the rate over a number of optimizer steps fixed in advance
     (``epochs="auto"``, :mod:`rnnkit.models.budget`), and an ensemble where one network is cheap.
-    Every choice is a function of the data's size only, never of the clock, so a fit is the same
-    on a slow and a fast machine (``time_budget`` is the one exception, off by default)."""
+    Every choice is a function of the data's size only, never of the clock, so a fit is the same on
+    a slow and a fast machine (``time_budget`` is the one exception, off by default)."""
 
     epochs: int | str = AUTO          # "auto": budget.STEPS optimizer steps, capped by budget.WORK
     n_estimators: int | str = AUTO    # networks averaged; "auto": as many as budget.WORK allows, <= 5

@@ -5,7 +5,8 @@ The network and training defaults it shares with the other estimators are in
 (``rnnkit.models.season``, ``transforms``, ``linear_path``, ``intervals``, ``forecaster``), each
 with its reason. Measured with scripts/tune_forecaster.py on the development series (sktime's
 lynx, shampoo sales and US consumption changes; simulated trend + season, AR(9) and
-multiplicative-season series of seeds 100-102), two seeds; README, "How the defaults were chosen".
+multiplicative-season series of seeds 100-102), two seeds;
+docs/sequence_models.md, "How the defaults were chosen".
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ SIMPLER_MARGIN = 0.1        # the first candidate (in order of simplicity) withi
                             # consumption changes (a stationary series) by 0.17 against 0.22
                             # one step ahead and lost its 12 test quarters 0.44 to 0.25 RMSE
 VALIDATION_MIN_STEPS = 8    # h_val >= 8: multi-step errors tell d = 0 from d = 1 better than
-                            # one-step ones (on US consumption and lynx, README)
+                            # one-step ones (on US consumption and lynx, docs/sequence_models.md)
 ORDER_SHARE = 5             # p_max = (length of Δ^d a) / ORDER_SHARE, at most the window − d:
                             # AIC over p = 0 .. p_max (an AR(9) of 100 steps may still be found)
 

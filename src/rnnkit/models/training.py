@@ -46,7 +46,7 @@ def one_thread():
     """Context: BLAS and the engine on one thread, restored on exit. These networks multiply
     small matrices (16 sequences × 200 steps by 160 × 64, a GRU step of 16 × 16 by 16 × 48),
     where a second thread costs more than it saves: OpenBLAS's made a training step 3-10x slower
-    on the 2-core machine (README, "Sequence models"), and the engine's, whose threads meet at
+    on the 2-core machine (docs/sequence_models.md), and the engine's, whose threads meet at
     every product, made 30 GRU-FCN epochs on GunPoint 2.5 s on one thread and 11.7 s on two
     while other processes shared the cores (a scikit-learn grid search with n_jobs does that)."""
     backend = rnnkit.backend.current()          # the reference computes on the calling thread already

@@ -16,7 +16,7 @@ from pathlib import Path
 from rnnkit.kinds import kind
 from rnnkit.lm.errors import UserError
 from rnnkit.lm.rundir import CHECKPOINTS, add_checkpoint_option, language_model_checkpoint
-from rnnkit.outputs import output_file
+from rnnkit.outputs import output_file, replacing
 from rnnkit.ranges import Range
 
 OPSET = Range(int, low=14)       # the oldest opset with every operator the graphs use; export checks the newest
@@ -33,7 +33,8 @@ def add_export_parser(sub) -> None:
                     "prediction, or forecast). Needs the onnx extra: pip install 'rnnkit[onnx]'.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by 'rnnkit train', or a "
                    "MODEL.safetensors file written by an estimator's save")
-    p.add_argument("out", metavar="MODEL.onnx", type=output_file, help="the ONNX file to write")
+    p.add_argument("out", metavar="MODEL.onnx", type=output_file,
+                   help="the ONNX file to write (a file there is replaced, as cp does, and so are its sidecars)")
     add_checkpoint_option(p)
     p.add_argument("--lengths", action="store_true",
                    help="add the input lengths (B,) int64: sequences of different lengths, padded")
@@ -87,12 +88,13 @@ def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
         raise UserError(f"--checkpoint chooses the weights of a run directory; {source} is a saved model "
                         "with one set of weights: leave --checkpoint out")
     est = load_estimator(source)
+    replaced = replacing(out)
     written = _export(est, out, args)
     graph = written.model.graph
     names = lambda values: ", ".join(v.name for v in values)  # noqa: E731
     sidecar = written.sidecars.get(CLASSES_SUFFIX)
     print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KiB, {type(est).__name__}: inputs {names(graph.input)}; "
-          f"outputs {names(graph.output)})" + (f" and {sidecar}" if sidecar else ""))
+          f"outputs {names(graph.output)})" + (f" and {sidecar}" if sidecar else "") + replaced)
     return 0
 
 
@@ -105,6 +107,7 @@ def _export_language_model(out: Path, args: argparse.Namespace) -> int:
     if vocab.size != model.cfg.vocab_size:
         raise UserError(f"{Path(args.run_dir) / 'vocab.json'} has {vocab.size} symbols (with the unknown one) "
                         f"but the model was trained on {model.cfg.vocab_size}: the run directory is inconsistent")
+    replaced = replacing(out)
     _export(model, out, args)
     cfg = model.cfg
     states = kind(cfg.cell).states
@@ -124,5 +127,5 @@ def _export_language_model(out: Path, args: argparse.Namespace) -> int:
     })
     step = f", step {run.step}" if run.step is not None else ""
     print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KiB, {cfg.layers}-layer {cfg.cell.upper()} {cfg.hidden}, "
-          f"vocabulary {cfg.vocab_size}, from {run.weights}{step}) and {vocab_path(out)}")
+          f"vocabulary {cfg.vocab_size}, from {run.weights}{step}) and {vocab_path(out)}{replaced}")
     return 0
