@@ -281,3 +281,29 @@ def test_onnx_export_before_opset_17_is_refused():
     import rnnkit.onnx
     with pytest.raises(ValueError, match="LayerNormalization, which needs opset >= 17; got opset 16"):
         rnnkit.onnx.to_model(rnnkit.GRU(3, 4, layer_norm=True), opset=16)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn"])
+def test_engine_gives_the_same_bits_on_one_thread_and_two(mode, backend, monkeypatch):
+    """The row statistics are sums of per-panel sums in panel order and the column sums over fixed
+    blocks of rows, so the thread count changes nothing (the bulk passes run parallel here too:
+    T·B·G·H ≥ 2^16)."""
+    if backend != "engine":
+        pytest.skip("the reference runs on one thread")
+    from rnnkit.engine import schedule
+    monkeypatch.setattr(rnnkit.engine, "MIN_SHARED_STEP", 0)
+    monkeypatch.setattr(rnnkit.engine, "MIN_PARALLEL_CALL", 0)
+    runs = []
+    try:
+        for threads in (1, 2):
+            schedule.set_num_threads(threads)
+            layer = CLASSES[mode][0](16, 64, num_layers=2, layer_norm=True, rng=0)
+            randomise_norm(layer, 1)
+            x = np.random.default_rng(1).standard_normal((20, 64, 16)).astype(np.float32)
+            out, _ = layer(x, lengths=np.random.default_rng(2).integers(1, 21, 64))
+            dx, _ = layer.backward(np.ones_like(out))
+            runs.append([out, dx] + [p.grad.copy() for p in layer.parameters()])
+    finally:
+        schedule.set_num_threads(None)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
