@@ -12,9 +12,10 @@ it has to wait for. float64 sums of the partial sums keep var = E[v²] − μ² 
 values; float64 values of a recurrent product have |μ| of the order of σ, so it is there too.
 
 *Over all steps at once*: the input product's normalisation before the recurrence
-(:func:`normalise_rows`), its gradient after it (:func:`normalise_backward_rows`), and the column
-sums that give the gains' and biases' gradients (:func:`column_sums`), each parallel over rows,
-in blocks whose sums are added in a fixed order (the same result on any number of threads).
+(:func:`normalise_rows`), and after it, in one pass that reads DA once, its gradient with the
+column sums that give both products' gains' and biases' gradients (:func:`products_backward`);
+each parallel over rows, in blocks whose sums are added in a fixed order (the same result on any
+number of threads).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from rnnkit.engine.jit import jit
 from rnnkit.engine.schedule import lanes_of, num_threads
 from rnnkit.engine.vector import vload, vstore, vsum
+from rnnkit.kernels.base import flat
 
 EPS = 1e-5                       # as rnnkit.kernels.layer_norm (PyTorch's LayerNorm)
 SUM_BLOCKS = 16                  # the row blocks of column_sums: fixed, so the sums are too
@@ -109,30 +111,6 @@ def _backward_row(d, gain, v_hat, rstd, out, i):
     r = rstd[i, 0]
     for j in range(n):
         out[i, j] = r * (d[i, j] * gain[j] - m1 - v_hat[i, j] * m2)
-
-
-@jit
-def _normalise_backward_rows(d, gain, v_hat, rstd, out):
-    for i in range(d.shape[0]):
-        _backward_row(d, gain, v_hat, rstd, out, i)
-
-
-@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _normalise_backward_rows_parallel(d, gain, v_hat, rstd, out, workers):
-    rows = d.shape[0]
-    for w in numba.prange(workers):
-        for i in range(w * rows // workers, (w + 1) * rows // workers):
-            _backward_row(d, gain, v_hat, rstd, out, i)
-
-
-def normalise_backward_rows(d: np.ndarray, gain: np.ndarray, v_hat: np.ndarray, rstd: np.ndarray,
-                            out: np.ndarray) -> None:
-    """out = LN⁻(d ⊙ γ; v̂, r) row by row: the gradient reaching the normalised product, (N, n)."""
-    workers = _workers(d.size)
-    if workers > 1:
-        _normalise_backward_rows_parallel(d, gain, v_hat, rstd, out, workers)
-    else:
-        _normalise_backward_rows(d, gain, v_hat, rstd, out)
 
 
 @jit(inline=True)
@@ -222,3 +200,47 @@ def tape_product_grad(dz, own, t, b, gates, u0, n):
         for u in range(0, n, L):
             m = min(L, n - u)
             vstore(dz, (t * B + b) * G + k * H + u0 + u, vload(own, b * G + k * H + u0 + u, m), m)
+
+
+# -- after the recurrence: the input side's gradient and the column sums, in one pass ----------------
+
+@jit(inline=True)
+def _input_block(da, gain, x_hat, rstd, out, dah, z_hat, blocks, k):
+    rows = da.shape[0]
+    nb = blocks.shape[0]
+    for i in range(k * rows // nb, (k + 1) * rows // nb):
+        _backward_row(da, gain, x_hat, rstd, out, i)
+        for j in range(da.shape[1]):
+            blocks[k, 0, j] += da[i, j]
+            blocks[k, 1, j] += da[i, j] * x_hat[i, j]
+            blocks[k, 2, j] += dah[i, j]
+            blocks[k, 3, j] += dah[i, j] * z_hat[i, j]
+
+
+@jit
+def _input_backward(da, gain, x_hat, rstd, out, dah, z_hat, blocks):
+    for k in range(blocks.shape[0]):
+        _input_block(da, gain, x_hat, rstd, out, dah, z_hat, blocks, k)
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _input_backward_parallel(da, gain, x_hat, rstd, out, dah, z_hat, blocks):
+    for k in numba.prange(blocks.shape[0]):
+        _input_block(da, gain, x_hat, rstd, out, dah, z_hat, blocks, k)
+
+
+def products_backward(gain_ih: np.ndarray, dw, aux, da: np.ndarray, dah: np.ndarray, out: np.ndarray) -> None:
+    """Over all T·B rows at once, reading DA once: ``out`` = LN⁻(DA ⊙ γ_ih; X̂, r_x), the gradient
+    reaching x_t W_ihᵀ; dγ_ih += Σ DA ⊙ X̂, db_ih += Σ DA; dγ_hh += Σ DAH ⊙ Ẑ, db_hh += Σ DAH, where
+    DAH (``dah``) is the gradient reaching γ_hh ⊙ ẑ + b_hh (DA itself but for the GRU)."""
+    a, ah = flat(da), flat(dah)
+    blocks = np.zeros((SUM_BLOCKS, 4, a.shape[1]), a.dtype)
+    run = _input_backward_parallel if _workers(a.size) > 1 else _input_backward
+    run(a, gain_ih, flat(aux.input.x_hat), flat(aux.input.rstd), flat(out), ah, flat(aux.z_hat), blocks)
+    sums = blocks[0].copy()
+    for k in range(1, SUM_BLOCKS):                  # in block order, whatever ran them
+        sums += blocks[k]
+    for g, s in ((dw.bias_ih, sums[0]), (dw.ln_weight_ih, sums[1]), (dw.bias_hh, sums[2]),
+                 (dw.ln_weight_hh, sums[3])):
+        if g is not None:
+            g += s

@@ -42,7 +42,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer_norm import (
-    column_sums, keep_product, normalise_backward_rows, normalise_rows, product_grad_row, row_means, row_moments,
+    column_sums, keep_product, normalise_rows, products_backward, product_grad_row, row_means, row_moments,
     tape_product_grad,
 )
 from rnnkit.engine.pack import pack_gates
@@ -376,18 +376,15 @@ class LNLSTMJobs:
                               workspace.empty((T, B, G), da.dtype))
 
     def weight_products(self, dw, tape, da, job: LNLSTMBackward) -> list:
-        """dW_ih += DXᵀ X with DX = LN⁻(DA ⊙ γ_ih; X̂, r_x);  dW_hh += DZᵀ H_prev."""
-        x_in = tape.aux.input
-        normalise_backward_rows(flat(da), job.gain_ih, flat(x_in.x_hat), flat(x_in.rstd), flat(job.dx_rows))
+        """dW_ih += DXᵀ X with DX = LN⁻(DA ⊙ γ_ih; X̂, r_x);  dW_hh += DZᵀ H_prev; and, in the same
+        pass over DA that forms DX, dγ_ih, db_ih, dγ_hh, db_hh (:func:`.layer_norm.products_backward`)."""
+        products_backward(job.gain_ih, dw, tape.aux, da, da, job.dx_rows)    # and the gains' and biases' sums
         return [(flat(job.dx_rows), [flat(tape.x)], [dw.weight_ih], []),
                 (flat(job.dz), [flat(tape.states[0][:-1])], [dw.weight_hh], [])]
 
     def other_grads(self, dw, tape, da, job: LNLSTMBackward) -> None:
-        """dγ_ih = Σ DA ⊙ X̂, db_ih = db_hh = Σ DA, dγ_hh = Σ DA ⊙ Ẑ, dγ_c = Σ DY ⊙ Ĉ, dβ_c = Σ DY."""
-        aux = tape.aux
-        column_sums(flat(da), flat(aux.input.x_hat), dw.ln_weight_ih, dw.bias_ih, dw.bias_hh)
-        column_sums(flat(da), flat(aux.z_hat), dw.ln_weight_hh)
-        column_sums(flat(job.dy), flat(aux.c_hat), dw.ln_weight_c, dw.ln_bias_c)
+        """The cell state's LN: dγ_c = Σ DY ⊙ Ĉ, dβ_c = Σ DY (the products' in weight_products)."""
+        column_sums(flat(job.dy), flat(tape.aux.c_hat), dw.ln_weight_c, dw.ln_bias_c)
 
     def input_side_da(self, da, job: LNLSTMBackward) -> np.ndarray:
         """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA back through LN."""

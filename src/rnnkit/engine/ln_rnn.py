@@ -26,7 +26,7 @@ from rnnkit.engine.activations import tanh
 from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer_norm import (
-    column_sums, keep_product, normalise_backward_rows, normalise_rows, product_grad_row, row_moments,
+    keep_product, normalise_rows, products_backward, product_grad_row, row_moments,
     tape_product_grad,
 )
 from rnnkit.engine.pack import pack_gates
@@ -195,16 +195,14 @@ class LNRNNJobs:
                              workspace.empty((T, B, H), da.dtype))
 
     def weight_products(self, dw, tape, da, job: LNRNNBackward) -> list:
-        """dW_ih += DXᵀ X with DX = LN⁻(DA ⊙ γ_ih; X̂, r_x);  dW_hh += DZᵀ H_prev."""
-        x_in = tape.aux.input
-        normalise_backward_rows(flat(da), job.gain_ih, flat(x_in.x_hat), flat(x_in.rstd), flat(job.dx_rows))
+        """dW_ih += DXᵀ X with DX = LN⁻(DA ⊙ γ_ih; X̂, r_x);  dW_hh += DZᵀ H_prev; and, in the same
+        pass over DA that forms DX, dγ_ih, db_ih, dγ_hh, db_hh (:func:`.layer_norm.products_backward`)."""
+        products_backward(job.gain_ih, dw, tape.aux, da, da, job.dx_rows)    # and the gains' and biases' sums
         return [(flat(job.dx_rows), [flat(tape.x)], [dw.weight_ih], []),
                 (flat(job.dz), [flat(tape.states[0][:-1])], [dw.weight_hh], [])]
 
-    def other_grads(self, dw, tape, da, job: LNRNNBackward) -> None:
-        """dγ_ih = Σ DA ⊙ X̂, db_ih = Σ DA, dγ_hh = Σ DA ⊙ Ẑ, db_hh = Σ DA."""
-        column_sums(flat(da), flat(tape.aux.input.x_hat), dw.ln_weight_ih, dw.bias_ih)
-        column_sums(flat(da), flat(tape.aux.z_hat), dw.ln_weight_hh, dw.bias_hh)
+    def other_grads(self, dw, tape, da, job) -> None:
+        """None left: the gains' and biases' sums are formed in weight_products' pass over DA."""
 
     def input_side_da(self, da, job: LNRNNBackward) -> np.ndarray:
         return job.dx_rows
