@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from helpers import rel_err
-from rnnkit.norm.between import NormedStack, SequenceBatchNorm, SequenceLayerNorm, sequence_norm
+import rnnkit
+from rnnkit.norm.between import NormedStack, SequenceBatchNorm, SequenceLayerNorm, sequence_norm, stack_name
 from test_gradcheck import numeric_grad
 
 CASES = [("lstm", "batch", False), ("gru", "layer", True), ("rnn", "batch", True), ("lstm", "layer", False)]
@@ -100,6 +101,18 @@ def test_batch_norm_statistics_over_valid_positions():
     assert int(seq.num_batches_tracked) == 1
 
 
+def test_recurrent_parameters_carry_the_plain_stacks_names():
+    plain = rnnkit.LSTM(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=0)
+    stack = NormedStack("lstm", 3, 4, 2, "batch", bidirectional=True, dtype=np.float64, rng=1)
+    names = list(stack.state_dict())
+    assert names[:len(plain.state_dict())] == list(plain.state_dict())
+    assert names[len(plain.state_dict()):] == [f"norms.{k}.{n}" for k in range(2) for n in
+                                              ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    stack.load_state_dict({**stack.state_dict(), **plain.state_dict()})
+    assert [n for n, _ in stack.named_parameters()] == [n for n in names if "running" not in n and "tracked" not in n]
+    assert np.array_equal(stack.state_dict()["weight_hh_l1_reverse"], plain.state_dict()["weight_hh_l1_reverse"])
+
+
 def test_sequence_norm_errors():
     with pytest.raises(ValueError, match="norm must be one of none, batch, layer, got 'group'"):
         sequence_norm("group", 4)
@@ -124,7 +137,7 @@ def _torch_stack(torch, stack: NormedStack, tdtype):
              for _ in stack.layers]
     for k, (tl, tn) in enumerate(zip(layers, norms)):
         sd = stack.state_dict()
-        tl.load_state_dict({n: torch.from_numpy(sd[f"layers.{k}.{n}"]) for n in tl.state_dict()})
+        tl.load_state_dict({n: torch.from_numpy(sd[stack_name(f"layers.{k}.{n}")]) for n in tl.state_dict()})
         tn.load_state_dict({n: torch.from_numpy(np.array(sd[f"norms.{k}.{n}"])) for n in tn.state_dict()})
 
     def forward(x, state):
@@ -172,7 +185,7 @@ def test_normed_stack_matches_torch(cell, norm, bidirectional, dtype, tol):
         assert rel_err(dx, xt.grad.numpy()) < tol, f"step {step} dx"
         for d, s in zip(dstate if isinstance(dstate, tuple) else (dstate,), st):
             assert rel_err(d, s.grad.numpy()) < tol, f"step {step} dstate"
-        theirs = {f"layers.{k}.{n}": p for k, m in enumerate(layers) for n, p in m.named_parameters()}
+        theirs = {stack_name(f"layers.{k}.{n}"): p for k, m in enumerate(layers) for n, p in m.named_parameters()}
         theirs |= {f"norms.{k}.{n}": p for k, m in enumerate(norms) for n, p in m.named_parameters()}
         ours = dict(stack.named_parameters())
         assert set(ours) == set(theirs)

@@ -15,11 +15,15 @@ A stack of L recurrent layers, each followed by a normalisation of its output se
 
 Outputs at padded positions (t ≥ lengths[b]) are 0, as the recurrent layers' are. The backward
 pass runs the same pieces in reverse: dropout's mask, the norm's backward (through its batch or
-position statistics), the recurrent layer's BPTT. Parameter names follow a PyTorch ``ModuleList``:
-``layers.{k}.weight_ih_l0``, ``norms.{k}.weight``, ``norms.{k}.running_mean``, ...
+position statistics), the recurrent layer's BPTT. The recurrent parameters keep the names of
+the plain L-layer stack (``weight_ih_l{k}``, ``weight_hh_l{k}_reverse``, ...: layer k's
+``weight_ih_l0`` is the stack's ``weight_ih_l{k}``), so tools that read a stack's weights read
+these; the norms follow a PyTorch ``ModuleList``: ``norms.{k}.weight``, ``norms.{k}.running_mean``.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -30,6 +34,19 @@ from rnnkit.norm.batch import BatchNorm1d
 from rnnkit.norm.layer import LayerNorm
 
 NORMS = ("none", "batch", "layer")        # "none": the plain stack, no module of this file
+LAYER_KEY = re.compile(r"layers\.(\d+)\.(\w+?)_l0(_reverse)?$")     # layer k's own name of a parameter
+
+
+def stack_name(name: str) -> str:
+    """``layers.{k}.weight_ih_l0[_reverse]`` → ``weight_ih_l{k}[_reverse]``; other names unchanged."""
+    m = LAYER_KEY.match(name)
+    return f"{m[2]}_l{m[1]}{m[3] or ''}" if m else name
+
+
+def layer_name(name: str) -> str:
+    """The inverse of :func:`stack_name` for a recurrent parameter (``weight_ih_l{k}``...)."""
+    m = re.match(r"(\w+?)_l(\d+)(_reverse)?$", name)
+    return f"layers.{m[2]}.{m[1]}_l0{m[3] or ''}" if m and not name.startswith("norms.") else name
 
 
 def check_norm(name: str, value) -> str:
@@ -128,6 +145,16 @@ class NormedStack(Module):
 
     def __call__(self, x, state=None, lengths=None):
         return self.forward(x, state, lengths)
+
+    # The layers are children (training mode, traversal) but their parameters carry the stack's names.
+    def named_parameters(self, prefix: str = ""):
+        return ((prefix + stack_name(n), p) for n, p in super().named_parameters())
+
+    def named_buffers(self, prefix: str = ""):
+        return ((prefix + stack_name(n), b) for n, b in super().named_buffers())
+
+    def _named_state(self, prefix: str = ""):
+        return ((prefix + stack_name(n), a) for n, a in super()._named_state())
 
     def state_shapes(self, batch: int) -> tuple[tuple[int, ...], ...]:
         """(L·D, B, n) for each part of the state, as the plain L-layer stack's."""
