@@ -165,3 +165,57 @@ def test_cli_passes_the_layer_flags(tmp_path, corpus, capsys):
             assert value == (True if flag == "layer_norm" else float(arg[1]))
         else:
             assert code == 2 and f"{arg[0]} needs recurrent layers with the {flag} option" in err
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_language_model_with_norms_to_torch_and_back(norm, cell):
+    torch = pytest.importorskip("torch")
+    import rnnkit.torch as rt
+    lm = CharLM(ModelConfig(11, cell, embed=4, hidden=6, layers=3, dropout=0.1, norm_between=norm), rng=0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):                                        # running statistics away from 0 and 1
+        lm.loss(rng.integers(0, 11, (7, 3)), rng.integers(0, 11, (7, 3)))
+    lm.eval()
+    theirs = rt.to_torch(lm)
+    assert {"rnn.layers.2.weight_hh_l0", "rnn.norms.0.weight"} <= set(theirs.state_dict())
+    tokens = rng.integers(0, 11, (7, 3))
+    state0 = tuple(rng.standard_normal(s).astype(np.float32) for s in lm.rnn.state_shapes(3))
+    state0 = state0 if cell == "lstm" else state0[0]
+    with rnnkit.no_grad():
+        logits, state = lm(tokens, state0)
+    with torch.no_grad():
+        t_state0 = tuple(map(torch.from_numpy, state0)) if cell == "lstm" else torch.from_numpy(state0)
+        t_logits, t_state = theirs(torch.from_numpy(tokens), t_state0)
+    np.testing.assert_allclose(t_logits.numpy(), logits, atol=2e-5)
+    for a, b in zip(t_state if cell == "lstm" else (t_state,), state if cell == "lstm" else (state,)):
+        np.testing.assert_allclose(a.numpy(), b, atol=2e-5)
+    back = rt.from_torch(theirs)
+    assert back.cfg == lm.cfg and not back.training
+    assert list(back.state_dict()) == list(lm.state_dict())
+    for name, a in lm.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[name], a)
+
+
+@pytest.mark.parametrize("norm,cell,lengths", [("batch", "lstm", False), ("layer", "gru", True),
+                                               ("batch", "gru", True), ("layer", "lstm", False)])
+def test_language_model_with_norms_exports_to_onnx(norm, cell, lengths):
+    pytest.importorskip("onnxruntime")
+    import rnnkit.onnx
+    lm = CharLM(ModelConfig(13, cell, embed=5, hidden=8, layers=3, norm_between=norm), rng=0)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        lm.loss(rng.integers(0, 13, (6, 4)), rng.integers(0, 13, (6, 4)))
+    lm.eval()
+    sess = rnnkit.onnx.session(rnnkit.onnx.to_model(lm, lengths=lengths))
+    tokens = rng.integers(0, 13, (9, 3))
+    lens = np.array([9, 4, 6]) if lengths else None
+    state0 = tuple(rng.standard_normal(s).astype(np.float32) for s in lm.rnn.state_shapes(3))
+    with rnnkit.no_grad():
+        logits, state = lm(tokens, state0 if cell == "lstm" else state0[0], lengths=lens)
+    feeds = {"tokens": tokens, **{f"{n}0": s for n, s in zip("hc", state0)}}
+    got = sess.run(None, feeds | ({"lengths": lens} if lengths else {}))
+    expected = (logits, *(state if cell == "lstm" else (state,)))
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, atol=2e-5)
