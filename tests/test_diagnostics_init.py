@@ -97,3 +97,27 @@ def test_task_takes_the_same_options(capsys):
         assert code == 0 and json.loads(out)["layer_norm"] is True
     else:
         assert code == 2 and "--layer-norm needs recurrent layers with the layer_norm option" in err
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_stepping_through_norms_between_layers_equals_the_stack(norm):
+    """What inspect runs on a model with norm_between: the cells step by step with each norm
+    applied to each step's output, equal to the NormedStack on the whole sequence (eval mode)."""
+    from rnnkit.diagnostics.stepping import between_steps, layer_cells, run_forward
+    from rnnkit.layers import state_parts
+    from rnnkit.norm.between import NormedStack
+    rng = np.random.default_rng(0)
+    stack = NormedStack("lstm", 3, 5, 2, norm, dtype=np.float64, rng=1)
+    for n in stack.norms:
+        n.weight.data[...] = rng.uniform(0.5, 1.5, 5)
+        if norm == "batch":
+            n.running_mean[...], n.running_var[...] = rng.normal(0, 0.3, 5), rng.uniform(0.5, 2, 5)
+    stack.eval()
+    x = rng.standard_normal((7, 2, 3))
+    expected, _ = stack(x)
+    between = between_steps(stack)
+    trace = run_forward(layer_cells(stack), x, between)
+    got = np.stack([between[-1](state_parts(trace.states[t][-1])[0]) for t in range(7)])
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="needs eval mode"):
+        between_steps(stack.train())

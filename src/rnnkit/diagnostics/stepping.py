@@ -18,11 +18,15 @@ from rnnkit.recurrent import RecurrentBase
 
 
 def layer_cells(layer) -> list:
-    """One cell per layer of a one-directional, unprojected RNN/LSTM/GRU, with its weights.
+    """One cell per layer of a one-directional, unprojected RNN/LSTM/GRU (or of the layers of a
+    NormedStack), with its weights.
 
     The cells compute in float64 whatever the layer's dtype: the gradients these diagnostics
     follow shrink by many orders of magnitude and would underflow float32 (below ~1e-45).
     """
+    from rnnkit.norm.between import NormedStack
+    if isinstance(layer, NormedStack):
+        return [cell for sub in layer.layers for cell in layer_cells(sub)]
     if not isinstance(layer, RecurrentBase):
         raise TypeError(f"expected an RNN, LSTM or GRU layer, got {type(layer).__name__}")
     if layer.bidirectional or layer.proj_size:
@@ -48,8 +52,27 @@ class Trace:
     states: list[list]
 
 
-def run_forward(cells: list, x: np.ndarray) -> Trace:
-    """x (T, B, I): every layer steps through every time step, from zero states."""
+def between_steps(layer) -> list | None:
+    """For a NormedStack in eval mode, per layer: its norm applied to one step's output h (B, F)
+    (the running statistics or the position's own: a function of that step alone); else None."""
+    from rnnkit.grad_mode import no_grad
+    from rnnkit.norm.between import NormedStack
+    if not isinstance(layer, NormedStack):
+        return None
+    if layer.training:
+        raise ValueError("stepping a NormedStack needs eval mode (batch statistics span every step)")
+
+    def step_norm(norm):
+        def apply(h: np.ndarray) -> np.ndarray:
+            with no_grad():
+                return norm(h[None])[0].astype(h.dtype)
+        return apply
+    return [step_norm(n) for n in layer.norms]
+
+
+def run_forward(cells: list, x: np.ndarray, between: list | None = None) -> Trace:
+    """x (T, B, I): every layer steps through every time step, from zero states; ``between[k]``
+    (:func:`between_steps`), if given, maps layer k's output before the next layer reads it."""
     caches, states = [], []
     state = [None] * len(cells)
     for t in range(x.shape[0]):
@@ -57,6 +80,8 @@ def run_forward(cells: list, x: np.ndarray) -> Trace:
         for k, cell in enumerate(cells):
             state[k], cache = cell.step(inp, state[k])
             inp = state_parts(state[k])[0]
+            if between is not None:
+                inp = between[k](inp)
             row_c.append(cache)
             row_s.append(state[k])
         caches.append(row_c)
