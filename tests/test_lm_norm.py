@@ -219,3 +219,13 @@ def test_language_model_with_norms_exports_to_onnx(norm, cell, lengths):
     assert len(got) == len(expected)
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_config_json_sections_must_agree_on_the_remedies(tmp_path, corpus):
+    from rnnkit.lm.schema import config_problems
+    assert main(["train", str(corpus), *SMALL, "--max-steps", "1", "--norm-between", "layer", "--out",
+                 str(tmp_path / "r")]) == 0
+    data = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config_problems(data) == []
+    data["train"]["norm_between"] = "batch"
+    assert config_problems(data) == ["model.norm_between = 'layer' but train.norm_between = 'batch' (they must agree)"]

@@ -42,6 +42,7 @@ MODEL_OPTIONAL = {"softmax": "full", "cutoffs": [], "div_value": 4.0,
                   "norm_between": "none", "layer_norm": False, "recurrent_dropout": 0.0, "zoneout": 0.0,
                   "init": "default"}
 MODEL_CHOICES = {"norm_between": NORMS, "init": SCHEMES}
+REMEDIES = ("norm_between", "layer_norm", "recurrent_dropout", "zoneout", "init")     # in both sections
 SHARED = ("cell", "embed", "hidden", "layers", "dropout", "peephole")   # in both sections
 # The train keys a run cannot do without (the model and its text); any other TrainConfig field
 # missing from an older run directory takes its default, as TrainConfig.from_json does.
@@ -110,8 +111,10 @@ def config_problems(data) -> list[str]:
     problems += train_problems(train, name=lambda field: f"train.{field}")
     if problems:
         return problems
+    # SHARED keys are in every run directory; the remedies' keys only in newer ones
+    later = [k for k in REMEDIES if k in model and k in train]
     return [f"model.{k} = {model[k]!r} but train.{k} = {train[k]!r} (they must agree)"
-            for k in SHARED if model[k] != train[k]]
+            for k in (*SHARED, *later) if model[k] != train[k]]
 
 
 def vocab_problems(data, run=None) -> list[str]:
