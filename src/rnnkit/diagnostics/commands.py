@@ -15,7 +15,8 @@ import numpy as np
 from rnnkit.diagnostics.tasks import TASKS
 from rnnkit.errors import UserError
 from rnnkit.init import SCHEMES
-from rnnkit.kinds import KINDS, NAMES, NONLINEARITIES
+from rnnkit.kinds import NAMES, NONLINEARITIES
+from rnnkit.layer_flags import layer_accepts
 from rnnkit.lm.rundir import add_checkpoint_option
 from rnnkit.outputs import output_file
 from rnnkit.ranges import COUNT, FINITE, POSITIVE, SEED
@@ -61,7 +62,7 @@ def _add_layer_options(p, compare: bool) -> None:
 
 
 def _check_layer_norm(cells: list[str], wanted: bool) -> None:
-    lacking = [c for c in cells if KINDS[c].option("layer_norm") is None]
+    lacking = [c for c in cells if not layer_accepts(c, "layer_norm")]
     if wanted and lacking:
         raise UserError(f"--layer-norm needs recurrent layers with the layer_norm option, which the "
                         f"{', '.join(lacking)} layer{'s' if len(lacking) > 1 else ''} of this version of rnnkit "

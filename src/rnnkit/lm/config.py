@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, fields
 
 from rnnkit.init import SCHEMES
 from rnnkit.kinds import option_problems
-from rnnkit.lm.model import CELLS, LAYER_FLAGS, ModelConfig, layer_flag_problems
+from rnnkit.layer_flags import LAYER_FLAGS, flag_problems
+from rnnkit.lm.model import CELLS, ModelConfig
 from rnnkit.norm.between import NORMS
 from rnnkit.lm.softmax import SOFTMAX_CHOICES
 from rnnkit.lm.tokens import KINDS
@@ -164,7 +165,7 @@ def train_problems(values: Mapping, name: Callable[[str], str] = option_name) ->
     if values.get("time_budget", 1) == 0 and values.get("max_steps", 1) == 0:
         problems.append(f"give a positive {name('time_budget')} or {name('max_steps')}, or training never ends")
     problems += option_problems(values.get("cell"), values, name)
-    problems += [p for p in layer_flag_problems(values, name) if "needs recurrent layers" in p]
+    problems += [p for p in flag_problems(values.get("cell", "gru"), values, name) if "needs recurrent layers" in p]
     if values.get("vocab_size") and values.get("tokens", "char") == "char":
         problems.append(f"{name('vocab_size')} applies to word and bpe tokens (characters take every one "
                         f"the text has), got {name('tokens')} char")

@@ -31,35 +31,12 @@ from rnnkit.linear import Linear
 from rnnkit.module import Module
 from rnnkit.checks import make_rng
 from rnnkit.grad_mode import is_grad_enabled
+from rnnkit.layer_flags import LAYER_FLAGS, flag_problems, set_flags
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.norm.between import NORMS, NormedStack
-from rnnkit.ranges import PROBABILITY_BELOW_1
 
 CELLS = GATED_FIRST             # lstm, gru, rnn
 SOFTMAXES = ("full", "adaptive")
-# Options of the recurrent layers' constructor that the model passes on when not at their default
-# (its value when off). A build whose layers lack one rejects a non-default value by name.
-LAYER_FLAGS = {"layer_norm": False, "recurrent_dropout": 0.0, "zoneout": 0.0}
-
-
-def layer_flag_problems(values, name=str) -> list[str]:
-    """What is wrong with the LAYER_FLAGS in ``values`` (any subset; ``name`` words a key): their
-    types and ranges, and a non-default value that no cell kind of this build has as an option."""
-    problems = []
-    for flag, off in LAYER_FLAGS.items():
-        if flag not in values:
-            continue
-        value = values[flag]
-        if isinstance(off, bool) and not isinstance(value, bool):
-            problems.append(f"{name(flag)} must be true or false, got {value!r}")
-        elif not isinstance(off, bool) and (p := PROBABILITY_BELOW_1.problem(name(flag), value)) is not None:
-            problems.append(p)
-        elif value != off and all(k.option(flag) is None for k in KINDS.values()):
-            problems.append(f"{name(flag)} needs recurrent layers with the {flag} option, which this "
-                            f"version of rnnkit's layers does not have")
-    return problems
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int
@@ -87,7 +64,7 @@ class ModelConfig:
             raise ValueError(f"norm_between must be one of {', '.join(NORMS)}, got {self.norm_between!r}")
         if self.init not in init.SCHEMES:
             raise ValueError(f"init must be one of {', '.join(init.SCHEMES)}, got {self.init!r}")
-        if problems := layer_flag_problems(asdict(self)):
+        if problems := flag_problems(self.cell, asdict(self)):
             raise ValueError("; ".join(problems))
         if self.softmax not in SOFTMAXES:
             raise ValueError(f"softmax must be one of {SOFTMAXES}, got {self.softmax!r}")
@@ -102,9 +79,8 @@ class ModelConfig:
     def layer_options(self) -> dict:
         """The options of the recurrent layer that this configuration sets: the peephole and the
         LAYER_FLAGS, each only when not at its default (a layer without the option never sees it)."""
-        given = {"peephole": self.peephole, **{f: getattr(self, f) for f in LAYER_FLAGS}}
-        off = {"peephole": False, **LAYER_FLAGS}
-        return {k: v for k, v in given.items() if v != off[k]}
+        peephole = {"peephole": True} if self.peephole else {}
+        return {**peephole, **set_flags({f: getattr(self, f) for f in LAYER_FLAGS})}
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -28,7 +28,8 @@ import numpy as np
 from rnnkit.init import SCHEMES
 from rnnkit.lm.config import train_problems
 from rnnkit.kinds import KINDS, option_problems
-from rnnkit.lm.model import CELLS, SOFTMAXES, ModelConfig, layer_flag_problems
+from rnnkit.layer_flags import flag_problems
+from rnnkit.lm.model import CELLS, SOFTMAXES, ModelConfig
 from rnnkit.norm.between import NORMS
 from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, Range
 
@@ -67,7 +68,7 @@ def model_problems(data: dict) -> list[str]:
         problems.append(f"model.cell must be one of {', '.join(CELLS)}, got {data['cell']!r}")
     problems += [f"model.{key} must be one of {', '.join(choices)}, got {data[key]!r}"
                  for key, choices in MODEL_CHOICES.items() if key in data and data[key] not in choices]
-    problems += layer_flag_problems(data, lambda key: f"model.{key}")
+    problems += flag_problems(data.get("cell"), data, lambda key: f"model.{key}")
     if "peephole" in data and not isinstance(data["peephole"], bool):
         problems.append(f"model.peephole must be true or false, got {data['peephole']!r}")
     else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from rnnkit.models.errors import InputError, check_choice
-from rnnkit.kinds import KINDS
+from rnnkit.layer_flags import LAYER_FLAGS, layer_accepts
 from rnnkit.models.network import CELLS
 from rnnkit.norm.between import NORMS
 from rnnkit.pooling import POOLINGS
@@ -92,7 +92,6 @@ class NetParams:
 
     LIMITS = {"hidden_size": NONNEGATIVE_INT, "num_layers": COUNT, "dropout": PROBABILITY_BELOW_1,
               "recurrent_dropout": PROBABILITY_BELOW_1, "zoneout": PROBABILITY_BELOW_1}
-    LAYER_FLAGS = {"layer_norm": False, "recurrent_dropout": 0.0, "zoneout": 0.0}   # the layers' options
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, sorted(CELLS))
@@ -101,10 +100,10 @@ class NetParams:
         object.__setattr__(self, "bidirectional", check_bool("bidirectional", self.bidirectional))
         check_choice("norm_between", self.norm_between, list(NORMS))
         object.__setattr__(self, "layer_norm", check_bool("layer_norm", self.layer_norm))
-        for flag, off in self.LAYER_FLAGS.items():
-            if getattr(self, flag) != off and all(k.option(flag) is None for k in KINDS.values()):
+        for flag, off in LAYER_FLAGS.items():
+            if getattr(self, flag) != off and not layer_accepts(self.cell, flag):
                 raise InputError(f"{flag}={getattr(self, flag)!r} needs recurrent layers with the {flag} "
-                                 "option, which this version of rnnkit's layers does not have")
+                                 f"option, which this version of rnnkit's {self.cell} layer does not have")
         filters = check_sizes("conv_filters", self.conv_filters)
         kernels = check_sizes("conv_kernels", self.conv_kernels)
         if len(filters) != len(kernels):

@@ -25,6 +25,7 @@ from rnnkit import init
 from rnnkit.checks import make_rng
 from rnnkit.dropout import Dropout
 from rnnkit.kinds import KINDS, layer_class
+from rnnkit.layer_flags import LAYER_FLAGS, set_flags
 from rnnkit.linear import Linear
 from rnnkit.models.errors import check_choice
 from rnnkit.models.fcn import ConvBranch
@@ -62,8 +63,7 @@ class NetConfig:
 
     def layer_options(self) -> dict:
         """The recurrent layers' options that this configuration sets (none at their defaults)."""
-        given = {"layer_norm": self.layer_norm, "recurrent_dropout": self.recurrent_dropout, "zoneout": self.zoneout}
-        return {k: v for k, v in given.items() if v}
+        return set_flags({f: getattr(self, f) for f in LAYER_FLAGS})
 
     def to_json(self) -> dict:
         return asdict(self)
