@@ -123,6 +123,9 @@ def test_sequence_norm_errors():
     stack = NormedStack("lstm", 2, 3, 2, "layer")
     with pytest.raises(ValueError, match=r"state\[0\] must have shape \(2, 4, 3\)"):
         stack(np.zeros((5, 4, 2)), (np.zeros((1, 4, 3)), np.zeros((2, 4, 3))))
+    stack(np.zeros((5, 4, 2)))
+    with pytest.raises(ValueError, match=r"NormedStack.backward: dout must be a time-major sequence \(T, B, 3\)"):
+        stack.backward(np.zeros((5, 4)))
 
 
 # -- PyTorch ----------------------------------------------------------------------------------

@@ -55,10 +55,10 @@ def check_norm(name: str, value) -> str:
     return value
 
 
-def _sequence(owner: str, x, dtype, features: int) -> np.ndarray:
-    x = as_float_array("x", x, dtype)
+def _sequence(owner: str, x, dtype, features: int, name: str = "x") -> np.ndarray:
+    x = as_float_array(name, x, dtype)
     if x.ndim != 3 or x.shape[2] != features:
-        raise ValueError(f"{owner}: x must be a time-major sequence (T, B, {features}), got shape {x.shape}")
+        raise ValueError(f"{owner}: {name} must be a time-major sequence (T, B, {features}), got shape {x.shape}")
     return x
 
 
@@ -197,8 +197,8 @@ class NormedStack(Module):
     def backward(self, dout, dstate=None):
         """(dx, gradient of the initial state) of the last forward call; parameter gradients added
         into each ``p.grad``. ``dstate`` like the final state (None: zeros)."""
-        dh = as_float_array("dout", dout, self.dtype)
-        dfinals = self._parts("dstate", dstate, dh.shape[1] if dh.ndim == 3 else 0)
+        dh = _sequence("NormedStack.backward", dout, self.dtype, self.output_size, "dout")
+        dfinals = self._parts("dstate", dstate, dh.shape[1])
         dstates = [None] * self.num_layers
         for k in reversed(range(self.num_layers)):
             if k < self.num_layers - 1:
