@@ -117,7 +117,71 @@ def test_stepping_through_norms_between_layers_equals_the_stack(norm):
     expected, _ = stack(x)
     between = between_steps(stack)
     trace = run_forward(layer_cells(stack), x, between)
-    got = np.stack([between[-1](state_parts(trace.states[t][-1])[0]) for t in range(7)])
+    got = np.stack([between[-1].forward(state_parts(trace.states[t][-1])[0])[0] for t in range(7)])
     np.testing.assert_allclose(got, expected, atol=1e-12)
     with pytest.raises(ValueError, match="needs eval mode"):
         between_steps(stack.train())
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_gradients_through_norms_between_layers(norm):
+    """What gradflow follows on a model with norm_between: dL/d(layer k's state after step t) for
+    L = u · norm_L(h_T). The top layer's equals NormedStack.backward of the rest of the sequence
+    run from there; the lower layer's (which also reaches the layer above through the norm at the
+    same step) equals finite differences of the step-by-step forward."""
+    from rnnkit.diagnostics.stepping import between_steps, layer_cells, run_forward, state_gradients
+    from rnnkit.layers import state_parts
+    from rnnkit.norm.between import NormedStack
+    from test_gradcheck import numeric_grad
+    rng = np.random.default_rng(3)
+    stack = NormedStack("lstm", 3, 4, 2, norm, dtype=np.float64, rng=2)
+    for n in stack.norms:
+        n.weight.data[...] = rng.uniform(0.5, 1.5, 4)
+        n.bias.data[...] = rng.normal(0, 0.3, 4)
+        if norm == "batch":
+            n.running_mean[...], n.running_var[...] = rng.normal(0, 0.3, 4), rng.uniform(0.5, 2, 4)
+    stack.eval()
+    x, u = rng.standard_normal((8, 2, 3)), rng.standard_normal((2, 4))
+    cells, between = layer_cells(stack), between_steps(stack)
+    trace = run_forward(cells, x, between)
+    y_top, cache = between[-1].forward(state_parts(trace.states[-1][-1])[0])
+    grads = state_gradients(cells, trace, between[-1].backward(u, cache), between)
+
+    def loss_with(t_star: int, delta: np.ndarray) -> float:     # delta added to layer 0's h after t_star
+        state = [None, None]
+        for t in range(x.shape[0]):
+            inp = x[t]
+            for k, cell in enumerate(cells):
+                state[k], _ = cell.step(inp, state[k])
+                if (t, k) == (t_star, 0):
+                    state[k] = (state[k][0] + delta, state[k][1])
+                inp = between[k].forward(state[k][0])[0]
+        return float((u * inp).sum())
+
+    for t in (1, 4):
+        h = np.stack([state_parts(trace.states[t][k])[0] for k in range(2)])
+        c = np.stack([state_parts(trace.states[t][k])[1] for k in range(2)])
+        out, _ = stack(x[t + 1:], (h, c))
+        dout = np.zeros_like(out)
+        dout[-1] = u
+        _, (dh, dc) = stack.backward(dout)
+        np.testing.assert_allclose(grads[t][1][0], dh[1], atol=1e-12)
+        np.testing.assert_allclose(grads[t][1][1], dc[1], atol=1e-12)
+        np.testing.assert_allclose(grads[t][0][1], dc[0], atol=1e-12)    # c reaches only its own layer
+        delta = np.zeros((2, 4))
+        num = numeric_grad(lambda: loss_with(t, delta), delta)
+        np.testing.assert_allclose(grads[t][0][0], num, atol=1e-8)
+        assert np.abs(num).max() > 1e-4
+
+
+def test_gradflow_on_a_run_with_norms_between_layers(tmp_path, capsys):
+    from test_lm_cli import PHRASE, SMALL
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(PHRASE * 60, encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["train", str(corpus), *SMALL, "--layers", "2", "--max-steps", "3", "--norm-between", "batch",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["gradflow", str(run), "--seq-len", "30", "--batch", "4", "--json"]) == 0
+    norms = json.loads(capsys.readouterr().out)["gru"]
+    assert len(norms) == 30 and all(math.isfinite(v) and v > 0 for v in norms)

@@ -123,10 +123,6 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
     if args.run_dir:
         from rnnkit.lm.rundir import load_model
         model, vocab, config = load_model(args.run_dir, args.checkpoint)
-        if model.cfg.norm_between != "none":
-            raise UserError(f"gradflow steps a model's recurrent layers cell by cell; {args.run_dir} has norms "
-                            f"between its layers (norm_between {model.cfg.norm_between}), which it does not "
-                            "follow yet")
         ids = _checkpoint_text(vocab, config, args.text)
         if len(ids) < args.seq_len + 1:
             raise UserError(f"--seq-len {args.seq_len} needs at least {args.seq_len + 1} characters of text, "

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit import init
-from rnnkit.diagnostics.stepping import layer_cells, run_forward, state_gradients
+from rnnkit.diagnostics.stepping import between_steps, layer_cells, run_forward, state_gradients
 from rnnkit.kinds import KINDS, layer_class
 from rnnkit.layers import state_parts
 
@@ -85,12 +85,19 @@ def chrono_init_(lstm, t_max: int, rng: np.random.Generator) -> None:
 def measure(layer, x: np.ndarray, loss_gradient, cell: str, jacobian: bool) -> Flow:
     """Norms of the gradient reaching each step of the layer's top sub-layer.
 
-    ``loss_gradient(h_T)`` gives dL/dh_T (B, H) from the top layer's final output.
+    ``loss_gradient(h_T)`` gives dL/dh_T (B, H) from the top layer's final output (with norms
+    between the layers, a NormedStack in eval mode: from the last norm's output).
     """
-    cells = layer_cells(layer)
-    trace = run_forward(cells, x)
+    cells, between = layer_cells(layer), between_steps(layer)     # a NormedStack's norms (eval mode)
+    trace = run_forward(cells, x, between)
     top = trace.states[-1][-1]
-    grads = state_gradients(cells, trace, loss_gradient(top[0] if isinstance(top, tuple) else top))
+    h_top = top[0] if isinstance(top, tuple) else top
+    if between is None:
+        dh_last = loss_gradient(h_top)
+    else:                                  # the loss reads the last norm's output
+        y_top, cache = between[-1].forward(h_top)
+        dh_last = between[-1].backward(loss_gradient(y_top), cache)
+    grads = state_gradients(cells, trace, dh_last, between)
     h = np.array([np.linalg.norm(g[-1][0], axis=-1).mean() for g in grads])
     c = np.array([np.linalg.norm(g[-1][1], axis=-1).mean() for g in grads]) if "c" in KINDS[cell].states else None
     jac = jacobian_norms(cells[-1], x, trace) if jacobian and len(cells) == 1 else None
