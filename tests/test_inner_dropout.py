@@ -16,6 +16,7 @@ import pytest
 import rnnkit
 import rnnkit.backend
 import rnnkit.engine
+import rnnkit.kinds
 from helpers import Case, as_tuple, rel_err
 from rnnkit.engine import schedule
 from test_gradcheck import check_layer
@@ -120,3 +121,177 @@ def test_equals_torch_transcription(mode, kw, noise, dtype, tol):
         assert rel_err(a, b) < tol
     for name, g in grads.items():
         assert rel_err(g, t_grads[name]) < tol, name
+
+
+# -- the engine against the reference, 1 and 2 threads -------------------------------------------
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request, monkeypatch):
+    """One thread, or two sharing even these small steps (the size thresholds lowered to 0)."""
+    monkeypatch.setattr(rnnkit.engine, "MIN_SHARED_STEP", 0)
+    monkeypatch.setattr(rnnkit.engine, "MIN_PARALLEL_CALL", 0)
+    schedule.set_num_threads(request.param)
+    yield request.param
+    schedule.set_num_threads(None)
+
+
+def _both(case: NoisyCase, dtype, name):
+    with rnnkit.backend.use(name):
+        _, _, (out, fin, dx, d0, grads) = _rnnkit_run(case, dtype, seed=3)
+    return [out, *fin, dx, *d0, *grads.values()]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["float64", "float32"])
+@pytest.mark.parametrize("noise", NOISE + [dict(zoneout=0.3, eval=True)], ids=NOISE_IDS + ["eval"])
+@pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
+def test_engine_equals_reference(mode, kw, noise, dtype, tol, threads):
+    case = case_of(mode, kw, noise, T=9, B=11, I=6, H=37, num_layers=2, bidirectional=True, lengths=True,
+                   init_state=True)
+    fast, reference = _both(case, dtype, "engine"), _both(case, dtype, "numpy")
+    for k, (a, b) in enumerate(zip(fast, reference)):
+        assert rel_err(a, b) < tol, k
+
+
+# -- cells stepped with the layer's masks ----------------------------------------------------------
+
+CELL_KINDS = [(m, kw) for m, kw in KINDS if "proj_size" not in kw]
+
+
+@pytest.mark.parametrize("noise", NOISE + [dict(zoneout=0.3, eval=True)], ids=NOISE_IDS + ["eval"])
+@pytest.mark.parametrize("mode,kw", CELL_KINDS, ids=[i for i in KIND_IDS if "proj" not in i])
+def test_cell_steps_equal_layer(mode, kw, noise):
+    T, B, I, H = 6, 3, 4, 5
+    noise = dict(noise)
+    evaluate = noise.pop("eval", False)
+    layer = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}[mode](I, H, dtype=np.float64, rng=1,
+                                                                             **kw, **noise)
+    cell = rnnkit.kinds.cell_class(mode)(I, H, dtype=np.float64, rng=2, **kw, **noise)
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in layer.state_dict().items()})
+    layer.train(not evaluate)
+    cell.train(not evaluate)
+    rng = np.random.default_rng(0)
+    lstm = mode == "lstm"
+    x = rng.standard_normal((T, B, I))
+    s0 = tuple(rng.standard_normal((1, B, H)) for _ in range(2 if lstm else 1))
+    out, fin = layer(x, s0 if lstm else s0[0], rng=7)
+    dout, dfin = rng.standard_normal(out.shape), tuple(rng.standard_normal((1, B, H)) for _ in s0)
+    dx, ds0 = layer.backward(dout, dfin if lstm else dfin[0])
+
+    masks = cell.draw_masks(B, T, rng=7)                  # the layer's draw, in the same order
+    state, caches, outs = (s0[0][0], s0[1][0]) if lstm else s0[0][0], [], []
+    for t in range(T):
+        state, cache = cell.step(x[t], state, masks=masks.at(t))
+        caches.append(cache)
+        outs.append(state[0] if lstm else state)
+    assert rel_err(np.stack(outs), out) < 1e-12
+    dstate, dxs = tuple(d[0] for d in dfin), [None] * T
+    for t in range(T - 1, -1, -1):
+        dstate = (dstate[0] + dout[t],) + dstate[1:]
+        dxs[t], prev = cell.step_backward(dstate if lstm else dstate[0], caches[t])
+        dstate = prev if lstm else (prev,)
+    assert rel_err(np.stack(dxs), dx) < 1e-12
+    for a, b in zip(dstate, as_tuple(ds0)):
+        assert rel_err(a, b[0]) < 1e-12
+    for (name, p), (_, q) in zip(layer.named_parameters(), cell.named_parameters()):
+        assert rel_err(q.grad, p.grad) < 1e-12, name
+    with rnnkit.no_grad():                                 # and the inference path, masks given
+        state = (s0[0][0], s0[1][0]) if lstm else s0[0][0]
+        for t in range(T):
+            state = cell(x[t], state, masks=masks.at(t))
+    assert rel_err(state[0] if lstm else state, as_tuple(fin)[0][0]) < 1e-12
+
+
+# -- eval mode, the generator, p = 0, checks -------------------------------------------------------
+
+LAYER_CLASSES = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}
+
+
+def _layer(mode, kw, seed=1, **noise):
+    return LAYER_CLASSES[mode](3, 6, num_layers=2, bidirectional=True, dtype=np.float64, rng=seed, **kw, **noise)
+
+
+@pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
+def test_eval_mode_is_deterministic_and_recurrent_dropout_is_the_identity(mode, kw):
+    x = np.random.default_rng(0).standard_normal((7, 4, 3))
+    plain = _layer(mode, kw).eval()
+    noisy = _layer(mode, kw, recurrent_dropout=0.5).eval()
+    zoned = _layer(mode, kw, recurrent_dropout=0.5, zoneout=0.3).eval()
+    out, _ = noisy(x)
+    np.testing.assert_array_equal(out, plain(x)[0])            # recurrent dropout: off in eval mode
+    first, second = zoned(x)[0], zoned(x, rng=123)[0]
+    np.testing.assert_array_equal(first, second)              # no randomness in eval mode
+    assert rel_err(first, out) > 1e-3                          # ... but zoneout's expectation acts
+
+
+def test_eval_zoneout_is_the_expected_blend_of_one_step():
+    """One step from h0: h_1 = p·h0 + (1 − p)·h̃_1, h̃_1 the plain cell's update (and c the same)."""
+    rng = np.random.default_rng(1)
+    x, h0, c0 = rng.standard_normal((1, 2, 3)), rng.standard_normal((1, 2, 4)), rng.standard_normal((1, 2, 4))
+    plain = rnnkit.LSTM(3, 4, dtype=np.float64, rng=5).eval()
+    zoned = rnnkit.LSTM(3, 4, zoneout=0.25, dtype=np.float64, rng=5).eval()
+    _, (h, c) = plain(x, (h0, c0))
+    _, (hz, cz) = zoned(x, (h0, c0))
+    np.testing.assert_allclose(hz, 0.25 * h0 + 0.75 * h, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(cz, 0.25 * c0 + 0.75 * c, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
+def test_same_generator_state_gives_the_same_masks(mode, kw):
+    x = np.random.default_rng(0).standard_normal((7, 4, 3))
+    layer = _layer(mode, kw, recurrent_dropout=0.4, zoneout=0.3).train()
+    a, b, c = layer(x, rng=5)[0], layer(x, rng=5)[0], layer(x, rng=6)[0]
+    np.testing.assert_array_equal(a, b)
+    assert rel_err(a, c) > 1e-3
+    layer.rng = np.random.default_rng(5)                       # the layer's own rng: the same draws
+    np.testing.assert_array_equal(layer(x)[0], a)
+
+
+@pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
+def test_zero_probabilities_are_the_plain_layer_exactly(mode, kw):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((7, 4, 3))
+    plain = _layer(mode, kw, dropout=0.3).train()
+    zero = _layer(mode, kw, dropout=0.3, recurrent_dropout=0.0, zoneout=0.0).train()
+    out, fin = plain(x, rng=9)
+    out0, fin0 = zero(x, rng=9)                                 # the same dropout masks: nothing else drawn
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(out0, out)
+    for a, b in zip(as_tuple(fin0), as_tuple(fin)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(zero.backward(dout)[0], plain.backward(dout)[0])
+    for p, q in zip(zero.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+
+
+@pytest.mark.parametrize("name", ["recurrent_dropout", "zoneout"])
+@pytest.mark.parametrize("cls", [rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN, rnnkit.LSTMCell, rnnkit.GRUCell, rnnkit.RNNCell])
+def test_probabilities_are_checked(cls, name):
+    for bad, error in [(1.0, ValueError), (-0.1, ValueError), (1.5, ValueError), ("0.2", TypeError),
+                       (True, TypeError), (None, TypeError)]:
+        with pytest.raises(error, match=rf"{name} must be (in \[0, 1\)|a number in \[0, 1\)), got"):
+            cls(3, 4, **{name: bad})
+    assert getattr(cls(3, 4, **{name: 0.5}), name) == 0.5
+
+
+def test_cell_masks_are_checked():
+    cell = rnnkit.GRUCell(3, 4, recurrent_dropout=0.5, rng=0)
+    x = np.zeros((2, 3), np.float32)
+    masks = cell.draw_masks(2, 5)
+    with pytest.raises(TypeError, match="masks must be a rnnkit.inner_dropout.Masks"):
+        cell(x, masks=masks.recurrent)
+    with pytest.raises(ValueError, match=r"masks.recurrent must be of shape \(3, 4\) .* got shape \(2, 4\)"):
+        cell(np.zeros((3, 3), np.float32), masks=masks.at(0))
+    cell.eval()                                       # eval mode: no recurrent dropout, so no masks
+    assert cell.draw_masks(2, 5) is None
+    with pytest.raises(ValueError, match="masks.recurrent must be None for this cell in eval mode"):
+        cell(x, masks=masks.at(0))
+
+
+def test_a_cell_call_without_masks_draws_a_step_of_its_own():
+    """Training mode, no masks: the call is a sequence of one step and draws from the cell's rng."""
+    cell = rnnkit.LSTMCell(3, 4, zoneout=0.5, recurrent_dropout=0.5, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    h, c = cell(x, rng=4)
+    h2, c2 = cell(x, masks=cell.draw_masks(2, 1, rng=4).at(0))
+    np.testing.assert_array_equal(h, h2)
+    np.testing.assert_array_equal(c, c2)
