@@ -50,14 +50,23 @@ def lstm_cell(p, x, h_in, state, peephole=False):
 CELLS = {"rnn": rnn_cell, "gru": gru_cell, "lstm": lstm_cell}
 
 
+def coin(rng, shape, p):
+    """True with probability p: per entry 32 random bits (the generator's raw 64-bit words, low half
+    first) below floor(p * 2^32), as rnnkit's docs give it."""
+    n = int(np.prod(shape))
+    words = [int(w) for w in rng.bit_generator.random_raw((n + 1) // 2)]
+    halves = [part for w in words for part in (w & 0xFFFFFFFF, w >> 32)][:n]
+    return np.array([v < int(p * 2 ** 32) for v in halves]).reshape(shape)
+
+
 def draw(rng, training, recurrent_dropout, zoneout, T, B, sizes):
     """One direction's masks: (m_h (B, H_out) or None, [k (T, B, n) per state part] or None)."""
     m = None
     if training and recurrent_dropout > 0:
-        m = (rng.random((B, sizes[0])) >= recurrent_dropout) / (1 - recurrent_dropout)
+        m = ~coin(rng, (B, sizes[0]), recurrent_dropout) / (1 - recurrent_dropout)
     keep = None
     if zoneout > 0:
-        keep = ([rng.random((T, B, n)) < zoneout for n in sizes] if training
+        keep = ([coin(rng, (T, B, n), zoneout) for n in sizes] if training
                 else [np.full((T, B, n), zoneout) for n in sizes])
     return m, keep
 

@@ -59,6 +59,14 @@ def test_gradients_in_training_mode(mode, kw, noise):
                         dropout=0.3), seed=4, dropout_train=True)
 
 
+@pytest.mark.parametrize("layout", [dict(unbatched=True), dict(batch_first=True, num_layers=3)],
+                         ids=["unbatched", "batch_first"])
+@pytest.mark.parametrize("mode,kw", [("lstm", {"proj_size": 2}), ("gru", {})], ids=["lstm-proj", "gru"])
+def test_gradients_in_other_layouts(mode, kw, layout):
+    check_layer(case_of(mode, kw, dict(recurrent_dropout=0.3, zoneout=0.4), bidirectional=True, init_state=True,
+                        **layout), seed=8)
+
+
 @pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
 def test_gradients_in_eval_mode(mode, kw):
     check_layer(case_of(mode, kw, dict(recurrent_dropout=0.5, zoneout=0.3), eval=True, lengths=True,
@@ -295,3 +303,44 @@ def test_a_cell_call_without_masks_draws_a_step_of_its_own():
     h2, c2 = cell(x, masks=cell.draw_masks(2, 1, rng=4).at(0))
     np.testing.assert_array_equal(h, h2)
     np.testing.assert_array_equal(c, c2)
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("noise,dtype", [(dict(recurrent_dropout=0.5, zoneout=0.3), np.float64),
+                                         (dict(recurrent_dropout=0.5), np.float32)], ids=["rd+zo-f64", "rd-f32"])
+@pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
+def test_onnx_exports_the_eval_mode(mode, kw, noise, dtype):
+    """Zoneout as its eval-mode blend (a Scan), recurrent dropout as the plain cell (float32 and no
+    projection: ONNX's own recurrent operator)."""
+    pytest.importorskip("onnxruntime")
+    import rnnkit.onnx
+    layer = LAYER_CLASSES[mode](3, 6, num_layers=2, bidirectional=True, dtype=dtype, rng=1, **kw, **noise).eval()
+    model = rnnkit.onnx.to_model(layer, lengths=True)
+    sess = rnnkit.onnx.session(model, threads=1)
+    rng = np.random.default_rng(4)
+    x, lengths = rng.standard_normal((6, 3, 3)).astype(dtype), np.array([6, 2, 4])
+    feeds = {"input": x, **rnnkit.onnx.zero_state_feeds(sess, 3), "lengths": lengths}
+    got = sess.run(None, feeds)
+    with rnnkit.no_grad():
+        out, fin = layer(x, lengths=lengths)
+    for a, b in zip(got, (out, *as_tuple(fin))):
+        assert rel_err(a, b) < (1e-12 if dtype == np.float64 else 1e-5)
+    ops = {n.op_type for n in model.graph.node}
+    assert ("Scan" in ops) == ("zoneout" in noise or "proj_size" in kw or dtype == np.float64)
+
+
+def test_torch_refuses_zoneout_and_recurrent_dropout_in_training_mode():
+    torch = pytest.importorskip("torch")
+    import rnnkit.torch as rt
+    with pytest.raises(ValueError, match=r"has zoneout .* PyTorch's nn.GRU lacks"):
+        rt.to_torch(rnnkit.GRU(2, 3, zoneout=0.1).eval())
+    with pytest.raises(ValueError, match=r"has recurrent_dropout .* call .eval\(\) before converting"):
+        rt.to_torch(rnnkit.LSTMCell(2, 3, recurrent_dropout=0.1))
+    layer = rnnkit.LSTM(2, 3, num_layers=2, recurrent_dropout=0.3, dtype=np.float64, rng=0).eval()
+    t = rt.to_torch(layer)                                      # eval mode: the plain layer, which torch has
+    assert isinstance(t, torch.nn.LSTM) and not t.training
+    x = np.random.default_rng(0).standard_normal((4, 2, 2))
+    with torch.no_grad():
+        expected = t(torch.from_numpy(x))[0].numpy()
+    assert rel_err(layer(x)[0], expected) < 1e-12

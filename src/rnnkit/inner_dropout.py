@@ -24,7 +24,10 @@ The masks are drawn from the layer's ``rng`` (or the call's), per layer and dire
 stack's order, each direction's in a fixed order: m_h (B, H_out), then the keep masks of h and c,
 (T, B, n) each. The same generator state gives the same masks, so a forward-backward pair can be
 checked by finite differences and a cell stepped through a sequence can be given the layer's
-masks (:meth:`Masks.at`).
+masks (:meth:`Masks.at`). Each mask is :func:`bernoulli`'s: 32 random bits per entry, taken from
+the generator's raw 64-bit words (two entries a word), compared with ⌊p·2³²⌋ — three times faster
+than ``rng.random(shape) < p`` (6.3 ms for a zoneout mask of (50, 32, 256) on the loaded test
+machine, 1.8 ms so), which would cost a training step of that size several percent.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def bernoulli(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
+    """A bool array of ``shape``, each entry True with probability p (to 2⁻³²): the entries are
+    the uint32 halves of ``rng.bit_generator.random_raw`` words, in order, each compared with
+    ⌊p·2³²⌋."""
+    n = int(np.prod(shape))
+    words = rng.bit_generator.random_raw((n + 1) // 2)                  # uint64, two entries each
+    bits = words.astype("<u8", copy=False).view("<u4")[:n]              # low half first, on every CPU
+    return (bits < np.uint32(min(int(p * 2 ** 32), 2 ** 32 - 1))).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -67,10 +80,10 @@ class InnerDropout:
         recurrent = None
         if training and self.recurrent_dropout > 0:
             p = self.recurrent_dropout
-            recurrent = (rng.random((batch, sizes[0])) >= p).astype(dtype) / dtype.type(1 - p)
+            recurrent = (~bernoulli(rng, (batch, sizes[0]), p)).astype(dtype) / dtype.type(1 - p)
         keep = None
         if self.zoneout > 0 and training:
-            keep = tuple((rng.random((steps, batch, n)) < self.zoneout).astype(dtype) for n in sizes)
+            keep = tuple(bernoulli(rng, (steps, batch, n), self.zoneout).astype(dtype) for n in sizes)
         elif self.zoneout > 0:
             keep = tuple(np.full((steps, batch, n), self.zoneout, dtype) for n in sizes)
         return Masks(recurrent, keep)

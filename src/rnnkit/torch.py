@@ -7,8 +7,10 @@
 Conv1d, BatchNorm1d (its running statistics too) and LayerNorm go both ways as well.
 
 Parameters keep their names (rnnkit uses PyTorch's), dtype (float32 or float64), values and the
-module's training mode. What PyTorch lacks cannot be converted: peephole LSTMs and the Cho GRU
-(``reset_after=False``) raise an error saying so. torch is imported only inside this module's
+module's training mode. What PyTorch lacks cannot be converted: peephole LSTMs, the Cho GRU
+(``reset_after=False``) and zoneout (whose eval mode blends the states) raise an error saying so.
+Recurrent dropout acts in training mode only: a layer in eval mode converts to the plain torch.nn
+module, which computes the same there; in training mode it is refused. torch is imported only inside this module's
 functions, so ``import rnnkit.torch`` works without it.
 """
 
@@ -47,7 +49,7 @@ def _torch():
 def _check_convertible(module) -> None:
     """A ValueError saying why, when torch.nn has no equivalent of this layer's options."""
     name = type(module).__name__
-    lacks = module.kind.torch_lacks(module.options)
+    lacks = module.kind.torch_lacks(module.options, module.training)
     if lacks:
         raise ValueError(f"to_torch: this {name} {lacks.format(name=name)}, so it has no equivalent")
 
