@@ -27,7 +27,7 @@ KIND_IDS = [m + "".join(f"-{k}={v}" for k, v in kw.items()) for m, kw in KINDS]
 NOISE = [dict(recurrent_dropout=0.4), dict(zoneout=0.3), dict(recurrent_dropout=0.3, zoneout=0.4)]
 NOISE_IDS = ["rd", "zo", "rd+zo"]
 
-pytestmark = pytest.mark.both_backends      # the engine and the NumPy reference (conftest.py)
+BOTH = pytest.mark.both_backends            # run on the engine and on the NumPy reference (conftest.py)
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ def case_of(mode, kw, noise, **extra) -> NoisyCase:
 
 # -- finite differences, masks fixed by the rng --------------------------------------------------
 
+@BOTH
 @pytest.mark.parametrize("noise", NOISE, ids=NOISE_IDS)
 @pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
 def test_gradients_in_training_mode(mode, kw, noise):
@@ -59,6 +60,7 @@ def test_gradients_in_training_mode(mode, kw, noise):
                         dropout=0.3), seed=4, dropout_train=True)
 
 
+@BOTH
 @pytest.mark.parametrize("layout", [dict(unbatched=True), dict(batch_first=True, num_layers=3)],
                          ids=["unbatched", "batch_first"])
 @pytest.mark.parametrize("mode,kw", [("lstm", {"proj_size": 2}), ("gru", {})], ids=["lstm-proj", "gru"])
@@ -67,6 +69,7 @@ def test_gradients_in_other_layouts(mode, kw, layout):
                         **layout), seed=8)
 
 
+@BOTH
 @pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
 def test_gradients_in_eval_mode(mode, kw):
     check_layer(case_of(mode, kw, dict(recurrent_dropout=0.5, zoneout=0.3), eval=True, lengths=True,
@@ -109,6 +112,7 @@ def _torch_run(case: NoisyCase, layer, inputs, seed):
         tuple(s.grad.numpy() for s in st), grads
 
 
+@BOTH
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-11), (np.float32, 2e-5)], ids=["float64", "float32"])
 @pytest.mark.parametrize("noise", NOISE + [dict(recurrent_dropout=0.4, zoneout=0.3, eval=True)],
                          ids=NOISE_IDS + ["eval"])
@@ -165,6 +169,7 @@ def test_engine_equals_reference(mode, kw, noise, dtype, tol, threads):
 CELL_KINDS = [(m, kw) for m, kw in KINDS if "proj_size" not in kw]
 
 
+@BOTH
 @pytest.mark.parametrize("noise", NOISE + [dict(zoneout=0.3, eval=True)], ids=NOISE_IDS + ["eval"])
 @pytest.mark.parametrize("mode,kw", CELL_KINDS, ids=[i for i in KIND_IDS if "proj" not in i])
 def test_cell_steps_equal_layer(mode, kw, noise):
@@ -218,6 +223,7 @@ def _layer(mode, kw, seed=1, **noise):
     return LAYER_CLASSES[mode](3, 6, num_layers=2, bidirectional=True, dtype=np.float64, rng=seed, **kw, **noise)
 
 
+@BOTH
 @pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
 def test_eval_mode_is_deterministic_and_recurrent_dropout_is_the_identity(mode, kw):
     x = np.random.default_rng(0).standard_normal((7, 4, 3))
@@ -243,6 +249,7 @@ def test_eval_zoneout_is_the_expected_blend_of_one_step():
     np.testing.assert_allclose(cz, 0.25 * c0 + 0.75 * c, rtol=1e-13, atol=1e-15)
 
 
+@BOTH
 @pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
 def test_same_generator_state_gives_the_same_masks(mode, kw):
     x = np.random.default_rng(0).standard_normal((7, 4, 3))
@@ -254,6 +261,7 @@ def test_same_generator_state_gives_the_same_masks(mode, kw):
     np.testing.assert_array_equal(layer(x)[0], a)
 
 
+@BOTH
 @pytest.mark.parametrize("mode,kw", KINDS, ids=KIND_IDS)
 def test_zero_probabilities_are_the_plain_layer_exactly(mode, kw):
     rng = np.random.default_rng(2)

@@ -174,10 +174,12 @@ def new_h(job, t, b, j, n, h):
     step; and m_h ⊙ h_t for the next step's products."""
     K = job.h.shape[2]
     prev, new = (t * job.h.shape[1] + b) * K, ((t + 1) * job.h.shape[1] + b) * K
-    h_prev = vload(job.h, prev + j, n)
-    if job.keep_h.shape[0] > 0:
+    if job.keep_h.shape[0] > 0:                      # zoneout: h_t = h̃ + k (h_{t-1} − h̃)
+        h_prev = vload(job.h, prev + j, n)
         h = h + vload(job.keep_h, prev + j, n) * (h_prev - h)
-    h = h if job.mask[t, b] else h_prev
+        h = h if job.mask[t, b] else h_prev
+    elif not job.mask[t, b]:
+        h = vload(job.h, prev + j, n)
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * K + j, n), n)

@@ -75,10 +75,12 @@ def forward_units(job, t, b, j, n, z, zj):
     h = max(a, 0.0) if job.relu else tanh(a)
     if job.tape:
         vstore(job.gates, row + j, h, n)
-    h_prev = vload(job.h, row + j, n)
-    if job.keep_h.shape[0] > 0:
+    if job.keep_h.shape[0] > 0:                      # zoneout: h_t = h̃ + k (h_{t-1} − h̃)
+        h_prev = vload(job.h, row + j, n)
         h = h + vload(job.keep_h, row + j, n) * (h_prev - h)
-    h = h if job.mask[t, b] else h_prev
+        h = h if job.mask[t, b] else h_prev
+    elif not job.mask[t, b]:
+        h = vload(job.h, row + j, n)
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * H + j, n), n)
