@@ -250,13 +250,21 @@ def backward_units(job, t, b, j, n, z, zj):
 
 @jit(inline=True)
 def carry_from_product(job, t, j0, n, acc):
-    """dh_t = da_{t+1} W_hh (in acc) for the valid rows of step t + 1; the others keep the carry."""
+    """dh_t = m_h ⊙ (da_{t+1} W_hh) (the product in acc) + k_{t+1} ⊙ dh̄_{t+1} for the valid rows of
+    step t + 1; the others keep the carry."""
     T, B, G = job.gates.shape
+    K = job.carry_h.shape[1]
+    L = lanes_of(job.carry_h)
     for b in range(B):
         if job.mask[t + 1, b]:
-            for k in range(n):
-                d = acc[b, k] * job.rec[b, j0 + k] if job.rec.shape[0] > 0 else acc[b, k]
-                job.carry_h[b, j0 + k] = d + job.zone_h[b, j0 + k] if job.zone_h.shape[0] > 0 else d
+            for u in range(0, n, L):                 # times m_h, plus zoneout's share k ⊙ dh̄
+                k, j = min(L, n - u), b * K + j0 + u
+                d = vload(acc, b * acc.shape[1] + u, k)
+                if job.rec.shape[0] > 0:
+                    d = d * vload(job.rec, j, k)
+                if job.zone_h.shape[0] > 0:
+                    d = d + vload(job.zone_h, j, k)
+                vstore(job.carry_h, j, d, k)
 
 
 @jit(refcount=False)

@@ -123,18 +123,26 @@ def backward_panel(job, s, p, acc):
         panel_product(job.da, (t + 1) * B * H, H, B, job.panels, p, acc)
         for b in range(B):
             if job.mask[t + 1, b]:
-                for u in range(n):
-                    job.carry_h[b, u0 + u] = carried(job, b, u0 + u, acc[b, u])
+                carry_row(job, b, u0, n, acc, b * acc.shape[1])
     if t >= 0:
         for b in range(B):
             backward_row(job, t, b, u0, n)
 
 
 @jit(inline=True)
-def carried(job, b, j, product):
-    """dL/dh_{t-1} of row b, unit j from the product's da_t W_hh: times m_h, plus zoneout's part."""
-    d = product * job.rec[b, j] if job.rec.shape[0] > 0 else product
-    return d + job.zone_h[b, j] if job.zone_h.shape[0] > 0 else d
+def carry_row(job, b, u0, n, z, zj):
+    """dL/dh_{t-1} of row b, the n units from u0, from the product da_t W_hh at z[zj:]: times m_h,
+    plus zoneout's share k_t ⊙ dh̄_t; a vector at a time."""
+    H = job.carry_h.shape[1]
+    L = lanes_of(job.carry_h)
+    for u in range(0, n, L):
+        k, j = min(L, n - u), b * H + u0 + u
+        d = vload(z, zj + u, k)
+        if job.rec.shape[0] > 0:
+            d = d * vload(job.rec, j, k)
+        if job.zone_h.shape[0] > 0:
+            d = d + vload(job.zone_h, j, k)
+        vstore(job.carry_h, j, d, k)
 
 
 @jit(inline=True)
