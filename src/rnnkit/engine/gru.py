@@ -37,6 +37,7 @@ from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
+from rnnkit.engine.layer import inner_arrays
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import vload, vstore
@@ -311,7 +312,8 @@ class GRUJobs:
         return GRUAux(workspace.empty(shape if self.reset_after else none, dtype),
                       workspace.empty(none if self.reset_after else shape, dtype))
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape, inner) -> GRUForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> GRUForward:
+        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
         T, B, G = gates.shape
         H = G // 3
         bias = self.kernel.input_side_bias(w)
@@ -327,7 +329,8 @@ class GRUJobs:
                           inner.keep_h, aux.hn, aux.rh, keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
                           recurrence_scratch(workers, B, gates.dtype))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner) -> GRUBackward:
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> GRUBackward:
+        inner = inner or inner_arrays(None, tape.states, da.dtype)
         T, B, G = da.shape
         H = G // 3
         if self.reset_after:

@@ -79,8 +79,9 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
         for s, s0 in zip(states, state0):
             s[0] = s0
         aux = jobs.new_aux(T, B, x.dtype)
-        inner = inner_arrays(m, states, x.dtype)
-        records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape, inner))
+        inner = None if m is None else inner_arrays(m, states, x.dtype)
+        masked = {} if inner is None else {"inner": inner}          # jobs without masks take none
+        records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape, **masked))
         tapes.append(Tape(x, gates, states, aux, mask, m, None if m is None or m.recurrent is None else inner.hin))
     launch(tuple(records), workers)
     return tapes
@@ -95,8 +96,8 @@ def backward_directions(jobs, ws: list[Weights], dws: list[Weights], tapes: list
         da = workspace.empty(tape.gates.shape, tape.gates.dtype)                     # (T, B, G·H)
         carry = tuple(np.array(d, da.dtype).reshape(B, -1) for d in dfinal)         # copies: updated
         dout = np.ascontiguousarray(dout, da.dtype)
-        inner = inner_arrays(tape.masks, tape.states, da.dtype, tape.h_in())
-        records.append(jobs.backward_job(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers, inner))
+        masked = {} if tape.masks is None else {"inner": inner_arrays(tape.masks, tape.states, da.dtype, tape.h_in())}
+        records.append(jobs.backward_job(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers, **masked))
         das.append(da)
         carries.append(carry)
     launch(tuple(records), workers)

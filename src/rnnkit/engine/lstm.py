@@ -44,6 +44,7 @@ from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import gemm, pack
 from rnnkit.engine.jit import jit
+from rnnkit.engine.layer import inner_arrays
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import vload, vstore
@@ -363,7 +364,8 @@ class LSTMJobs:
         none = np.zeros(0, dtype)
         return (w.weight_ci, w.weight_cf, w.weight_co) if self.kernel.peephole else (none, none, none)
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape, inner) -> LSTMForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> LSTMForward:
+        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
         T, B, G = gates.shape
         bias = self.kernel.input_side_bias(w)
         bias = np.zeros(G, gates.dtype) if bias is None else bias
@@ -379,7 +381,8 @@ class LSTMJobs:
                            aux.tanh_c, m, keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
                            recurrence_scratch(workers, B, gates.dtype))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner) -> LSTMBackward:
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> LSTMBackward:
+        inner = inner or inner_arrays(None, tape.states, da.dtype)
         T, B, G = da.shape
         K = carry[0].shape[1]
         panels = pack(w.weight_hh)

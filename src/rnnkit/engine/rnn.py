@@ -24,6 +24,7 @@ from numba.extending import overload
 from rnnkit.engine.activations import tanh
 from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
+from rnnkit.engine.layer import inner_arrays
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import positive, vload, vstore
@@ -185,7 +186,8 @@ class RNNJobs:
     def new_aux(self, steps: int, batch: int, dtype):
         return self.kernel.new_aux(steps, batch, dtype)
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape, inner) -> RNNForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> RNNForward:
+        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
         T = gates.shape[0]
         bias = self.kernel.input_side_bias(w)
         bias = np.zeros(gates.shape[2], gates.dtype) if bias is None else bias
@@ -194,7 +196,8 @@ class RNNJobs:
                           mask, T, np.array([panels.shape[0]]), counters_for(T, 1, workers),
                           recurrence_scratch(workers, gates.shape[1], gates.dtype))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner) -> RNNBackward:
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> RNNBackward:
+        inner = inner or inner_arrays(None, tape.states, da.dtype)
         T, B, H = tape.gates.shape
         panels = pack(w.weight_hh)
         zone = np.zeros((B, H) if inner.keep_h.shape[0] else (0, 0), da.dtype)
