@@ -46,6 +46,8 @@ class Option:
     layers_only: bool = False                 # an option of a stack (proj_size), not of a cell
     torch_lacks: str = ""                     # why torch.nn has no equivalent of a non-default value
     operator: bool = True                     # ONNX's recurrent operator computes a non-default value
+    kernel: bool = True                       # passed to the kernels (False: the layer draws masks from it)
+    training_only: bool = False               # acts in training mode only: eval mode is the plain cell
 
 
 @dataclass(frozen=True)
@@ -128,20 +130,26 @@ class CellKind:
 
     def kernel(self, hidden_size: int, options: Mapping[str, Any]):
         """The reference kernel of one cell with these (checked) options."""
-        return self.form(options).kernel(hidden_size, **options)
+        form = self.form(options)
+        return form.kernel(hidden_size, **{o.name: options[o.name] for o in self.options
+                                           if o.kernel and o.name in options})
 
-    def torch_lacks(self, options: Mapping[str, Any]) -> str | None:
-        """Why torch.nn has no equivalent of a cell with these options ("has peephole ..."), or None."""
+    def torch_lacks(self, options: Mapping[str, Any], training: bool = False) -> str | None:
+        """Why torch.nn has no equivalent of a cell with these options ("has peephole ..."), or None.
+        A training-only option (recurrent dropout) lacks one in training mode only: in eval mode
+        the cell is the plain one, which torch.nn has."""
         return next((o.torch_lacks for o in self.options if o.torch_lacks and options.get(o.name, o.default)
-                     != o.default), None)
+                     != o.default and (training or not o.training_only)), None)
 
     def torch_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The options torch.nn's namesake takes as arguments (those it has an equivalent of)."""
         return {o.name: options[o.name] for o in self.options if not o.torch_lacks and o.name in options}
 
     def operator_computes(self, options: Mapping[str, Any]) -> bool:
-        """Whether ONNX's recurrent operator computes a cell with these options."""
-        return all(o.operator or options.get(o.name, o.default) == o.default for o in self.options)
+        """Whether ONNX's recurrent operator computes a cell with these options (in eval mode, the
+        mode of an exported graph: a training-only option is the plain cell there)."""
+        return all(o.operator or o.training_only or options.get(o.name, o.default) == o.default
+                   for o in self.options)
 
 
 # -- the options ----------------------------------------------------------------------------------
@@ -178,6 +186,27 @@ RESET_AFTER = Option("reset_after", True, _as_bool,
 NONLINEARITY = Option("nonlinearity", "tanh", _nonlinearity)
 
 
+def _probability(name: str) -> Callable[[Any], float]:
+    def check(value) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__} {value!r}")
+        if not 0.0 <= float(value) < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+        return float(value)
+    return check
+
+
+# Dropout inside the recurrence (rnnkit.inner_dropout): masks the layer draws, no kernels of their own.
+RECURRENT_DROPOUT = Option(
+    "recurrent_dropout", 0.0, _probability("recurrent_dropout"), kernel=False, training_only=True,
+    torch_lacks="has recurrent_dropout (a mask on the state entering W_hh in training mode), which PyTorch's "
+                "nn.{name} lacks; in eval mode it is the plain layer: call .eval() before converting")
+ZONEOUT = Option(
+    "zoneout", 0.0, _probability("zoneout"), kernel=False, operator=False,
+    torch_lacks="has zoneout (in eval mode h_t = p·h_{{t-1}} + (1 − p)·h̃_t), which PyTorch's nn.{name} lacks")
+INNER_DROPOUT = (RECURRENT_DROPOUT, ZONEOUT)
+
+
 # -- the kinds ------------------------------------------------------------------------------------
 
 STATE_LABELS = {"h": "hidden state", "c": "cell state"}
@@ -189,16 +218,16 @@ def _kinds() -> dict[str, CellKind]:
     kinds = [                                 # in the spec's order
         CellKind("rnn", "RNN", gates=("h",), gate_labels=("hidden state",), sigmoid_gates=(), states=("h",),
                  onnx_gates=("h",), keras_gates=("h",),
-                 options=(NONLINEARITY,), forms=(Form(RNNKernel, "rnnkit.engine.rnn"),)),
+                 options=(NONLINEARITY, *INNER_DROPOUT), forms=(Form(RNNKernel, "rnnkit.engine.rnn"),)),
         CellKind("lstm", "LSTM", gates=("i", "f", "g", "o"),
                  gate_labels=("input gate", "forget gate", "candidate", "output gate"),
                  sigmoid_gates=("i", "f", "o"), states=("h", "c"),
                  onnx_gates=("i", "o", "f", "g"), keras_gates=("i", "f", "g", "o"),
-                 options=(PROJ_SIZE, PEEPHOLE), forms=(Form(LSTMKernel, "rnnkit.engine.lstm"),)),
+                 options=(PROJ_SIZE, PEEPHOLE, *INNER_DROPOUT), forms=(Form(LSTMKernel, "rnnkit.engine.lstm"),)),
         CellKind("gru", "GRU", gates=("r", "z", "n"), gate_labels=("reset gate", "update gate", "candidate"),
                  sigmoid_gates=("r", "z"), states=("h",),
                  onnx_gates=("z", "r", "n"), keras_gates=("z", "r", "n"),
-                 options=(RESET_AFTER,), forms=(Form(GRUKernel, "rnnkit.engine.gru"),)),
+                 options=(RESET_AFTER, *INNER_DROPOUT), forms=(Form(GRUKernel, "rnnkit.engine.gru"),)),
     ]
     return {k.name: k for k in kinds}
 

@@ -10,8 +10,10 @@ Parameters keep their names (rnnkit uses PyTorch's), dtype (float32 or float64),
 module's training mode. A language model with norms between its layers (``norm_between``) becomes
 a twin whose ``rnn`` holds ``layers`` (one-layer nn.LSTM/GRU/RNN each) and ``norms`` (nn.BatchNorm1d
 over (B, F, T), or nn.LayerNorm): rnnkit's ``rnn.weight_ih_l{k}`` is its ``rnn.layers.{k}.weight_ih_l0``.
-What PyTorch lacks cannot be converted: peephole LSTMs and the Cho GRU
-(``reset_after=False``) raise an error saying so. torch is imported only inside this module's
+What PyTorch lacks cannot be converted: peephole LSTMs, the Cho GRU (``reset_after=False``) and
+zoneout (whose eval mode blends the states) raise an error saying so. Recurrent dropout acts in
+training mode only: a layer in eval mode converts to the plain torch.nn module, which computes the
+same there; in training mode it is refused. torch is imported only inside this module's
 functions, so ``import rnnkit.torch`` works without it.
 """
 
@@ -51,7 +53,7 @@ def _torch():
 def _check_convertible(module) -> None:
     """A ValueError saying why, when torch.nn has no equivalent of this layer's options."""
     name = type(module).__name__
-    lacks = module.kind.torch_lacks(module.options)
+    lacks = module.kind.torch_lacks(module.options, module.training)
     if lacks:
         raise ValueError(f"to_torch: this {name} {lacks.format(name=name)}, so it has no equivalent")
 
