@@ -38,14 +38,23 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def bernoulli(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
-    """A bool array of ``shape``, each entry True with probability p (to 2⁻³²): the entries are
-    the uint32 halves of ``rng.bit_generator.random_raw`` words, in order, each compared with
-    ⌊p·2³²⌋."""
+def random_bits(rng, shape: tuple[int, ...], batch_axis: int) -> np.ndarray:
+    """uint32 random bits of ``shape``: the halves of ``rng.bit_generator.random_raw`` words, in
+    order, low half first on every CPU. A sharded generator (:class:`rnnkit.distributed.ShardedRandom`,
+    one MPI rank's streams of a batch along ``batch_axis``) gives its share of the whole batch's
+    draw, so the ranks' masks are the single process's."""
+    shard = getattr(rng, "random_bits", None)
+    if shard is not None:
+        return shard(shape, batch_axis)
     n = int(np.prod(shape))
     words = rng.bit_generator.random_raw((n + 1) // 2)                  # uint64, two entries each
-    bits = words.astype("<u8", copy=False).view("<u4")[:n]              # low half first, on every CPU
-    return (bits < np.uint32(min(int(p * 2 ** 32), 2 ** 32 - 1))).reshape(shape)
+    return words.astype("<u8", copy=False).view("<u4")[:n].reshape(shape)
+
+
+def bernoulli(rng, shape: tuple[int, ...], p: float, batch_axis: int) -> np.ndarray:
+    """A bool array of ``shape``, each entry True with probability p (to 2⁻³²): each entry's 32
+    :func:`random_bits` compared with ⌊p·2³²⌋."""
+    return random_bits(rng, shape, batch_axis) < np.uint32(min(int(p * 2 ** 32), 2 ** 32 - 1))
 
 
 @dataclass(frozen=True)
@@ -81,10 +90,10 @@ class InnerDropout:
         recurrent = None
         if training and self.recurrent_dropout > 0:
             p = self.recurrent_dropout
-            recurrent = (~bernoulli(rng, (batch, sizes[0]), p)).astype(dtype) / dtype.type(1 - p)
+            recurrent = (~bernoulli(rng, (batch, sizes[0]), p, batch_axis=0)).astype(dtype) / dtype.type(1 - p)
         keep = None
         if self.zoneout > 0 and training:
-            keep = tuple(bernoulli(rng, (steps, batch, n), self.zoneout).astype(dtype) for n in sizes)
+            keep = tuple(bernoulli(rng, (steps, batch, n), self.zoneout, batch_axis=1).astype(dtype) for n in sizes)
         elif self.zoneout > 0:
             keep = tuple(np.full((steps, batch, n), self.zoneout, dtype) for n in sizes)
         return Masks(recurrent, keep)
