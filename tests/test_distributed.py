@@ -265,6 +265,32 @@ def test_sharded_random_draws_are_the_single_process_draws():
             distributed.ShardedRandom(gens[0], slice(0, 2), 6).random((5, 3, 4))
 
 
+def test_sharded_masks_are_the_single_process_masks():
+    """Recurrent dropout's (B, H) and zoneout's (T, B, n) masks: each rank's share of the whole
+    batch's, every generator left in step."""
+    from rnnkit.inner_dropout import InnerDropout
+    noise = InnerDropout(recurrent_dropout=0.3, zoneout=0.2)
+    whole = noise.draw(True, np.random.default_rng(5), 7, 6, (4, 3), np.float64)
+    gens = [np.random.default_rng(5) for _ in range(3)]
+    parts = [noise.draw(True, distributed.ShardedRandom(g, slice(2 * r, 2 * r + 2), 6), 7, 2, (4, 3), np.float64)
+             for r, g in enumerate(gens)]
+    np.testing.assert_array_equal(np.concatenate([m.recurrent for m in parts], axis=0), whole.recurrent)
+    for k in range(2):
+        np.testing.assert_array_equal(np.concatenate([m.keep[k] for m in parts], axis=1), whole.keep[k])
+    assert len({g.random() for g in gens}) == 1
+    assert 0 < whole.keep[0].mean() < 1 and set(np.unique(whole.recurrent)) == {0.0, 1 / 0.7}
+
+
+def test_inner_dropout_under_two_ranks_gives_the_single_process_losses(corpus, tmp_path):
+    args = [str(corpus), *TINY, "--recurrent-dropout", "0.25", "--zoneout", "0.1", "--max-steps", "8"]
+    assert main(["train", *args, "--out", str(tmp_path / "one")]) == 0
+    proc = run(train_command(2, *args, "--out", str(tmp_path / "two")))
+    assert proc.returncode == 0, proc.stderr
+    one = losses(tmp_path / "one")
+    assert len(one) == 8
+    np.testing.assert_allclose(losses(tmp_path / "two"), one, rtol=1e-4)
+
+
 def test_a_drift_found_by_the_first_save_is_the_commands_error(corpus, tmp_path, monkeypatch, capsys):
     def drifted(self, arrays, what="parameters"):
         raise distributed.ReplicaDrift(f"the model's replicas have drifted apart: the {what} differ")

@@ -1,5 +1,6 @@
 """rnnkit: recurrent neural networks in NumPy with hand-derived backpropagation through time."""
 
+from rnnkit import init  # noqa: F401  (rnnkit.init.kaiming_uniform_, ... as torch.nn.init)
 from rnnkit.activation import ReLU
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.conv import Conv1d

@@ -49,10 +49,11 @@ class Backend(Protocol):
     name: str
 
     def layer_forward(self, kernel: Kernel, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple],
-                      mask: np.ndarray | None, keep_tape: bool = True) -> list[Tape]:
+                      mask: np.ndarray | None, keep_tape: bool = True, masks: list | None = None) -> list[Tape]:
         """Each direction d of one layer over xs[d] (T, B, I) from states0[d]; ``mask`` (T, B, 1)
-        marks the valid steps. The tapes' states are always complete; with ``keep_tape=False``
-        (inference: no backward follows) the gates and aux need not be."""
+        marks the valid steps; ``masks[d]``: direction d's :class:`rnnkit.inner_dropout.Masks`
+        or None (``masks`` None: none at all). The tapes' states are always complete; with
+        ``keep_tape=False`` (inference: no backward follows) the gates and aux need not be."""
 
     def layer_backward(self, kernel: Kernel, ws: list[Weights], gs: list[Weights], tapes: list[Tape],
                        douts: list[np.ndarray], dfinals: list[tuple]) -> list[tuple]:
@@ -96,9 +97,10 @@ class NumpyBackend:
 
     name = "numpy"
 
-    def layer_forward(self, kernel, ws, xs, states0, mask, keep_tape=True) -> list[Tape]:
+    def layer_forward(self, kernel, ws, xs, states0, mask, keep_tape=True, masks=None) -> list[Tape]:
         from rnnkit.scan import scan_forward
-        return [scan_forward(kernel, w, x, s0, mask) for w, x, s0 in zip(ws, xs, states0)]
+        masks = masks or [None] * len(ws)
+        return [scan_forward(kernel, w, x, s0, mask, m) for w, x, s0, m in zip(ws, xs, states0, masks)]
 
     def layer_backward(self, kernel, ws, gs, tapes, douts, dfinals) -> list[tuple]:
         from rnnkit.scan import scan_backward

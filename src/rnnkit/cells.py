@@ -15,6 +15,14 @@ generation and hand-written loops. Two ways to use it:
   whole-sequence layer's outputs and gradients (the tests check it).
 
 x is (B, I) or unbatched (I,); states (B, H) or (H,); None means zeros.
+
+Dropout inside the recurrence (``recurrent_dropout``, ``zoneout``; :mod:`rnnkit.inner_dropout`):
+in training mode a call draws the masks of a sequence of one step from ``rng`` (the call's, else
+the cell's). To step through a sequence as a layer does — one recurrent-dropout mask for all its
+steps — draw the masks once and give each step its row::
+
+    masks = cell.draw_masks(batch, steps)              # what a one-layer layer draws, same order
+    state, cache = cell.step(x[t], state, masks=masks.at(t))
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from rnnkit import kinds
 from rnnkit.backend import Backend, current
 from rnnkit.checks import as_float_array, check_positive_int, check_shape, make_rng
 from rnnkit.grad_mode import is_grad_enabled
+from rnnkit.inner_dropout import InnerDropout, Masks, check_masks
 from rnnkit.kernels.base import Tape
 from rnnkit.module import Module
 from rnnkit.recurrent import StepperCache, register_cell, state_tuple, state_value, weights_of
@@ -60,8 +69,10 @@ class CellBase(Module):
         for name, value in self.options.items():
             setattr(self, name, value)
         self.kernel = self.kind.kernel(self.hidden_size, self.options)
+        self.inner_dropout = InnerDropout(self.options["recurrent_dropout"], self.options["zoneout"])
         shapes = self.kind.param_shapes(self.input_size, self.hidden_size, self.bias, self.options)
-        self._group = register_cell(self, shapes, self.hidden_size, "", make_rng(rng),
+        self.rng = make_rng(rng)                  # the parameters' draws, then training mode's masks
+        self._group = register_cell(self, shapes, self.hidden_size, "", self.rng,
                                     self.kind.param_constants(self.options))
         self._last: StepCache | None = None
         self._stepper = StepperCache()            # for steps that keep nothing (streaming)
@@ -85,11 +96,32 @@ class CellBase(Module):
         xb = x[None] if batched else x[None, None]                           # (1, B, I)
         return xb, self._states_in("state", state, xb.shape[1], batched), batched
 
-    def step(self, x, state=None) -> tuple[object, StepCache]:
-        """One step: returns (new state, cache for :meth:`step_backward`)."""
+    def draw_masks(self, batch: int, steps: int = 1, *, rng=None) -> Masks | None:
+        """The masks of dropout inside the recurrence for ``steps`` steps of ``batch`` sequences in
+        the current mode, drawn from ``rng`` (else the cell's) as a one-layer, one-direction layer
+        of the same options draws them; None when there are none. Give step t ``masks.at(t)``."""
+        batch = check_positive_int("batch", batch)
+        steps = check_positive_int("steps", steps)
+        source = self.rng if rng is None else make_rng(rng)
+        return self.inner_dropout.draw(self.training, source, steps, batch, self.kernel.state_sizes(), self.dtype)
+
+    def _masks(self, masks, rng, batch: int) -> Masks | None:
+        """A call's masks: those given (checked), else a one-step draw (None if this mode has none)."""
+        if masks is None:
+            return self.draw_masks(batch, 1, rng=rng) if self.inner_dropout.active(self.training) else None
+        return check_masks(masks, self.inner_dropout, self.training, batch, self.kernel.state_sizes())
+
+    def step(self, x, state=None, *, masks: Masks | None = None, rng=None) -> tuple[object, StepCache]:
+        """One step: returns (new state, cache for :meth:`step_backward`). ``masks`` (one step's,
+        e.g. ``draw_masks(B, T).at(t)``) or else masks drawn from ``rng`` / the cell's rng, in
+        training mode and with ``recurrent_dropout`` or ``zoneout``."""
         xb, state0, batched = self._inputs(x, state)
+        return self._step(xb, state0, batched, self._masks(masks, rng, xb.shape[1]), keep_tape=True)
+
+    def _step(self, xb, state0, batched: bool, masks: Masks | None, keep_tape: bool):
         backend = current()
-        tape, = backend.layer_forward(self.kernel, [weights_of(self._group, "data")], [xb], [state0], None)
+        tape, = backend.layer_forward(self.kernel, [weights_of(self._group, "data")], [xb], [state0], None,
+                                      keep_tape, [masks])
         new = tuple(s[-1] if batched else s[-1, 0] for s in tape.states)
         return self._state_from_tuple(new), StepCache(tape, batched, backend)
 
@@ -105,14 +137,17 @@ class CellBase(Module):
         return (dx[0] if batched else dx[0, 0]), self._state_from_tuple(dprev)
 
     # -- call / backward, like a layer -------------------------------------------------------
-    def __call__(self, x, state=None):
-        return self.forward(x, state)
+    def __call__(self, x, state=None, *, masks: Masks | None = None, rng=None):
+        return self.forward(x, state, masks=masks, rng=rng)
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, *, masks: Masks | None = None, rng=None):
         if not is_grad_enabled():
             self._last, self._last_call = None, "no_grad"
-            return self._infer(x, state)
-        new, cache = self.step(x, state)
+            if masks is None and not self.inner_dropout.active(self.training):
+                return self._infer(x, state)
+            xb, state0, batched = self._inputs(x, state)
+            return self._step(xb, state0, batched, self._masks(masks, rng, xb.shape[1]), keep_tape=False)[0]
+        new, cache = self.step(x, state, masks=masks, rng=rng)
         self._last, self._last_call = cache, "grad"
         return new
 
@@ -194,9 +229,11 @@ class RNNCell(CellBase):
     kind = kinds.KINDS["rnn"]
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
-        super().__init__(input_size, hidden_size, bias, dict(nonlinearity=nonlinearity, layer_norm=layer_norm),
-                         dtype=dtype, rng=rng)
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, *, layer_norm: bool = False, dtype=np.float32,
+                 rng=None) -> None:
+        super().__init__(input_size, hidden_size, bias, dict(nonlinearity=nonlinearity,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         layer_norm=layer_norm), dtype=dtype, rng=rng)
 
     def backward(self, dh):
         return self._backward(dh)
@@ -217,9 +254,11 @@ class GRUCell(CellBase):
     kind = kinds.KINDS["gru"]
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = True,
-                 *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
-        super().__init__(input_size, hidden_size, bias, dict(reset_after=reset_after, layer_norm=layer_norm),
-                         dtype=dtype, rng=rng)
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, *, layer_norm: bool = False, dtype=np.float32,
+                 rng=None) -> None:
+        super().__init__(input_size, hidden_size, bias, dict(reset_after=reset_after,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         layer_norm=layer_norm), dtype=dtype, rng=rng)
 
     def backward(self, dh):
         return self._backward(dh)
@@ -242,9 +281,11 @@ class LSTMCell(CellBase):
     kind = kinds.KINDS["lstm"]
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False,
-                 *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
-        super().__init__(input_size, hidden_size, bias, dict(peephole=peephole, layer_norm=layer_norm),
-                         dtype=dtype, rng=rng)
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, *, layer_norm: bool = False, dtype=np.float32,
+                 rng=None) -> None:
+        super().__init__(input_size, hidden_size, bias, dict(peephole=peephole,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         layer_norm=layer_norm), dtype=dtype, rng=rng)
 
     def backward(self, dh, dc=None):
         return self._backward((dh, dc))

@@ -48,6 +48,18 @@ def _train_parser(sub) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="text files or directories")
     p.add_argument("--cell", choices=TRAIN_CHOICES["cell"], help=f"recurrent cell (default {d.cell})")
     p.add_argument("--peephole", action="store_true", help="LSTM with peephole connections")
+    p.add_argument("--norm-between", choices=TRAIN_CHOICES["norm_between"],
+                   help="batch or layer normalisation after each recurrent layer, before the next and the "
+                        f"output layer (default {d.norm_between})")
+    p.add_argument("--init", choices=TRAIN_CHOICES["init"],
+                   help="initialisation of the recurrent weights: PyTorch's default, Glorot, orthogonal "
+                        f"W_hh, or He (kaiming) with the cell's gain (default {d.init})")
+    p.add_argument("--layer-norm", action="store_true", help="layer-normalised recurrent cells")
+    p.add_argument("--recurrent-dropout", type=TRAIN_LIMITS["recurrent_dropout"],
+                   help=f"dropout of the state entering the recurrent product, one mask per sequence "
+                        f"(default {d.recurrent_dropout})")
+    p.add_argument("--zoneout", type=TRAIN_LIMITS["zoneout"],
+                   help=f"probability of keeping each unit's previous state at a step (default {d.zoneout})")
     for name, what in [("layers", "recurrent layers"), ("hidden", "hidden units per layer"),
                        ("embed", "embedding size"), ("dropout", "dropout probability"),
                        ("seq-len", "BPTT chunk length"), ("batch-size", "parallel streams"),

@@ -278,6 +278,18 @@ class ShardedRandom:
             bg.advance((self.total - self.share.stop) * row)
         return out
 
+    def random_bits(self, shape, batch_axis: int) -> np.ndarray:
+        """This rank's share, along ``batch_axis``, of the whole batch's draw of uint32 bits
+        (:func:`rnnkit.inner_dropout.random_bits`: recurrent dropout's and zoneout's masks)."""
+        from rnnkit.inner_dropout import random_bits
+        shape = tuple(shape)
+        b = self.share.stop - self.share.start
+        if shape[batch_axis] != b:
+            raise ValueError(f"a sharded draw needs {b} streams on axis {batch_axis}, got {shape}")
+        full = shape[:batch_axis] + (self.total,) + shape[batch_axis + 1:]
+        return np.take(random_bits(self.rng, full, batch_axis), np.arange(self.share.start, self.share.stop),
+                       axis=batch_axis)
+
 
 @functools.cache
 def world() -> World:

@@ -48,6 +48,8 @@ class Option:
     operator: bool = True                     # ONNX's recurrent operator computes a non-default value
     requires: tuple[tuple[str, Any], ...] = ()  # a non-default value needs these values of other options
     constants: tuple[tuple[str, float], ...] = ()  # parameters that start at a constant (LN gains at 1)
+    kernel: bool = True                       # passed to the kernels (False: the layer draws masks from it)
+    training_only: bool = False               # acts in training mode only: eval mode is the plain cell
 
 
 @dataclass(frozen=True)
@@ -143,23 +145,28 @@ class CellKind:
         return max(matching, key=lambda f: len(f.when))
 
     def kernel(self, hidden_size: int, options: Mapping[str, Any]):
-        """The reference kernel of one cell with these (checked) options (less those that choose
-        the form, such as ``layer_norm``: the form is their value)."""
+        """The reference kernel of one cell with these (checked) options: those passed to kernels,
+        less those that choose the form (``layer_norm``: the form is their value)."""
         chooses = {k for f in self.forms for k, _ in f.when}
-        return self.form(options).kernel(hidden_size, **{k: v for k, v in options.items() if k not in chooses})
+        return self.form(options).kernel(hidden_size, **{o.name: options[o.name] for o in self.options
+                                                         if o.kernel and o.name in options and o.name not in chooses})
 
-    def torch_lacks(self, options: Mapping[str, Any]) -> str | None:
-        """Why torch.nn has no equivalent of a cell with these options ("has peephole ..."), or None."""
+    def torch_lacks(self, options: Mapping[str, Any], training: bool = False) -> str | None:
+        """Why torch.nn has no equivalent of a cell with these options ("has peephole ..."), or None.
+        A training-only option (recurrent dropout) lacks one in training mode only: in eval mode
+        the cell is the plain one, which torch.nn has."""
         return next((o.torch_lacks for o in self.options if o.torch_lacks and options.get(o.name, o.default)
-                     != o.default), None)
+                     != o.default and (training or not o.training_only)), None)
 
     def torch_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The options torch.nn's namesake takes as arguments (those it has an equivalent of)."""
         return {o.name: options[o.name] for o in self.options if not o.torch_lacks and o.name in options}
 
     def operator_computes(self, options: Mapping[str, Any]) -> bool:
-        """Whether ONNX's recurrent operator computes a cell with these options."""
-        return all(o.operator or options.get(o.name, o.default) == o.default for o in self.options)
+        """Whether ONNX's recurrent operator computes a cell with these options (in eval mode, the
+        mode of an exported graph: a training-only option is the plain cell there)."""
+        return all(o.operator or o.training_only or options.get(o.name, o.default) == o.default
+                   for o in self.options)
 
 
 # -- the options ----------------------------------------------------------------------------------
@@ -196,6 +203,29 @@ RESET_AFTER = Option("reset_after", True, _as_bool,
 NONLINEARITY = Option("nonlinearity", "tanh", _nonlinearity)
 
 
+def _probability(name: str) -> Callable[[Any], float]:
+    def check(value) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__} {value!r}")
+        if not 0.0 <= float(value) < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+        return float(value)
+    return check
+
+
+# Dropout inside the recurrence (rnnkit.inner_dropout): masks the layer draws, no kernels of their own.
+RECURRENT_DROPOUT = Option(
+    "recurrent_dropout", 0.0, _probability("recurrent_dropout"), kernel=False, training_only=True,
+    torch_lacks="has recurrent_dropout (a mask on the state entering W_hh in training mode), which PyTorch's "
+                "nn.{name} lacks; in eval mode it is the plain layer: call .eval() before converting")
+ZONEOUT = Option(
+    "zoneout", 0.0, _probability("zoneout"), kernel=False, operator=False,
+    torch_lacks="has zoneout (in eval mode h_t = p·h_{{t-1}} + (1 − p)·h̃_t), which PyTorch's nn.{name} lacks")
+INNER_DROPOUT = (RECURRENT_DROPOUT, ZONEOUT)
+# The layer-normalised kernels and engine jobs take no inner-dropout masks: refused together.
+NO_INNER_DROPOUT = (("recurrent_dropout", 0.0), ("zoneout", 0.0))
+
+
 def layer_norm_option(gates: int, cell_state: bool, requires: tuple[tuple[str, Any], ...] = ()) -> Option:
     """``layer_norm=True`` (the spec's layer-normalised cells): gains γ_ih, γ_hh (G·H) on the two
     products and, with a cell state, LN of c_t with gain γ_c and shift β_c (H); gains start at 1,
@@ -223,18 +253,19 @@ def _kinds() -> dict[str, CellKind]:
     kinds = [                                 # in the spec's order
         CellKind("rnn", "RNN", gates=("h",), gate_labels=("hidden state",), sigmoid_gates=(), states=("h",),
                  onnx_gates=("h",), keras_gates=("h",),
-                 options=(NONLINEARITY, layer_norm_option(1, False)),
+                 options=(NONLINEARITY, *INNER_DROPOUT, layer_norm_option(1, False, NO_INNER_DROPOUT)),
                  forms=(Form(RNNKernel, "rnnkit.engine.rnn"), Form(LayerNormRNNKernel, "rnnkit.engine.ln_rnn", ln))),
         CellKind("lstm", "LSTM", gates=("i", "f", "g", "o"),
                  gate_labels=("input gate", "forget gate", "candidate", "output gate"),
                  sigmoid_gates=("i", "f", "o"), states=("h", "c"),
                  onnx_gates=("i", "o", "f", "g"), keras_gates=("i", "f", "g", "o"),
-                 options=(PROJ_SIZE, PEEPHOLE, layer_norm_option(4, True, (("proj_size", 0), ("peephole", False)))),
+                 options=(PROJ_SIZE, PEEPHOLE, *INNER_DROPOUT,
+                          layer_norm_option(4, True, (("proj_size", 0), ("peephole", False), *NO_INNER_DROPOUT))),
                  forms=(Form(LSTMKernel, "rnnkit.engine.lstm"), Form(LayerNormLSTMKernel, "rnnkit.engine.ln_lstm", ln))),
         CellKind("gru", "GRU", gates=("r", "z", "n"), gate_labels=("reset gate", "update gate", "candidate"),
                  sigmoid_gates=("r", "z"), states=("h",),
                  onnx_gates=("z", "r", "n"), keras_gates=("z", "r", "n"),
-                 options=(RESET_AFTER, layer_norm_option(3, False, (("reset_after", True),))),
+                 options=(RESET_AFTER, *INNER_DROPOUT, layer_norm_option(3, False, (("reset_after", True), *NO_INNER_DROPOUT))),
                  forms=(Form(GRUKernel, "rnnkit.engine.gru"), Form(LayerNormGRUKernel, "rnnkit.engine.ln_gru", ln))),
     ]
     return {k.name: k for k in kinds}

@@ -3,6 +3,14 @@
 Each takes time-major input (T, B, I) — (B, T, I) with ``batch_first`` — or unbatched (T, I), an
 optional initial state (zeros when None) and optional per-sequence ``lengths`` with PyTorch's
 packed-sequence semantics. ``backward(dout, dstate)`` differentiates the most recent call.
+
+Every layer also takes ``recurrent_dropout=p`` and ``zoneout=p``, dropout inside the recurrence
+in training mode (:mod:`rnnkit.inner_dropout`; the spec's section of that name):
+
+    h_{t-1} W_hhᵀ  →  (m_h ⊙ h_{t-1}) W_hhᵀ,   m_h ~ Bernoulli(1 − p)/(1 − p) per sequence (B, H_out)
+    s_t = k_t ⊙ s_{t-1} + (1 − k_t) ⊙ s̃_t,     k_t ~ Bernoulli(p) per step, for h (and c)
+
+In eval mode recurrent dropout is the identity and zoneout its expectation (k_t = p).
 """
 
 from __future__ import annotations
@@ -35,9 +43,13 @@ class RNN(RecurrentBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
+                 bidirectional: bool = False, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 *, layer_norm: bool = False, dtype=np.float32,
+                 rng=None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dict(nonlinearity=nonlinearity, layer_norm=layer_norm), dtype=dtype, rng=rng)
+                         dict(nonlinearity=nonlinearity, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                              layer_norm=layer_norm),
+                         dtype=dtype, rng=rng)
 
 
 class GRU(RecurrentBase):
@@ -61,9 +73,13 @@ class GRU(RecurrentBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 reset_after: bool = True, *, layer_norm: bool = False, dtype=np.float32, rng=None) -> None:
+                 reset_after: bool = True, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 *, layer_norm: bool = False, dtype=np.float32,
+                 rng=None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dict(reset_after=reset_after, layer_norm=layer_norm), dtype=dtype, rng=rng)
+                         dict(reset_after=reset_after, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                              layer_norm=layer_norm),
+                         dtype=dtype, rng=rng)
 
 
 class LSTM(RecurrentBase):
@@ -96,7 +112,9 @@ class LSTM(RecurrentBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, peephole: bool = False, *, layer_norm: bool = False, dtype=np.float32,
+                 proj_size: int = 0, peephole: bool = False, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0, *, layer_norm: bool = False, dtype=np.float32,
                  rng=None) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dict(proj_size=proj_size, peephole=peephole, layer_norm=layer_norm), dtype=dtype, rng=rng)
+                         dict(proj_size=proj_size, peephole=peephole, recurrent_dropout=recurrent_dropout,
+                              zoneout=zoneout, layer_norm=layer_norm), dtype=dtype, rng=rng)

@@ -7,6 +7,7 @@ the options are checked. Everything here mirrors ``torch.nn.RNNBase``.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ from rnnkit.checks import (
     as_float_array, check_dropout, check_lengths, check_pair, check_positive_int, check_shape, make_rng,
 )
 from rnnkit.grad_mode import is_grad_enabled
+from rnnkit.inner_dropout import InnerDropout
 from rnnkit.kernels.base import Weights
 from rnnkit.module import Module, Parameter
 from rnnkit.stack import StackCache, stack_backward, stack_forward
@@ -67,7 +69,8 @@ class RecurrentBase(Module):
     """A stack of recurrent layers with PyTorch's constructor, call and state conventions.
 
     A subclass names its cell kind (``kind = kinds.KINDS["lstm"]``) and passes the kind's options
-    (``peephole``, ...), which become attributes of the same names.
+    (``peephole``, ...), which become attributes of the same names. ``recurrent_dropout`` and
+    ``zoneout`` (every kind's) are dropout inside the recurrence (:mod:`rnnkit.inner_dropout`).
     """
 
     kind: kinds.CellKind
@@ -96,6 +99,7 @@ class RecurrentBase(Module):
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.bidirectional = bool(bidirectional)
         self.kernel = self.kind.kernel(self.hidden_size, self.options)
+        self.inner_dropout = InnerDropout(self.options["recurrent_dropout"], self.options["zoneout"])
         self.rng = make_rng(rng)
         self._groups = self._register_all()
         self._cache: StackCache | None = None
@@ -132,20 +136,28 @@ class RecurrentBase(Module):
         return state_value(self.kind, states)
 
     # -- forward -----------------------------------------------------------------------------
-    def __call__(self, x, state=None, lengths=None):
-        return self.forward(x, state, lengths=lengths)
+    def __call__(self, x, state=None, lengths=None, *, rng=None):
+        return self.forward(x, state, lengths=lengths, rng=rng)
 
-    def forward(self, x, state=None, lengths=None):
-        """x: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched. Returns (output, state)."""
+    def forward(self, x, state=None, lengths=None, *, rng=None):
+        """x: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched. Returns (output, state).
+
+        Training mode's random masks (``dropout``, ``recurrent_dropout``, ``zoneout``) come from
+        ``rng`` (a Generator or a seed) when given, else from the layer's own ``rng``."""
         x, batched = self._input_time_major(x)
         T, B, _ = x.shape
         lengths = check_lengths(lengths, B, T)
         state0 = self._states_in("state", state, B, batched)
-        rng = self.rng if (self.training and self.dropout > 0) else None
+        source = self.rng if rng is None else make_rng(rng)
+        rng = source if (self.training and self.dropout > 0) else None
         weights = [[weights_of(g, "data") for g in layer] for layer in self._groups]
         stepper = self._stepper.get(self.kernel, self.dtype) if T == 1 and not is_grad_enabled() else None
+        draw = None
+        if self.inner_dropout.active(self.training):
+            draw = functools.partial(self.inner_dropout.draw, self.training, source, T, B,
+                                     self.kernel.state_sizes(), self.dtype)
         out, final, cache = stack_forward(self.kernel, weights, x, state0, lengths, self.dropout, rng,
-                                          keep_tape=is_grad_enabled(), stepper=stepper)
+                                          keep_tape=is_grad_enabled(), stepper=stepper, draw_masks=draw)
         self._cache = cache if is_grad_enabled() else None
         self._last_call = "grad" if is_grad_enabled() else "no_grad"
         self._layout = (batched, out.shape)
@@ -224,6 +236,8 @@ class RecurrentBase(Module):
 
     def extra_repr(self) -> str:
         extra = f", proj_size={self.proj_size}" if self.proj_size else ""
+        for name in ("recurrent_dropout", "zoneout"):
+            extra += f", {name}={self.options[name]}" if self.options[name] else ""
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
                 f"batch_first={self.batch_first}, dropout={self.dropout}, bidirectional={self.bidirectional}"
                 f"{extra}, dtype={self.dtype.name}")

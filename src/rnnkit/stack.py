@@ -13,11 +13,13 @@ goes through a ``stepper`` of that backend instead, in the same loop over layers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from rnnkit.backend import Backend, Stepper, current
+from rnnkit.inner_dropout import Masks
 from rnnkit.kernels.base import Kernel, Tape, Weights
 from rnnkit.scan import reversal_index, reverse_time, scan_output
 
@@ -36,16 +38,18 @@ class StackCache:
 def stack_forward(
     kernel: Kernel, weights: list[list[Weights]], x: np.ndarray, state0: tuple,
     lengths: np.ndarray | None, dropout: float, rng: np.random.Generator | None, keep_tape: bool = True,
-    stepper: Stepper | None = None,
+    stepper: Stepper | None = None, draw_masks: Callable[[], Masks | None] | None = None,
 ):
     """Returns (output (T, B, D·H_out), final states, StackCache); without ``keep_tape`` (inference)
     the cache cannot be used for backward. ``stepper`` (the current backend's, for this kernel):
     a call of one step that keeps nothing and draws no dropout takes it, with no tape (the cache
-    is then None)."""
+    is then None). ``draw_masks``: the masks of dropout inside the recurrence
+    (:mod:`rnnkit.inner_dropout`), drawn once per layer and direction in that order, each layer's
+    before its output's dropout mask."""
     T, B, _ = x.shape
     D = len(weights[0])
     backend = current()
-    step = stepper is not None and T == 1 and not keep_tape and rng is None
+    step = stepper is not None and T == 1 and not keep_tape and rng is None and draw_masks is None
     mask = None if lengths is None else (np.arange(T)[:, None] < lengths)[:, :, None]
     rev = reversal_index(T, lengths)
     tapes, masks, finals = [], [], [[] for _ in state0]
@@ -58,7 +62,8 @@ def stack_forward(
                     for w, x_d, s in zip(layer, xs, states)]
             outs, layer_tapes = [new[0][None] for new in news], None
         else:
-            layer_tapes = backend.layer_forward(kernel, layer, xs, states, mask, keep_tape)
+            inner = None if draw_masks is None else [draw_masks() for _ in range(D)]
+            layer_tapes = backend.layer_forward(kernel, layer, xs, states, mask, keep_tape, inner)
             outs = [reverse_time(scan_output(t), rev) if d == 1 else scan_output(t) for d, t in enumerate(layer_tapes)]
             news = [tuple(s[-1] for s in t.states) for t in layer_tapes]
         for new in news:

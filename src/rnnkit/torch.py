@@ -7,8 +7,13 @@
 Conv1d, BatchNorm1d (its running statistics too) and LayerNorm go both ways as well.
 
 Parameters keep their names (rnnkit uses PyTorch's), dtype (float32 or float64), values and the
-module's training mode. What PyTorch lacks cannot be converted: peephole LSTMs and the Cho GRU
-(``reset_after=False``) raise an error saying so. torch is imported only inside this module's
+module's training mode. A language model with norms between its layers (``norm_between``) becomes
+a twin whose ``rnn`` holds ``layers`` (one-layer nn.LSTM/GRU/RNN each) and ``norms`` (nn.BatchNorm1d
+over (B, F, T), or nn.LayerNorm): rnnkit's ``rnn.weight_ih_l{k}`` is its ``rnn.layers.{k}.weight_ih_l0``.
+What PyTorch lacks cannot be converted: peephole LSTMs, the Cho GRU (``reset_after=False``) and
+zoneout (whose eval mode blends the states) raise an error saying so. Recurrent dropout acts in
+training mode only: a layer in eval mode converts to the plain torch.nn module, which computes the
+same there; in training mode it is refused. torch is imported only inside this module's
 functions, so ``import rnnkit.torch`` works without it.
 """
 
@@ -23,6 +28,7 @@ from rnnkit.conv import Conv1d
 from rnnkit.kinds import BY_TITLE, KINDS, cell_class, layer_class
 from rnnkit.lm.model import CharLM, ModelConfig
 from rnnkit.norm import BatchNorm1d, LayerNorm
+from rnnkit.norm.between import NormedStack, layer_name, stack_name
 
 # The recurrent layers and cells, by their torch.nn names (the same as rnnkit's).
 LAYERS = {cls: cls.__name__ for classes in (layer_class, cell_class) for cls in map(classes, KINDS)}
@@ -47,7 +53,7 @@ def _torch():
 def _check_convertible(module) -> None:
     """A ValueError saying why, when torch.nn has no equivalent of this layer's options."""
     name = type(module).__name__
-    lacks = module.kind.torch_lacks(module.options)
+    lacks = module.kind.torch_lacks(module.options, module.training)
     if lacks:
         raise ValueError(f"to_torch: this {name} {lacks.format(name=name)}, so it has no equivalent")
 
@@ -100,9 +106,13 @@ def to_torch(module):
         from rnnkit.lm.rundir import load_model
         module = load_model(module)[0]
     if isinstance(module, CharLM):
-        _check_convertible(module.rnn)
+        for layer in module.rnn.layers if isinstance(module.rnn, NormedStack) else [module.rnn]:
+            _check_convertible(layer)
         t = charlm_class()(module.cfg, dtype=getattr(torch, module.dtype.name))
-        _load(t, module.state_dict(), torch)
+        state = module.state_dict()
+        if isinstance(module.rnn, NormedStack):          # the twin's one-layer modules' names
+            state = {("rnn." + layer_name(k[4:]) if k.startswith("rnn.") else k): v for k, v in state.items()}
+        _load(t, state, torch)
         return t.train(module.training)
     if type(module) in LAYERS:
         return _layer_to_torch(module, torch)
@@ -158,6 +168,9 @@ def from_torch(module):
 
 def _charlm_from_torch(t, torch):
     rnn = t.rnn
+    if isinstance(getattr(rnn, "layers", None), torch.nn.ModuleList) and isinstance(getattr(rnn, "norms", None),
+                                                                                   torch.nn.ModuleList):
+        return _normed_charlm_from_torch(t, torch)
     kind = BY_TITLE.get(type(rnn).__name__)
     if kind is None or rnn.bidirectional or rnn.batch_first or getattr(rnn, "proj_size", 0) \
             or rnn.input_size != t.embed.embedding_dim or t.head.in_features != rnn.hidden_size \
@@ -177,6 +190,33 @@ def _charlm_from_torch(t, torch):
     return ours.train(t.training)
 
 
+def _normed_charlm_from_torch(t, torch):
+    """A twin with norms between its layers (rnn.layers, rnn.norms: what to_torch gives) as a CharLM."""
+    layers, norms = list(t.rnn.layers), list(t.rnn.norms)
+    first = layers[0]
+    kinds = {type(m).__name__ for m in layers}
+    norm = {type(n).__name__ for n in norms}
+    norm_between = {"BatchNorm1d": "batch", "LayerNorm": "layer"}.get(norm.pop()) if len(norm) == 1 else None
+    plain = all(m.num_layers == 1 and not m.bidirectional and not m.batch_first and m.bias
+                and not getattr(m, "proj_size", 0) and getattr(m, "nonlinearity", "tanh") == "tanh" for m in layers)
+    if len(kinds) != 1 or kinds.pop() not in BY_TITLE or not plain or norm_between is None \
+            or len(norms) != len(layers) or first.input_size != t.embed.embedding_dim:
+        raise TypeError("from_torch: a CharLM with norms between its layers has rnn.layers (one-layer, one-way, "
+                        "time-major nn.LSTM/GRU/RNN with biases) and rnn.norms (as many nn.BatchNorm1d or "
+                        f"nn.LayerNorm), reading the embedding; got {t.rnn!r}")
+    if isinstance(t.head, torch.nn.AdaptiveLogSoftmaxWithLoss):
+        head = dict(softmax="adaptive", cutoffs=tuple(t.head.cutoffs[:-1]), div_value=float(t.head.div_value))
+    else:
+        head = {}
+    cfg = ModelConfig(t.embed.num_embeddings, BY_TITLE[type(first).__name__].name, t.embed.embedding_dim,
+                      first.hidden_size, len(layers), float(t.rnn.drop.p), **head,
+                      norm_between=norm_between)
+    ours = CharLM(cfg, dtype=_dtype_of(t, torch), rng=0)
+    ours.load_state_dict({("rnn." + stack_name(k[4:]) if k.startswith("rnn.") else k): v.detach().cpu().numpy()
+                          for k, v in t.state_dict().items()})
+    return ours.train(t.training)
+
+
 _CHARLM_CLASS = None
 
 
@@ -186,15 +226,43 @@ def charlm_class():
     if _CHARLM_CLASS is None:
         torch = _torch()
 
+        class TorchNormedStack(torch.nn.Module):
+            """One-layer LSTM/GRU/RNN modules, each followed by a BatchNorm1d over (B, F, T) or a
+            LayerNorm and, but the last, by dropout: rnnkit.norm.between.NormedStack."""
+
+            def __init__(self, cfg: ModelConfig, dtype=torch.float32) -> None:
+                super().__init__()
+                rnn = getattr(torch.nn, KINDS[cfg.cell].title)
+                self.layers = torch.nn.ModuleList(rnn(cfg.embed if k == 0 else cfg.hidden, cfg.hidden, dtype=dtype)
+                                                  for k in range(cfg.layers))
+                norm = torch.nn.BatchNorm1d if cfg.norm_between == "batch" else torch.nn.LayerNorm
+                self.norms = torch.nn.ModuleList(norm(cfg.hidden, dtype=dtype) for _ in range(cfg.layers))
+                self.drop = torch.nn.Dropout(cfg.dropout if cfg.layers > 1 else 0.0)
+
+            def forward(self, x, state=None):
+                """x (T, B, E), state as a cfg.layers-layer nn.LSTM/GRU/RNN's → (output, state)."""
+                lstm = isinstance(self.layers[0], torch.nn.LSTM)
+                parts = None if state is None else (tuple(state) if lstm else (state,))
+                finals = []
+                for k, (layer, norm) in enumerate(zip(self.layers, self.norms)):
+                    s = None if parts is None else tuple(p[k:k + 1] for p in parts)
+                    x, f = layer(x, None if s is None else (s if lstm else s[0]))
+                    x = norm(x.permute(1, 2, 0)).permute(2, 0, 1) if isinstance(norm, torch.nn.BatchNorm1d) else norm(x)
+                    x = self.drop(x) if k < len(self.layers) - 1 else x
+                    finals.append(f if lstm else (f,))
+                joined = tuple(torch.cat(p) for p in zip(*finals))
+                return x, (joined if lstm else joined[0])
+
         class TorchCharLM(torch.nn.Module):
-            """Embedding → LSTM/GRU/RNN stack → Dropout → Linear, with CharLM's parameter names."""
+            """Embedding → LSTM/GRU/RNN stack (with norms between the layers: TorchNormedStack) →
+            Dropout → Linear, with CharLM's parameter names."""
 
             def __init__(self, cfg: ModelConfig, dtype=torch.float32) -> None:
                 super().__init__()
                 rnn = getattr(torch.nn, KINDS[cfg.cell].title)
                 self.embed = torch.nn.Embedding(cfg.vocab_size, cfg.embed, dtype=dtype)
-                self.rnn = rnn(cfg.embed, cfg.hidden, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
-                               dtype=dtype)
+                self.rnn = TorchNormedStack(cfg, dtype) if cfg.norm_between != "none" else \
+                    rnn(cfg.embed, cfg.hidden, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0, dtype=dtype)
                 self.drop = torch.nn.Dropout(cfg.dropout)
                 self.head = (torch.nn.AdaptiveLogSoftmaxWithLoss(cfg.hidden, cfg.vocab_size, list(cfg.cutoffs),
                                                                  div_value=cfg.div_value, dtype=dtype)

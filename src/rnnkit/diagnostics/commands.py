@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import numpy as np
 
 from rnnkit.diagnostics.tasks import TASKS
 from rnnkit.errors import UserError
-from rnnkit.kinds import NAMES
+from rnnkit.init import SCHEMES
+from rnnkit.kinds import NAMES, NONLINEARITIES
+from rnnkit.layer_flags import layer_accepts
 from rnnkit.lm.rundir import add_checkpoint_option
 from rnnkit.outputs import output_file
 from rnnkit.ranges import COUNT, FINITE, POSITIVE, SEED
@@ -29,6 +32,50 @@ def cell_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"must list {', '.join(CELL_NAMES)} (one or more, separated by "
                                          f"commas), got {text!r}")
     return cells
+
+
+def scheme_list(text: str) -> list[str]:
+    """argparse ``type=`` of gradflow's ``--init``: comma-separated names of rnnkit.init.SCHEMES."""
+    schemes = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [s for s in schemes if s not in SCHEMES]
+    if unknown or not schemes:
+        raise argparse.ArgumentTypeError(f"must list {', '.join(SCHEMES)} (one or more, separated by commas), "
+                                         f"got {text!r}")
+    return schemes
+
+
+def _add_layer_options(p, compare: bool) -> None:
+    """--init, --nonlinearity and --layer-norm, the same on gradflow (columns to compare) and task."""
+    if compare:
+        p.add_argument("--init", type=scheme_list, default=["default"], metavar="SCHEMES",
+                       help=f"initialisations to compare, comma-separated among {', '.join(SCHEMES)}: a column "
+                            "per cell and scheme on the same inputs (kaiming: He, gain of the cell's φ) "
+                            "(default: default)")
+    else:
+        p.add_argument("--init", choices=SCHEMES, default="default",
+                       help="initialisation of the recurrent weights (kaiming: He, with the gain of the "
+                            "cell's nonlinearity) (default: default)")
+    p.add_argument("--nonlinearity", choices=NONLINEARITIES, default="tanh",
+                   help="the plain RNN's nonlinearity (relu: where He's gain sqrt(2) belongs) (default tanh)")
+    p.add_argument("--layer-norm", action="store_true",
+                   help="also layer-normalised cells, a column each" if compare else "layer-normalised cells")
+
+
+def _check_layer_norm(cells: list[str], wanted: bool) -> None:
+    lacking = [c for c in cells if not layer_accepts(c, "layer_norm")]
+    if wanted and lacking:
+        raise UserError(f"--layer-norm needs recurrent layers with the layer_norm option, which the "
+                        f"{', '.join(lacking)} layer{'s' if len(lacking) > 1 else ''} of this version of rnnkit "
+                        f"{'do' if len(lacking) > 1 else 'does'} not have")
+
+
+def _variants(args) -> list:
+    """The InitOptions of every column: each --init scheme, each with and without --layer-norm."""
+    from rnnkit.diagnostics.gradflow import InitOptions
+    base = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0, args.rnn_scale,
+                       nonlinearity=args.nonlinearity)
+    norms = (False, True) if args.layer_norm else (False,)
+    return [replace(base, scheme=s, layer_norm=ln) for s in args.init for ln in norms]
 
 
 def add_gradflow_parser(sub) -> None:
@@ -48,6 +95,7 @@ def add_gradflow_parser(sub) -> None:
     p.add_argument("--forget-bias", type=FINITE, default=None, help="LSTM forget-gate bias (e.g. 1)")
     p.add_argument("--chrono", action="store_true", help="LSTM chrono initialisation for T = --seq-len")
     p.add_argument("--rnn-scale", type=FINITE, default=1.0, help="scale of the plain RNN's W_hh (default 1)")
+    _add_layer_options(p, compare=True)
     p.add_argument("--text", nargs="+", metavar="PATH", help="with DIR: text to feed (default: "
                    "the run's own corpus)")
     p.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian norms")
@@ -58,9 +106,7 @@ def add_gradflow_parser(sub) -> None:
 
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
-    from rnnkit.diagnostics.gradflow import (
-        InitOptions, checkpoint_flow, format_table, gradient_flow, plot,
-    )
+    from rnnkit.diagnostics.gradflow import checkpoint_flow, compare_flows, format_table, plot
     if args.plot:
         _require_matplotlib()                     # before the work, not after it
     if args.text and not args.run_dir:
@@ -69,6 +115,11 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
     if args.checkpoint and not args.run_dir:
         raise UserError("--checkpoint chooses the weights of a run directory: give the directory first, "
                         "rnnkit gradflow DIR --checkpoint best|latest|PATH")
+    fresh_only = [name for name, on in (("--init", args.init != ["default"]), ("--layer-norm", args.layer_norm),
+                                        ("--nonlinearity", args.nonlinearity != "tanh")) if on]
+    if args.run_dir and fresh_only:
+        raise UserError(f"{', '.join(fresh_only)} choose{'s' if len(fresh_only) == 1 else ''} how fresh layers "
+                        "are built; a run directory's model has its own weights (drop DIR to compare fresh layers)")
     if args.run_dir:
         from rnnkit.lm.rundir import load_model
         model, vocab, config = load_model(args.run_dir, args.checkpoint)
@@ -80,11 +131,11 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
                                                  not args.no_jacobian)}
         title = f"trained {model.cfg.cell} ({args.run_dir}), T = {args.seq_len}"
     else:
-        cells = args.cells
-        opts = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0, args.rnn_scale)
-        flows = gradient_flow(cells, args.hidden, args.seq_len, args.batch, args.input_size, opts,
+        _check_layer_norm(args.cells, args.layer_norm)
+        variants = _variants(args)
+        flows = compare_flows(args.cells, variants, args.hidden, args.seq_len, args.batch, args.input_size,
                               args.seed, not args.no_jacobian)
-        title = f"fresh layers, H = {args.hidden}, T = {args.seq_len}" + _init_label(opts)
+        title = f"fresh layers, H = {args.hidden}, T = {args.seq_len}" + _init_label(variants[0])
     if args.plot:
         plot(flows, args.plot, title)
     if args.json:
@@ -104,14 +155,20 @@ def _require_matplotlib() -> None:
         raise UserError("--plot needs matplotlib: pip install 'rnnkit[plot]'") from None
 
 
-def _init_label(opts) -> str:
-    """", orthogonal W_hh, forget bias 1" and so on: the non-default initialisation options."""
-    parts = [label for label, on in (("orthogonal W_hh", opts.orthogonal), ("chrono", opts.chrono))
+def _init_label(opts, with_scheme: bool = False) -> str:
+    """", orthogonal W_hh, forget bias 1" and so on: the non-default initialisation options (with
+    ``with_scheme`` also the scheme and layer norm, which gradflow shows as columns instead)."""
+    parts = [f"{opts.scheme} init"] if with_scheme and opts.scheme != "default" else []
+    parts += [label for label, on in (("orthogonal W_hh", opts.orthogonal), ("chrono", opts.chrono))
              if on]
     if opts.forget_bias is not None:
         parts.append(f"forget bias {opts.forget_bias:g}")
     if opts.rnn_scale != 1.0:
         parts.append(f"RNN scale {opts.rnn_scale:g}")
+    if opts.nonlinearity != "tanh":
+        parts.append(f"RNN {opts.nonlinearity}")
+    if with_scheme and opts.layer_norm:
+        parts.append("layer norm")
     return "".join(f", {p}" for p in parts)
 
 
@@ -149,6 +206,7 @@ def add_task_parser(sub) -> None:
     p.add_argument("--forget-bias", type=FINITE, default=None, help="LSTM forget-gate bias (e.g. 1)")
     p.add_argument("--chrono", action="store_true", help="LSTM chrono initialisation for T = --seq-len")
     p.add_argument("--orthogonal", action="store_true", help="orthogonal recurrent weights")
+    _add_layer_options(p, compare=False)
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_task)
@@ -162,13 +220,16 @@ def cmd_task(args: argparse.Namespace) -> int:
     if args.name == "adding" and args.seq_len < 2:
         raise UserError(f"the adding problem needs --seq-len >= 2, got {args.seq_len}")
     log = None if args.json else (lambda msg: print(msg, flush=True))
-    init = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0)
+    _check_layer_norm([args.cell], args.layer_norm)
+    init = InitOptions(args.orthogonal, args.forget_bias, args.seq_len if args.chrono else 0, scheme=args.init,
+                       nonlinearity=args.nonlinearity, layer_norm=args.layer_norm)
     r = run_task(args.name, args.seq_len, args.cell, args.hidden, args.steps, args.lr, args.batch,
                  args.seed, args.eval_every, log=log, init=init)
     ratio = {name: float(f.h_norms[0] / f.h_norms[-1]) for name, f in
              (("before", r.flow_before), ("after", r.flow_after))}
     if args.json:
         print(json.dumps({"task": r.task, "cell": r.cell, "seq_len": r.seq_len, "steps": r.steps,
+                          "init": init.scheme, "nonlinearity": init.nonlinearity, "layer_norm": init.layer_norm,
                           "test_metric": r.test_metric, "baseline": r.baseline, "solved": r.solved,
                           "copy_accuracy": r.copy_accuracy, "seconds": r.seconds,
                           "curve": [[s, m] for s, m in r.curve],
@@ -176,7 +237,7 @@ def cmd_task(args: argparse.Namespace) -> int:
                           "grad_norms_after": r.flow_after.h_norms.tolist()}))
     else:
         what = "MSE" if r.task == "adding" else "cross-entropy (nats/position)"
-        print(f"{r.task}, T = {r.seq_len}, {r.cell.upper()} {args.hidden}: test {what} {r.test_metric:.4f} "
+        print(f"{r.task}, T = {r.seq_len}, {r.cell.upper()} {args.hidden}{_init_label(init, True)}: test {what} {r.test_metric:.4f} "
               f"vs baseline {r.baseline:.4f} ({'solved' if r.solved else 'not solved'}; "
               f"{r.steps} steps, {r.seconds:.0f} s)"
               + (f"; symbols recalled {100 * r.copy_accuracy:.1f}%" if r.copy_accuracy is not None else ""))

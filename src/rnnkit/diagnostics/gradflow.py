@@ -5,6 +5,11 @@ In a plain RNN each factor is W_hhᵀ diag(φ'), so the product shrinks (or grow
 T − t; the LSTM's cell path multiplies by the forget gate instead, and the GRU's by 1 − z. This
 module measures it on real layers with their own backward pass: ||dL/dh_t|| (and ||dL/dc_t|| for
 the LSTM) for every t, and the spectral norm of the one-step Jacobian ∂h_t/∂h_{t−1}.
+
+The initialisation is one of the things that set the product: ``InitOptions.scheme`` draws the
+recurrent weights by rnnkit.init's schemes (He / kaiming: Var w = gain²/fan_in, gain √2 for a
+ReLU RNN; orthogonal W_hh: every singular value 1), so the same layer, inputs and loss can be
+compared column by column (:func:`compare_flows`), with and without layer-normalised cells.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnkit import init
-from rnnkit.diagnostics.stepping import layer_cells, run_forward, state_gradients
+from rnnkit.diagnostics.stepping import between_steps, layer_cells, run_forward, state_gradients
 from rnnkit.kinds import KINDS, layer_class
 from rnnkit.layers import state_parts
 
@@ -26,6 +31,13 @@ class InitOptions:
     forget_bias: float | None = None   # LSTM: total forget-gate bias (b_if + b_hf)
     chrono: int = 0                    # LSTM: chrono init (Tallec & Ollivier 2018) for this T_max; 0 = off
     rnn_scale: float = 1.0             # plain RNN: W_hh multiplied by this after initialisation
+    scheme: str = "default"            # rnnkit.init.SCHEMES for the weights, applied first
+    nonlinearity: str = "tanh"         # plain RNN: φ = tanh, or relu (where He's gain √2 belongs)
+    layer_norm: bool = False           # layer-normalised cells (for layers that have the option)
+
+    def label(self) -> str:
+        """"+kaiming+ln" and so on: the scheme and layer norm, as a column's suffix ("" by default)."""
+        return (f"+{self.scheme}" if self.scheme != "default" else "") + ("+ln" if self.layer_norm else "")
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,14 @@ class Flow:
 
 def make_layer(cell: str, input_size: int, hidden: int, opts: InitOptions, rng: np.random.Generator,
                dtype=np.float64):
-    layer = layer_class(cell)(input_size, hidden, dtype=dtype, rng=rng)
+    """A one-layer ``cell`` initialised by ``opts``. The scheme draws from a child of ``rng``, so
+    whatever comes from ``rng`` after the layer (inputs, the loss) is the same for every scheme."""
+    kw = {"nonlinearity": opts.nonlinearity} if cell == "rnn" and opts.nonlinearity != "tanh" else {}
+    if opts.layer_norm:
+        kw["layer_norm"] = True
+    layer = layer_class(cell)(input_size, hidden, dtype=dtype, rng=rng, **kw)
+    if opts.scheme != "default":
+        init.init_recurrent_(layer, opts.scheme, rng=rng.spawn(1)[0])
     if opts.orthogonal:
         init.orthogonal_recurrent_(layer, rng=rng)
     if cell == "lstm" and opts.forget_bias is not None:
@@ -66,12 +85,19 @@ def chrono_init_(lstm, t_max: int, rng: np.random.Generator) -> None:
 def measure(layer, x: np.ndarray, loss_gradient, cell: str, jacobian: bool) -> Flow:
     """Norms of the gradient reaching each step of the layer's top sub-layer.
 
-    ``loss_gradient(h_T)`` gives dL/dh_T (B, H) from the top layer's final output.
+    ``loss_gradient(h_T)`` gives dL/dh_T (B, H) from the top layer's final output (with norms
+    between the layers, a NormedStack in eval mode: from the last norm's output).
     """
-    cells = layer_cells(layer)
-    trace = run_forward(cells, x)
+    cells, between = layer_cells(layer), between_steps(layer)     # a NormedStack's norms (eval mode)
+    trace = run_forward(cells, x, between)
     top = trace.states[-1][-1]
-    grads = state_gradients(cells, trace, loss_gradient(top[0] if isinstance(top, tuple) else top))
+    h_top = top[0] if isinstance(top, tuple) else top
+    if between is None:
+        dh_last = loss_gradient(h_top)
+    else:                                  # the loss reads the last norm's output
+        y_top, cache = between[-1].forward(h_top)
+        dh_last = between[-1].backward(loss_gradient(y_top), cache)
+    grads = state_gradients(cells, trace, dh_last, between)
     h = np.array([np.linalg.norm(g[-1][0], axis=-1).mean() for g in grads])
     c = np.array([np.linalg.norm(g[-1][1], axis=-1).mean() for g in grads]) if "c" in KINDS[cell].states else None
     jac = jacobian_norms(cells[-1], x, trace) if jacobian and len(cells) == 1 else None
@@ -114,6 +140,17 @@ def gradient_flow(cells: list[str], hidden: int, seq_len: int, batch: int, input
     return flows
 
 
+def compare_flows(cells: list[str], variants: list[InitOptions], hidden: int, seq_len: int, batch: int,
+                  input_size: int, seed: int, jacobian: bool = True) -> dict[str, Flow]:
+    """:func:`gradient_flow` for every cell under every variant, on the same inputs and loss:
+    columns "lstm", "lstm+kaiming", "rnn+orthogonal+ln", ..."""
+    flows = {}
+    for opts in variants:
+        for cell, flow in gradient_flow(cells, hidden, seq_len, batch, input_size, opts, seed, jacobian).items():
+            flows[cell + opts.label()] = flow
+    return flows
+
+
 def table_steps(seq_len: int) -> list[int]:
     """The steps a table shows: T, T−10, T−50, T−100, ... (as 0-based indices, last first)."""
     back = [0, 10, 50] + [100 * k for k in range(1, seq_len // 100 + 1)]
@@ -123,13 +160,14 @@ def table_steps(seq_len: int) -> list[int]:
 def format_table(flows: dict[str, Flow]) -> str:
     first = next(iter(flows.values()))
     steps = table_steps(len(first.h_norms))
-    header = "step t  (T−t)  " + "  ".join(f"{name:>12}" for name in flows)
+    widths = [max(12, len(name)) for name in flows]        # "lstm+orthogonal+ln" is wider than a number
+    header = "step t  (T−t)  " + "  ".join(f"{name:>{w}}" for name, w in zip(flows, widths))
     lines = [header]
     for t in steps:
-        row = "  ".join(f"{f.h_norms[t]:12.3e}" for f in flows.values())
+        row = "  ".join(f"{f.h_norms[t]:{w}.3e}" for f, w in zip(flows.values(), widths))
         lines.append(f"{t + 1:6d} {len(first.h_norms) - 1 - t:6d}  {row}")
     lines.append("ratio first/last " + "  ".join(
-        f"{f.h_norms[0] / f.h_norms[-1]:12.3e}" for f in flows.values()))
+        f"{f.h_norms[0] / f.h_norms[-1]:{w}.3e}" for f, w in zip(flows.values(), widths)))
     for name, f in flows.items():
         if f.jacobian_norms is not None:
             j = f.jacobian_norms[1:]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.diagnostics.stepping import layer_cells, run_forward
+from rnnkit.diagnostics.stepping import between_steps, layer_cells, run_forward
 from rnnkit.kinds import KINDS
 
 # The gates worth showing: a gated cell's (an RNN's single "gate" is its state h itself).
@@ -38,7 +38,7 @@ def activity(model, ids: np.ndarray) -> Activity:
     cell = model.cfg.cell
     cells = layer_cells(model.rnn)
     x = model.embed.weight.data[ids][:, None, :]                        # (T, 1, E)
-    trace = run_forward(cells, x)
+    trace = run_forward(cells, x, between_steps(model.rnn))            # norms between layers, if any
     H = model.cfg.hidden
     layers = []
     for k in range(len(cells)):

@@ -18,11 +18,15 @@ from rnnkit.recurrent import RecurrentBase
 
 
 def layer_cells(layer) -> list:
-    """One cell per layer of a one-directional, unprojected RNN/LSTM/GRU, with its weights.
+    """One cell per layer of a one-directional, unprojected RNN/LSTM/GRU (or of the layers of a
+    NormedStack), with its weights.
 
     The cells compute in float64 whatever the layer's dtype: the gradients these diagnostics
     follow shrink by many orders of magnitude and would underflow float32 (below ~1e-45).
     """
+    from rnnkit.norm.between import NormedStack
+    if isinstance(layer, NormedStack):
+        return [cell for sub in layer.layers for cell in layer_cells(sub)]
     if not isinstance(layer, RecurrentBase):
         raise TypeError(f"expected an RNN, LSTM or GRU layer, got {type(layer).__name__}")
     if layer.bidirectional or layer.proj_size:
@@ -46,26 +50,76 @@ class Trace:
 
     caches: list[list]
     states: list[list]
+    norm_caches: list[list] | None = None   # [t][k]: the StepNorm cache of layer k's output, if any
 
 
-def run_forward(cells: list, x: np.ndarray) -> Trace:
-    """x (T, B, I): every layer steps through every time step, from zero states."""
-    caches, states = [], []
+@dataclass(frozen=True)
+class StepNorm:
+    """A norm between layers, applied to one step's output h (B, F) in eval mode: a function of
+    that step alone (a batch norm's running statistics, a layer norm's own row), in float64."""
+
+    module: object                      # the SequenceBatchNorm or SequenceLayerNorm
+
+    def forward(self, h: np.ndarray):
+        """(y (B, F), cache)."""
+        from rnnkit.norm.batch import batch_norm_forward
+        from rnnkit.norm.between import SequenceBatchNorm
+        from rnnkit.norm.layer import layer_norm_forward
+        m = self.module
+        w = None if m.weight is None else m.weight.data.astype(np.float64)
+        b = None if m.bias is None else m.bias.data.astype(np.float64)
+        if isinstance(m, SequenceBatchNorm):
+            y, cache, _ = batch_norm_forward(h[:, :, None], w, b, m.running_mean.astype(np.float64),
+                                             m.running_var.astype(np.float64), m.eps, None)
+            return y[:, :, 0], cache
+        return layer_norm_forward(h, w, b, m.eps, (-1,))
+
+    def backward(self, dy: np.ndarray, cache) -> np.ndarray:
+        """dh (B, F) from dy (B, F) and the forward's cache."""
+        from rnnkit.norm.batch import batch_norm_backward
+        from rnnkit.norm.between import SequenceBatchNorm
+        from rnnkit.norm.layer import layer_norm_backward
+        m = self.module
+        w = None if m.weight is None else m.weight.data.astype(np.float64)
+        if isinstance(m, SequenceBatchNorm):
+            return batch_norm_backward(dy[:, :, None], w, cache)[0][:, :, 0]
+        return layer_norm_backward(dy, w, cache, (-1,))[0]
+
+
+def between_steps(layer) -> list[StepNorm] | None:
+    """For a NormedStack in eval mode, its norms as StepNorms (one per layer); else None."""
+    from rnnkit.norm.between import NormedStack
+    if not isinstance(layer, NormedStack):
+        return None
+    if layer.training:
+        raise ValueError("stepping a NormedStack needs eval mode (batch statistics span every step)")
+    return [StepNorm(n) for n in layer.norms]
+
+
+def run_forward(cells: list, x: np.ndarray, between: list | None = None) -> Trace:
+    """x (T, B, I): every layer steps through every time step, from zero states; ``between[k]``
+    (:func:`between_steps`), if given, normalises layer k's output before the next layer reads it."""
+    caches, states, norm_caches = [], [], []
     state = [None] * len(cells)
     for t in range(x.shape[0]):
-        inp, row_c, row_s = x[t], [], []
+        inp, row_c, row_s, row_n = x[t], [], [], []
         for k, cell in enumerate(cells):
             state[k], cache = cell.step(inp, state[k])
             inp = state_parts(state[k])[0]
+            if between is not None:
+                inp, norm_cache = between[k].forward(inp)
+                row_n.append(norm_cache)
             row_c.append(cache)
             row_s.append(state[k])
         caches.append(row_c)
         states.append(row_s)
-    return Trace(caches, states)
+        norm_caches.append(row_n)
+    return Trace(caches, states, norm_caches if between is not None else None)
 
 
-def state_gradients(cells: list, trace: Trace, dh_last: np.ndarray) -> list[list[tuple]]:
-    """Backward from a loss on the top layer's final output, whose gradient is ``dh_last`` (B, H).
+def state_gradients(cells: list, trace: Trace, dh_last: np.ndarray, between: list | None = None) -> list[list[tuple]]:
+    """Backward from a loss on the top layer's final output, whose gradient is ``dh_last`` (B, H);
+    ``between``: the StepNorms the forward ran (the gradient from layer k + 1 passes through k's).
 
     Returns grads[t][k]: the gradient reaching layer k's state after step t, one array per state
     component ((dh,) or (dh, dc)), each (B, H).
@@ -77,6 +131,8 @@ def state_gradients(cells: list, trace: Trace, dh_last: np.ndarray) -> list[list
     for t in range(T - 1, -1, -1):
         d_from_above = None
         for k in range(L - 1, -1, -1):
+            if d_from_above is not None and between is not None:
+                d_from_above = between[k].backward(d_from_above, trace.norm_caches[t][k])
             d = carry[k] if d_from_above is None else (carry[k][0] + d_from_above,) + carry[k][1:]
             grads[t][k] = d
             arg = d if len(d) == 2 else d[0]

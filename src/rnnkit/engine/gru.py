@@ -11,13 +11,19 @@ Forward (``gates`` holds ``x_t W_ihᵀ`` on entry and r, z, n on exit; ``bias`` 
         phase 1: n = tanh(a_n + rh W_hnᵀ)
     h_t = n + z ⊙ (h_{t-1} − n)
 
+with recurrent dropout the products read h_in = m_h ⊙ h_{t-1} (kept as ``hin``, written beside h_t),
+Cho's rh = r ⊙ h_in; zoneout then blends h_t ← h_t + k_t ⊙ (h_{t-1} − h_t) (:mod:`rnnkit.inner_dropout`).
+
 Backward (``dh`` = dL/dh_t, the carried gradient plus dout_t; 0 at a padded step)::
 
     da_n = dh ⊙ (1 − z) ⊙ (1 − n²)        da_z = dh ⊙ (h_{t-1} − n) ⊙ z(1 − z)
     reset_after:  da_r = da_n ⊙ hn ⊙ r(1 − r)
-                  dh_{t-1} = dh ⊙ z + [da_r, da_z, da_n ⊙ r] W_hh          (one phase per tick)
-    Cho 2014:     drh = da_n W_hn,  da_r = drh ⊙ h_{t-1} ⊙ r(1 − r)         (phase 1)
-                  dh_{t-1} = dh ⊙ z + drh ⊙ r + [da_r, da_z] W_h{r,z}       (phase 0 of the next tick)
+                  dh_{t-1} = dh ⊙ z + m_h ⊙ ([da_r, da_z, da_n ⊙ r] W_hh)    (one phase per tick)
+    Cho 2014:     drh = da_n W_hn,  da_r = drh ⊙ h_in ⊙ r(1 − r)            (phase 1)
+                  dh_{t-1} = dh ⊙ z + m_h ⊙ (drh ⊙ r + [da_r, da_z] W_h{r,z})  (phase 0 of the next tick)
+
+Under zoneout ``dh`` above is (1 − k_t) ⊙ dh̄_t (dh̄_t the carried gradient plus dout_t) and
+k_t ⊙ dh̄_t is added to dh_{t-1} (``zone_h``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
+from rnnkit.engine.layer import inner_arrays
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import vload, vstore
@@ -54,6 +61,9 @@ class GRUForward(NamedTuple):
     reset_after: bool
     gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z, n
     h: np.ndarray               # (T+1, B, H)
+    hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the products' operand (h itself without m_h)
+    rec: np.ndarray             # (B, H) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     hn: np.ndarray
     rh: np.ndarray
     tape: bool                  # store n (and hn) for backward (not in inference)
@@ -77,6 +87,10 @@ class GRUBackward(NamedTuple):
     dh: np.ndarray              # (T, B, H) out: dL/dh_t
     part: np.ndarray            # (B, H) Cho: dh ⊙ z + drh ⊙ r of the step in hand
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
+    hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t (h itself without m_h)
+    rec: np.ndarray             # (B, H) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H) k_t, or (0, 0, 0)
+    zone_h: np.ndarray          # (B, H) k_t ⊙ dh̄_t of the step in hand (zoneout), or (0, 0)
     mask: np.ndarray
     steps: int                  # T + 1 ticks
     chunks: np.ndarray
@@ -103,7 +117,7 @@ def forward_units(job, t, b, j, n, z, zj):
         vstore(job.gates, row + H + j, u, n)
         vstore(job.gates, row + 2 * H + j, g, n)
         vstore(job.hn, prev + j, hn, n)
-    vstore(job.h, new + j, g + u * (h_prev - g) if job.mask[t, b] else h_prev, n)
+    new_state(job, t, b, j, n, g + u * (h_prev - g), h_prev)
 
 
 @jit(inline=True)
@@ -117,7 +131,7 @@ def gates_units(job, t, b, j, n, z, zj):
                 + vload(z, zj + U, n))
     vstore(job.gates, row + j, r, n)
     vstore(job.gates, row + H + j, u, n)
-    vstore(job.rh, prev + j, r * vload(job.h, prev + j, n), n)
+    vstore(job.rh, prev + j, r * vload(job.hin, prev + j, n), n)
 
 
 @jit(inline=True)
@@ -132,7 +146,22 @@ def candidate_units(job, t, b, j, n, z, zj):
     h_prev = vload(job.h, prev + j, n)
     if job.tape:
         vstore(job.gates, row + 2 * H + j, g, n)
-    vstore(job.h, new + j, g + u * (h_prev - g) if job.mask[t, b] else h_prev, n)
+    new_state(job, t, b, j, n, g + u * (h_prev - g), h_prev)
+
+
+@jit(inline=True)
+def new_state(job, t, b, j, n, h, h_prev):
+    """h_t of row b, the n ≤ L units from j: the cell's h (zoned out), h_{t-1} at a padded step;
+    and m_h ⊙ h_t for the next step's products."""
+    T, B, G = job.gates.shape
+    H = G // 3
+    row, new = (t * B + b) * H, ((t + 1) * B + b) * H
+    if job.keep_h.shape[0] > 0:
+        h = h + vload(job.keep_h, row + j, n) * (h_prev - h)
+    h = h if job.mask[t, b] else h_prev
+    vstore(job.h, new + j, h, n)
+    if job.rec.shape[0] > 0:
+        vstore(job.hin, new + j, h * vload(job.rec, b * H + j, n), n)
 
 
 @jit(refcount=False)
@@ -146,7 +175,7 @@ def forward_panel(job, t, phase, p, acc):
     if phase == 1:
         panel_product(job.rh, t * B * H, H, B, panels, p, acc)
     else:
-        panel_product(job.h, t * B * H, H, B, panels, p, acc)
+        panel_product(job.hin, t * B * H, H, B, panels, p, acc)
     for b in range(B):
         forward_row(job, t, b, phase, u0, n, acc, b * acc.shape[1])
 
@@ -176,6 +205,10 @@ def backward_units(job, t, b, j, n):
     dh = vload(job.carry_h, b * H + j, n) + vload(job.dout, prev + j, n)
     if not job.mask[t, b]:
         dh = dh * 0.0                                     # padded: no gradient enters the step
+    if job.keep_h.shape[0] > 0:                           # zoneout: k ⊙ dh̄ straight to h_{t-1}
+        k = vload(job.keep_h, prev + j, n)
+        vstore(job.zone_h, b * H + j, k * dh, n)
+        dh = dh * (1.0 - k)
     r, u = vload(job.gates, row + j, n), vload(job.gates, row + H + j, n)
     g, h_prev = vload(job.gates, row + 2 * H + j, n), vload(job.h, prev + j, n)
     da_n = dh * (1.0 - u) * (1.0 - g * g)
@@ -199,8 +232,9 @@ def reset_units(job, t, b, j, n, drh, dj):
     row, prev = (t * B + b) * G, (t * B + b) * H
     r, u = vload(job.gates, row + j, n), vload(job.gates, row + H + j, n)
     d = vload(drh, dj, n)
-    vstore(job.da, row + j, d * vload(job.h, prev + j, n) * r * (1.0 - r), n)
-    vstore(job.part, b * H + j, vload(job.dh, prev + j, n) * u + d * r, n)
+    vstore(job.da, row + j, d * vload(job.hin, prev + j, n) * r * (1.0 - r), n)
+    dr = d * r * vload(job.rec, b * H + j, n) if job.rec.shape[0] > 0 else d * r
+    vstore(job.part, b * H + j, vload(job.dh, prev + j, n) * u + dr, n)
 
 
 @jit(refcount=False)
@@ -221,7 +255,9 @@ def backward_panel(job, s, phase, p, acc):
                         j = u0 + k
                         rest = (job.dh[t + 1, b, j] * job.gates[t + 1, b, H + j] if job.reset_after
                                 else job.part[b, j])
-                        job.carry_h[b, j] = acc[b, k] + rest
+                        d = acc[b, k] * job.rec[b, j] if job.rec.shape[0] > 0 else acc[b, k]
+                        zone = job.zone_h[b, j] if job.zone_h.shape[0] > 0 else 0.0
+                        job.carry_h[b, j] = d + rest + zone
         if t >= 0:
             for b in range(B):
                 backward_row(job, t, b, u0, n)
@@ -276,7 +312,8 @@ class GRUJobs:
         return GRUAux(workspace.empty(shape if self.reset_after else none, dtype),
                       workspace.empty(none if self.reset_after else shape, dtype))
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True) -> GRUForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> GRUForward:
+        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
         T, B, G = gates.shape
         H = G // 3
         bias = self.kernel.input_side_bias(w)
@@ -288,11 +325,12 @@ class GRUJobs:
         else:
             panels, panels_n = pack_gates(w.weight_hh[:2 * H], 2), pack_gates(w.weight_hh[2 * H:], 1)
             chunks = [panels.shape[0], panels_n.shape[0]]
-        return GRUForward(panels, panels_n, bias, b_hn, self.reset_after, gates, states[0], aux.hn, aux.rh,
-                          keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
+        return GRUForward(panels, panels_n, bias, b_hn, self.reset_after, gates, states[0], inner.hin, inner.rec,
+                          inner.keep_h, aux.hn, aux.rh, keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
                           recurrence_scratch(workers, B, gates.dtype))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers) -> GRUBackward:
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> GRUBackward:
+        inner = inner or inner_arrays(None, tape.states, da.dtype)
         T, B, G = da.shape
         H = G // 3
         if self.reset_after:
@@ -304,15 +342,17 @@ class GRUJobs:
             da_h = np.empty((0, 0, 0), da.dtype)
             chunks = [panels.shape[0], panels_n.shape[0]]
         return GRUBackward(panels, panels_n, self.reset_after, tape.gates, tape.states[0], tape.aux.hn, dout,
-                           da, da_h, workspace.empty((T, B, H), da.dtype), np.zeros((B, H), da.dtype), carry[0], mask,
+                           da, da_h, workspace.empty((T, B, H), da.dtype), np.zeros((B, H), da.dtype), carry[0],
+                           inner.hin, inner.rec, inner.keep_h,
+                           np.zeros((B, H) if inner.keep_h.shape[0] else (0, 0), da.dtype), mask,
                            T + 1, np.array(chunks), counters_for(T + 1, len(chunks), workers),
                            recurrence_scratch(workers, B, da.dtype))
 
     def weight_products(self, dw, tape, da, job: GRUBackward) -> list:
-        """dW_ih, db_ih from DAᵀ [X | 1]; then reset_after: [dW_hh | db_hh] += DA_hᵀ [H_prev | 1];
-        Cho: [dW_h{r,z} | db_h{r,z}] += DA_{r,z}ᵀ [H_prev | 1], [dW_hn | db_hn] += DA_nᵀ [RH | 1]."""
+        """dW_ih, db_ih from DAᵀ [X | 1]; then reset_after: [dW_hh | db_hh] += DA_hᵀ [H_in | 1];
+        Cho: [dW_h{r,z} | db_h{r,z}] += DA_{r,z}ᵀ [H_in | 1], [dW_hn | db_hn] += DA_nᵀ [RH | 1]."""
         H = self.kernel.hidden_size
-        h_prev, d = flat(tape.states[0][:-1]), flat(da)
+        h_prev, d = flat(tape.h_in()[:-1]), flat(da)
         products = [(d, [flat(tape.x)], [dw.weight_ih], [dw.bias_ih])]
         if self.reset_after:
             return products + [(flat(job.da_h), [h_prev], [dw.weight_hh], [dw.bias_hh])]

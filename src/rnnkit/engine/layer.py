@@ -15,9 +15,15 @@ once, so that their recurrences can run side by side. ``jobs`` is the cell's job
   layer-normalised cell DA back through LN(x W_ihᵀ): the jobs' ``input_side_da``).
 
 Every product runs on the engine's micro-kernel (:mod:`rnnkit.engine.gemm`).
+
+Dropout inside the recurrence (:mod:`rnnkit.inner_dropout`) enters the fused steps as arrays
+(:class:`InnerArrays`): each step writes ``h_in = m_h ⊙ h_t`` beside h_t for the next step's
+product to read, and blends its new states with the zoneout masks, in the same pass over the units.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +32,33 @@ from rnnkit.engine.gemm import add_products, gemm
 from rnnkit.engine.schedule import launch
 from rnnkit.kernels.base import Tape, Weights, flat
 
+NO_MASK, NO_KEEP = (0, 0), (0, 0, 0)      # the shapes of an absent m_h and an absent keep mask
+
+
+class InnerArrays(NamedTuple):
+    """One direction's masks as the compiled loops read them (absent ones empty)."""
+
+    hin: np.ndarray             # (T+1, B, H_out) m_h ⊙ h_t, the products' operand; the states' h without m_h
+    rec: np.ndarray             # (B, H_out) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H_out) zoneout's k_t on h, or (0, 0, 0)
+    keep_c: np.ndarray          # (T, B, H) on the LSTM's c, or (0, 0, 0)
+
+
+def inner_arrays(masks, states: tuple, dtype, hin: np.ndarray | None = None) -> InnerArrays:
+    """The arrays of ``masks`` (a :class:`rnnkit.inner_dropout.Masks` or None) for states (T+1, B, n);
+    ``hin``: the forward pass's h_in (backward), else a new one is started from states[0][0]."""
+    def c_array(a, empty):
+        return np.zeros(empty, dtype) if a is None else np.ascontiguousarray(a, dtype)
+    rec = None if masks is None else masks.recurrent
+    keep = () if masks is None or masks.keep is None else masks.keep
+    if hin is None:
+        hin = states[0]
+    if rec is not None and hin is states[0]:
+        hin = workspace.empty(states[0].shape, dtype)
+        np.multiply(states[0][0], rec, out=hin[0])
+    return InnerArrays(hin, c_array(rec, NO_MASK), c_array(keep[0] if keep else None, NO_KEEP),
+                       c_array(keep[1] if len(keep) > 1 else None, NO_KEEP))
+
 
 def mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
     """(T, B) bool as the compiled loops take it: all True when every step is valid."""
@@ -33,11 +66,12 @@ def mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
 
 
 def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple], mask,
-                       workers: int, keep_tape: bool = True) -> list[Tape]:
-    """Each direction d runs over xs[d] (T, B, I) from states0[d]; returns their tapes."""
+                       workers: int, keep_tape: bool = True, masks: list | None = None) -> list[Tape]:
+    """Each direction d runs over xs[d] (T, B, I) from states0[d] (masks[d]: its dropout inside
+    the recurrence, or None); returns their tapes."""
     kernel = jobs.kernel
     records, tapes = [], []
-    for w, x, state0 in zip(ws, xs, states0):
+    for w, x, state0, m in zip(ws, xs, states0, masks or [None] * len(ws)):
         x = np.ascontiguousarray(x)                   # the products read rows through raw pointers
         T, B, _ = x.shape
         gates = workspace.empty((T, B, w.weight_ih.shape[0]), x.dtype)             # (T, B, G·H)
@@ -46,8 +80,10 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
         for s, s0 in zip(states, state0):
             s[0] = s0
         aux = jobs.new_aux(T, B, x.dtype)
-        records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape))
-        tapes.append(Tape(x, gates, states, aux, mask))
+        inner = None if m is None else inner_arrays(m, states, x.dtype)
+        masked = {} if inner is None else {"inner": inner}          # jobs without masks take none
+        records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape, **masked))
+        tapes.append(Tape(x, gates, states, aux, mask, m, None if m is None or m.recurrent is None else inner.hin))
     launch(tuple(records), workers)
     return tapes
 
@@ -61,7 +97,8 @@ def backward_directions(jobs, ws: list[Weights], dws: list[Weights], tapes: list
         da = workspace.empty(tape.gates.shape, tape.gates.dtype)                     # (T, B, G·H)
         carry = tuple(np.array(d, da.dtype).reshape(B, -1) for d in dfinal)         # copies: updated
         dout = np.ascontiguousarray(dout, da.dtype)
-        records.append(jobs.backward_job(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers))
+        masked = {} if tape.masks is None else {"inner": inner_arrays(tape.masks, tape.states, da.dtype, tape.h_in())}
+        records.append(jobs.backward_job(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers, **masked))
         das.append(da)
         carries.append(carry)
     launch(tuple(records), workers)

@@ -24,6 +24,13 @@ step above), then step t's element-wise backward on the same units, so workers m
 tick. With one, phase 0 (panels of the H units) forms dm and the element-wise step, phase 1
 (panels of h's P columns) forms dh_{t-1}. At a padded step (t ≥ length) the state passes through
 unchanged, forward and backward.
+
+Dropout inside the recurrence (:mod:`rnnkit.inner_dropout`): the products read h_in = m_h ⊙ h_{t-1}
+(``hin``, written beside h_t), zoneout blends c_t ← c̃_t + k^c_t ⊙ (c_{t-1} − c̃_t) and the same for
+h with k^h_t after the cell's step (c̃_t, h̃_t: its own update). Backward, the product's
+dh_{t-1} is m_h ⊙ (da_t W_hh), and of the gradients dh̄_t, dc̄_t reaching h_t, c_t the cell's
+step gets (1 − k_t) ⊙ ·, while k_t ⊙ · goes straight to the previous state (``zone_h``; for c
+within the unit's own step).
 """
 
 from __future__ import annotations
@@ -37,11 +44,12 @@ from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import gemm, pack
 from rnnkit.engine.jit import jit
+from rnnkit.engine.layer import inner_arrays
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import vload, vstore
 from rnnkit.kernels.base import flat
-from rnnkit.kernels.lstm import LSTMAux, LSTMKernel
+from rnnkit.kernels.lstm import LSTMAux, LSTMKernel, cell_updates
 from rnnkit.kinds import register_jobs
 
 NO_PANELS = (0, 0, 1)           # the shape of an absent panel set (no projection)
@@ -56,6 +64,10 @@ class LSTMForward(NamedTuple):
     w_co: np.ndarray
     gates: np.ndarray           # (T, B, 4H) in: x_t W_ihᵀ; out: i, f, g, o
     h: np.ndarray               # (T+1, B, H_out) h[0] given
+    hin: np.ndarray             # (T+1, B, H_out) m_h ⊙ h_t, the products' operand (h itself without m_h)
+    rec: np.ndarray             # (B, H_out) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H_out) zoneout's k^h_t, or (0, 0, 0)
+    keep_c: np.ndarray          # (T, B, H) k^c_t, or (0, 0, 0)
     c: np.ndarray               # (T+1, B, H) c[0] given
     tanh_c: np.ndarray          # (T, B, H)
     m: np.ndarray               # (T, B, H) o ⊙ tanh(c) before the projection, or (0, 0, 0)
@@ -81,6 +93,10 @@ class LSTMBackward(NamedTuple):
     dh: np.ndarray              # (T, B, P) dL/dh_t (with a projection; dh[T−1] given), or (0, 0, 0)
     carry_h: np.ndarray         # (B, H_out) in: dL/dh_T; out: dL/dh_0
     carry_c: np.ndarray         # (B, H) in: dL/dc_T; out: dL/dc_0
+    rec: np.ndarray             # (B, H_out) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H_out) k^h_t, or (0, 0, 0)
+    keep_c: np.ndarray          # (T, B, H) k^c_t, or (0, 0, 0)
+    zone_h: np.ndarray          # (B, H_out) k^h_t ⊙ dh̄_t of the step in hand (zoneout), or (0, 0)
     mask: np.ndarray
     steps: int
     chunks: np.ndarray
@@ -144,11 +160,30 @@ def forward_units(job, t, b, j, n, z, zj):
         vstore(job.gates, row + 2 * H + j, g, n)
         vstore(job.gates, row + 3 * H + j, o, n)
         vstore(job.tanh_c, prev + j, tc, n)
+    if job.keep_c.shape[0] > 0:
+        c = c + vload(job.keep_c, prev + j, n) * (c_prev - c)            # zoneout
     vstore(job.c, new + j, c if job.mask[t, b] else c_prev, n)         # padded: state unchanged
     if job.m.shape[0] > 0:
         vstore(job.m, prev + j, o * tc, n)                                # projected in phase 1
     else:
-        vstore(job.h, new + j, o * tc if job.mask[t, b] else vload(job.h, prev + j, n), n)
+        new_h(job, t, b, j, n, o * tc)
+
+
+@jit(inline=True)
+def new_h(job, t, b, j, n, h):
+    """h_t of row b, the n ≤ L columns of h from j: the cell's h̃ (zoned out), h_{t-1} at a padded
+    step; and m_h ⊙ h_t for the next step's products."""
+    K = job.h.shape[2]
+    prev, new = (t * job.h.shape[1] + b) * K, ((t + 1) * job.h.shape[1] + b) * K
+    if job.keep_h.shape[0] > 0:                      # zoneout: h_t = h̃ + k (h_{t-1} − h̃)
+        h_prev = vload(job.h, prev + j, n)
+        h = h + vload(job.keep_h, prev + j, n) * (h_prev - h)
+        h = h if job.mask[t, b] else h_prev
+    elif not job.mask[t, b]:
+        h = vload(job.h, prev + j, n)
+    vstore(job.h, new + j, h, n)
+    if job.rec.shape[0] > 0:
+        vstore(job.hin, new + j, h * vload(job.rec, b * K + j, n), n)
 
 
 @jit(refcount=False)
@@ -159,17 +194,17 @@ def forward_panel(job, t, phase, p, acc):
     H, K = G // 4, job.h.shape[2]
     if phase == 0:
         U = job.panels.shape[2] // 4                              # = L: a vector of units per gate
-        panel_product(job.h, t * B * K, K, B, job.panels, p, acc)
+        panel_product(job.hin, t * B * K, K, B, job.panels, p, acc)
         for b in range(B):
             forward_units(job, t, b, p * U, min(U, H - p * U), acc, b * acc.shape[1])
         return
     NR = job.proj_panels.shape[2]
     j0, n = p * NR, min(NR, K - p * NR)
     panel_product(job.m, t * B * H, H, B, job.proj_panels, p, acc)
+    L = lanes_of(job.h)
     for b in range(B):
-        valid = job.mask[t, b]
-        for k in range(n):
-            job.h[t + 1, b, j0 + k] = acc[b, k] if valid else job.h[t, b, j0 + k]
+        for k in range(0, n, L):
+            new_h(job, t, b, j0 + k, min(L, n - k), vload(acc, b * acc.shape[1] + k, min(L, n - k)))
 
 
 # -- backward --------------------------------------------------------------------------------------
@@ -182,12 +217,21 @@ def backward_units(job, t, b, j, n, z, zj):
     row, prev = (t * B + b) * G, (t * B + b) * H
     valid = job.mask[t, b]
     if job.dh.shape[0] > 0:
-        dm = vload(z, zj, n)
+        dm = vload(z, zj, n)                         # (zoneout's share already in job.dh: phase 1)
     else:
         dm = vload(job.carry_h, b * K + j, n) + vload(job.dout, (t * B + b) * K + j, n)
     dc = vload(job.carry_c, b * H + j, n)
     if not valid:                                    # padded: no gradient enters the step
         dm, dc = dm * 0.0, dc * 0.0
+    if job.keep_h.shape[0] > 0 and job.dh.shape[0] == 0:     # zoneout: k ⊙ dh̄ straight to h_{t-1}
+        k = vload(job.keep_h, prev + j, n)
+        vstore(job.zone_h, b * K + j, k * dm, n)
+        dm = dm * (1.0 - k)
+    zc = dc * 0.0
+    if job.keep_c.shape[0] > 0:                      # ... and k^c ⊙ dc̄ straight to c_{t-1}
+        kc = vload(job.keep_c, prev + j, n)
+        zc = kc * dc
+        dc = dc * (1.0 - kc)
     i, f = vload(job.gates, row + j, n), vload(job.gates, row + H + j, n)
     g, o = vload(job.gates, row + 2 * H + j, n), vload(job.gates, row + 3 * H + j, n)
     tc, c_prev = vload(job.tanh_c, prev + j, n), vload(job.c, prev + j, n)
@@ -202,17 +246,26 @@ def backward_units(job, t, b, j, n, z, zj):
     vstore(job.da, row + 2 * H + j, da_g, n)
     vstore(job.da, row + 3 * H + j, da_o, n)
     if valid:
-        vstore(job.carry_c, b * H + j, dc_prev, n)
+        vstore(job.carry_c, b * H + j, dc_prev + zc, n)
 
 
 @jit(inline=True)
 def carry_from_product(job, t, j0, n, acc):
-    """dh_t = da_{t+1} W_hh (in acc) for the valid rows of step t + 1; the others keep the carry."""
+    """dh_t = m_h ⊙ (da_{t+1} W_hh) (the product in acc) + k_{t+1} ⊙ dh̄_{t+1} for the valid rows of
+    step t + 1; the others keep the carry."""
     T, B, G = job.gates.shape
+    K = job.carry_h.shape[1]
+    L = lanes_of(job.carry_h)
     for b in range(B):
         if job.mask[t + 1, b]:
-            for k in range(n):
-                job.carry_h[b, j0 + k] = acc[b, k]
+            for u in range(0, n, L):                 # times m_h, plus zoneout's share k ⊙ dh̄
+                k, j = min(L, n - u), b * K + j0 + u
+                d = vload(acc, b * acc.shape[1] + u, k)
+                if job.rec.shape[0] > 0:
+                    d = d * vload(job.rec, j, k)
+                if job.zone_h.shape[0] > 0:
+                    d = d + vload(job.zone_h, j, k)
+                vstore(job.carry_h, j, d, k)
 
 
 @jit(refcount=False)
@@ -248,7 +301,12 @@ def backward_panel(job, s, phase, p, acc):
             valid = job.mask[t - 1, b]
             for k in range(n):
                 j = j0 + k
-                job.dh[t - 1, b, j] = job.carry_h[b, j] + job.dout[t - 1, b, j] if valid else 0.0
+                d = job.carry_h[b, j] + job.dout[t - 1, b, j] if valid else 0.0
+                if job.keep_h.shape[0] > 0:          # zoneout: k ⊙ dh̄ straight to h_{t-2}
+                    k_h = job.keep_h[t - 1, b, j]
+                    job.zone_h[b, j] = k_h * d
+                    d = d * (1.0 - k_h)
+                job.dh[t - 1, b, j] = d
 
 
 @jit(inline=True)
@@ -273,8 +331,9 @@ def _lstm_task(job, step, phase, chunk, worker):
 # -- the layer's side ------------------------------------------------------------------------------
 
 @jit
-def peephole_grads(da, c, g_ci, g_cf, g_co):
-    """dw_ci += Σ da_i ⊙ c_{t-1},  dw_cf += Σ da_f ⊙ c_{t-1},  dw_co += Σ da_o ⊙ c_t (padded: da = 0)."""
+def peephole_grads(da, c, c_new, g_ci, g_cf, g_co):
+    """dw_ci += Σ da_i ⊙ c_{t-1},  dw_cf += Σ da_f ⊙ c_{t-1},  dw_co += Σ da_o ⊙ c̃_t (padded: da = 0;
+    c_new (T, B, H) the cell's own updates: c_t but for zoneout's blend)."""
     T, B, G = da.shape
     H = G // 4
     for t in range(T):
@@ -282,7 +341,7 @@ def peephole_grads(da, c, g_ci, g_cf, g_co):
             for j in range(H):
                 g_ci[j] += da[t, b, j] * c[t, b, j]
                 g_cf[j] += da[t, b, H + j] * c[t, b, j]
-                g_co[j] += da[t, b, 3 * H + j] * c[t + 1, b, j]
+                g_co[j] += da[t, b, 3 * H + j] * c_new[t, b, j]
 
 
 @register_jobs(LSTMKernel)
@@ -305,7 +364,8 @@ class LSTMJobs:
         none = np.zeros(0, dtype)
         return (w.weight_ci, w.weight_cf, w.weight_co) if self.kernel.peephole else (none, none, none)
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True) -> LSTMForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> LSTMForward:
+        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
         T, B, G = gates.shape
         bias = self.kernel.input_side_bias(w)
         bias = np.zeros(G, gates.dtype) if bias is None else bias
@@ -316,29 +376,37 @@ class LSTMJobs:
         else:
             proj, m = np.zeros(NO_PANELS, gates.dtype), np.zeros((0, 0, 0), gates.dtype)
             chunks = [panels.shape[0]]
-        return LSTMForward(panels, proj, bias, *self._peepholes(w, gates.dtype), gates, states[0], states[1],
+        return LSTMForward(panels, proj, bias, *self._peepholes(w, gates.dtype), gates, states[0], inner.hin,
+                           inner.rec, inner.keep_h, inner.keep_c, states[1],
                            aux.tanh_c, m, keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
                            recurrence_scratch(workers, B, gates.dtype))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers) -> LSTMBackward:
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> LSTMBackward:
+        inner = inner or inner_arrays(None, tape.states, da.dtype)
         T, B, G = da.shape
+        K = carry[0].shape[1]
         panels = pack(w.weight_hh)
+        zone = np.zeros((B, K) if inner.keep_h.shape[0] else (0, 0), da.dtype)
         if self.kernel.proj_size:
             proj = pack(w.weight_hr)
             dh = workspace.empty((T, B, self.kernel.proj_size), da.dtype)
             dh[T - 1] = (carry[0] + dout[T - 1]) * mask[T - 1][:, None]        # dL/dh of the last step
+            if inner.keep_h.shape[0]:                                          # zoneout's share of it
+                np.multiply(inner.keep_h[T - 1], dh[T - 1], out=zone)
+                dh[T - 1] *= 1.0 - inner.keep_h[T - 1]
             steps, chunks = T, [proj.shape[0], panels.shape[0]]
         else:
             proj, dh = np.zeros(NO_PANELS, da.dtype), np.zeros((0, 0, 0), da.dtype)
             steps, chunks = T + 1, [panels.shape[0]]
         return LSTMBackward(panels, proj, *self._peepholes(w, da.dtype), tape.gates, tape.states[1],
-                            tape.aux.tanh_c, dout, da, dh, carry[0], carry[1], mask, steps,
+                            tape.aux.tanh_c, dout, da, dh, carry[0], carry[1], inner.rec, inner.keep_h,
+                            inner.keep_c, zone, mask, steps,
                             np.array(chunks), counters_for(steps, len(chunks), workers),
                             recurrence_scratch(workers, B, da.dtype))
 
     def weight_products(self, dw, tape, da, job: LSTMBackward) -> list:
-        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_prev | 1] (docs/bptt.md)."""
-        return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [dw.weight_ih, dw.weight_hh],
+        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_in | 1] (docs/bptt.md)."""
+        return [(flat(da), [flat(tape.x), flat(tape.h_in()[:-1])], [dw.weight_ih, dw.weight_hh],
                  [dw.bias_ih, dw.bias_hh])]
 
     def input_side_da(self, da, job) -> np.ndarray:
@@ -348,6 +416,7 @@ class LSTMJobs:
     def other_grads(self, dw, tape, da, job: LSTMBackward) -> None:
         """Peepholes: dw_ci += Σ DA_i ⊙ C_prev, …; projection: dW_hr += DHᵀ M."""
         if self.kernel.peephole:
-            peephole_grads(da, tape.states[1], dw.weight_ci, dw.weight_cf, dw.weight_co)
+            c_new = np.ascontiguousarray(cell_updates(tape, self.kernel.hidden_size))      # (T, B, H) c̃_t
+            peephole_grads(da, tape.states[1], c_new, dw.weight_ci, dw.weight_cf, dw.weight_co)
         if self.kernel.proj_size:
             gemm(flat(job.dh), flat(tape.aux.m), dw.weight_hr, trans_a=True, accumulate=True)

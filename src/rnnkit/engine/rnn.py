@@ -3,12 +3,15 @@
 Forward, one task = one panel of U units at step t (``gates`` holds ``x_t W_ihᵀ`` on entry and
 h_t on exit; ``bias`` is b_ih + b_hh)::
 
-    h_t = φ(gates[t] + bias + h_{t-1} W_hhᵀ),     φ = tanh or relu
+    h̃_t = φ(gates[t] + bias + h_in W_hhᵀ),     φ = tanh or relu
+    h_t = h̃_t + k_t ⊙ (h_{t-1} − h̃_t)          (zoneout; else h_t = h̃_t),  h_in' = m_h ⊙ h_t
 
 Backward, one task = one panel of units at tick s (t = T − 1 − s)::
 
-    dh_t = da_{t+1} W_hh   (the tile; at t = T − 1 the carried dL/dh_T instead)
-    da_t = (dh_t + dout_t) ⊙ φ'(h_t),     φ' = 1 − h² (tanh) or [h > 0] (relu)
+    dh_t = m_h ⊙ (da_{t+1} W_hh) + k_{t+1} ⊙ dh̄_{t+1}    (the tile; at t = T − 1 the carried dL/dh_T)
+    dh̄_t = dh_t + dout_t,    da_t = (1 − k_t) ⊙ dh̄_t ⊙ φ'(h̃_t),    φ' = 1 − h̃² (tanh) or [h̃ > 0] (relu)
+
+(m_h = 1 and k = 0 without recurrent dropout and zoneout: :mod:`rnnkit.inner_dropout`.)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from numba.extending import overload
 from rnnkit.engine.activations import tanh
 from rnnkit.engine.gemm import pack
 from rnnkit.engine.jit import jit
+from rnnkit.engine.layer import inner_arrays
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
 from rnnkit.engine.vector import positive, vload, vstore
@@ -35,7 +39,10 @@ class RNNForward(NamedTuple):
     relu: bool                  # φ = relu (else tanh)
     gates: np.ndarray           # (T, B, H) in: x_t W_ihᵀ; out: h_t
     h: np.ndarray               # (T+1, B, H) h[0] given
-    tape: bool                  # store h_t in gates too, for backward (not in inference)
+    hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the product's operand (h itself without m_h)
+    rec: np.ndarray             # (B, H) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
+    tape: bool                  # store h̃_t in gates too, for backward (not in inference)
     mask: np.ndarray            # (T, B) bool
     steps: int
     chunks: np.ndarray
@@ -50,6 +57,9 @@ class RNNBackward(NamedTuple):
     dout: np.ndarray            # (T, B, H)
     da: np.ndarray              # (T, B, H) out
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
+    rec: np.ndarray             # (B, H) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H) k_t, or (0, 0, 0)
+    zone_h: np.ndarray          # (B, H) k_t ⊙ dh̄_t of the step in hand (zoneout), or (0, 0)
     mask: np.ndarray
     steps: int                  # T + 1 ticks
     chunks: np.ndarray
@@ -66,7 +76,15 @@ def forward_units(job, t, b, j, n, z, zj):
     h = max(a, 0.0) if job.relu else tanh(a)
     if job.tape:
         vstore(job.gates, row + j, h, n)
-    vstore(job.h, new + j, h if job.mask[t, b] else vload(job.h, row + j, n), n)
+    if job.keep_h.shape[0] > 0:                      # zoneout: h_t = h̃ + k (h_{t-1} − h̃)
+        h_prev = vload(job.h, row + j, n)
+        h = h + vload(job.keep_h, row + j, n) * (h_prev - h)
+        h = h if job.mask[t, b] else h_prev
+    elif not job.mask[t, b]:
+        h = vload(job.h, row + j, n)
+    vstore(job.h, new + j, h, n)
+    if job.rec.shape[0] > 0:
+        vstore(job.hin, new + j, h * vload(job.rec, b * H + j, n), n)
 
 
 @jit(inline=True)
@@ -75,9 +93,15 @@ def backward_units(job, t, b, j, n):
     T, B, H = job.gates.shape
     row = (t * B + b) * H
     dh = vload(job.carry_h, b * H + j, n) + vload(job.dout, row + j, n)
+    if not job.mask[t, b]:
+        dh = dh * 0.0
+    if job.keep_h.shape[0] > 0:                      # zoneout: k ⊙ dh̄ straight to h_{t-1}
+        k = vload(job.keep_h, row + j, n)
+        vstore(job.zone_h, b * H + j, k * dh, n)
+        dh = dh * (1.0 - k)
     h = vload(job.gates, row + j, n)
     da = dh * positive(h) if job.relu else dh * (1.0 - h * h)
-    vstore(job.da, row + j, da if job.mask[t, b] else da * 0.0, n)
+    vstore(job.da, row + j, da, n)
 
 
 @jit(refcount=False)
@@ -85,7 +109,7 @@ def forward_panel(job, t, p, acc):
     T, B, H = job.gates.shape
     U = job.panels.shape[2]
     u0, n = p * U, min(U, H - p * U)
-    panel_product(job.h, t * B * H, H, B, job.panels, p, acc)
+    panel_product(job.hin, t * B * H, H, B, job.panels, p, acc)
     for b in range(B):
         forward_row(job, t, b, u0, n, acc, b * acc.shape[1])
 
@@ -100,11 +124,26 @@ def backward_panel(job, s, p, acc):
         panel_product(job.da, (t + 1) * B * H, H, B, job.panels, p, acc)
         for b in range(B):
             if job.mask[t + 1, b]:
-                for u in range(n):
-                    job.carry_h[b, u0 + u] = acc[b, u]
+                carry_row(job, b, u0, n, acc, b * acc.shape[1])
     if t >= 0:
         for b in range(B):
             backward_row(job, t, b, u0, n)
+
+
+@jit(inline=True)
+def carry_row(job, b, u0, n, z, zj):
+    """dL/dh_{t-1} of row b, the n units from u0, from the product da_t W_hh at z[zj:]: times m_h,
+    plus zoneout's share k_t ⊙ dh̄_t; a vector at a time."""
+    H = job.carry_h.shape[1]
+    L = lanes_of(job.carry_h)
+    for u in range(0, n, L):
+        k, j = min(L, n - u), b * H + u0 + u
+        d = vload(z, zj + u, k)
+        if job.rec.shape[0] > 0:
+            d = d * vload(job.rec, j, k)
+        if job.zone_h.shape[0] > 0:
+            d = d + vload(job.zone_h, j, k)
+        vstore(job.carry_h, j, d, k)
 
 
 @jit(inline=True)
@@ -147,25 +186,28 @@ class RNNJobs:
     def new_aux(self, steps: int, batch: int, dtype):
         return self.kernel.new_aux(steps, batch, dtype)
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True) -> RNNForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> RNNForward:
+        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
         T = gates.shape[0]
         bias = self.kernel.input_side_bias(w)
         bias = np.zeros(gates.shape[2], gates.dtype) if bias is None else bias
         panels = pack_gates(w.weight_hh, 1)
-        return RNNForward(panels, bias, self.relu, gates, states[0], keep_tape, mask, T, np.array([panels.shape[0]]),
-                          counters_for(T, 1, workers),
-                           recurrence_scratch(workers, gates.shape[1], gates.dtype))
+        return RNNForward(panels, bias, self.relu, gates, states[0], inner.hin, inner.rec, inner.keep_h, keep_tape,
+                          mask, T, np.array([panels.shape[0]]), counters_for(T, 1, workers),
+                          recurrence_scratch(workers, gates.shape[1], gates.dtype))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers) -> RNNBackward:
-        T = tape.gates.shape[0]
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> RNNBackward:
+        inner = inner or inner_arrays(None, tape.states, da.dtype)
+        T, B, H = tape.gates.shape
         panels = pack(w.weight_hh)
-        return RNNBackward(panels, self.relu, tape.gates, dout, da, carry[0], mask, T + 1,
-                           np.array([panels.shape[0]]), counters_for(T + 1, 1, workers),
-                            recurrence_scratch(workers, da.shape[1], da.dtype))
+        zone = np.zeros((B, H) if inner.keep_h.shape[0] else (0, 0), da.dtype)
+        return RNNBackward(panels, self.relu, tape.gates, dout, da, carry[0], inner.rec, inner.keep_h, zone,
+                           mask, T + 1, np.array([panels.shape[0]]), counters_for(T + 1, 1, workers),
+                           recurrence_scratch(workers, da.shape[1], da.dtype))
 
     def weight_products(self, dw, tape, da, job) -> list:
-        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_prev | 1]."""
-        return [(flat(da), [flat(tape.x), flat(tape.states[0][:-1])], [dw.weight_ih, dw.weight_hh],
+        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_in | 1]."""
+        return [(flat(da), [flat(tape.x), flat(tape.h_in()[:-1])], [dw.weight_ih, dw.weight_hh],
                  [dw.bias_ih, dw.bias_hh])]
 
     def input_side_da(self, da, job) -> np.ndarray:

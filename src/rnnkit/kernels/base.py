@@ -9,7 +9,8 @@ A *kernel* is the arithmetic of one recurrent cell, split the way the spec's BPT
   step (a layer-normalised cell normalises the product first, :mod:`rnnkit.kernels.layer_norm`);
   ``input_side_grad`` takes DA back to the gradient reaching ``x_t W_ihᵀ``;
 - ``forward_step`` adds the recurrent term for one step and turns the pre-activations in
-  ``gates[t]`` into gate activations, in place, and writes the new state;
+  ``gates[t]`` into gate activations, in place, and writes the new state; the recurrent products
+  read ``entering.h`` (:class:`Entering`: m_h ⊙ h_{t-1} under recurrent dropout; None: h_{t-1});
 - ``backward_step`` goes back one step: from the gradient reaching the new state it writes the
   pre-activation gradient ``da`` (B, G·H) and returns the gradient reaching the previous state;
 - ``recurrent_grads`` turns the stacked ``DA`` (T, B, G·H) into the gradients of the recurrent
@@ -23,7 +24,7 @@ against them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -74,6 +75,29 @@ class Tape:
     states: tuple[np.ndarray, ...]         # each (T+1, B, n): [0] initial, [t+1] after step t
     aux: Any                               # kernel-specific record of (T, B, ·) arrays, or None
     mask: np.ndarray | None                # (T, B, 1) bool, True where t < length; None: all valid
+    masks: Any = None                      # rnnkit.inner_dropout.Masks of the call, or None
+    entering: np.ndarray | None = None     # (T+1, B, H_out) m_h ⊙ h_t: the h the products read; None: states[0]
+
+    def h_in(self) -> np.ndarray:
+        """(T+1, B, H_out) the states as the recurrent products read them (m_h ⊙ h under
+        recurrent dropout): ``h_in(tape)[:-1]`` is the H_in of ``dW_hh = DAᵀ H_in``."""
+        return self.states[0] if self.entering is None else self.entering
+
+
+class Entering(NamedTuple):
+    """The state entering one step's recurrent products: ``h = m_h ⊙ h_{t-1}`` under recurrent
+    dropout (rnnkit.inner_dropout), else h_{t-1} itself (``mask`` None)."""
+
+    h: np.ndarray                          # (B, H_out)
+    mask: np.ndarray | None                # (B, H_out) m_h, or None
+
+    def back(self, dh_in: np.ndarray) -> np.ndarray:
+        """The gradient reaching h_{t-1} through h_in: ``m_h ⊙ dh_in``."""
+        return dh_in if self.mask is None else dh_in * self.mask
+
+    @staticmethod
+    def of(prev: tuple, entering: "Entering | None") -> "Entering":
+        return Entering(prev[0], None) if entering is None else entering
 
 
 class Kernel(Protocol):
@@ -94,11 +118,12 @@ class Kernel(Protocol):
 
     def aux_at(self, aux: Any, t: int) -> Any: ...
 
-    def forward_step(self, w: Weights, gates: np.ndarray, prev: tuple, new: tuple, aux: Any) -> None: ...
+    def forward_step(self, w: Weights, gates: np.ndarray, prev: tuple, new: tuple, aux: Any,
+                     entering: Entering | None = None) -> None: ...
 
     def backward_step(
         self, w: Weights, gates: np.ndarray, prev: tuple, new: tuple, aux: Any,
-        dnew: tuple, da: np.ndarray,
+        dnew: tuple, da: np.ndarray, entering: Entering | None = None,
     ) -> tuple[np.ndarray, ...]: ...
 
     def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da: np.ndarray, dnew: tuple) -> None: ...

@@ -2,26 +2,30 @@
 
 Forward, one step (``ax_t = x_t W_ihᵀ + b_ih`` is precomputed; blocks r, z, n)::
 
-    r_t = σ(ax_r + h_{t-1} W_hrᵀ + b_hr)
-    z_t = σ(ax_z + h_{t-1} W_hzᵀ + b_hz)
-    reset_after=True  (PyTorch):  hn_t = h_{t-1} W_hnᵀ + b_hn,   n_t = tanh(ax_n + r_t ⊙ hn_t)
-    reset_after=False (Cho 2014): n_t = tanh(ax_n + (r_t ⊙ h_{t-1}) W_hnᵀ + b_hn)
+    r_t = σ(ax_r + h_in W_hrᵀ + b_hr)
+    z_t = σ(ax_z + h_in W_hzᵀ + b_hz)
+    reset_after=True  (PyTorch):  hn_t = h_in W_hnᵀ + b_hn,   n_t = tanh(ax_n + r_t ⊙ hn_t)
+    reset_after=False (Cho 2014): n_t = tanh(ax_n + (r_t ⊙ h_in) W_hnᵀ + b_hn)
     h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}
+
+where h_in = m_h ⊙ h_{t-1} under recurrent dropout (:mod:`rnnkit.inner_dropout`), else h_{t-1}:
+the products read h_in, the update z_t ⊙ h_{t-1} the carried state itself.
 
 Backward, one step (``dh`` reaches h_t)::
 
     da_n = dh ⊙ (1 − z_t) ⊙ (1 − n_t²)
     da_z = dh ⊙ (h_{t-1} − n_t) ⊙ z_t (1 − z_t)
     reset_after=True:   da_r = da_n ⊙ hn_t ⊙ r_t (1 − r_t)
-                        dh_{t-1} = dh ⊙ z_t + [da_r, da_z, da_n ⊙ r_t] W_hh
+                        dh_{t-1} = dh ⊙ z_t + m_h ⊙ ([da_r, da_z, da_n ⊙ r_t] W_hh)
     reset_after=False:  drh  = da_n W_hn
-                        da_r = drh ⊙ h_{t-1} ⊙ r_t (1 − r_t)
-                        dh_{t-1} = dh ⊙ z_t + drh ⊙ r_t + [da_r, da_z] W_h{r,z}
+                        da_r = drh ⊙ h_in ⊙ r_t (1 − r_t)
+                        dh_{t-1} = dh ⊙ z_t + m_h ⊙ (drh ⊙ r_t + [da_r, da_z] W_h{r,z})
 
-Parameter gradients over all steps, one matrix product each (see docs/bptt.md)::
+(m_h = 1 without recurrent dropout.) Parameter gradients over all steps, one matrix product each
+(see docs/bptt.md)::
 
-    reset_after=True:   dW_hh = [DA_r, DA_z, DA_n ⊙ R]ᵀ H_prev,  db_hh = Σ [DA_r, DA_z, DA_n ⊙ R]
-    reset_after=False:  dW_h{r,z} = DA_{r,z}ᵀ H_prev,  dW_hn = DA_nᵀ (R ⊙ H_prev),  db_hh = Σ DA
+    reset_after=True:   dW_hh = [DA_r, DA_z, DA_n ⊙ R]ᵀ H_in,  db_hh = Σ [DA_r, DA_z, DA_n ⊙ R]
+    reset_after=False:  dW_h{r,z} = DA_{r,z}ᵀ H_in,  dW_hn = DA_nᵀ (R ⊙ H_in),  db_hh = Σ DA
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.kernels.base import PlainInput, Tape, Weights, add_bias_grad, bias_sum, flat, sigmoid_
+from rnnkit.kernels.base import Entering, PlainInput, Tape, Weights, add_bias_grad, bias_sum, flat, sigmoid_
 from rnnkit.kernels.layer_norm import (
     InputNorm, LayerNormInput, new_input_norm, normalise, normalise_backward, sum_rows,
 )
@@ -65,12 +69,13 @@ class GRUKernel(PlainInput):
     def aux_at(self, aux: GRUAux, t: int) -> GRUAux:
         return GRUAux(None if aux.hn is None else aux.hn[t])
 
-    def forward_step(self, w: Weights, gates, prev, new, aux: GRUAux) -> None:
+    def forward_step(self, w: Weights, gates, prev, new, aux: GRUAux, entering=None) -> None:
         H = self.hidden_size
         (h_prev,), (h,) = prev, new
+        h_in = Entering.of(prev, entering).h
         rz, a_n = gates[:, :2 * H], gates[:, 2 * H:]                       # b_hr, b_hz already in
         if self.reset_after:
-            ah = h_prev @ w.weight_hh_t()                                   # (B, 3H)
+            ah = h_in @ w.weight_hh_t()                                     # (B, 3H)
             rz += ah[:, :2 * H]
             sigmoid_(rz)
             hn = aux.hn
@@ -79,17 +84,18 @@ class GRUKernel(PlainInput):
                 hn += w.bias_hh[2 * H:]
             a_n += rz[:, :H] * hn
         else:                                                             # b_hn already in a_n too
-            rz += h_prev @ w.weight_hh_t()[:, :2 * H]
+            rz += h_in @ w.weight_hh_t()[:, :2 * H]
             sigmoid_(rz)
-            a_n += (rz[:, :H] * h_prev) @ w.weight_hh_t()[:, 2 * H:]
+            a_n += (rz[:, :H] * h_in) @ w.weight_hh_t()[:, 2 * H:]
         n = np.tanh(a_n, out=a_n)
         z = rz[:, H:]
         np.subtract(h_prev, n, out=h)
         h *= z
         h += n                                                           # n + z (h_prev − n)
 
-    def backward_step(self, w: Weights, gates, prev, new, aux: GRUAux, dnew, da):
+    def backward_step(self, w: Weights, gates, prev, new, aux: GRUAux, dnew, da, entering=None):
         H = self.hidden_size
+        e = Entering.of(prev, entering)
         (h_prev,), (dh,) = prev, dnew
         r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
         da_r, da_z, da_n = da[:, :H], da[:, H:2 * H], da[:, 2 * H:]
@@ -100,16 +106,16 @@ class GRUKernel(PlainInput):
             np.multiply(da_n * aux.hn, r * (1.0 - r), out=da_r)
             da_h = da.copy()
             da_h[:, 2 * H:] *= r
-            dh_prev += da_h @ w.weight_hh
+            dh_prev += e.back(da_h @ w.weight_hh)
         else:
             drh = da_n @ w.weight_hh[2 * H:]
-            np.multiply(drh * h_prev, r * (1.0 - r), out=da_r)
-            dh_prev += drh * r + da[:, :2 * H] @ w.weight_hh[:2 * H]
+            np.multiply(drh * e.h, r * (1.0 - r), out=da_r)
+            dh_prev += e.back(drh * r + da[:, :2 * H] @ w.weight_hh[:2 * H])
         return (dh_prev,)
 
     def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da, dnew) -> None:
         H = self.hidden_size
-        h_prev = tape.states[0][:-1]                                      # (T, B, H)
+        h_prev = tape.h_in()[:-1]                                         # (T, B, H) H_in
         r = tape.gates[..., :H]
         if self.reset_after:
             da_h = da.copy()

@@ -2,12 +2,14 @@
 
 Forward, one step (``a`` is the pre-activation, ``ax_t = x_t W_ihᵀ + b_ih`` is precomputed)::
 
-    a_t = ax_t + b_hh + h_{t-1} W_hhᵀ                          (B, 4H) = [a_i, a_f, a_g, a_o]
+    a_t = ax_t + b_hh + h_in W_hhᵀ                             (B, 4H) = [a_i, a_f, a_g, a_o]
     i_t = σ(a_i + w_ci ⊙ c_{t-1})     f_t = σ(a_f + w_cf ⊙ c_{t-1})     g_t = tanh(a_g)
     c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
     o_t = σ(a_o + w_co ⊙ c_t)                                   (peepholes w_c· are 0 without them)
     m_t = o_t ⊙ tanh(c_t)                                       (B, H)
     h_t = m_t W_hrᵀ   with projection (B, P);   h_t = m_t   without
+
+where h_in = m_h ⊙ h_{t-1} under recurrent dropout (:mod:`rnnkit.inner_dropout`), else h_{t-1}.
 
 Backward, one step (``dh``, ``dc`` reach h_t, c_t)::
 
@@ -18,10 +20,11 @@ Backward, one step (``dh``, ``dc`` reach h_t, c_t)::
     da_f  = dc ⊙ c_{t-1} ⊙ f_t (1 − f_t)
     da_g  = dc ⊙ i_t ⊙ (1 − g_t²)
     dc_{t-1} = dc ⊙ f_t + da_i ⊙ w_ci + da_f ⊙ w_cf
-    dh_{t-1} = da W_hh
+    dh_{t-1} = m_h ⊙ (da W_hh)          (without recurrent dropout: da W_hh)
 
-Parameter gradients, summed over all steps at once: ``dW_hh = DAᵀ H_prev``, ``db_hh = Σ DA``,
-``dw_ci = Σ DA_i ⊙ C_prev``, ``dw_cf = Σ DA_f ⊙ C_prev``, ``dw_co = Σ DA_o ⊙ C``,
+Parameter gradients, summed over all steps at once: ``dW_hh = DAᵀ H_in``, ``db_hh = Σ DA``,
+``dw_ci = Σ DA_i ⊙ C_prev``, ``dw_cf = Σ DA_f ⊙ C_prev``, ``dw_co = Σ DA_o ⊙ C̃`` (C̃ the cell's
+own update f ⊙ c_{t-1} + i ⊙ g, which is c_t except under zoneout),
 ``dW_hr = DHᵀ M``. See docs/bptt.md for the derivation.
 """
 
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.kernels.base import PlainInput, Tape, Weights, add_bias_grad, bias_sum, flat, sigmoid_
+from rnnkit.kernels.base import Entering, PlainInput, Tape, Weights, add_bias_grad, bias_sum, flat, sigmoid_
 from rnnkit.kernels.layer_norm import (
     InputNorm, LayerNormInput, new_input_norm, normalise, normalise_backward, sum_rows,
 )
@@ -43,6 +46,16 @@ class LSTMAux:
 
     tanh_c: np.ndarray         # (T, B, H) tanh(c_t)
     m: np.ndarray | None       # (T, B, H) o_t ⊙ tanh(c_t) before projection; None without one
+
+
+def cell_updates(tape: Tape, H: int) -> np.ndarray:
+    """(T, B, H) the cell's own updates c̃_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t: c_t itself, except under
+    zoneout (which blends c_t with c_{t-1} after the step)."""
+    c = tape.states[1]
+    if tape.masks is None or tape.masks.keep is None:
+        return c[1:]
+    g = tape.gates
+    return g[..., H:2 * H] * c[:-1] + g[..., :H] * g[..., 2 * H:3 * H]
 
 
 class LSTMKernel(PlainInput):
@@ -66,11 +79,11 @@ class LSTMKernel(PlainInput):
     def aux_at(self, aux: LSTMAux, t: int) -> LSTMAux:
         return LSTMAux(aux.tanh_c[t], None if aux.m is None else aux.m[t])
 
-    def forward_step(self, w: Weights, gates, prev, new, aux: LSTMAux) -> None:
+    def forward_step(self, w: Weights, gates, prev, new, aux: LSTMAux, entering=None) -> None:
         H = self.hidden_size
-        h_prev, c_prev = prev
+        c_prev = prev[1]
         h, c = new
-        gates += h_prev @ w.weight_hh_t()                                  # (B, 4H); biases already in
+        gates += Entering.of(prev, entering).h @ w.weight_hh_t()           # (B, 4H); biases already in
         a_i, a_f, a_g, a_o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
         if self.peephole:
             a_i += w.weight_ci * c_prev
@@ -89,7 +102,7 @@ class LSTMKernel(PlainInput):
         else:
             np.multiply(o, aux.tanh_c, out=h)
 
-    def backward_step(self, w: Weights, gates, prev, new, aux: LSTMAux, dnew, da):
+    def backward_step(self, w: Weights, gates, prev, new, aux: LSTMAux, dnew, da, entering=None):
         H = self.hidden_size
         _, c_prev = prev
         dh, dc = dnew
@@ -107,18 +120,19 @@ class LSTMKernel(PlainInput):
         dc_prev = dc * f
         if self.peephole:
             dc_prev += da[:, :H] * w.weight_ci + da[:, H:2 * H] * w.weight_cf
-        return da @ w.weight_hh, dc_prev
+        return Entering.of(prev, entering).back(da @ w.weight_hh), dc_prev
 
     def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da, dnew) -> None:
         H = self.hidden_size
-        h_states, c_states = tape.states
-        dw.weight_hh += flat(da).T @ flat(h_states[:-1])
+        c_states = tape.states[1]
+        dw.weight_hh += flat(da).T @ flat(tape.h_in()[:-1])
         add_bias_grad(dw.bias_hh, da)
         if self.peephole:
             dw.weight_ci += flat(da[..., :H] * c_states[:-1]).sum(axis=0)
             dw.weight_cf += flat(da[..., H:2 * H] * c_states[:-1]).sum(axis=0)
-            # c_states[1:] holds c_t except at padded steps, where da is zero anyway.
-            dw.weight_co += flat(da[..., 3 * H:] * c_states[1:]).sum(axis=0)
+            # c_states[1:] holds c_t except at padded steps, where da is zero anyway; zoneout
+            # blends c_t with c_{t-1}, and o_t saw the cell's own update c̃_t.
+            dw.weight_co += flat(da[..., 3 * H:] * cell_updates(tape, H)).sum(axis=0)
         if self.proj_size:
             dw.weight_hr += flat(dnew[0]).T @ flat(tape.aux.m)
 

@@ -2,14 +2,16 @@
 
 Forward, one step (``ax_t = x_t W_ihᵀ + b_ih`` is precomputed)::
 
-    h_t = φ(ax_t + h_{t-1} W_hhᵀ + b_hh),        φ = tanh or relu
+    h_t = φ(ax_t + h_in W_hhᵀ + b_hh),        φ = tanh or relu
+
+where h_in = m_h ⊙ h_{t-1} under recurrent dropout (:mod:`rnnkit.inner_dropout`), else h_{t-1}.
 
 Backward, one step (``dh`` reaches h_t)::
 
     da = dh ⊙ φ'(a_t)        φ' = 1 − h_t² (tanh) or [h_t > 0] (relu)
-    dh_{t-1} = da W_hh
+    dh_{t-1} = m_h ⊙ (da W_hh)        (without recurrent dropout: da W_hh)
 
-Parameter gradients over all steps: ``dW_hh = DAᵀ H_prev``, ``db_hh = Σ DA``.
+Parameter gradients over all steps: ``dW_hh = DAᵀ H_in``, ``db_hh = Σ DA``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.kernels.base import PlainInput, Tape, Weights, add_bias_grad, bias_sum, flat
-from rnnkit.kernels.layer_norm import InputNorm, LayerNormInput, new_input_norm, normalise, normalise_backward, sum_rows
+from rnnkit.kernels.base import Entering, PlainInput, Tape, Weights, add_bias_grad, bias_sum, flat
+from rnnkit.kernels.layer_norm import (
+    InputNorm, LayerNormInput, new_input_norm, normalise, normalise_backward, sum_rows,
+)
 
 
 class RNNKernel(PlainInput):
@@ -41,24 +45,24 @@ class RNNKernel(PlainInput):
     def aux_at(self, aux: None, t: int) -> None:
         return None
 
-    def forward_step(self, w: Weights, gates, prev, new, aux: None) -> None:
-        gates += prev[0] @ w.weight_hh_t()                                  # (B, H): a_t, biases already in
+    def forward_step(self, w: Weights, gates, prev, new, aux: None, entering=None) -> None:
+        gates += Entering.of(prev, entering).h @ w.weight_hh_t()            # (B, H): a_t, biases already in
         if self.nonlinearity == "tanh":
             np.tanh(gates, out=gates)
         else:
             np.maximum(gates, 0.0, out=gates)
         new[0][...] = gates
 
-    def backward_step(self, w: Weights, gates, prev, new, aux: None, dnew, da):
+    def backward_step(self, w: Weights, gates, prev, new, aux: None, dnew, da, entering=None):
         h = gates
         if self.nonlinearity == "tanh":
             np.multiply(dnew[0], 1.0 - h * h, out=da)
         else:
             np.multiply(dnew[0], h > 0, out=da)
-        return (da @ w.weight_hh,)
+        return (Entering.of(prev, entering).back(da @ w.weight_hh),)
 
     def recurrent_grads(self, w: Weights, dw: Weights, tape: Tape, da, dnew) -> None:
-        dw.weight_hh += flat(da).T @ flat(tape.states[0][:-1])
+        dw.weight_hh += flat(da).T @ flat(tape.h_in()[:-1])
         add_bias_grad(dw.bias_hh, da)
 
 

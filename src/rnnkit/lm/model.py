@@ -2,7 +2,8 @@
 distribution: a full softmax, or an adaptive one for a large vocabulary).
 
     e_t = E[x_t]                      (T, B, E)
-    h_t, state = RNN(e, state)        (T, B, H)
+    h_t, state = RNN(e, state)        (T, B, H)    with norm_between, a norm after each layer:
+                                                   rnnkit.norm.between.NormedStack
     z_t = dropout(h_t) W_outᵀ + b     (T, B, V) logits of the next token          softmax "full"
     log p(· | x_≤t) = ASM(dropout(h_t))  (T, B, V) exact log-probabilities      softmax "adaptive"
 
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rnnkit import init
 from rnnkit.adaptive import AdaptiveLogSoftmaxWithLoss
 from rnnkit.dropout import Dropout
 from rnnkit.embedding import Embedding
@@ -29,12 +31,12 @@ from rnnkit.linear import Linear
 from rnnkit.module import Module
 from rnnkit.checks import make_rng
 from rnnkit.grad_mode import is_grad_enabled
+from rnnkit.layer_flags import LAYER_FLAGS, flag_problems, set_flags
 from rnnkit.losses import softmax_cross_entropy
+from rnnkit.norm.between import NORMS, NormedStack
 
 CELLS = GATED_FIRST             # lstm, gru, rnn
 SOFTMAXES = ("full", "adaptive")
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int
@@ -47,9 +49,23 @@ class ModelConfig:
     softmax: str = "full"           # "full" | "adaptive"; run directories before it: "full"
     cutoffs: tuple[int, ...] = ()   # the adaptive softmax's clusters (rnnkit.adaptive), ids by frequency
     div_value: float = 4.0          # each cluster's projection is 4x narrower (Grave et al., PyTorch)
+    norm_between: str = "none"      # "none" | "batch" | "layer": a norm after every recurrent layer,
+                                    # before the next and before the output layer; none: the plain
+                                    # stack, as every run directory before the option
+    layer_norm: bool = False        # the layers' own layer-normalised cells (off: the plain cells)
+    recurrent_dropout: float = 0.0  # the layers' dropout of the state entering W_hh (0: none)
+    zoneout: float = 0.0            # the layers' probability of keeping the previous state (0: none)
+    init: str = "default"           # rnnkit.init.SCHEMES for the recurrent weights; default: PyTorch's
+                                    # U(-1/sqrt(H), 1/sqrt(H)), what every earlier run used
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoffs", tuple(self.cutoffs))
+        if self.norm_between not in NORMS:
+            raise ValueError(f"norm_between must be one of {', '.join(NORMS)}, got {self.norm_between!r}")
+        if self.init not in init.SCHEMES:
+            raise ValueError(f"init must be one of {', '.join(init.SCHEMES)}, got {self.init!r}")
+        if problems := flag_problems(self.cell, asdict(self)):
+            raise ValueError("; ".join(problems))
         if self.softmax not in SOFTMAXES:
             raise ValueError(f"softmax must be one of {SOFTMAXES}, got {self.softmax!r}")
         if self.softmax == "adaptive" and not self.cutoffs:
@@ -61,8 +77,10 @@ class ModelConfig:
             raise ValueError("; ".join(problems))
 
     def layer_options(self) -> dict:
-        """The options of the recurrent layer that this configuration sets (the peephole)."""
-        return {"peephole": self.peephole} if self.peephole else {}
+        """The options of the recurrent layer that this configuration sets: the peephole and the
+        LAYER_FLAGS, each only when not at its default (a layer without the option never sees it)."""
+        peephole = {"peephole": True} if self.peephole else {}
+        return {**peephole, **set_flags({f: getattr(self, f) for f in LAYER_FLAGS})}
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -76,9 +94,13 @@ class CharLM(Module):
         self.cfg = cfg
         rng = make_rng(rng)
         self.embed = Embedding(cfg.vocab_size, cfg.embed, dtype=dtype, rng=rng)
-        rnn_kw = dict(num_layers=cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
-                      dtype=dtype, rng=rng)
-        self.rnn = layer_class(cfg.cell)(cfg.embed, cfg.hidden, **cfg.layer_options(), **rnn_kw)
+        between = cfg.dropout if cfg.layers > 1 else 0.0          # dropout between layers
+        if cfg.norm_between == "none":
+            self.rnn = layer_class(cfg.cell)(cfg.embed, cfg.hidden, num_layers=cfg.layers, dropout=between,
+                                             dtype=dtype, rng=rng, **cfg.layer_options())
+        else:
+            self.rnn = NormedStack(cfg.cell, cfg.embed, cfg.hidden, cfg.layers, cfg.norm_between, between,
+                                   options=cfg.layer_options(), dtype=dtype, rng=rng)
         self.drop = Dropout(cfg.dropout, dtype=dtype, rng=rng)
         self.adaptive = cfg.softmax == "adaptive"
         self.head = (AdaptiveLogSoftmaxWithLoss(cfg.hidden, cfg.vocab_size, cfg.cutoffs, cfg.div_value,
@@ -87,6 +109,8 @@ class CharLM(Module):
         self._dloss: np.ndarray | None = None    # ∂loss/∂(logits or target log-probabilities)
         for name in ("embed", "rnn", "drop", "head"):
             self.register_module(name, getattr(self, name))
+        if cfg.init != "default":          # after every draw of the default: the rest stays as it was
+            init.init_recurrent_(self.rnn, cfg.init, rng=rng)
         self.rng = rng          # shared by every dropout in the model: one state to checkpoint
 
     def initial_state(self, batch: int):

@@ -5,14 +5,17 @@ was found, so that a damaged run directory is reported whole in one message rath
 traceback at a time::
 
     config.json  {"model": {vocab_size, cell, embed, hidden, layers, dropout, peephole
-                            [, softmax, cutoffs, div_value]},
+                            [, softmax, cutoffs, div_value, norm_between, layer_norm,
+                             recurrent_dropout, zoneout, init]},
                   "train": {TrainConfig's fields; TRAIN_REQUIRED at least}, "corpus": {...}}
     vocab.json   {"unknown_id": 0, "chars": [distinct single characters]}, or for words and BPE
                  the forms of rnnkit.lm.tokens
     weights      model.embed.weight (V, E), model.rnn.weight_ih_l0 (G·H, E), ...,
                  model.head.weight (V, H), model.head.bias (V,)   with G = 4 / 3 / 1 for LSTM / GRU / RNN;
                  adaptive softmax: model.head.head.weight (c_0 + K, H), model.head.tail.{k}.0.weight
-                 (d_k, H), model.head.tail.{k}.1.weight (c_{k+1} − c_k, d_k)
+                 (d_k, H), model.head.tail.{k}.1.weight (c_{k+1} − c_k, d_k);
+                 norm_between: model.rnn.norms.{k}.weight, .bias (H,) and for batch norm
+                 .running_mean, .running_var (H,), .num_batches_tracked (int64, shape ())
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from dataclasses import fields
 
 import numpy as np
 
+from rnnkit.init import SCHEMES
 from rnnkit.lm.config import train_problems
 from rnnkit.kinds import KINDS, option_problems
+from rnnkit.layer_flags import flag_problems
 from rnnkit.lm.model import CELLS, SOFTMAXES, ModelConfig
+from rnnkit.norm.between import NORMS
 from rnnkit.ranges import COUNT, POSITIVE, PROBABILITY_BELOW_1, Range
 
 MODEL_LIMITS: dict[str, Range] = {
@@ -32,7 +38,12 @@ MODEL_LIMITS: dict[str, Range] = {
     "embed": COUNT, "hidden": COUNT, "layers": COUNT, "dropout": PROBABILITY_BELOW_1, "div_value": POSITIVE,
 }
 # Model keys that run directories written before the adaptive softmax lack, with what they meant.
-MODEL_OPTIONAL = {"softmax": "full", "cutoffs": [], "div_value": 4.0}
+MODEL_OPTIONAL = {"softmax": "full", "cutoffs": [], "div_value": 4.0,
+                  # ... and before the remedies of issue 19: the plain stack, cells and initialisation
+                  "norm_between": "none", "layer_norm": False, "recurrent_dropout": 0.0, "zoneout": 0.0,
+                  "init": "default"}
+MODEL_CHOICES = {"norm_between": NORMS, "init": SCHEMES}
+REMEDIES = ("norm_between", "layer_norm", "recurrent_dropout", "zoneout", "init")     # in both sections
 SHARED = ("cell", "embed", "hidden", "layers", "dropout", "peephole")   # in both sections
 # The train keys a run cannot do without (the model and its text); any other TrainConfig field
 # missing from an older run directory takes its default, as TrainConfig.from_json does.
@@ -55,6 +66,9 @@ def model_problems(data: dict) -> list[str]:
                  and (p := limits.problem(f"model.{key}", data[key])) is not None]
     if "cell" in data and data["cell"] not in CELLS:
         problems.append(f"model.cell must be one of {', '.join(CELLS)}, got {data['cell']!r}")
+    problems += [f"model.{key} must be one of {', '.join(choices)}, got {data[key]!r}"
+                 for key, choices in MODEL_CHOICES.items() if key in data and data[key] not in choices]
+    problems += flag_problems(data.get("cell"), data, lambda key: f"model.{key}")
     if "peephole" in data and not isinstance(data["peephole"], bool):
         problems.append(f"model.peephole must be true or false, got {data['peephole']!r}")
     else:
@@ -98,8 +112,10 @@ def config_problems(data) -> list[str]:
     problems += train_problems(train, name=lambda field: f"train.{field}")
     if problems:
         return problems
+    # SHARED keys are in every run directory; the remedies' keys only in newer ones
+    later = [k for k in REMEDIES if k in model and k in train]
     return [f"model.{k} = {model[k]!r} but train.{k} = {train[k]!r} (they must agree)"
-            for k in SHARED if model[k] != train[k]]
+            for k in (*SHARED, *later) if model[k] != train[k]]
 
 
 def vocab_problems(data, run=None) -> list[str]:
@@ -168,6 +184,13 @@ def _adaptive_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig) -> list
     return problems
 
 
+def _norm_between(tensors: dict) -> str:
+    """The norm between the layers that the tensors hold (rnnkit.norm.between's names)."""
+    if "rnn.norms.0.running_mean" in tensors:
+        return "batch"
+    return "layer" if "rnn.norms.0.weight" in tensors else "none"
+
+
 def shape_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig, vocab_size: int,
                    what: str = "characters") -> list[str]:
     """How the model tensors (names without the ``model.`` prefix; ANCHORS present) disagree with
@@ -183,7 +206,8 @@ def shape_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig, vocab_size:
              "hidden": (H, f"{head} has shape {(V_head, H)}"),
              "layers": (_layer_count(tensors), "rnn.weight_ih_l0 ... l{k} counted"),
              "peephole": ("rnn.weight_ci_l0" in tensors, "rnn.weight_ci_l0 present or not"),
-             "softmax": ("adaptive" if head == ADAPTIVE_HEAD else "full", f"{head} present")}
+             "softmax": ("adaptive" if head == ADAPTIVE_HEAD else "full", f"{head} present"),
+             "norm_between": (_norm_between(tensors), "rnn.norms.0.weight and .running_mean present or not")}
     cell = next((c for c in CELLS if rows == KINDS[c].num_gates * H), None)      # rows of W_ih: G per unit
     found["cell"] = (cell or f"none of {', '.join(CELLS)}", f"rnn.weight_ih_l0 has {rows} rows for {H} units")
     problems = [f"model.{k} is {getattr(cfg, k)!r} in config.json but {v!r} in the weights ({why})"
@@ -198,7 +222,8 @@ def shape_problems(tensors: dict[str, np.ndarray], cfg: ModelConfig, vocab_size:
 
 def value_problems(tensors: dict[str, np.ndarray]) -> list[str]:
     """Tensors that are not finite floating-point numbers (training never saves those)."""
-    not_float = [k for k, a in tensors.items() if a.dtype.kind != "f"]
+    not_float = [k for k, a in tensors.items() if a.dtype.kind != "f"
+                 and not (k.endswith(".num_batches_tracked") and a.dtype.kind == "i")]   # batch norm's count
     not_finite = [k for k, a in tensors.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
     problems = [f"tensor model.{k} has dtype {tensors[k].dtype}, expected floating point" for k in not_float[:3]]
     if not_finite:

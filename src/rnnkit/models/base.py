@@ -129,7 +129,9 @@ class SequenceEstimator(RecurrentEstimator):
 
     def __init__(self, cell=N.cell, hidden_size=FCN_HIDDEN, num_layers=N.num_layers,
                  bidirectional=N.bidirectional, pooling=N.pooling, dropout=FCN_DROPOUT,
-                 conv_filters=FCN_FILTERS, conv_kernels=FCN_KERNELS, normalize="auto", frame=AUTO_FRAME,
+                 conv_filters=FCN_FILTERS, conv_kernels=FCN_KERNELS, norm_between=N.norm_between,
+                 layer_norm=N.layer_norm, recurrent_dropout=N.recurrent_dropout, zoneout=N.zoneout,
+                 normalize="auto", frame=AUTO_FRAME,
                  epochs=S.epochs, n_estimators=S.n_estimators, batch_size=S.batch_size, lr=S.lr,
                  schedule=S.schedule, weight_decay=S.weight_decay, clip=S.clip, patience=S.patience,
                  validation_fraction=S.validation_fraction, time_budget=S.time_budget,
@@ -142,6 +144,10 @@ class SequenceEstimator(RecurrentEstimator):
         self.dropout = dropout
         self.conv_filters = conv_filters
         self.conv_kernels = conv_kernels
+        self.norm_between = norm_between
+        self.layer_norm = layer_norm
+        self.recurrent_dropout = recurrent_dropout
+        self.zoneout = zoneout
         self.normalize = normalize
         self.frame = frame
         self.epochs = epochs

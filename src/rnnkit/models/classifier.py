@@ -35,6 +35,10 @@ class RNNClassifier(ClassifierMixin, SequenceEstimator):
     conv_filters, conv_kernels : the convolution blocks' channels and kernel sizes (() and ():
         the recurrent network alone).
     dropout : before the head (and between recurrent layers).
+    norm_between : "none", "batch" or "layer": a normalisation after each recurrent layer, before
+        the next and before the pooling (``rnnkit.norm.between``).
+    layer_norm, recurrent_dropout, zoneout : the recurrent layers' own options, passed to them
+        when set (False / 0.0: the plain cells).
     normalize : "auto", "global" or "sequence" (see above).
     frame : "auto" or int k, steps stacked per network step.
     epochs : "auto" or an int.  n_estimators : "auto" or an int, networks averaged.

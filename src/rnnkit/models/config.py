@@ -16,7 +16,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from rnnkit.models.errors import InputError, check_choice
+from rnnkit.layer_flags import LAYER_FLAGS, layer_accepts
 from rnnkit.models.network import CELLS
+from rnnkit.norm.between import NORMS
 from rnnkit.pooling import POOLINGS
 from rnnkit.ranges import COUNT, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, Range
 
@@ -81,14 +83,27 @@ class NetParams:
     dropout: float = 0.0              # 0.2: 0.708 vs 0.688 with attention
     conv_filters: tuple = ()          # channels of the conv blocks; (): no convolutional branch
     conv_kernels: tuple = ()          # their kernel sizes, one per block
+    norm_between: str = "none"        # "batch" | "layer" after each recurrent layer (Laurent et al.
+                                      # 2016; Ba et al. 2016); none: not measured on these sets yet
+    layer_norm: bool = False          # layer-normalised cells (the layers' option): not measured yet
+    recurrent_dropout: float = 0.0    # dropout of the state entering W_hh: dropout=0.2 already
+                                      # regularises the head, and the sets are small
+    zoneout: float = 0.0              # zoneout probability on the state: 0 for the same reason
 
-    LIMITS = {"hidden_size": NONNEGATIVE_INT, "num_layers": COUNT, "dropout": PROBABILITY_BELOW_1}
+    LIMITS = {"hidden_size": NONNEGATIVE_INT, "num_layers": COUNT, "dropout": PROBABILITY_BELOW_1,
+              "recurrent_dropout": PROBABILITY_BELOW_1, "zoneout": PROBABILITY_BELOW_1}
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, sorted(CELLS))
         check_choice("pooling", self.pooling, list(POOLINGS))
         _check_fields(self, self.LIMITS)
         object.__setattr__(self, "bidirectional", check_bool("bidirectional", self.bidirectional))
+        check_choice("norm_between", self.norm_between, list(NORMS))
+        object.__setattr__(self, "layer_norm", check_bool("layer_norm", self.layer_norm))
+        for flag, off in LAYER_FLAGS.items():
+            if getattr(self, flag) != off and not layer_accepts(self.cell, flag):
+                raise InputError(f"{flag}={getattr(self, flag)!r} needs recurrent layers with the {flag} "
+                                 f"option, which this version of rnnkit's {self.cell} layer does not have")
         filters = check_sizes("conv_filters", self.conv_filters)
         kernels = check_sizes("conv_kernels", self.conv_kernels)
         if len(filters) != len(kernels):

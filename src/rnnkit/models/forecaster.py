@@ -98,7 +98,8 @@ class RNNForecaster(RecurrentEstimator):
 
     def __init__(self, window=D.window, output_steps=D.output_steps, season=D.season,
                  n_estimators=D.n_estimators, normalize=D.normalize, cell=N.cell, hidden_size=N.hidden_size,
-                 num_layers=N.num_layers, pooling=D.pooling, dropout=N.dropout, epochs=D.epochs,
+                 num_layers=N.num_layers, pooling=D.pooling, dropout=N.dropout, norm_between=N.norm_between,
+                 layer_norm=N.layer_norm, recurrent_dropout=N.recurrent_dropout, zoneout=N.zoneout, epochs=D.epochs,
                  batch_size=D.batch_size, lr=D.lr, schedule=D.schedule, weight_decay=S.weight_decay,
                  clip=S.clip, patience=D.patience, validation_fraction=D.validation_fraction,
                  time_budget=S.time_budget, verbose=S.verbose, random_state=None):
@@ -112,6 +113,10 @@ class RNNForecaster(RecurrentEstimator):
         self.num_layers = num_layers
         self.pooling = pooling
         self.dropout = dropout
+        self.norm_between = norm_between
+        self.layer_norm = layer_norm
+        self.recurrent_dropout = recurrent_dropout
+        self.zoneout = zoneout
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -1,6 +1,8 @@
 """The network behind every estimator: a recurrent branch and a convolutional branch, side by side.
 
-    h, _ = RNN(x, lengths)              (T, B, D·H)   LSTM / GRU / RNN, D = 2 if bidirectional
+    h, _ = RNN(x, lengths)              (T, B, D·H)   LSTM / GRU / RNN, D = 2 if bidirectional;
+                                                      norm_between: a norm after each layer
+                                                      (rnnkit.norm.between.NormedStack)
     p_r  = pool(h, lengths)             (B, D·H)      last | mean | max | attention
     p_c  = FCN(x, lengths)              (B, Cₙ)       conv blocks + average (rnnkit.models.fcn)
     p    = [p_r, p_c]                   (B, D·H + Cₙ) either branch may be absent
@@ -23,10 +25,12 @@ from rnnkit import init
 from rnnkit.checks import make_rng
 from rnnkit.dropout import Dropout
 from rnnkit.kinds import KINDS, layer_class
+from rnnkit.layer_flags import LAYER_FLAGS, set_flags
 from rnnkit.linear import Linear
 from rnnkit.models.errors import check_choice
 from rnnkit.models.fcn import ConvBranch
 from rnnkit.module import Module
+from rnnkit.norm.between import NormedStack
 from rnnkit.pooling import make_pool
 
 CELLS = tuple(sorted(KINDS))             # gru, lstm, rnn
@@ -44,6 +48,10 @@ class NetConfig:
     dropout: float
     conv_filters: tuple[int, ...] = ()  # channels of each conv block; (): no convolutional branch
     conv_kernels: tuple[int, ...] = ()  # their kernel sizes
+    norm_between: str = "none"          # "batch" | "layer" after each recurrent layer; files before: none
+    layer_norm: bool = False            # the recurrent layers' own options, passed only when set
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
 
     def __post_init__(self) -> None:      # JSON gives lists; files written before the conv branch lack them
         object.__setattr__(self, "conv_filters", tuple(int(c) for c in self.conv_filters))
@@ -52,6 +60,10 @@ class NetConfig:
     @property
     def recurrent(self) -> bool:
         return self.hidden_size > 0
+
+    def layer_options(self) -> dict:
+        """The recurrent layers' options that this configuration sets (none at their defaults)."""
+        return set_flags({f: getattr(self, f) for f in LAYER_FLAGS})
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -68,9 +80,14 @@ class SequenceNet(Module):
         width = 0
         if cfg.recurrent:
             D = 2 if cfg.bidirectional else 1
-            self.rnn = layer_class(cfg.cell)(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers,
-                                       dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
-                                       bidirectional=cfg.bidirectional, dtype=dtype, rng=rng)
+            between = cfg.dropout if cfg.num_layers > 1 else 0.0
+            if cfg.norm_between == "none":
+                self.rnn = layer_class(cfg.cell)(cfg.input_size, cfg.hidden_size, num_layers=cfg.num_layers,
+                                                 dropout=between, bidirectional=cfg.bidirectional, dtype=dtype,
+                                                 rng=rng, **cfg.layer_options())
+            else:
+                self.rnn = NormedStack(cfg.cell, cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.norm_between,
+                                       between, cfg.bidirectional, cfg.layer_options(), dtype=dtype, rng=rng)
             if "f" in KINDS[cfg.cell].gates:         # the LSTM remembers by default (Jozefowicz et al. 2015)
                 init.forget_bias_(self.rnn, 1.0)
             self.pool = make_pool(cfg.pooling, D * cfg.hidden_size, bidirectional=cfg.bidirectional,

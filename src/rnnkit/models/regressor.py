@@ -31,7 +31,9 @@ class RNNRegressor(RegressorMixin, SequenceEstimator):
 
     def __init__(self, cell=N.cell, hidden_size=N.hidden_size, num_layers=N.num_layers,
                  bidirectional=N.bidirectional, pooling=N.pooling, dropout=N.dropout,
-                 conv_filters=N.conv_filters, conv_kernels=N.conv_kernels, normalize="auto", frame=AUTO_FRAME,
+                 conv_filters=N.conv_filters, conv_kernels=N.conv_kernels, norm_between=N.norm_between,
+                 layer_norm=N.layer_norm, recurrent_dropout=N.recurrent_dropout, zoneout=N.zoneout,
+                 normalize="auto", frame=AUTO_FRAME,
                  epochs=S.epochs, n_estimators=S.n_estimators, batch_size=S.batch_size, lr=S.lr,
                  schedule=S.schedule, weight_decay=S.weight_decay, clip=S.clip, patience=S.patience,
                  validation_fraction=S.validation_fraction, time_budget=S.time_budget,
@@ -39,6 +41,7 @@ class RNNRegressor(RegressorMixin, SequenceEstimator):
         super().__init__(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
             pooling=pooling, dropout=dropout, conv_filters=conv_filters, conv_kernels=conv_kernels,
+            norm_between=norm_between, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
             normalize=normalize, frame=frame, epochs=epochs, n_estimators=n_estimators,
             batch_size=batch_size, lr=lr, schedule=schedule, weight_decay=weight_decay, clip=clip,
             patience=patience, validation_fraction=validation_fraction, time_budget=time_budget,

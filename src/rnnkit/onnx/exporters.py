@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from rnnkit.cells import CellBase
 from rnnkit.lm.model import CharLM
+from rnnkit.norm.between import NormedStack
 from rnnkit.onnx.adaptive import adaptive_log_prob
+from rnnkit.onnx.between import normed_stack, normed_stack_spec
 from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.errors import ExportValueError
 from rnnkit.onnx.graph import Graph, linear
@@ -56,14 +58,16 @@ def export_cell(g: Graph, cell: CellBase, lengths: bool) -> None:
 
 @register_exporter(CharLM)
 def export_charlm(g: Graph, model: CharLM, lengths: bool) -> None:
-    """Embedding → stack → (dropout: identity) → Linear, or the adaptive softmax's log-probabilities;
-    the state in and out for streaming."""
+    """Embedding → stack (with norms between the layers: rnnkit.onnx.between) → (dropout: identity)
+    → Linear, or the adaptive softmax's log-probabilities; the state in and out for streaming."""
     onnx = require_onnx()
-    spec = stack_spec(model.rnn)
+    normed = isinstance(model.rnn, NormedStack)
+    spec = normed_stack_spec(model.rnn) if normed else stack_spec(model.rnn)
     tokens = g.add_input("tokens", onnx.TensorProto.INT64, ["time", "batch"])
     e = g.op("Gather", g.const(model.embed.weight.data, "embed_weight"), tokens, axis=0, hint="embedded")
     states = state_inputs(g, spec)
-    h, finals = stack(g, spec, e, states, lengths_input(g) if lengths else None)   # (T, B, H)
+    lens = lengths_input(g) if lengths else None
+    h, finals = normed_stack(g, model.rnn, e, states, lens) if normed else stack(g, spec, e, states, lens)
     if model.adaptive:                    # log-probabilities: their softmax is the distribution too
         logits = adaptive_log_prob(g, h, model.head)                               # (T, B, V)
     else:

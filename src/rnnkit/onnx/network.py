@@ -18,6 +18,8 @@ import numpy as np
 from rnnkit.models.ensemble import NetEnsemble
 from rnnkit.models.fcn import ConvBranch
 from rnnkit.models.network import SequenceNet
+from rnnkit.norm.between import NormedStack
+from rnnkit.onnx.between import normed_stack, normed_stack_spec
 from rnnkit.onnx.conv_norm import batch_norm, conv1d, relu
 from rnnkit.onnx.graph import Graph, linear
 from rnnkit.onnx.interface import batch_size, lengths_input, zero_states
@@ -41,8 +43,10 @@ def sequence_net(g: Graph, net: SequenceNet | NetEnsemble, x: str, lengths: str 
 def _member(g: Graph, net: SequenceNet, x: str, lengths: str | None) -> str:
     parts = []
     if net.cfg.recurrent:
-        spec = stack_spec(net.rnn)
-        h, _ = stack(g, spec, x, zero_states(g, spec, batch_size(g, x, 1)), lengths)   # (T, B, D·H)
+        normed = isinstance(net.rnn, NormedStack)
+        spec = normed_stack_spec(net.rnn) if normed else stack_spec(net.rnn)
+        states = zero_states(g, spec, batch_size(g, x, 1))
+        h, _ = normed_stack(g, net.rnn, x, states, lengths) if normed else stack(g, spec, x, states, lengths)  # (T, B, D·H)
         parts.append(pool(g, net.pool, h, lengths))                                     # (B, D·H)
     if net.cfg.conv_filters:
         parts.append(conv_branch(g, net.fcn, x, lengths))                               # (B, Cₙ)

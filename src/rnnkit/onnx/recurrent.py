@@ -194,7 +194,9 @@ def _recurrent_product(b: Graph, spec: StackSpec, w: dict, h: str) -> str:
 
 def _step_body(g: Graph, spec: StackSpec, w: dict, masked: bool, tag: str):
     """The Scan body: state(s) and one step's projected input (and mask) in; new state(s) and the
-    step's output out. With a mask, a padded step carries the state unchanged and outputs zero."""
+    step's output out. With a mask, a padded step carries the state unchanged and outputs zero.
+    Zoneout (``zoneout=p``) is its eval-mode expectation, each new state part blended with the
+    previous one: s_t = s̃_t + p·(s_{t-1} − s̃_t); recurrent dropout is the identity in eval mode."""
     onnx = require_onnx()
     b = g.subgraph(f"{spec.kind.name}_step_{tag}")
     names = spec.kind.states
@@ -202,6 +204,11 @@ def _step_body(g: Graph, spec: StackSpec, w: dict, masked: bool, tag: str):
     xp = b.add_input("xp", b.elem_type, None)                                        # (B, G·H)
     m = b.add_input("m", onnx.TensorProto.BOOL, None) if masked else None            # (B, 1)
     new = FORMS[spec.kind.name].step(b, spec, w, state, xp)
+    p = spec.options.get("zoneout", 0.0)
+    if p:
+        keep = b.const(np.array(p), "zoneout")
+        new = tuple(b.op("Add", n, b.op("Mul", keep, b.op("Sub", s, n)), hint=f"{name}_zoned")
+                    for n, s, name in zip(new, state, names))
     y = new[0]
     if masked:
         new = tuple(b.op("Where", m, n, s) for n, s in zip(new, state))
