@@ -204,6 +204,8 @@ def test_parameters_names_and_initial_values():
     (lambda: rnnkit.LSTMCell(3, 4, peephole=True, layer_norm=True), "peephole=True"),
     (lambda: rnnkit.GRU(3, 4, reset_after=False, layer_norm=True), "reset_after=False"),
     (lambda: rnnkit.GRUCell(3, 4, reset_after=False, layer_norm=True), "reset_after=False"),
+    (lambda: rnnkit.LSTM(3, 4, recurrent_dropout=0.2, layer_norm=True), "recurrent_dropout=0.2"),
+    (lambda: rnnkit.RNNCell(3, 4, zoneout=0.1, layer_norm=True), "zoneout=0.1"),
 ])
 def test_refused_combinations(make, words):
     with pytest.raises(ValueError, match=f"layer_norm=True cannot be combined with {words}"):
