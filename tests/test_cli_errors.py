@@ -176,6 +176,8 @@ CASES = [
     Case("train {text} --hidden 2.5", ("--hidden", "integer", "'2.5'")),
     Case("train {text} --time-budget 0 --max-steps 0", ("--time-budget", "--max-steps")),
     Case("train {text} --cell gru --peephole", ("--peephole", "lstm")),
+    Case("train {text} --layer-norm --zoneout 0.1", ("--layer-norm", "--zoneout", "cannot be combined")),
+    Case("train {text} --cell lstm --layer-norm --peephole", ("--layer-norm", "--peephole", "cannot be combined")),
     Case("generate {run} --temperature nan", ("--temperature", "'nan'")),
     Case("generate {run} --seed -1", ("--seed", "'-1'")),
     Case("task adding --seq-len 1", ("--seq-len", "2")),

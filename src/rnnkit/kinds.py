@@ -105,14 +105,24 @@ class CellKind:
             raise TypeError(f"{self.title}{'Cell' if cell else ''} has no option {unknown[0]!r}; its options: "
                             f"{', '.join(o.name for o in own) or 'none'}")
         values = {o.name: o.check(given.get(o.name, o.default)) for o in own}
-        for o in own:
-            if values[o.name] == o.default:
+        problems = self.combination_problems(values)
+        if problems:
+            raise ValueError(problems[0])
+        return values
+
+    def combination_problems(self, values: Mapping[str, Any], name: Callable[[str], str] = str) -> list[str]:
+        """Options whose values cannot go together ("layer_norm=True cannot be combined with
+        zoneout=0.1 in GRU ..."); ``name`` words a key (``--zoneout``, ``model.zoneout``)."""
+        problems = []
+        for o in self.options:
+            if values.get(o.name, o.default) == o.default:
                 continue
             for other, needed in o.requires:
                 if other in values and values[other] != needed:
-                    raise ValueError(f"{o.name}={values[o.name]!r} cannot be combined with {other}={values[other]!r} "
-                                     f"in {self.title}: the spec defines it only with {other}={needed!r}")
-        return values
+                    problems.append(f"{name(o.name)}={values[o.name]!r} cannot be combined with {name(other)}="
+                                    f"{values[other]!r} in {self.title}: the spec defines it only with "
+                                    f"{name(other)}={needed!r}")
+        return problems
 
     def param_constants(self, options: Mapping[str, Any]) -> dict[str, float]:
         """The parameters these options add that start at a constant (field -> value); the others
@@ -296,7 +306,8 @@ def kind_of_kernel(kernel) -> CellKind:
 
 def option_problems(cell: str, values: Mapping[str, Any], name: Callable[[str], str] = str) -> list[str]:
     """Options given a non-default value for a kind that does not have them: "peephole applies to
-    the lstm cell only, got cell 'gru'" (``name`` words a key: ``--peephole``, ``model.peephole``)."""
+    the lstm cell only, got cell 'gru'" (``name`` words a key: ``--peephole``, ``model.peephole``);
+    else the values that cannot go together (:meth:`CellKind.combination_problems`)."""
     if not isinstance(cell, str) or cell not in KINDS:
         return []
     problems = []
@@ -306,7 +317,7 @@ def option_problems(cell: str, values: Mapping[str, Any], name: Callable[[str], 
             owners = [k.name for k in KINDS.values() if k.option(option.name) is not None]
             problems.append(f"{name(option.name)} applies to the {' and '.join(owners)} cell only, "
                             f"got {name('cell')} {cell!r}")
-    return problems
+    return problems or KINDS[cell].combination_problems(values, name)
 
 
 # -- the classes and engine jobs registered against the kinds --------------------------------------
