@@ -125,8 +125,6 @@ def torch_ln_lstm_fns(point: Point, x: np.ndarray, dout: np.ndarray):
 
 
 def onnxruntime_fns(point: Point, x: np.ndarray, dout: np.ndarray):
-    if point.layer_norm:
-        raise Skipped("a layer-normalised layer is not exported to ONNX (rnnkit.onnx refuses it)")
     try:
         from rnnkit.onnx import session, to_model, zero_state_feeds
         sess = session(to_model(_layer(point)), int(os.environ["RNNKIT_BENCH_THREADS"]))
