@@ -41,7 +41,10 @@ class TrainConfig:
                                     # 300 steps (one seed): batch 1.925, layer 1.944, none 2.007
                                     # bits/char (docs/training_remedies.md); not yet compared at
                                     # equal time, where a norm's cost per step counts: none for now
-    layer_norm: bool = False        # layer-normalised cells: passed to the layers only when on
+    layer_norm: bool = False        # layer-normalised cells. 180 s of the default run: 1.694 and
+                                    # 1.711 against plain 1.778 and 1.747 bits/char (2 seeds,
+                                    # docs/training_remedies.md); off until more seeds and the
+                                    # refusals it brings (peephole, zoneout, torch) are settled
     recurrent_dropout: float = 0.0  # variational dropout on the recurrent state: nothing to
                                     # regularise in ~1 epoch, as dropout
     zoneout: float = 0.0            # zoneout probability on the state; 0 for the same reason
