@@ -272,18 +272,18 @@ def test_conv_block_composes():
 
 # -- errors -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("make, message", [
-    (lambda: rnnkit.Conv1d(4, 6, 3, padding="full"), "padding must be an int >= 0, 'valid' or 'same', got 'full'"),
-    (lambda: rnnkit.Conv1d(4, 6, 3, padding=-1), "padding must be >= 0, got -1"),
-    (lambda: rnnkit.Conv1d(4, 6, 3, padding=1.5), "padding must be an int >= 0, 'valid' or 'same', got float 1.5"),
+    (lambda: rnnkit.Conv1d(4, 6, 3, padding="full"), "padding must be an integer >= 0, 'valid' or 'same', got str 'full'"),
+    (lambda: rnnkit.Conv1d(4, 6, 3, padding=-1), "padding must be an integer >= 0, 'valid' or 'same', got -1"),
+    (lambda: rnnkit.Conv1d(4, 6, 3, padding=1.5), "padding must be an integer >= 0, 'valid' or 'same', got float 1.5"),
     (lambda: rnnkit.Conv1d(4, 6, 3, stride=2, padding="same"), r"padding='same' is not supported for strided .* got 2"),
-    (lambda: rnnkit.Conv1d(4, 6, 0), "kernel_size must be >= 1, got 0"),
+    (lambda: rnnkit.Conv1d(4, 6, 0), "kernel_size must be an integer >= 1, got 0"),
     (lambda: rnnkit.Conv1d(4, 6, 3, groups=3), "in_channels must be divisible by groups=3, got 4"),
     (lambda: rnnkit.Conv1d(4, 6, 3, groups=4), "out_channels must be divisible by groups=4, got 6"),
     (lambda: rnnkit.Conv1d(4, 6, 3, padding_mode="wrap"), r"padding_mode must be one of \('zeros', 'reflect'.*got 'wrap'"),
-    (lambda: rnnkit.BatchNorm1d(3, momentum=2), r"momentum must be in \[0, 1\] or None, got 2"),
-    (lambda: rnnkit.BatchNorm1d(3, eps=0), "eps must be a positive number, got 0"),
+    (lambda: rnnkit.BatchNorm1d(3, momentum=2), r"momentum must be a finite number in \[0, 1\] or None, got 2"),
+    (lambda: rnnkit.BatchNorm1d(3, eps=0), "eps must be a finite number > 0, got 0"),
     (lambda: rnnkit.LayerNorm([]), "normalized_shape must be an int or a non-empty sequence of ints, got"),
-    (lambda: rnnkit.LayerNorm((3, 0)), "normalized_shape must be >= 1, got 0"),
+    (lambda: rnnkit.LayerNorm((3, 0)), "normalized_shape must be an integer >= 1, got 0"),
 ])
 def test_constructor_errors(make, message):
     with pytest.raises((ValueError, TypeError), match=message):

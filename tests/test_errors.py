@@ -75,22 +75,22 @@ def test_dout_and_dstate_shapes(lstm):
 def test_constructor_arguments():
     with raises(ValueError, "proj_size must be smaller than hidden_size=4", "got 4"):
         rnnkit.LSTM(3, 4, proj_size=4)
-    with raises(ValueError, "proj_size must be >= 0", "got -1"):
+    with raises(ValueError, "proj_size must be an integer >= 0", "got -1"):
         rnnkit.LSTM(3, 4, proj_size=-1)
     for bad in (1.0, -0.1, 1.5):
-        with raises(ValueError, "dropout must be in [0, 1)", f"got {bad}"):
+        with raises(ValueError, "dropout must be a finite number in [0, 1)", f"got {bad}"):
             rnnkit.GRU(3, 4, dropout=bad)
-    with raises(TypeError, "dropout must be a number", "str"):
+    with raises(TypeError, "dropout must be a finite number in [0, 1)", "got str '0.5'"):
         rnnkit.GRU(3, 4, dropout="0.5")
     with raises(ValueError, "nonlinearity must be one of ('tanh', 'relu')", "'sigmoid'"):
         rnnkit.RNN(3, 4, nonlinearity="sigmoid")
     with raises(ValueError, "nonlinearity", "'gelu'"):
         rnnkit.RNNCell(3, 4, nonlinearity="gelu")
-    with raises(ValueError, "hidden_size must be >= 1", "got 0"):
+    with raises(ValueError, "hidden_size must be an integer >= 1", "got 0"):
         rnnkit.LSTM(3, 0)
-    with raises(TypeError, "input_size must be an int", "float"):
+    with raises(TypeError, "input_size must be an integer >= 1", "got float 3.0"):
         rnnkit.GRU(3.0, 4)
-    with raises(ValueError, "num_layers must be >= 1", "got 0"):
+    with raises(ValueError, "num_layers must be an integer >= 1", "got 0"):
         rnnkit.RNN(3, 4, num_layers=0)
     with raises(TypeError, "dtype must be float32 or float64", "float16"):
         rnnkit.LSTM(3, 4, dtype=np.float16)

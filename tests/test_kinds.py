@@ -55,7 +55,7 @@ def test_each_kernel_has_engine_jobs_registered_against_it():
 
 
 def test_options_are_checked_before_any_kernel_is_built():
-    with pytest.raises(TypeError, match="proj_size must be an int, got str 'x'"):
+    with pytest.raises(TypeError, match="proj_size must be an integer >= 0, got str 'x'"):
         rnnkit.LSTM(3, 4, proj_size="x")
     with pytest.raises(ValueError, match="nonlinearity must be one of"):
         rnnkit.RNN(3, 4, nonlinearity="sigmoid")

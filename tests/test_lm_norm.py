@@ -114,9 +114,9 @@ def test_config_checks():
         ModelConfig(5, init="he")
     with pytest.raises(ValueError, match=r"--init must be one of default, xavier, orthogonal, kaiming"):
         TrainConfig(init="glorot")
-    with pytest.raises(ValueError, match=r"--zoneout must be"):
+    with pytest.raises(ValueError, match=r"--zoneout must be a finite number in \[0, 1\), got 1.0"):
         TrainConfig(zoneout=1.0)
-    with pytest.raises(ValueError, match=r"--recurrent-dropout must be"):
+    with pytest.raises(ValueError, match=r"--recurrent-dropout must be a finite number in \[0, 1\), got -0.1"):
         TrainConfig(recurrent_dropout=-0.1)
     with pytest.raises(ValueError, match=r"--layer-norm must be true or false, got 'yes'"):
         TrainConfig(layer_norm="yes")

@@ -329,10 +329,11 @@ def test_predict_input_must_match_fit():
 
 @pytest.mark.parametrize("param,value,fragment", [
     ("cell", "cnn", "cell must be one of"), ("pooling", "sum", "pooling must be one of"),
-    ("epochs", 0, "epochs must be 'auto' or an int >= 1, got 0"), ("lr", -1.0, "lr must lie in (0.0"),
-    ("validation_fraction", 1.0, "validation_fraction must lie in [0.0, 1.0), got 1.0"),
-    ("frame", "big", "frame must be an int >= 1"), ("dropout", 1.5, "dropout must lie in"),
-    ("time_budget", 0, "time_budget must lie in (0.0"), ("random_state", "x", "random_state must be"),
+    ("epochs", 0, "epochs must be an integer >= 1 or 'auto', got 0"), ("lr", -1.0, "lr must be a finite number > 0, got -1.0"),
+    ("validation_fraction", 1.0, "validation_fraction must be a finite number in [0, 1), got 1.0"),
+    ("frame", "big", "frame must be an integer >= 1 or 'auto', got str 'big'"),
+    ("dropout", 1.5, "dropout must be a finite number in [0, 1), got 1.5"),
+    ("time_budget", 0, "time_budget must be a finite number > 0 or None, got 0"), ("random_state", "x", "random_state must be"),
     ("bidirectional", "no", "bidirectional must be True or False, got str 'no'"),
 ])
 def test_bad_hyperparameters_fail_at_fit_naming_the_parameter(param, value, fragment):
@@ -343,10 +344,11 @@ def test_bad_hyperparameters_fail_at_fit_naming_the_parameter(param, value, frag
 
 
 @pytest.mark.parametrize("param,value,fragment", [
-    ("window", 0, "window must be 'auto' or an int >= 1, got 0"), ("window", "x", "window must be 'auto'"),
-    ("output_steps", 1.5, "output_steps must be an int >= 1, got 1.5"),
+    ("window", 0, "window must be an integer >= 1 or 'auto', got 0"),
+    ("window", "x", "window must be an integer >= 1 or 'auto', got str 'x'"),
+    ("output_steps", 1.5, "output_steps must be an integer >= 1, got float 1.5"),
     ("normalize", "z", "normalize must be one of ('last', 'global', 'both'), got 'z'"),
-    ("pooling", "sum", "pooling must be one of"), ("lr", 0.0, "lr must lie in (0.0, inf), got 0.0"),
+    ("pooling", "sum", "pooling must be one of"), ("lr", 0.0, "lr must be a finite number > 0, got 0.0"),
 ])
 def test_forecaster_bad_hyperparameters_fail_at_fit(param, value, fragment):
     fc = RNNForecaster(**{param: value})
@@ -366,7 +368,7 @@ def test_forecaster_bad_input():
     fc.fit(s)
     with raises(ValueError, "history has 10 steps, but this model needs at least window_=19"):
         fc.predict(1, history=s[:10])
-    with raises(ValueError, "must be >= 1, got 0"):
+    with raises(ValueError, "the number of steps to forecast must be an integer >= 1, got 0"):
         fc.predict(0)
     with raises(ValueError, "X has 2 features, but RNNForecaster is expecting 1"):
         fc.predict(np.zeros((3, 2)))
@@ -379,7 +381,7 @@ def test_forecaster_bad_input():
         with_exog.predict(4, exog=np.zeros((3, 2)))
     with raises(ValueError, "exog must have 60 rows"):
         RNNForecaster().fit(s, exog=np.zeros((59, 1)))
-    with raises(ValueError, "output_steps must be an int >= 1"):
+    with raises(ValueError, "output_steps must be an integer >= 1, got 0"):
         RNNForecaster(output_steps=0).fit(s)
 
 
@@ -446,5 +448,5 @@ def test_predict_does_not_recheck_hyperparameters():
     before = clf.predict_proba(X)
     clf.set_params(lr=-1.0, batch_size=0)
     np.testing.assert_array_equal(clf.predict_proba(X), before)
-    with raises(ValueError, "batch_size must be an int >= 1, got 0"):
+    with raises(ValueError, "batch_size must be an integer >= 1, got 0"):
         clf.fit(X, y)

@@ -182,7 +182,8 @@ def test_opsets():
                                    expected, atol=1e-6)
     assert rnnkit.onnx.to_model(layer).opset_import[0].version == rnnkit.onnx.DEFAULT_OPSET
     newest = onnx.defs.onnx_opset_version()
-    for bad, error, message in [(13, ValueError, "opset must lie in [14, "), (newest + 1, ValueError, str(newest + 1)),
+    for bad, error, message in [(13, ValueError, f"opset must be an integer in [14, {newest}] or None, got 13"),
+                                (newest + 1, ValueError, f"got {newest + 1} (the installed onnx knows up to {newest})"),
                                 ("19", TypeError, "got str '19'"), (True, TypeError, "got bool")]:
         with pytest.raises(error, match=re.escape(message)):
             rnnkit.onnx.to_model(layer, opset=bad)

@@ -83,7 +83,7 @@ def test_load_state_dict_rejects_other_shapes():
 
 
 def test_optimizer_argument_errors():
-    with pytest.raises(ValueError, match="lr must be a number >= 0, got -1"):
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0, got -1"):
         SGD([Parameter(np.zeros(2))], lr=-1)
     with pytest.raises(ValueError, match="empty parameter list"):
         Adam([])

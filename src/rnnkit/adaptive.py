@@ -31,11 +31,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_positive_int, make_rng
+from rnnkit.checks import as_float_array, make_rng
 from rnnkit.engine import matmul
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.linear import Linear
 from rnnkit.module import Module
+from rnnkit.ranges import COUNT, POSITIVE, Range
 
 
 class ASMoutput(NamedTuple):
@@ -157,6 +158,9 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
+N_CLASSES = Range(int, low=2)       # a shortlist and at least one class in a cluster
+
+
 def check_cutoffs(cutoffs, n_classes: int) -> list[int]:
     """PyTorch's rule: unique positive integers, increasing, each at most n_classes − 1."""
     values = list(cutoffs) if isinstance(cutoffs, (list, tuple)) else None
@@ -175,12 +179,10 @@ class AdaptiveLogSoftmaxWithLoss(Module):
     def __init__(self, in_features: int, n_classes: int, cutoffs: Sequence[int], div_value: float = 4.0,
                  head_bias: bool = False, *, dtype=np.float32, rng=None) -> None:
         super().__init__(dtype=dtype)
-        self.in_features = check_positive_int("in_features", in_features)
-        self.n_classes = check_positive_int("n_classes", n_classes, minimum=2)
-        if isinstance(div_value, bool) or not isinstance(div_value, (int, float)) or not div_value > 0:
-            raise ValueError(f"div_value must be a positive number, got {div_value!r}")
+        self.in_features = COUNT.check("in_features", in_features)
+        self.n_classes = N_CLASSES.check("n_classes", n_classes)
+        self.div_value = POSITIVE.check("div_value", div_value, ValueError)
         self.cutoffs = check_cutoffs(cutoffs, n_classes) + [n_classes]
-        self.div_value = float(div_value)
         self.head_bias = bool(head_bias)
         self.shortlist_size = self.cutoffs[0]
         self.n_clusters = len(self.cutoffs) - 1

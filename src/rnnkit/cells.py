@@ -33,11 +33,12 @@ import numpy as np
 
 from rnnkit import kinds
 from rnnkit.backend import Backend, current
-from rnnkit.checks import as_float_array, check_positive_int, check_shape, make_rng
+from rnnkit.checks import as_float_array, check_shape, make_rng
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.inner_dropout import InnerDropout, Masks, check_masks
 from rnnkit.kernels.base import Tape
 from rnnkit.module import Module
+from rnnkit.ranges import COUNT
 from rnnkit.recurrent import StepperCache, register_cell, state_tuple, state_value, weights_of
 
 
@@ -62,8 +63,8 @@ class CellBase(Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool, options: dict | None = None,
                  *, dtype=np.float32, rng=None) -> None:
         super().__init__(dtype=dtype)
-        self.input_size = check_positive_int("input_size", input_size)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.input_size = COUNT.check("input_size", input_size)
+        self.hidden_size = COUNT.check("hidden_size", hidden_size)
         self.bias = bool(bias)
         self.options = self.kind.check_options(options or {}, cell=True)
         for name, value in self.options.items():
@@ -100,8 +101,8 @@ class CellBase(Module):
         """The masks of dropout inside the recurrence for ``steps`` steps of ``batch`` sequences in
         the current mode, drawn from ``rng`` (else the cell's) as a one-layer, one-direction layer
         of the same options draws them; None when there are none. Give step t ``masks.at(t)``."""
-        batch = check_positive_int("batch", batch)
-        steps = check_positive_int("steps", steps)
+        batch = COUNT.check("batch", batch)
+        steps = COUNT.check("steps", steps)
         source = self.rng if rng is None else make_rng(rng)
         return self.inner_dropout.draw(self.training, source, steps, batch, self.kernel.state_sizes(), self.dtype)
 

@@ -1,11 +1,11 @@
-"""Argument checks shared by every public entry point.
+"""Argument checks shared by every public entry point: dtypes, arrays, shapes, lengths, states.
 
-Each error names the argument and gives the expected and the actual value, shape or type.
+Each error names the argument and gives the expected and the actual value, shape or type. A
+number's range is a :class:`rnnkit.ranges.Range` (``COUNT.check("hidden_size", n)``), not a check
+here.
 """
 
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
@@ -20,22 +20,6 @@ def check_float_dtype(dtype) -> np.dtype:
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
-
-
-def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_dropout(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"dropout must be a number in [0, 1), got {type(value).__name__} {value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {value}")
-    return float(value)
 
 
 def as_float_array(name: str, value, dtype: np.dtype) -> np.ndarray:

@@ -27,19 +27,20 @@ block-diagonal: one product for any g, costing what the dense convolution of the
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from rnnkit.checks import as_float_array, check_positive_int, make_rng
+from rnnkit.checks import as_float_array, make_rng
 from rnnkit.engine import matmul, workspace
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
+from rnnkit.ranges import COUNT, Range
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 PADDING_STRINGS = ("valid", "same")
+PADDING = Range(int, low=0, also=PADDING_STRINGS)
 
 
 class ConvGeometry(NamedTuple):
@@ -159,25 +160,24 @@ def conv1d_backward(dy: np.ndarray, W: np.ndarray, cache: ConvCache, geo: ConvGe
     return np.ascontiguousarray(dx.transpose(0, 2, 1)), weight_from_matrix(dW2, geo.groups, W.shape[1]), db
 
 
-def _single(name: str, value, minimum: int) -> int:
+def _single(name: str, value, limits: Range) -> int:
     """An int or a 1-tuple of one (PyTorch's ``_single``), checked."""
     if isinstance(value, tuple) and len(value) == 1:
         value = value[0]
-    return check_positive_int(name, value, minimum)
+    return limits.check(name, value)
 
 
 def _padding(padding, stride: int):
     """PyTorch's stored form of ``padding``: a string, or a 1-tuple of an int ≥ 0."""
-    if isinstance(padding, str):
-        if padding not in PADDING_STRINGS:
-            raise ValueError(f"padding must be an int >= 0, 'valid' or 'same', got {padding!r}")
-        if padding == "same" and stride != 1:
-            raise ValueError(f"padding='same' is not supported for strided convolutions (stride must be 1, "
-                             f"got {stride}), as in PyTorch")
-        return padding
-    if not (isinstance(padding, numbers.Integral) or (isinstance(padding, tuple) and len(padding) == 1)):
-        raise TypeError(f"padding must be an int >= 0, 'valid' or 'same', got {type(padding).__name__} {padding!r}")
-    return (_single("padding", padding, 0),)
+    if isinstance(padding, tuple) and len(padding) == 1:
+        padding = padding[0]
+    if isinstance(padding, str) and padding not in PADDING_STRINGS:       # a value of the right kind
+        raise ValueError(PADDING.problem("padding", padding))
+    padding = PADDING.check("padding", padding)
+    if padding == "same" and stride != 1:
+        raise ValueError(f"padding='same' is not supported for strided convolutions (stride must be 1, "
+                         f"got {stride}), as in PyTorch")
+    return padding if isinstance(padding, str) else (padding,)
 
 
 class Conv1d(Module):
@@ -198,12 +198,12 @@ class Conv1d(Module):
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *, dtype=np.float32,
                  rng=None) -> None:
         super().__init__(dtype=dtype)
-        self.in_channels = check_positive_int("in_channels", in_channels)
-        self.out_channels = check_positive_int("out_channels", out_channels)
-        self.kernel_size = (_single("kernel_size", kernel_size, 1),)
-        self.stride = (_single("stride", stride, 1),)
-        self.dilation = (_single("dilation", dilation, 1),)
-        self.groups = check_positive_int("groups", groups)
+        self.in_channels = COUNT.check("in_channels", in_channels)
+        self.out_channels = COUNT.check("out_channels", out_channels)
+        self.kernel_size = (_single("kernel_size", kernel_size, COUNT),)
+        self.stride = (_single("stride", stride, COUNT),)
+        self.dilation = (_single("dilation", dilation, COUNT),)
+        self.groups = COUNT.check("groups", groups)
         self.padding = _padding(padding, self.stride[0])
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.checks import check_dropout, make_rng
+from rnnkit.checks import make_rng
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
+from rnnkit.ranges import PROBABILITY_BELOW_1
 
 
 class Dropout(Module):
@@ -14,7 +15,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, *, dtype=np.float32, rng=None) -> None:
         super().__init__(dtype=dtype)
-        self.p = check_dropout(p)
+        self.p = PROBABILITY_BELOW_1.check("p", p)
         self.rng = make_rng(rng)
         self._mask: np.ndarray | None = None     # scaled keep-mask of the last call; None: identity
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.checks import check_positive_int, make_rng
+from rnnkit.checks import make_rng
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
+from rnnkit.ranges import COUNT
 
 
 class Embedding(Module):
@@ -14,8 +15,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, *, dtype=np.float32, rng=None) -> None:
         super().__init__(dtype=dtype)
-        self.num_embeddings = check_positive_int("num_embeddings", num_embeddings)
-        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.num_embeddings = COUNT.check("num_embeddings", num_embeddings)
+        self.embedding_dim = COUNT.check("embedding_dim", embedding_dim)
         self.weight = self.register_parameter(
             "weight", make_rng(rng).standard_normal((num_embeddings, embedding_dim)))
         self._idx: np.ndarray | None = None

@@ -23,10 +23,11 @@ LSTM — is one :class:`Option` (its name, default, check and parameters), one :
 from __future__ import annotations
 
 import importlib
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from rnnkit.ranges import NONNEGATIVE_INT, PROBABILITY_BELOW_1
 
 Shapes = list[tuple[str, tuple[int, ...]]]          # (field, shape) of a cell's parameters
 
@@ -41,7 +42,8 @@ class Option:
 
     name: str                                 # the argument, the layer's attribute, the config key
     default: Any
-    check: Callable[[Any], Any]               # the value as the layer keeps it; raises naming the option
+    check: Callable[[str, Any], Any]          # (name, value) -> the value as the layer keeps it, or an
+                                              # error naming the option (a Range's check)
     params: Callable[[Any, int], Shapes] = _no_params   # (value, H) -> the parameters it adds
     layers_only: bool = False                 # an option of a stack (proj_size), not of a cell
     torch_lacks: str = ""                     # why torch.nn has no equivalent of a non-default value
@@ -104,7 +106,7 @@ class CellKind:
         if unknown:
             raise TypeError(f"{self.title}{'Cell' if cell else ''} has no option {unknown[0]!r}; its options: "
                             f"{', '.join(o.name for o in own) or 'none'}")
-        values = {o.name: o.check(given.get(o.name, o.default)) for o in own}
+        values = {o.name: o.check(o.name, given.get(o.name, o.default)) for o in own}
         problems = self.combination_problems(values)
         if problems:
             raise ValueError(problems[0])
@@ -181,28 +183,20 @@ class CellKind:
 
 # -- the options ----------------------------------------------------------------------------------
 
-def _as_bool(value) -> bool:
+def _as_bool(name: str, value) -> bool:
     return bool(value)
-
-
-def _proj_size(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"proj_size must be an int, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"proj_size must be >= 0, got {value}")
-    return int(value)
 
 
 NONLINEARITIES = ("tanh", "relu")
 
 
-def _nonlinearity(value) -> str:
+def _nonlinearity(name: str, value) -> str:
     if value not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {value!r}")
+        raise ValueError(f"{name} must be one of {NONLINEARITIES}, got {value!r}")
     return value
 
 
-PROJ_SIZE = Option("proj_size", 0, _proj_size, layers_only=True, operator=False,
+PROJ_SIZE = Option("proj_size", 0, NONNEGATIVE_INT.check, layers_only=True, operator=False,
                    params=lambda P, H: [("weight_hr", (P, H))] if P else [])
 PEEPHOLE = Option("peephole", False, _as_bool,
                   params=lambda on, H: [(f"weight_c{g}", (H,)) for g in "ifo"] if on else [],
@@ -213,23 +207,13 @@ RESET_AFTER = Option("reset_after", True, _as_bool,
 NONLINEARITY = Option("nonlinearity", "tanh", _nonlinearity)
 
 
-def _probability(name: str) -> Callable[[Any], float]:
-    def check(value) -> float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__} {value!r}")
-        if not 0.0 <= float(value) < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {value}")
-        return float(value)
-    return check
-
-
 # Dropout inside the recurrence (rnnkit.inner_dropout): masks the layer draws, no kernels of their own.
 RECURRENT_DROPOUT = Option(
-    "recurrent_dropout", 0.0, _probability("recurrent_dropout"), kernel=False, training_only=True,
+    "recurrent_dropout", 0.0, PROBABILITY_BELOW_1.check, kernel=False, training_only=True,
     torch_lacks="has recurrent_dropout (a mask on the state entering W_hh in training mode), which PyTorch's "
                 "nn.{name} lacks; in eval mode it is the plain layer: call .eval() before converting")
 ZONEOUT = Option(
-    "zoneout", 0.0, _probability("zoneout"), kernel=False, operator=False,
+    "zoneout", 0.0, PROBABILITY_BELOW_1.check, kernel=False, operator=False,
     torch_lacks="has zoneout (in eval mode h_t = p·h_{{t-1}} + (1 − p)·h̃_t), which PyTorch's nn.{name} lacks")
 INNER_DROPOUT = (RECURRENT_DROPOUT, ZONEOUT)
 # The layer-normalised kernels and engine jobs take no inner-dropout masks: refused together.

@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_positive_int, make_rng
+from rnnkit.checks import as_float_array, make_rng
 from rnnkit.engine import matmul
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
+from rnnkit.ranges import COUNT
 
 
 class Linear(Module):
@@ -18,8 +19,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  dtype=np.float32, rng=None) -> None:
         super().__init__(dtype=dtype)
-        self.in_features = check_positive_int("in_features", in_features)
-        self.out_features = check_positive_int("out_features", out_features)
+        self.in_features = COUNT.check("in_features", in_features)
+        self.out_features = COUNT.check("out_features", out_features)
         rng, k = make_rng(rng), 1.0 / math.sqrt(in_features)
         self.weight = self.register_parameter("weight", rng.uniform(-k, k, (out_features, in_features)))
         self.bias = self.register_parameter("bias", rng.uniform(-k, k, out_features)) if bias else None

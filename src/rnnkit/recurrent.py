@@ -14,13 +14,12 @@ import numpy as np
 
 from rnnkit import kinds
 from rnnkit.backend import Backend, Stepper, current
-from rnnkit.checks import (
-    as_float_array, check_dropout, check_lengths, check_pair, check_positive_int, check_shape, make_rng,
-)
+from rnnkit.checks import as_float_array, check_lengths, check_pair, check_shape, make_rng
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.inner_dropout import InnerDropout
 from rnnkit.kernels.base import Weights
 from rnnkit.module import Module, Parameter
+from rnnkit.ranges import COUNT, PROBABILITY_BELOW_1
 from rnnkit.stack import StackCache, stack_backward, stack_forward
 
 
@@ -86,16 +85,16 @@ class RecurrentBase(Module):
         options: dict | None = None, *, dtype=np.float32, rng=None,
     ) -> None:
         super().__init__(dtype=dtype)
-        self.input_size = check_positive_int("input_size", input_size)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.input_size = COUNT.check("input_size", input_size)
+        self.hidden_size = COUNT.check("hidden_size", hidden_size)
+        self.num_layers = COUNT.check("num_layers", num_layers)
         self.options = self.kind.check_options(options or {})
         for name, value in self.options.items():
             setattr(self, name, value)
         self.proj_size = self.options.get("proj_size", 0)      # every layer has one, as in PyTorch
         if self.proj_size >= self.hidden_size:
             raise ValueError(f"proj_size must be smaller than hidden_size={hidden_size}, got {self.proj_size}")
-        self.dropout = check_dropout(dropout)
+        self.dropout = PROBABILITY_BELOW_1.check("dropout", dropout)
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.bidirectional = bool(bidirectional)
         self.kernel = self.kind.kernel(self.hidden_size, self.options)

@@ -18,6 +18,7 @@ import numpy as np
 
 from rnnkit.errors import Caution
 from rnnkit.lm.errors import CorpusError
+from rnnkit.ranges import FRACTION
 
 
 UNK = "\ufffd"      # how the unknown-character token prints (U+FFFD REPLACEMENT CHARACTER)
@@ -86,8 +87,7 @@ def default_corpus_files() -> list[Path]:
 
 def split_text(text: str, val_fraction: float) -> tuple[str, str]:
     """The last ``val_fraction`` of the text is held out for validation."""
-    if not 0.0 < val_fraction < 1.0:
-        raise CorpusError(f"--val-fraction must lie in (0, 1), got {val_fraction}")
+    FRACTION.check("--val-fraction", val_fraction, CorpusError)
     cut = int(len(text) * (1.0 - val_fraction))
     return text[:cut], text[cut:]
 

@@ -22,6 +22,7 @@ import numpy as np
 from rnnkit.models.baselines import mape, rmse
 from rnnkit.models.errors import InputError
 from rnnkit.models.series import as_series
+from rnnkit.ranges import COUNT
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ def fresh(estimator):
 def cutoffs(n: int, horizon: int, n_windows: int, step_size: int) -> np.ndarray:
     """The cutoffs of the module docstring; InputError if the oldest leaves nothing to fit on."""
     for name, value in (("horizon", horizon), ("n_windows", n_windows), ("step_size", step_size)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise InputError(f"{name} must be an int >= 1, got {value!r}")
+        COUNT.check(name, value, InputError)
     cuts = n - horizon - (n_windows - 1 - np.arange(n_windows)) * step_size
     if cuts[0] < 2:
         raise InputError(f"the series has {n} steps: {n_windows} windows of horizon {horizon}, "

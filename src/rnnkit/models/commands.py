@@ -10,7 +10,7 @@ import argparse
 import json
 
 from rnnkit.models.config import (
-    AUTO, AUTO_FRAME_STEPS, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, SCHEDULES, SHARE, FitSettings as S, NetParams as N,
+    AUTO_COUNT, AUTO_FRAME_STEPS, FCN_DROPOUT, FCN_FILTERS, FCN_HIDDEN, FCN_KERNELS, SCHEDULES, SHARE, FitSettings as S, NetParams as N,
 )
 from rnnkit.models.data import SEQUENCE_NORMALIZATIONS
 from rnnkit.models.datasets import BUNDLED_CLASSIFICATION, BUNDLED_SERIES
@@ -20,11 +20,6 @@ from rnnkit.models.series import NORMALIZATIONS
 from rnnkit.outputs import output_file, replacing
 from rnnkit.pooling import POOLINGS
 from rnnkit.ranges import COUNT, FRACTION, NONNEGATIVE_INT, POSITIVE, PROBABILITY_BELOW_1, SEED
-
-
-def auto_or_count(text: str):
-    """argparse ``type=``: "auto" or an integer >= 1."""
-    return AUTO if text == AUTO else COUNT(text)
 
 
 def sizes(text: str) -> tuple[int, ...]:
@@ -53,7 +48,7 @@ MODEL_OPTIONS = [
     ("--pooling", "pooling", str, f"{', '.join(POOLINGS)} (default: max to classify, last to forecast)"),
     ("--dropout", "dropout", PROBABILITY_BELOW_1,
      f"dropout before the head (default {FCN_DROPOUT} to classify, {N.dropout} to forecast)"),
-    ("--epochs", "epochs", auto_or_count, "epochs, or auto: a fixed number of optimizer steps within a "
+    ("--epochs", "epochs", AUTO_COUNT, "epochs, or auto: a fixed number of optimizer steps within a "
                                           f"work budget (default {S.epochs} to classify, {D.epochs} to forecast)"),
     ("--batch-size", "batch_size", COUNT,
      f"sequences per step (default {S.batch_size} to classify, {D.batch_size} to forecast)"),
@@ -107,7 +102,7 @@ def add_classify_parser(sub) -> None:
                         "the recurrent network alone)")
     p.add_argument("--conv-kernels", dest="conv_kernels", type=sizes, default=argparse.SUPPRESS,
                    help=f"their kernel sizes (default {_listed(FCN_KERNELS)})")
-    p.add_argument("--n-estimators", dest="n_estimators", type=auto_or_count, default=argparse.SUPPRESS,
+    p.add_argument("--n-estimators", dest="n_estimators", type=AUTO_COUNT, default=argparse.SUPPRESS,
                    help="networks averaged (default auto: as many as the work budget allows, at most 5)")
     p.add_argument("--normalize", choices=SEQUENCE_NORMALIZATIONS, default=argparse.SUPPRESS,
                    help="standardise over all training steps (global), each sequence on its own "

@@ -10,7 +10,6 @@ and scripts/tune_seqmodels.py / scripts/tune_forecaster.py.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -31,27 +30,9 @@ from rnnkit.ranges import COUNT, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, PROBABI
 AUTO_FRAME_STEPS = 200
 AUTO_FRAME = "auto"
 
-SHARE = Range(float, low=0, high=1, high_open=True)      # a held-out share; 0 turns it off
-
-
-def check_number(name: str, value, limits: Range):
-    """``value`` as ``limits.kind`` if ``limits`` holds it, else an InputError in the estimators'
-    wording ("must be an int >= 1", "must lie in [0.0, 1.0)", "must be a finite number")."""
-    try:
-        return limits.check(name, value)
-    except TypeError:                                    # not a number (or a bool)
-        finite = False
-    except ValueError:                                   # out of range, or nan / ±inf
-        finite = math.isfinite(value)
-    if limits.kind is int:
-        raise InputError(f"{name} must be an int >= {limits.low}, got {value!r}")
-    if not finite:
-        raise InputError(f"{name} must be a finite number, got {value!r}")
-    low = float(limits.low) if limits.low is not None else -math.inf
-    high = float(limits.high) if limits.high is not None else math.inf
-    left = "(" if limits.low_open or limits.low is None else "["
-    right = ")" if limits.high_open or limits.high is None else "]"
-    raise InputError(f"{name} must lie in {left}{low}, {high}{right}, got {value!r}")
+SHARE = PROBABILITY_BELOW_1                              # a held-out share; 0 turns it off
+AUTO = "auto"
+AUTO_COUNT = Range(int, low=1, also=(AUTO,))             # epochs, n_estimators, frame, window, season
 
 
 def check_bool(name: str, value) -> bool:
@@ -63,7 +44,7 @@ def check_bool(name: str, value) -> bool:
 def _check_fields(record, limits: dict[str, Range]) -> None:
     """Check (and normalise: np.int64 → int, ...) the numeric fields of a frozen record in place."""
     for name, r in limits.items():
-        object.__setattr__(record, name, check_number(name, getattr(record, name), r))
+        object.__setattr__(record, name, r.check(name, getattr(record, name), InputError))
 
 
 @dataclass(frozen=True)
@@ -121,7 +102,7 @@ def check_sizes(name: str, value) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)):
         raise InputError(f"{name} must be a tuple of ints >= 1 (e.g. (64, 128, 64)) or (), "
                          f"got {type(value).__name__} {value!r}")
-    return tuple(check_number(f"{name}[{i}]", v, COUNT) for i, v in enumerate(value))
+    return tuple(COUNT.check(f"{name}[{i}]", v, InputError) for i, v in enumerate(value))
 
 
 # The classifier's and regressor's network (docs/sequence_models.md, "How the defaults were
@@ -135,7 +116,6 @@ FCN_HIDDEN = 16
 FCN_DROPOUT = 0.5
 
 
-AUTO = "auto"
 SCHEDULES = ("cosine", "constant")
 
 
@@ -164,20 +144,13 @@ class FitSettings:
 
     LIMITS = {"batch_size": COUNT, "lr": POSITIVE, "weight_decay": NONNEGATIVE,
               "clip": NONNEGATIVE,      # 0: no clipping
-              "patience": COUNT, "validation_fraction": SHARE, "verbose": NONNEGATIVE_INT}
+              "patience": COUNT, "validation_fraction": SHARE, "verbose": NONNEGATIVE_INT,
+              "epochs": AUTO_COUNT, "n_estimators": AUTO_COUNT,
+              "time_budget": Range(float, low=0, low_open=True, also=(None,))}
 
     def __post_init__(self) -> None:
         _check_fields(self, self.LIMITS)
-        for name in ("epochs", "n_estimators"):
-            value = getattr(self, name)
-            if not (isinstance(value, str) and value == AUTO):
-                try:
-                    object.__setattr__(self, name, check_number(name, value, COUNT))
-                except InputError:
-                    raise InputError(f"{name} must be 'auto' or an int >= 1, got {value!r}") from None
         check_choice("schedule", self.schedule, SCHEDULES)
-        if self.time_budget is not None:
-            object.__setattr__(self, "time_budget", check_number("time_budget", self.time_budget, POSITIVE))
 
 
 def from_params(cls, params: dict):
@@ -187,9 +160,8 @@ def from_params(cls, params: dict):
 
 def check_frame(frame) -> int | None:
     """``frame``: "auto" (None here: decided per fit by :func:`frame_for`) or steps per frame."""
-    if isinstance(frame, str) and frame == AUTO_FRAME:
-        return None
-    return check_number("frame", frame, COUNT)
+    frame = AUTO_COUNT.check("frame", frame, InputError)
+    return None if frame == AUTO_FRAME else frame
 
 
 def frame_for(frame: int | None, max_length: int) -> int:

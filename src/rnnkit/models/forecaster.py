@@ -24,7 +24,7 @@ import numpy as np
 from rnnkit.losses import mean_squared_error
 from rnnkit.models._sklearn import r2_score, sklearn_tags
 from rnnkit.models.base import RecurrentEstimator, seed_from
-from rnnkit.models.config import FitSettings, NetParams, check_number, from_params
+from rnnkit.models.config import AUTO_COUNT, FitSettings, NetParams, from_params
 from rnnkit.models.data import Sequences
 from rnnkit.models.errors import InputError, check_choice
 from rnnkit.models.forecast_config import DEFAULTS
@@ -139,14 +139,9 @@ class RNNForecaster(RecurrentEstimator):
         params = self.get_params(deep=False)
         net, settings = from_params(NetParams, params), from_params(FitSettings, params)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
-        H = check_number("output_steps", self.output_steps, COUNT)
+        H = COUNT.check("output_steps", self.output_steps, InputError)
         for name in ("window", "season"):
-            value = getattr(self, name)
-            if not (isinstance(value, str) and value == "auto"):
-                try:
-                    check_number(name, value, COUNT)
-                except InputError:
-                    raise InputError(f"{name} must be 'auto' or an int >= 1, got {value!r}") from None
+            AUTO_COUNT.check(name, getattr(self, name), InputError)
         return net, settings, H
 
     def fit(self, X, y=None, exog=None):
@@ -319,8 +314,7 @@ class RNNForecaster(RecurrentEstimator):
     def _adjusted_forecast(self, h: int, history, exog, history_exog) -> tuple[np.ndarray, int]:
         """(â (h, F) after the context, the row of its first step)."""
         self._check_fitted()
-        if not isinstance(h, numbers.Integral) or isinstance(h, bool) or h < 1:
-            raise InputError(f"the number of steps to forecast must be an int >= 1, got {h!r}")
+        COUNT.check("the number of steps to forecast", h, InputError)
         x0, e0, start = self._context(history, history_exog)
         e_future = self._exog(exog, int(h), "exog", self.n_exog_)
         e = None
@@ -342,8 +336,6 @@ class RNNForecaster(RecurrentEstimator):
         """
         self._check_fitted()
         if isinstance(X, numbers.Integral) and not isinstance(X, bool):
-            if X < 1:
-                raise InputError(f"the number of steps to forecast must be >= 1, got {X}")
             a, row = self._adjusted_forecast(int(X), history, exog, history_exog)
             return self._shaped(self.path_.restore(a[None], np.array([row]))[0])
         x0, e0, start = self._context(history, history_exog)

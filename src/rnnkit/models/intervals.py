@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from rnnkit.models.errors import InputError
+from rnnkit.ranges import FRACTION
 
 MIN_ERRORS = 5          # backtest errors a step needs for its own spread v_k
 
@@ -64,10 +65,5 @@ def conformal_quantile(sorted_scores: np.ndarray, coverage: float) -> float:
 
 
 def check_coverage(coverage) -> float:
-    try:
-        c = float(coverage)
-    except (TypeError, ValueError):
-        raise InputError(f"coverage must be a number in (0, 1), got {coverage!r}") from None
-    if isinstance(coverage, bool) or not 0 < c < 1:
-        raise InputError(f"coverage must be a number in (0, 1), got {coverage!r}")
-    return c
+    """The share of future values an interval is to cover: strictly between 0 and 1."""
+    return FRACTION.check("coverage", coverage, InputError)

@@ -24,6 +24,7 @@ from rnnkit.models.datasets import (
     BUNDLED_SERIES, DataError, Labelled, bundled_dir, load_bundled_series, load_ucr, read_labelled, read_series,
 )
 from rnnkit.models.metrics import class_report
+from rnnkit.ranges import COUNT
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,7 @@ def run_forecast(job: ForecastJob, params: dict) -> dict:
         raise DataError("expected a SERIES file (one number per line, or a CSV column) or --dataset NAME")
     file = bundled_dir(f"--dataset {job.dataset}") / BUNDLED_SERIES[job.dataset][0] if job.dataset else job.series
     dates = read_dates(file, len(series))
-    h = job.horizon
-    if h < 1:
-        raise DataError(f"--horizon must be >= 1, got {h}")
+    h = COUNT.check("--horizon", job.horizon, DataError)
     train = series if job.future else series[:-h]
     if len(train) < 4:
         raise DataError(f"the series has {len(series)} values; holding out --horizon {h} leaves "

@@ -21,17 +21,19 @@ statistics or the fixed ones (:mod:`rnnkit.norm.moments`); dx = 0 at padded posi
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_lengths, check_positive_int
+from rnnkit.checks import as_float_array, check_lengths
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
 from rnnkit.norm.moments import check_eps, inverse_std, moments, standardize_backward
+from rnnkit.ranges import COUNT, Range
 
 AXES = (0, 2)                   # the batch and length axes of (N, C, L): statistics per channel
+MOMENTUM = Range(float, low=0, high=1, also=(None,))   # the running statistics' update weight;
+                                                       # None: their cumulative average, as in PyTorch
 
 
 class BatchNormCache(NamedTuple):
@@ -81,16 +83,6 @@ def batch_norm_backward(dy: np.ndarray, weight, cache: BatchNormCache):
     return dx, dweight, dy.sum(axis=AXES)
 
 
-def _check_momentum(momentum):
-    if momentum is None:
-        return None
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(f"momentum must be a number in [0, 1] or None, got {type(momentum).__name__} {momentum!r}")
-    if not 0.0 <= float(momentum) <= 1.0:
-        raise ValueError(f"momentum must be in [0, 1] or None, got {momentum}")
-    return float(momentum)
-
-
 class BatchNorm1d(Module):
     """PyTorch's ``nn.BatchNorm1d``: input (N, C) or (N, C, L), statistics per channel.
 
@@ -109,9 +101,9 @@ class BatchNorm1d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, *, bias: bool = True, dtype=np.float32) -> None:
         super().__init__(dtype=dtype)
-        self.num_features = check_positive_int("num_features", num_features)
+        self.num_features = COUNT.check("num_features", num_features)
         self.eps = check_eps(eps)
-        self.momentum = _check_momentum(momentum)
+        self.momentum = MOMENTUM.check("momentum", momentum)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         C = num_features

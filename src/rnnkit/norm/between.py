@@ -27,11 +27,12 @@ import re
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_dropout, check_lengths, check_positive_int, check_shape, make_rng
+from rnnkit.checks import as_float_array, check_lengths, check_shape, make_rng
 from rnnkit.dropout import Dropout
 from rnnkit.module import Module
 from rnnkit.norm.batch import BatchNorm1d
 from rnnkit.norm.layer import LayerNorm
+from rnnkit.ranges import COUNT, PROBABILITY_BELOW_1
 
 NORMS = ("none", "batch", "layer")        # "none": the plain stack, no module of this file
 LAYER_KEY = re.compile(r"layers\.(\d+)\.(\w+?)_l0(_reverse)?$")     # layer k's own name of a parameter
@@ -123,10 +124,10 @@ class NormedStack(Module):
         self.norm = check_norm("norm", norm)
         if norm == "none":
             raise ValueError('NormedStack: norm must be "batch" or "layer" ("none" is the plain stack)')
-        self.input_size = check_positive_int("input_size", input_size)
-        self.hidden_size = check_positive_int("hidden_size", hidden_size)
-        self.num_layers = check_positive_int("num_layers", num_layers)
-        self.dropout = check_dropout(dropout)
+        self.input_size = COUNT.check("input_size", input_size)
+        self.hidden_size = COUNT.check("hidden_size", hidden_size)
+        self.num_layers = COUNT.check("num_layers", num_layers)
+        self.dropout = PROBABILITY_BELOW_1.check("dropout", dropout)
         rng = make_rng(rng)
         self.rng = rng                                # the layers' and the dropouts': one generator
         cls = layer_class(cell)

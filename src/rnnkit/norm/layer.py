@@ -16,10 +16,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_positive_int
+from rnnkit.checks import as_float_array
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
 from rnnkit.norm.moments import check_eps, inverse_std, moments, standardize_backward
+from rnnkit.ranges import COUNT
 
 
 class LayerNormCache(NamedTuple):
@@ -49,7 +50,7 @@ def _shape(normalized_shape) -> tuple[int, ...]:
         normalized_shape = (normalized_shape,)
     if not isinstance(normalized_shape, (tuple, list)) or not normalized_shape:
         raise TypeError(f"normalized_shape must be an int or a non-empty sequence of ints, got {normalized_shape!r}")
-    return tuple(check_positive_int("normalized_shape", n) for n in normalized_shape)
+    return tuple(COUNT.check("normalized_shape", n) for n in normalized_shape)
 
 
 class LayerNorm(Module):

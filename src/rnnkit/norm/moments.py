@@ -16,16 +16,14 @@ dx = r · dx̂. Every array keeps its axes (keepdims), so μ, σ² and r broadca
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from rnnkit.ranges import POSITIVE
 
 
 def check_eps(eps) -> float:
-    """ε: a positive number (it keeps √(σ² + ε) away from zero)."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not float(eps) > 0:
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
-    return float(eps)
+    """ε: a positive number (it keeps √(σ² + ε) away from zero); any bad ε is a ValueError."""
+    return POSITIVE.check("eps", eps, ValueError)
 
 
 def masked_mean(a: np.ndarray, axes: tuple[int, ...], mask: np.ndarray | None, count) -> np.ndarray:

@@ -16,10 +16,11 @@ from pathlib import Path
 from rnnkit.kinds import kind
 from rnnkit.lm.errors import UserError
 from rnnkit.lm.rundir import CHECKPOINTS, add_checkpoint_option, language_model_checkpoint
+from rnnkit.onnx.export import MIN_OPSET
 from rnnkit.outputs import output_file, replacing
 from rnnkit.ranges import Range
 
-OPSET = Range(int, low=14)       # the oldest opset with every operator the graphs use; export checks the newest
+OPSET = Range(int, low=MIN_OPSET)      # export checks the newest (the installed onnx's)
 
 
 def add_export_parser(sub) -> None:

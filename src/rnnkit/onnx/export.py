@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from rnnkit.onnx.deps import require_onnx
 from rnnkit.onnx.errors import ExportTypeError, ExportValueError
 from rnnkit.onnx.graph import Graph
 from rnnkit.onnx.registry import exporter_for
+from rnnkit.ranges import Range
 
 # Opset 19: recent, and run by every onnxruntime the extras allow (>= 1.16). Nothing the exporter
 # uses changed after opset 14 (Unsqueeze/Split take axes and sizes as inputs since 13), so
@@ -20,16 +20,16 @@ MIN_OPSET = 14
 
 
 def check_opset(opset) -> int:
+    """``opset`` (None: :data:`DEFAULT_OPSET`), from :data:`MIN_OPSET` to the installed onnx's newest."""
     if opset is None:
         return DEFAULT_OPSET
     newest = require_onnx().defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
-        raise ExportTypeError("opset", f"opset must be an int in [{MIN_OPSET}, {newest}] or None, "
-                                       f"got {type(opset).__name__} {opset!r}")
-    if not MIN_OPSET <= opset <= newest:
-        raise ExportValueError("opset", f"opset must lie in [{MIN_OPSET}, {newest}] (the installed onnx knows "
-                                        f"up to {newest}), got {opset}")
-    return int(opset)
+    try:
+        return Range(int, low=MIN_OPSET, high=newest, also=(None,)).check("opset", opset)
+    except TypeError as exc:
+        raise ExportTypeError("opset", str(exc)) from None
+    except ValueError as exc:
+        raise ExportValueError("opset", f"{exc} (the installed onnx knows up to {newest})") from None
 
 
 def to_model(module, lengths: bool = False, opset: int | None = None):

@@ -13,6 +13,7 @@ import numpy as np
 
 from rnnkit import backend
 from rnnkit.optim.base import Optimizer
+from rnnkit.ranges import PROBABILITY_BELOW_1
 
 
 def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, beta1: float,
@@ -38,9 +39,7 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        self.beta1, self.beta2 = (float(b) for b in betas)
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        self.beta1, self.beta2 = (PROBABILITY_BELOW_1.check(f"betas[{i}]", b, ValueError) for i, b in enumerate(betas))
         self.eps = float(eps)
 
     def update(self, p, g, state) -> None:

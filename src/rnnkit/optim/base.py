@@ -8,11 +8,10 @@ checkpoint can store it without pickle and a resumed run continues exactly.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from rnnkit.module import Parameter
+from rnnkit.ranges import NONNEGATIVE
 
 
 class Optimizer:
@@ -23,11 +22,8 @@ class Optimizer:
         self.params: list[Parameter] = list(params)
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
-        for name, value in (("lr", lr), ("weight_decay", weight_decay)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
+        self.lr = NONNEGATIVE.check("lr", lr, ValueError)
+        self.weight_decay = NONNEGATIVE.check("weight_decay", weight_decay, ValueError)
         self.steps = 0
         self.state: list[dict[str, np.ndarray]] = [
             {name: np.zeros_like(p.data) for name in self.state_names} for p in self.params

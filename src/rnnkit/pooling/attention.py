@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.checks import check_positive_int, make_rng
+from rnnkit.checks import make_rng
 from rnnkit.pooling.base import SequencePool, valid_mask
+from rnnkit.ranges import COUNT
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,8 @@ class AttentionPool(SequencePool):
     def __init__(self, features: int, attention_size: int | None = None, *, batch_first: bool = False,
                  dtype=np.float32, rng=None) -> None:
         super().__init__(batch_first=batch_first, dtype=dtype)
-        self.features = check_positive_int("features", features)
-        self.attention_size = check_positive_int(
-            "attention_size", features if attention_size is None else attention_size)
+        self.features = COUNT.check("features", features)
+        self.attention_size = COUNT.check("attention_size", features if attention_size is None else attention_size)
         rng = make_rng(rng)
         F, A = self.features, self.attention_size
         k, kv = 1.0 / math.sqrt(F), 1.0 / math.sqrt(A)
