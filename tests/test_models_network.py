@@ -138,8 +138,8 @@ def test_fcn_alone_and_rnn_alone_are_options(tmp_path):
     ({"hidden_size": 0, "conv_filters": (), "conv_kernels": ()}, "needs a recurrent branch"),
     ({"conv_filters": (8, 8), "conv_kernels": (3,)}, "one kernel size per conv block"),
     ({"conv_filters": 8}, "conv_filters must be a tuple of ints"),
-    ({"conv_filters": (8, 0)}, "conv_filters[1]"),
-    ({"n_estimators": 0}, "n_estimators must be 'auto' or an int >= 1, got 0"),
+    ({"conv_filters": (8, 0)}, "conv_filters[1] must be an integer >= 1, got 0"),
+    ({"n_estimators": 0}, "n_estimators must be an integer >= 1 or 'auto', got 0"),
     ({"schedule": "linear"}, "schedule must be one of"),
 ])
 def test_bad_network_and_plan_parameters_are_named(kw, fragment):

@@ -69,3 +69,9 @@ def make_rng(rng) -> np.random.Generator:
     if rng is None or isinstance(rng, (int, np.integer)):
         return np.random.default_rng(rng)
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
+
+
+def check_choice(name: str, value, options, error: type[Exception] = ValueError) -> None:
+    """``error`` naming ``name``, the options and ``value`` unless ``value`` is one of ``options``."""
+    if value not in options:
+        raise error(f"{name} must be one of {options}, got {value!r}")

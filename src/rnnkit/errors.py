@@ -1,12 +1,25 @@
-"""The errors a user of the command line meets, and the one place that words them.
+"""The errors a user of rnnkit meets, and the one place that words them.
 
-A :class:`UserError` is the user's to fix — a bad option, an unusable file, a run directory that
-cannot be used — and its message says which option or file, what was expected, what was found and
-what to do. :func:`user_message` decides which exceptions are the user's: every ``UserError``, a
-file the operating system will not let us read or write, and running out of memory. The command
-line prints that message as one line, ``rnnkit CMD: error: ...``, and exits with code 2 (74 for a
-:class:`WriteFailed`: a file that could not be written once the work had started); any other
-exception is a bug in rnnkit and keeps its traceback.
+A :class:`UserError` is the user's to fix — a bad option or argument, unusable text or data, a
+file or run directory that cannot be used — and its message says which option or file, what was
+expected, what was found and what to do. :func:`user_message` decides which exceptions are the
+user's: every ``UserError``, a file the operating system will not let us read or write, and
+running out of memory. The command line prints that message as one line,
+``rnnkit CMD: error: ...``, and exits with code 2 (74 for a :class:`WriteFailed`: a file that could
+not be written once the work had started); any other exception is a bug in rnnkit and keeps its
+traceback.
+
+The kinds of UserError more than one module raises or catches live here, one family each:
+
+- files rnnkit wrote: :class:`FileError`, :class:`DamagedFile`, :class:`WriteFailed`, and the
+  language model's checkpoints, :class:`CheckpointError` and its refinements;
+- the user's data: :class:`CorpusError` (the language model's text), :class:`DataError` (the
+  estimators' data files and bundled sets);
+- the estimators' arguments and training: :class:`InputError`, :class:`TrainingDiverged`.
+
+An error one module alone raises is defined beside it (``RunLocked`` in :mod:`rnnkit.lm.runlock`,
+``MPIUnavailable`` in :mod:`rnnkit.distributed`, ...). The ONNX export's argument errors, which
+are not the command line's, are :mod:`rnnkit.onnx.errors`.
 
 :class:`Note` is a warning category for what the user should know while a command goes on (for
 example that a damaged checkpoint was passed over for the other one); the command line prints it
@@ -48,6 +61,39 @@ class WriteFailed(UserError, OSError):
     The command exits with :data:`EXIT_WRITE`, so that a script can tell it from a bad option.
     An OSError too, so that a Python caller's ``except OSError`` still catches a failed write."""
     exit_code = EXIT_WRITE
+
+
+class CheckpointError(FileError):
+    """A run directory without a usable checkpoint (a :class:`FileError` of its files, refined)."""
+
+
+class DamagedCheckpoint(CheckpointError, DamagedFile):
+    """A checkpoint file that cannot be read: not readable, empty, truncated, not safetensors,
+    damaged metadata, or weights that are not finite numbers."""
+
+
+class MismatchedCheckpoint(CheckpointError):
+    """Weights that do not fit the run's config.json and vocab.json (or the run being resumed)."""
+
+
+class CorpusError(UserError):
+    """A problem with the user's text (the language model's corpus)."""
+
+
+class DataError(UserError):
+    """A data file, or the name of a bundled data set, that cannot be used; the message names the
+    file (and line) or the name, and says what was expected and what was found."""
+
+
+class InputError(UserError):
+    """Bad input to an estimator — X, y, a history, extra series or a hyperparameter; the
+    message names the argument, what was expected and what was found. A ``ValueError``, as
+    scikit-learn's conventions and ``check_estimator`` expect."""
+
+
+class TrainingDiverged(UserError, FloatingPointError):
+    """The loss was not finite from the first epoch on: no weights worth keeping (also a
+    ``FloatingPointError``, what NumPy raises for invalid arithmetic when asked to)."""
 
 
 class Note(UserWarning):

@@ -174,7 +174,7 @@ def _init_label(opts, with_scheme: bool = False) -> str:
 
 def _checkpoint_text(vocab, config: dict, paths: list[str] | None) -> np.ndarray:
     from rnnkit.lm.config import TrainConfig
-    from rnnkit.lm.errors import CorpusError
+    from rnnkit.errors import CorpusError
     from rnnkit.lm.train import load_corpus
     if paths:
         from rnnkit.lm.data import read_corpus

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.errors import Caution
-from rnnkit.lm.errors import CorpusError
+from rnnkit.errors import Caution, CorpusError
 from rnnkit.ranges import FRACTION
 
 

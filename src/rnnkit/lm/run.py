@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit import distributed
-from rnnkit.errors import EXIT_FAILED, EXIT_USAGE
+from rnnkit.errors import EXIT_FAILED, EXIT_USAGE, UserError
 from rnnkit.lm.config import GENERATE_LIMITS, TrainConfig, option_name, step_limits
 from rnnkit.lm.data import caution_unknown, read_corpus
-from rnnkit.lm.errors import UserError
 from rnnkit.lm.infer import sample, score
 from rnnkit.lm.rundir import load_run
 from rnnkit.lm.runlock import claim

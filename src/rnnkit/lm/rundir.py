@@ -32,9 +32,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from rnnkit.lm.data import Vocab
-from rnnkit.errors import DamagedFile, FileError
+from rnnkit.errors import CheckpointError, DamagedCheckpoint, DamagedFile, FileError, MismatchedCheckpoint, Note
 from rnnkit.files import damage, read_json, read_tensors, unprefixed
-from rnnkit.lm.errors import CheckpointError, DamagedCheckpoint, MismatchedCheckpoint, Note
 from rnnkit.lm.model import CharLM, ModelConfig
 from rnnkit.lm.tokens import load_tokens
 from rnnkit.lm.schema import (

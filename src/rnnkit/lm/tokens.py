@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.errors import UserError
+from rnnkit.errors import CheckpointError, UserError
 from rnnkit.lm.data import UNK, Vocab
-from rnnkit.lm.errors import CheckpointError
 
 KINDS = ("char", "word", "bpe")
 UNKNOWN_BYTES = UNK.encode("utf-8")          # how the unknown token decodes: U+FFFD

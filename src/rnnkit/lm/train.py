@@ -33,14 +33,13 @@ import numpy as np
 
 from rnnkit import backend, distributed, engine
 from rnnkit.distributed import ShardedRandom, World
+from rnnkit.errors import CheckpointError, CorpusError, MismatchedCheckpoint, WriteFailed
 from rnnkit.layers import state_parts
-from rnnkit.errors import WriteFailed
 from rnnkit.files import atomic_write, cannot_write, prefixed, unprefixed, write_json, write_tensors
 from rnnkit.lm.config import RUN_LENGTH_OPTIONS, TrainConfig, option_name
 from rnnkit.lm.data import (
     Streams, default_corpus_files, read_corpus, split_text, suggest_prime, unigram_entropy_bits,
 )
-from rnnkit.lm.errors import CheckpointError, CorpusError, MismatchedCheckpoint
 from rnnkit.lm.infer import NonFiniteOutput, Score, sample, score
 from rnnkit.lm.model import CharLM
 from rnnkit.lm.progress import Validation

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnkit.errors import InputError
 from rnnkit.models.baselines import mape, rmse
-from rnnkit.models.errors import InputError
 from rnnkit.models.series import as_series
 from rnnkit.ranges import COUNT
 

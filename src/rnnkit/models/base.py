@@ -15,7 +15,8 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from rnnkit.checks import make_rng
+from rnnkit.checks import check_choice, make_rng
+from rnnkit.errors import InputError
 from rnnkit.models._sklearn import BaseEstimator, NotFittedError, sklearn_tags
 from rnnkit.models.budget import plan
 from rnnkit.models.config import (
@@ -26,7 +27,6 @@ from rnnkit.models.data import (
     validation_split,
 )
 from rnnkit.models.ensemble import NetEnsemble
-from rnnkit.models.errors import InputError, check_choice
 from rnnkit.models.network import NetConfig, SequenceNet
 from rnnkit.models.training import PREDICT_BATCH, History, LossFn, fit_network, predict_network
 
@@ -173,7 +173,7 @@ class SequenceEstimator(RecurrentEstimator):
         net_params, settings = from_params(NetParams, params), from_params(FitSettings, params)
         frame = check_frame(self.frame)
         rng = seed_from(self.random_state)
-        check_choice("normalize", self.normalize, SEQUENCE_NORMALIZATIONS)
+        check_choice("normalize", self.normalize, SEQUENCE_NORMALIZATIONS, InputError)
         self.scaler_ = Scaler.fit(seq, choose_normalization(self.normalize, seq))
         self.frame_ = frame_for(frame, int(seq.lengths.max()))
         data = stack_frames(self.scaler_.transform(seq), self.frame_)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.models.errors import DataError, InputError
+from rnnkit.errors import DataError, InputError
 
 
 def majority_accuracy(y_train: np.ndarray, y_test: np.ndarray) -> float:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from rnnkit.models.errors import InputError, check_choice
+from rnnkit.checks import check_choice
+from rnnkit.errors import InputError
 from rnnkit.layer_flags import LAYER_FLAGS, layer_accepts
 from rnnkit.models.network import CELLS
 from rnnkit.norm.between import NORMS
@@ -75,11 +76,11 @@ class NetParams:
               "recurrent_dropout": PROBABILITY_BELOW_1, "zoneout": PROBABILITY_BELOW_1}
 
     def __post_init__(self) -> None:
-        check_choice("cell", self.cell, sorted(CELLS))
-        check_choice("pooling", self.pooling, list(POOLINGS))
+        check_choice("cell", self.cell, sorted(CELLS), InputError)
+        check_choice("pooling", self.pooling, list(POOLINGS), InputError)
         _check_fields(self, self.LIMITS)
         object.__setattr__(self, "bidirectional", check_bool("bidirectional", self.bidirectional))
-        check_choice("norm_between", self.norm_between, list(NORMS))
+        check_choice("norm_between", self.norm_between, list(NORMS), InputError)
         object.__setattr__(self, "layer_norm", check_bool("layer_norm", self.layer_norm))
         for flag, off in LAYER_FLAGS.items():
             if getattr(self, flag) != off and not layer_accepts(self.cell, flag):
@@ -150,7 +151,7 @@ class FitSettings:
 
     def __post_init__(self) -> None:
         _check_fields(self, self.LIMITS)
-        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("schedule", self.schedule, SCHEDULES, InputError)
 
 
 def from_params(cls, params: dict):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnnkit.models.errors import InputError
+from rnnkit.errors import InputError
 
 
 @dataclass(frozen=True)

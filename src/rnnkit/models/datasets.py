@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.models.errors import DataError
+from rnnkit.errors import DataError
 from rnnkit.models.tsfile import read_ts as _read_ts_file
 
 # The UCR/UEA sets in sktime 1.2 (NAME/NAME_TRAIN.ts and NAME_TEST.ts): 1 channel unless noted.

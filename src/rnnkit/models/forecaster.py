@@ -21,12 +21,13 @@ from dataclasses import asdict
 
 import numpy as np
 
+from rnnkit.checks import check_choice
+from rnnkit.errors import InputError
 from rnnkit.losses import mean_squared_error
 from rnnkit.models._sklearn import r2_score, sklearn_tags
 from rnnkit.models.base import RecurrentEstimator, seed_from
 from rnnkit.models.config import AUTO_COUNT, FitSettings, NetParams, from_params
 from rnnkit.models.data import Sequences
-from rnnkit.models.errors import InputError, check_choice
 from rnnkit.models.forecast_config import DEFAULTS
 from rnnkit.models.intervals import check_coverage, conformal_quantile, extend, spread_and_scores
 from rnnkit.models.linear_path import VALIDATION_MIN_STEPS, LinearPath, backtest_errors, fit_linear_path
@@ -138,7 +139,7 @@ class RNNForecaster(RecurrentEstimator):
         normalize are checked too."""
         params = self.get_params(deep=False)
         net, settings = from_params(NetParams, params), from_params(FitSettings, params)
-        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        check_choice("normalize", self.normalize, NORMALIZATIONS, InputError)
         H = COUNT.check("output_steps", self.output_steps, InputError)
         for name in ("window", "season"):
             AUTO_COUNT.check(name, getattr(self, name), InputError)

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from rnnkit.models.errors import InputError
+from rnnkit.errors import InputError
 from rnnkit.ranges import FRACTION
 
 MIN_ERRORS = 5          # backtest errors a step needs for its own spread v_k

@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from rnnkit import init
-from rnnkit.checks import make_rng
+from rnnkit.checks import check_choice, make_rng
 from rnnkit.dropout import Dropout
+from rnnkit.errors import InputError
 from rnnkit.kinds import KINDS, layer_class
 from rnnkit.layer_flags import LAYER_FLAGS, set_flags
 from rnnkit.linear import Linear
-from rnnkit.models.errors import check_choice
 from rnnkit.models.fcn import ConvBranch
 from rnnkit.module import Module
 from rnnkit.norm.between import NormedStack
@@ -72,7 +72,7 @@ class NetConfig:
 class SequenceNet(Module):
     def __init__(self, cfg: NetConfig, *, dtype=np.float64, rng=None) -> None:
         super().__init__(dtype=dtype)
-        check_choice("cell", cfg.cell, list(CELLS))       # the pooling name: make_pool checks it
+        check_choice("cell", cfg.cell, list(CELLS), InputError)     # the pooling name: make_pool checks it
         if not cfg.recurrent and not cfg.conv_filters:
             raise ValueError("SequenceNet: no branch (hidden_size is 0 and conv_filters is empty)")
         self.cfg = cfg

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnkit.errors import InputError
 from rnnkit.models.data import check_finite, spread_or_one
-from rnnkit.models.errors import InputError
 
 NORMALIZATIONS = ("last", "global", "both")
 

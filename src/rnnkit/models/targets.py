@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.errors import InputError
 from rnnkit.models._sklearn import column_vector_warning
 from rnnkit.models.data import check_finite
-from rnnkit.models.errors import InputError
 
 
 def _as_array(y, n: int, estimator: str) -> np.ndarray:

@@ -25,10 +25,10 @@ from tqdm import tqdm
 
 import rnnkit
 import rnnkit.backend
+from rnnkit.errors import TrainingDiverged
 from rnnkit.models.budget import WARMUP
 from rnnkit.models.config import FitSettings
 from rnnkit.models.data import Sequences, bucket_batches, ordered_batches, time_major
-from rnnkit.models.errors import TrainingDiverged
 from rnnkit.models.network import SequenceNet
 from rnnkit.optim import Adam, clip_grad_norm_
 from rnnkit.optim.schedules import Schedule

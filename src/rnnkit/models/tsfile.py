@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.models.errors import DataError
+from rnnkit.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rnnkit.errors import UserError
 from rnnkit.kinds import kind
-from rnnkit.lm.errors import UserError
 from rnnkit.lm.rundir import CHECKPOINTS, add_checkpoint_option, language_model_checkpoint
 from rnnkit.onnx.export import MIN_OPSET
 from rnnkit.outputs import output_file, replacing
