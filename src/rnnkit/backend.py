@@ -55,10 +55,10 @@ class Backend(Protocol):
         or None (``masks`` None: none at all). The tapes' states are always complete; with
         ``keep_tape=False`` (inference: no backward follows) the gates and aux need not be."""
 
-    def layer_backward(self, kernel: Kernel, ws: list[Weights], gs: list[Weights], tapes: list[Tape],
+    def layer_backward(self, kernel: Kernel, ws: list[Weights], dws: list[Weights], tapes: list[Tape],
                        douts: list[np.ndarray], dfinals: list[tuple]) -> list[tuple]:
         """Back through each direction of tapes this backend made; parameter gradients are added
-        into ``gs``. Returns [(dx (T, B, I), gradients reaching the initial states)]."""
+        into the gradient records ``dws``. Returns [(dx (T, B, I), gradients reaching the initial states)]."""
 
     def stepper(self, kernel: Kernel, dtype: np.dtype) -> Stepper: ...
 
@@ -102,9 +102,9 @@ class NumpyBackend:
         masks = masks or [None] * len(ws)
         return [scan_forward(kernel, w, x, s0, mask, m) for w, x, s0, m in zip(ws, xs, states0, masks)]
 
-    def layer_backward(self, kernel, ws, gs, tapes, douts, dfinals) -> list[tuple]:
+    def layer_backward(self, kernel, ws, dws, tapes, douts, dfinals) -> list[tuple]:
         from rnnkit.scan import scan_backward
-        return [scan_backward(kernel, w, g, t, d, f) for w, g, t, d, f in zip(ws, gs, tapes, douts, dfinals)]
+        return [scan_backward(kernel, w, dw, t, d, f) for w, dw, t, d, f in zip(ws, dws, tapes, douts, dfinals)]
 
     def stepper(self, kernel, dtype) -> Stepper:
         return SequenceStepper(self, kernel)

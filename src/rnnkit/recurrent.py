@@ -149,7 +149,7 @@ class RecurrentBase(Module):
         state0 = self._states_in("state", state, B, batched)
         source = self.rng if rng is None else make_rng(rng)
         rng = source if (self.training and self.dropout > 0) else None
-        weights = [[weights_of(g, "data") for g in layer] for layer in self._groups]
+        weights = [[weights_of(group, "data") for group in layer] for layer in self._groups]
         stepper = self._stepper.get(self.kernel, self.dtype) if T == 1 and not is_grad_enabled() else None
         draw = None
         if self.inner_dropout.active(self.training):
@@ -175,7 +175,7 @@ class RecurrentBase(Module):
         check_shape("dout", dout, expected, "(the shape of the forward output)")
         dout = self._input_layout(dout, batched)
         dfinal = self._states_in("dstate", dstate, out_shape[1], batched)
-        grads = [[weights_of(g, "grad") for g in layer] for layer in self._groups]
+        grads = [[weights_of(group, "grad") for group in layer] for layer in self._groups]
         dx, dstate0 = stack_backward(self.kernel, grads, self._cache, dout, dfinal)
         return self._output_layout(dx, batched), self._state_from_tuple(self._states_out(dstate0, batched))
 

@@ -93,18 +93,18 @@ class EngineBackend:
         T, B, _ = xs[0].shape
         return forward_directions(jobs_for(kernel), ws, xs, states0, mask, _workers(ws, T, B), keep_tape, masks)
 
-    def layer_backward(self, kernel, ws: list, gs: list, tapes: list, douts: list, dfinals: list) -> list:
+    def layer_backward(self, kernel, ws: list, dws: list, tapes: list, douts: list, dfinals: list) -> list:
         from rnnkit.engine.layer import backward_directions
         from rnnkit.kinds import jobs_for
         T, B, _ = tapes[0].x.shape
-        return backward_directions(jobs_for(kernel), ws, gs, tapes, douts, dfinals, _workers(ws, T, B))
+        return backward_directions(jobs_for(kernel), ws, dws, tapes, douts, dfinals, _workers(ws, T, B))
 
     def stepper(self, kernel, dtype):
         """The compiled step where the cell's jobs name one (:mod:`.step`), else a one-step sequence."""
         from rnnkit.backend import SequenceStepper
         from rnnkit.kinds import jobs_for
-        kind = jobs_for(kernel).step_kind()
-        return SequenceStepper(self, kernel) if kind is None else CellStepper(kind, kernel, dtype)
+        step_kind = jobs_for(kernel).step_kind()
+        return SequenceStepper(self, kernel) if step_kind is None else CellStepper(step_kind, kernel, dtype)
 
     def matmul(self, a, b, trans_a, trans_b, out, accumulate) -> np.ndarray:
         from rnnkit.engine.gemm import gemm
@@ -142,10 +142,10 @@ class CellStepper:
     is packed, and large cells split their units between threads.
     """
 
-    def __init__(self, kind: int, kernel, dtype) -> None:
+    def __init__(self, step_kind: int, kernel, dtype) -> None:
         from rnnkit.engine import step
         from rnnkit.engine.schedule import num_threads
-        self.step, self.kind = step, kind
+        self.step, self.step_kind = step, step_kind          # the compiled step's code for the cell
         self.zeros = np.zeros(kernel.num_gates * kernel.hidden_size, dtype)       # bias=False
         self.none = np.zeros(0, dtype)
         self.no_cell = np.zeros((0, 0), dtype)
@@ -166,10 +166,10 @@ class CellStepper:
         h_new, c_new = np.empty_like(h), np.empty_like(c)
         if arrays[0].size + arrays[1].size < self.step.MIN_SHARED_WEIGHTS or self.threads() < 2:
             pre = np.empty((h.shape[0], 4, h.shape[1]), h.dtype)
-            self.step.step_here(self.kind, *arrays, x, h, c, h_new, c_new, pre)
+            self.step.step_here(self.step_kind, *arrays, x, h, c, h_new, c_new, pre)
         else:
             from rnnkit.engine.schedule import launch
-            job = self.step.step_job(self.kind, *arrays, x, h, c, h_new, c_new, 2)
+            job = self.step.step_job(self.step_kind, *arrays, x, h, c, h_new, c_new, 2)
             launch((job,), 2)
         return (h_new, c_new) if lstm else (h_new,)
 

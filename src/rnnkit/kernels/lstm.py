@@ -54,8 +54,8 @@ def cell_updates(tape: Tape, H: int) -> np.ndarray:
     c = tape.states[1]
     if tape.masks is None or tape.masks.keep is None:
         return c[1:]
-    g = tape.gates
-    return g[..., H:2 * H] * c[:-1] + g[..., :H] * g[..., 2 * H:3 * H]
+    a = tape.gates                                       # (T, B, 4H): i, f, g, o after their σ / tanh
+    return a[..., H:2 * H] * c[:-1] + a[..., :H] * a[..., 2 * H:3 * H]
 
 
 class LSTMKernel(PlainInput):
