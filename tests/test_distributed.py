@@ -311,6 +311,9 @@ class _Rank1Of2:
     def abort(self, code: int) -> None:
         self.aborted_with = code
 
+    def raised_together(self, error: BaseException) -> bool:
+        return False                                   # this rank failed alone
+
 
 @pytest.mark.parametrize("error, code, said", [(KeyboardInterrupt(), 130, "interrupted"),
                                                (distributed.UserError("bad"), 2, "bad"),

@@ -24,7 +24,6 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from rnnkit import distributed
 from rnnkit.errors import Caution
 from rnnkit.files import cannot_write
 from rnnkit.lm.infer import Score
@@ -118,10 +117,8 @@ class TrainLoop:
                     t.check_replicas()
             except NonFiniteLoss as exc:       # every rank raised it: the loss and norm are agreed
                 bar.close()
-                stopped = NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
-                                        f"{t.run_dir / 'latest.safetensors'}")
-                setattr(stopped, distributed.EVERY_RANK, True)
-                raise stopped from None
+                raise t.world.agreed(NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
+                                                   f"{t.run_dir / 'latest.safetensors'}")) from None
         bar.close()
         if self.stopped_by in (Stop.SIGINT, Stop.SIGTERM):
             t.log(f"interrupted at step {t.step} ({self.stopped_by.name}): saving a checkpoint in {t.run_dir}")
