@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.engine import available_cpus
+from rnnkit.engine import available_cpus, threads_from_environment
 from rnnkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, exit_code, user_message
 
 # Variables by which MPI launchers tell a process how many were started and which one it is:
@@ -125,6 +125,17 @@ class World:
                             f"give a {what} that is a multiple of the number of processes (mpiexec -n)")
         b = n // self.size
         return slice(self.rank * b, (self.rank + 1) * b)
+
+    def engine_threads(self, requested: int = 0) -> int | None:
+        """The engine threads of each process: ``requested`` (--threads) if given; else, for a single
+        process or if RNNKIT_NUM_THREADS / OMP_NUM_THREADS gives a count, None (the engine's own
+        choice: that count, else every CPU); else :attr:`threads`, the CPUs this process may use
+        divided among the processes of its machine that may use them too."""
+        if requested:
+            return requested
+        if self.size == 1 or threads_from_environment() is not None:
+            return None
+        return self.threads
 
     def sharded_random(self, rng: np.random.Generator, n: int):
         """The draws of this rank's share of a batch of ``n`` streams from ``rng``
