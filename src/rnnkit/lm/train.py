@@ -151,7 +151,8 @@ class Trainer:
             self.save(staging)
             replaced = w.together(staging.commit, root_only=True)
         except WriteFailed as exc:
-            raise staging.not_started(exc) from None
+            reworded = staging.not_started(exc)      # every rank's, if the failure was
+            raise (w.agreed(reworded) if w.raised_together(exc) else reworded) from None
         finally:
             if w.root:
                 staging.remove()                        # already empty after the commit
