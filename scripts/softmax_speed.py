@@ -49,7 +49,7 @@ def main() -> None:
                         times[s].append(time.perf_counter() - start)
             full, adaptive = (statistics.median(times[s]) for s in ("full", "adaptive"))
             cutoffs = runs["adaptive"].model.cfg.cutoffs
-            print(f"{a.tokens} V={runs['full'].vocab.size} cutoffs={list(cutoffs)}: full {full * 1e3:.0f} ms, "
+            print(f"{a.tokens} V={runs['full'].text.vocab.size} cutoffs={list(cutoffs)}: full {full * 1e3:.0f} ms, "
                   f"adaptive {adaptive * 1e3:.0f} ms a step: {full / adaptive:.2f}x", flush=True)
 
 

@@ -311,6 +311,9 @@ class _Rank1Of2:
     def abort(self, code: int) -> None:
         self.aborted_with = code
 
+    def raised_together(self, error: BaseException) -> bool:
+        return False                                   # this rank failed alone
+
 
 @pytest.mark.parametrize("error, code, said", [(KeyboardInterrupt(), 130, "interrupted"),
                                                (distributed.UserError("bad"), 2, "bad"),
@@ -349,11 +352,9 @@ def test_bpe_is_learnt_once_and_shared(corpus, tmp_path):
 
 def test_a_rank_other_than_0_never_learns_bpe(monkeypatch):
     """Rank 1 takes rank 0's tokenizer from the broadcast and learns none of its own."""
-    from types import SimpleNamespace
-
     from rnnkit.lm import tokens as tokens_module
     from rnnkit.lm.config import TrainConfig
-    from rnnkit.lm.train import Trainer
+    from rnnkit.lm.text import learn_tokens
     sent = tokens_module.BpeTokens.from_text(PHRASE * 5, 300)
 
     class Rank1:
@@ -366,7 +367,6 @@ def test_a_rank_other_than_0_never_learns_bpe(monkeypatch):
     def learns(*args, **kwargs):
         raise AssertionError("rank 1 learnt a tokenizer")
     monkeypatch.setattr(tokens_module.BpeTokens, "from_text", classmethod(learns))
-    trainer = SimpleNamespace(cfg=TrainConfig(tokens="bpe", vocab_size=300), world=Rank1())
-    got, softmax = Trainer._tokens(trainer, PHRASE * 5)
+    got, softmax = learn_tokens(TrainConfig(tokens="bpe", vocab_size=300), Rank1(), PHRASE * 5)
     assert got.json == sent.json and softmax == "full"
     assert got.encode(PHRASE)[0].tolist() == sent.encode(PHRASE)[0].tolist()

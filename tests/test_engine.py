@@ -13,7 +13,7 @@ import pytest
 import rnnkit
 import rnnkit.backend
 import rnnkit.engine
-from rnnkit.engine import schedule
+from rnnkit.engine import prepack, schedule
 from rnnkit.engine.gemm import gemm
 
 LAYERS = [
@@ -295,3 +295,55 @@ def test_inference_writes_no_tape_and_gives_the_same_output(layer_cls, kw, threa
     np.testing.assert_array_equal(out_ng, out)
     for a, b in zip(state_ng if isinstance(state_ng, tuple) else (state_ng,), state if isinstance(state, tuple) else (state,)):
         np.testing.assert_array_equal(a, b)
+
+
+def _fresh_layer_output(layer_cls, kw, weights: dict, x):
+    """The output of a new layer holding ``weights`` (nothing of it can have been kept)."""
+    fresh = layer_cls(6, 37, dtype=np.float64, rng=3, **kw)
+    fresh.load_state_dict(weights)
+    prepack.PACKED.clear()
+    with rnnkit.no_grad():
+        return fresh(x)[0]
+
+
+@pytest.mark.parametrize("layer_cls,kw", LAYERS, ids=IDS)
+def test_kept_panels_follow_weights_changed_in_place(layer_cls, kw):
+    """Small layers keep their packed weights between calls (rnnkit.engine.prepack); a change of
+    any weight in place (an optimizer step, p.data[...] =, load_state_dict), even of one element
+    to -0.0 or NaN, is seen by the next call, which equals a new layer's."""
+    rng = np.random.default_rng(4)
+    layer = layer_cls(6, 37, dtype=np.float64, rng=1, **kw)
+    x = rng.standard_normal((9, 2, 6))
+    with rnnkit.no_grad():
+        first = layer(x)[0]
+        np.testing.assert_array_equal(layer(x)[0], first)          # served from the kept panels
+    for name in ("weight_hh_l0", "weight_ih_l0"):
+        p = dict(layer.named_parameters())[name]
+        for value in (0.25, -0.0, np.nan):
+            p.data[-1, -1] = value                        # the last element: the comparison's end
+            with rnnkit.no_grad():
+                out = layer(x)[0]
+            np.testing.assert_array_equal(out, _fresh_layer_output(layer_cls, kw, layer.state_dict(), x))
+            p.data[-1, -1] = 0.5
+    assert not np.array_equal(out, first)
+
+
+def test_kept_panels_are_few_and_small():
+    """Weights beyond REUSE_BYTES are packed per call; at most REUSE_ENTRIES are kept."""
+    from rnnkit.engine import prepack
+    cache = prepack.PackedCache(max_bytes=1024, entries=2)
+    calls = []
+    def pack(w):
+        calls.append(w.shape)
+        return w * 2
+    small = [np.full((4, 4), float(k)) for k in range(3)]
+    for w in small + small[1:]:
+        cache.get(w, "test", pack)
+    assert len(calls) == 3                                # the last two were served from the cache
+    cache.get(small[0], "test", pack)                     # pushed out by the other two
+    assert len(calls) == 4
+    big = np.zeros((32, 32))                              # 8 KiB > 1 KiB: never kept
+    cache.get(big, "test", pack), cache.get(big, "test", pack)
+    assert len(calls) == 6
+    np.testing.assert_array_equal(cache.get(small[2], "other layout", pack), small[2] * 2)
+    assert len(calls) == 7

@@ -22,7 +22,7 @@ from rnnkit.cli import main
 from rnnkit.files import read_tensors
 from rnnkit.lm.config import TrainConfig
 from rnnkit.lm.model import LAYER_FLAGS, CharLM, ModelConfig
-from rnnkit.lm.rundir import load_model
+from rnnkit.lm.load import load_model
 from rnnkit.lm.schema import model_config, model_problems
 from test_gradcheck import numeric_grad
 from test_lm_cli import SMALL, corpus, metrics, train_losses  # noqa: F401 (corpus: a fixture)

@@ -15,7 +15,7 @@ import pytest
 
 from rnnkit.cli import main
 from rnnkit.files import read_tensors
-from rnnkit.lm.rundir import load_model
+from rnnkit.lm.load import load_model
 from test_cli_errors import run_cli
 from test_cli_parser import assert_two_lines
 

@@ -1,6 +1,7 @@
 """A trained model is never lost: a run directory is not replaced by accident, has one writer at a
 time, and a write that fails (a full disk, a read-only directory) is a clean error that leaves the
-checkpoints as they were and no temporary file behind (rnnkit.lm.runlock, rnnkit.files).
+checkpoints as they were and no temporary file behind (rnnkit.lm.rundir, rnnkit.lm.runlock,
+rnnkit.files).
 
 Bad options and damaged run directories are in test_cli_errors.py; this file is about what happens
 to a run directory that a second command, a second process, a killed process or a full disk meets.
@@ -24,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from rnnkit.errors import EXIT_USAGE, EXIT_WRITE
-from rnnkit.lm.runlock import LOCK_FILE, STAGING_PREFIX, holder
+from rnnkit.lm.rundir import STAGING_PREFIX
+from rnnkit.lm.runlock import LOCK_FILE, holder
 from test_cli_errors import TINY, assert_clean_error, run_cli, snapshot, trained  # noqa: F401 (a fixture)
 
 

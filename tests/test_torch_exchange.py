@@ -12,7 +12,7 @@ import rnnkit
 import rnnkit.torch as rt
 from helpers import Case, doc_block
 from rnnkit.cli import main
-from rnnkit.lm.rundir import load_model
+from rnnkit.lm.load import load_model
 from rnnkit.lm.model import CharLM, ModelConfig
 
 torch = pytest.importorskip("torch")

@@ -31,7 +31,7 @@ from rnnkit.cli_parser import TopParser
 from rnnkit.diagnostics.commands import add_gradflow_parser, add_inspect_parser, add_plot_parser, add_task_parser
 from rnnkit.errors import EXIT_INTERRUPTED, Caution, Note, exit_code, user_message
 from rnnkit.lm.config import DEFAULT_TEMPERATURE, GENERATE_LIMITS, TRAIN_CHOICES, TRAIN_LIMITS, TrainConfig
-from rnnkit.lm.rundir import add_checkpoint_option
+from rnnkit.lm.load import add_checkpoint_option
 from rnnkit.lm.softmax import AUTO_ADAPTIVE
 from rnnkit.lm.tokens import DEFAULT_SIZES
 from rnnkit.onnx.commands import add_export_parser

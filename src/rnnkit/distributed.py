@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.engine import available_cpus
+from rnnkit.engine import available_cpus, threads_from_environment
 from rnnkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, exit_code, user_message
 
 # Variables by which MPI launchers tell a process how many were started and which one it is:
@@ -53,7 +53,6 @@ from rnnkit.errors import EXIT_FAILED, EXIT_INTERRUPTED, UserError, exit_code, u
 # launcher that sets none of them, RNNKIT_MPI=1.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
-EVERY_RANK = "rnnkit_raised_on_every_rank"     # set on exceptions that every rank raised together
 
 
 class MPIUnavailable(UserError):
@@ -96,6 +95,7 @@ class World:
     def __init__(self, comm=None) -> None:
         self.comm = comm                  # mpi4py.MPI.Comm, or None: a single process
         self._flat: _FlatGradients | None = None    # the last parameter set's buffer, reused each step
+        self._agreed: BaseException | None = None   # the last failure every rank raised together
         if comm is None:
             self.rank, self.size, self.local_rank, self.local_size, self.threads = 0, 1, 0, 1, len(available_cpus())
             return
@@ -126,6 +126,22 @@ class World:
         b = n // self.size
         return slice(self.rank * b, (self.rank + 1) * b)
 
+    def engine_threads(self, requested: int = 0) -> int | None:
+        """The engine threads of each process: ``requested`` (--threads) if given; else, for a single
+        process or if RNNKIT_NUM_THREADS / OMP_NUM_THREADS gives a count, None (the engine's own
+        choice: that count, else every CPU); else :attr:`threads`, the CPUs this process may use
+        divided among the processes of its machine that may use them too."""
+        if requested:
+            return requested
+        if self.size == 1 or threads_from_environment() is not None:
+            return None
+        return self.threads
+
+    def sharded_random(self, rng: np.random.Generator, n: int):
+        """The draws of this rank's share of a batch of ``n`` streams from ``rng``
+        (:class:`ShardedRandom`; ``rng`` itself for a single process)."""
+        return rng if self.size == 1 else ShardedRandom(rng, self.share(n), n)
+
     # -- collectives on arrays -------------------------------------------------------------------
     def broadcast_parameters(self, params, root: int = 0) -> None:
         """Every parameter's ``data`` set to rank ``root``'s, in place."""
@@ -139,6 +155,18 @@ class World:
             if not a.flags.c_contiguous:
                 raise ValueError(f"broadcast needs C-contiguous arrays, got one of shape {a.shape}")
             self.comm.Bcast(a, root=root)
+
+    def broadcast_new_arrays(self, arrays: Sequence[np.ndarray], root: int = 0) -> tuple[np.ndarray, ...]:
+        """Rank ``root``'s (C-contiguous) arrays on every rank: the others, which need not know
+        how many there are or their shapes, allocate them from rank ``root``'s (their own
+        ``arrays`` are ignored)."""
+        if self.size == 1:
+            return tuple(arrays)
+        mine = self.rank == root
+        specs = self.broadcast_object([(a.shape, a.dtype.str) for a in arrays] if mine else None, root)
+        out = tuple(arrays) if mine else tuple(np.empty(shape, dtype) for shape, dtype in specs)
+        self.broadcast_arrays(out, root)
+        return out
 
     def allreduce_gradients(self, params, *, average: bool = True, extras: Sequence[float] = ()) -> tuple[float, ...]:
         """Every ``p.grad`` replaced by its sum over the ranks (divided by ``size`` if ``average``),
@@ -194,11 +222,34 @@ class World:
         if self.size > 1:
             self.comm.Barrier()
 
+    def in_turns(self, fn: Callable[[], None]) -> None:
+        """``fn()`` on every rank in three turns, each after the previous one has ended: rank 0,
+        then the first rank of every other machine, then the rest. For work that fills a cache on
+        each machine's disk: no two processes of a machine write it at the same time, and each
+        turn loads what the previous one wrote."""
+        turn = 0 if self.root else (1 if self.local_rank == 0 else 2)
+        for group in range(3 if self.size > 1 else 1):
+            if group == turn:
+                fn()
+            self.barrier()
+
+    def agreed(self, error: BaseException) -> BaseException:
+        """``error``, which every rank raises at this point together (a failure shared by
+        :meth:`together`, a drift found by :meth:`check_replicas`, a loss every rank agreed on):
+        ``raise world.agreed(error)``. :func:`exit_together` then lets rank 0 report it once, and
+        the other ranks end with its exit code, quietly."""
+        self._agreed = error
+        return error
+
+    def raised_together(self, error: BaseException) -> bool:
+        """Whether every rank raised ``error`` together (:meth:`agreed`)."""
+        return error is self._agreed
+
     def together(self, fn: Callable, *, root_only: bool = False):
         """``fn()`` on every rank (or on rank 0 alone), then agree on how it went.
 
         If it raised on any rank, every rank raises: its own exception where it raised, else a copy
-        of the one from the lowest rank that raised; each is marked as raised on every rank, so
+        of the one from the lowest rank that raised; each is :meth:`agreed`, so
         :func:`exit_together` lets rank 0 report it once and nobody waits for a rank that left.
         Otherwise each rank returns its own result (``root_only``: rank 0's, broadcast; keep it
         small). Use it around any work that may fail on some ranks only: a rank that failed alone
@@ -220,8 +271,7 @@ class World:
             errors = self.comm.allgather(error)
             error = error or next((e for e in errors if e is not None), None)
         if error is not None:
-            setattr(error, EVERY_RANK, True)
-            raise error
+            raise self.agreed(error)
         return result
 
     def check_replicas(self, arrays: Sequence[np.ndarray], what: str = "parameters") -> None:
@@ -235,10 +285,8 @@ class World:
         digests = self.comm.allgather(h.hexdigest())
         differ = [r for r, d in enumerate(digests) if d != digests[0]]
         if differ:
-            error = ReplicaDrift(f"the model's replicas have drifted apart: the {what} on MPI rank(s) "
-                                 f"{', '.join(map(str, differ))} differ from rank 0's; stopping every rank")
-            setattr(error, EVERY_RANK, True)
-            raise error
+            raise self.agreed(ReplicaDrift(f"the model's replicas have drifted apart: the {what} on MPI rank(s) "
+                                           f"{', '.join(map(str, differ))} differ from rank 0's; stopping every rank"))
 
     def abort(self, code: int) -> None:
         """End every process of the job now (MPI_Abort: the launcher kills them all)."""
@@ -335,10 +383,11 @@ def _describe(exc: BaseException) -> str:
 def exit_together(world: World, main: Callable[[], int], command: str) -> int:
     """Run a command's ``main()`` (→ exit code) so that every rank ends, with one exit code.
 
-    An exception every rank raised together (:meth:`World.together`, :meth:`World.check_replicas`)
-    is re-raised on rank 0, whose command line reports it, and turned into the same exit code on
-    the others, quietly. An exception on some ranks only would leave the rest waiting forever in
-    their next collective operation: it is printed with its rank and the whole job is aborted.
+    An exception every rank raised together (:meth:`World.agreed`: :meth:`World.together`,
+    :meth:`World.check_replicas`) is re-raised on rank 0, whose command line reports it, and turned
+    into the same exit code on the others, quietly. An exception on some ranks only would leave the
+    rest waiting forever in their next collective operation: it is printed with its rank and the
+    whole job is aborted.
     """
     if world.size == 1:
         return main()
@@ -348,7 +397,7 @@ def exit_together(world: World, main: Callable[[], int], command: str) -> int:
         message = user_message(exc)                      # None: a bug, reported with its traceback
         code = (EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt)        # as rnnkit.cli's
                 else exit_code(exc) if message is not None else EXIT_FAILED)
-        if getattr(exc, EVERY_RANK, False):
+        if world.raised_together(exc):
             if world.root:
                 raise
             return code

@@ -32,3 +32,7 @@ class Dropout(Module):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return dout if self._mask is None else dout * self._mask
+
+    def use_rng(self, rng) -> None:
+        """Draw the masks from ``rng`` from now on (anything with ``random(shape)``)."""
+        self.rng = rng

@@ -6,7 +6,7 @@ a :class:`~rnnkit.errors.WriteFailed` naming the file (:func:`atomic_write`); no
 with pickle.
 Arrays are safetensors files with rnnkit's metadata as JSON under the ``rnnkit`` key
 (:func:`write_tensors`, :func:`read_tensors`); settings are UTF-8 JSON (:func:`write_json`,
-:func:`read_json`). The language model's run directories (:mod:`rnnkit.lm.rundir`) and the
+:func:`read_json`). The language model's run directories (:class:`rnnkit.lm.rundir.RunDirectory`) and the
 estimators' model files (:mod:`rnnkit.models.persist`) are both made of these.
 
 A read that fails raises :class:`~rnnkit.errors.FileError` naming the file and what was found: not

@@ -9,7 +9,8 @@ The rule for a file named on the command line is cp's: it is written whether or 
 atomically (the old file stays whole until the new one is complete: :mod:`rnnkit.files`). A
 command whose file holds a model (``classify``/``forecast --save``, ``export``) says when it
 replaced one (:func:`replacing`). A run directory is another matter: ``rnnkit train`` refuses an
-``--out`` that holds a run unless told ``--resume`` or ``--overwrite`` (:mod:`rnnkit.lm.runlock`).
+``--out`` that holds a run unless told ``--resume`` or ``--overwrite``
+(:meth:`rnnkit.lm.rundir.RunDirectory.claim`).
 """
 
 from __future__ import annotations

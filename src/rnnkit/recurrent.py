@@ -123,6 +123,11 @@ class RecurrentBase(Module):
             ])
         return groups
 
+    def use_rng(self, rng) -> None:
+        """Draw training mode's masks from ``rng`` from now on (a Generator, or a stand-in such as
+        :class:`rnnkit.distributed.ShardedRandom`); the parameters are already drawn."""
+        self.rng = rng
+
     def state_shapes(self, batch: int) -> tuple[tuple[int, ...], ...]:
         """Shapes of the state components for a batch: (num_layers·D, B, n) each."""
         return tuple((self.num_layers * self.num_directions, batch, n) for n in self.kernel.state_sizes())

@@ -52,7 +52,8 @@ def stack_forward(
     step = stepper is not None and T == 1 and not keep_tape and rng is None and draw_masks is None
     mask = None if lengths is None else (np.arange(T)[:, None] < lengths)[:, :, None]
     rev = reversal_index(T, lengths)
-    tapes, masks, finals = [], [], [[] for _ in state0]
+    tapes, masks = [], []
+    final = tuple(np.empty_like(s) for s in state0)          # (num_layers·D, B, n) each
     layer_in = x
     for k, layer in enumerate(weights):
         xs = [reverse_time(layer_in, rev) if d == 1 else layer_in for d in range(D)]
@@ -66,9 +67,9 @@ def stack_forward(
             layer_tapes = backend.layer_forward(kernel, layer, xs, states, mask, keep_tape, inner)
             outs = [reverse_time(scan_output(t), rev) if d == 1 else scan_output(t) for d, t in enumerate(layer_tapes)]
             news = [tuple(s[-1] for s in t.states) for t in layer_tapes]
-        for new in news:
-            for f, s in zip(finals, new):
-                f.append(s)
+        for d, new in enumerate(news):
+            for f, s in zip(final, new):
+                f[k * D + d] = s
         layer_out = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
         keep = None
         if dropout > 0 and rng is not None and k < len(weights) - 1:
@@ -77,7 +78,6 @@ def stack_forward(
         tapes.append(layer_tapes)
         masks.append(keep)
         layer_in = layer_out
-    final = tuple(np.stack(f) for f in finals)
     return layer_in, final, None if step else StackCache(weights, tapes, backend, masks, rev)
 
 

@@ -103,7 +103,7 @@ def to_torch(module):
     (``embed``, ``rnn``, ``drop``, ``head``) and ``forward(tokens, state) -> (logits, state)``."""
     torch = _torch()
     if isinstance(module, (str, Path)):
-        from rnnkit.lm.rundir import load_model
+        from rnnkit.lm.load import load_model
         module = load_model(module)[0]
     if isinstance(module, CharLM):
         for layer in module.rnn.layers if isinstance(module.rnn, NormedStack) else [module.rnn]:

@@ -80,7 +80,7 @@ def _torch_score(model, ids: np.ndarray) -> float:
 
 def torch_lm(cfg: TrainConfig) -> dict:
     from rnnkit.lm.data import Streams, Vocab, split_text
-    from rnnkit.lm.train import load_corpus
+    from rnnkit.lm.text import load_corpus
     torch = import_torch()
     torch.manual_seed(cfg.seed)
     text, _, _ = load_corpus(cfg)

@@ -17,7 +17,7 @@ from rnnkit.errors import UserError
 from rnnkit.init import SCHEMES
 from rnnkit.kinds import NAMES, NONLINEARITIES
 from rnnkit.layer_flags import layer_accepts
-from rnnkit.lm.rundir import add_checkpoint_option
+from rnnkit.lm.load import add_checkpoint_option
 from rnnkit.outputs import output_file
 from rnnkit.ranges import COUNT, FINITE, POSITIVE, SEED
 
@@ -121,7 +121,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         raise UserError(f"{', '.join(fresh_only)} choose{'s' if len(fresh_only) == 1 else ''} how fresh layers "
                         "are built; a run directory's model has its own weights (drop DIR to compare fresh layers)")
     if args.run_dir:
-        from rnnkit.lm.rundir import load_model
+        from rnnkit.lm.load import load_model
         model, vocab, config = load_model(args.run_dir, args.checkpoint)
         ids = _checkpoint_text(vocab, config, args.text)
         if len(ids) < args.seq_len + 1:
@@ -175,7 +175,7 @@ def _init_label(opts, with_scheme: bool = False) -> str:
 def _checkpoint_text(vocab, config: dict, paths: list[str] | None) -> np.ndarray:
     from rnnkit.lm.config import TrainConfig
     from rnnkit.errors import CorpusError
-    from rnnkit.lm.train import load_corpus
+    from rnnkit.lm.text import load_corpus
     if paths:
         from rnnkit.lm.data import read_corpus
         text, _, _ = read_corpus(paths)
@@ -267,7 +267,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from rnnkit.diagnostics.inspect import activity, per_character, saturation, text_features, top_units
     from rnnkit.diagnostics.page import render
-    from rnnkit.lm.rundir import load_model
+    from rnnkit.lm.load import load_model
     from rnnkit.lm.data import caution_unknown
     model, vocab, config = load_model(args.run_dir, args.checkpoint)
     ids = _checkpoint_text(vocab, config, args.paths or None)[: args.max_chars]

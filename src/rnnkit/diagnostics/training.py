@@ -70,9 +70,9 @@ def _moving_average(values: np.ndarray, span: int) -> np.ndarray:
 
 
 def read_curves(run_dir) -> Curves:
-    from rnnkit.lm.rundir import read_run_files
+    from rnnkit.lm.rundir import RunDirectory
     run = Path(run_dir)
-    config, _ = read_run_files(run, need_checkpoint=False)
+    config, _ = RunDirectory(run).read_files(need_checkpoint=False)
     train = config["train"]
     records = _records(run / "metrics.jsonl")
     steps = [r for r in records if "loss" in r]

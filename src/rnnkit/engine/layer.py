@@ -28,7 +28,8 @@ from typing import NamedTuple
 import numpy as np
 
 from rnnkit.engine import workspace
-from rnnkit.engine.gemm import add_products, gemm
+from rnnkit.engine.gemm import add_products, gemm, gemm_packed, pack
+from rnnkit.engine.prepack import PACKED, owned
 from rnnkit.engine.schedule import launch
 from rnnkit.kernels.base import Tape, Weights, flat
 
@@ -60,6 +61,11 @@ def inner_arrays(masks, states: tuple, dtype, hin: np.ndarray | None = None) -> 
                        c_array(keep[1] if len(keep) > 1 else None, NO_KEEP))
 
 
+def input_panels(w_ih: np.ndarray) -> np.ndarray:
+    """W_ihᵀ as the panels of the input product X W_ihᵀ (kept by :data:`PACKED` when small)."""
+    return pack(w_ih, trans_b=True, own=owned(w_ih))
+
+
 def mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
     """(T, B) bool as the compiled loops take it: all True when every step is valid."""
     return np.ones((steps, batch), bool) if mask is None else np.ascontiguousarray(mask[..., 0])
@@ -75,7 +81,7 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
         x = np.ascontiguousarray(x)                   # the products read rows through raw pointers
         T, B, _ = x.shape
         gates = workspace.empty((T, B, w.weight_ih.shape[0]), x.dtype)             # (T, B, G·H)
-        gemm(flat(x), w.weight_ih, flat(gates), trans_b=True)
+        gemm_packed(flat(x), PACKED.get(w.weight_ih, "input", input_panels), flat(gates))
         states = tuple(workspace.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
         for s, s0 in zip(states, state0):
             s[0] = s0

@@ -1,4 +1,6 @@
-"""Recurrent weights packed once per call into the panels the micro-kernel reads.
+"""Recurrent weights packed into the panels the micro-kernel reads: once per call, and reused
+from call to call while the weights stay the same (small layers, where packing costs as much as
+the recurrence: :mod:`rnnkit.engine.prepack`).
 
 Forward, the step's product h_{t-1} W_hhᵀ is cut by hidden units: panel p holds the columns of
 *every gate* for units p·U … p·U + U − 1, side by side ([i | f | g | o] for the LSTM), so the tile
@@ -13,6 +15,7 @@ import numba
 import numpy as np
 
 from rnnkit.engine import workspace
+from rnnkit.engine.prepack import PACKED, owned
 from rnnkit.engine.isa import TileShape, tile_shape
 from rnnkit.engine.jit import jit
 from rnnkit.engine.schedule import num_threads
@@ -59,11 +62,22 @@ def _pack_gates_parallel(w_hh, gates, units, panels, workers):
             _pack_gate_panel(w_hh, gates, units, panels, p)
 
 
+
+
 def pack_gates(w_hh: np.ndarray, gates: int) -> np.ndarray:
-    """W_hh (G·H, K) as (ceil(H / U), K, NR) panels: panel p, column g·U + u is W_hh[g·H + p·U + u]."""
+    """W_hh (G·H, K) as (ceil(H / U), K, NR) panels: panel p, column g·U + u is W_hh[g·H + p·U + u].
+
+    Small weights come from :data:`PACKED` when unchanged since their last packing: the panels are
+    then shared between calls and are only read."""
+    return PACKED.get(w_hh, ("gates", gates), lambda w: _pack(w, gates))
+
+
+def _pack(w_hh: np.ndarray, gates: int) -> np.ndarray:
     units = units_per_panel(gates, w_hh.dtype)
     H = w_hh.shape[0] // gates
-    panels = workspace.empty((-(-H // units), w_hh.shape[1], gate_tile(gates).width(w_hh.dtype)), w_hh.dtype)
+    shape = (-(-H // units), w_hh.shape[1], gate_tile(gates).width(w_hh.dtype))
+    # kept panels are the cache's alone; the others come from the pool like every per-call array
+    panels = (np.empty if owned(w_hh) else workspace.empty)(shape, w_hh.dtype)
     workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
     if w_hh.size >= PARALLEL_PACK and workers > 1:
         _pack_gates_parallel(w_hh, gates, units, panels, workers)

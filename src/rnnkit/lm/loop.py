@@ -13,23 +13,48 @@ each validation with its sample), the same bytes for the same command, seed and 
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TextIO
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from rnnkit import distributed
 from rnnkit.errors import Caution
-from rnnkit.files import cannot_write
 from rnnkit.lm.infer import Score
 from rnnkit.lm.progress import BAR_FORMAT, OVERFIT_EVALUATIONS, Validation, bar_postfix, overfitting, overfitting_message
-from rnnkit.lm.train import METRICS, SYNC_CHECK_EVERY, TIMINGS, NonFiniteLoss, Stop, Trainer, TrainResult
+from rnnkit.lm.train import SYNC_CHECK_EVERY, NonFiniteLoss, Stop, Trainer
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one invocation of a run (:meth:`TrainLoop.run`) reached."""
+    steps: int                    # the step the run reached (the whole run, resumed parts included)
+    losses: list[float]           # training loss (nats) of each step run in this invocation
+    val: Score | None             # the last validation
+    unigram_bits: float
+    train_seconds: float          # this invocation's time in training steps (what --time-budget limits)
+    stopped_by: Stop = Stop.NO    # what ended the run before its --max-steps: a signal, the budget
+    first_step: int = 0           # the step this invocation started from (> 0: a resumed run)
+    run_seconds: float = 0.0      # the whole run's time in training steps, resumed parts included
+    best: Validation | None = None    # the best validation (its weights are best.safetensors)
+    planned_steps: int | None = None  # the cosine schedule's last step; None for other schedules
+
+    @property
+    def signal(self) -> int:
+        """The signal that interrupted the run (SIGINT, SIGTERM), or 0."""
+        return int({Stop.SIGINT: signal.SIGINT, Stop.SIGTERM: signal.SIGTERM}.get(self.stopped_by, 0))
+
+    @property
+    def interrupted(self) -> bool:
+        """A signal (Ctrl-C, SIGTERM) ended the run."""
+        return self.signal != 0
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        """The time budget ended the run (not --max-steps)."""
+        return self.stopped_by == Stop.BUDGET
 
 
 class TrainLoop:
@@ -47,7 +72,7 @@ class TrainLoop:
         self.train_seconds = 0.0                              # this invocation's time in training steps
         self.losses: list[float] = []                         # this invocation's training losses (nats)
         self.overfit_said = False                             # the caution is given once per streak
-        self.files: dict[str, TextIO] = {}                    # metrics and timings (rank 0) while running
+        self.records = trainer.run_dir.records(active=trainer.world.root)    # rank 0 alone writes them
 
     def _on_signal(self, signum, frame) -> None:
         if self.stop_requested:
@@ -57,9 +82,9 @@ class TrainLoop:
     def run(self) -> TrainResult:
         t = self.t
         t.warm_up()
-        if t.schedule is None:
+        if t.last_step is None:
             self._fit_schedule()
-        with self._open_files():
+        with self.records:
             previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
             try:
                 self._loop()
@@ -68,13 +93,11 @@ class TrainLoop:
                     signal.signal(s, handler)
             if self.last_val is None or self.last_val[0] != t.step:
                 self._evaluate(None, sample=False)
-        signum = {Stop.SIGINT: signal.SIGINT, Stop.SIGTERM: signal.SIGTERM}.get(self.stopped_by, 0)
         best = min(t.val_history, key=lambda v: v.bits_per_char) if t.val_history else None
-        return TrainResult(t.step, self.losses, self.last_val[1], t.unigram_bits,
-                           self.train_seconds, int(signum), first_step=self.first_step,
+        return TrainResult(t.step, self.losses, self.last_val[1], t.text.unigram_bits,
+                           self.train_seconds, self.stopped_by, first_step=self.first_step,
                            run_seconds=t.train_seconds, best=best,
-                           planned_steps=t.last_step if t.cfg.schedule == "cosine" else None,
-                           stopped_by_budget=self.stopped_by == Stop.BUDGET)
+                           planned_steps=t.last_step if t.cfg.schedule == "cosine" else None)
 
     def _fit_schedule(self) -> None:
         """The cosine's last step from the time budget and the measured time of a step (rank 0's,
@@ -97,7 +120,7 @@ class TrainLoop:
         """Train until a limit. The time budget counts training steps only, not validation."""
         t, cfg = self.t, self.t.cfg
         bar = self._bar()
-        chars = cfg.batch_size * cfg.seq_len * t.chars_per_token      # characters of text per step (mean)
+        chars = cfg.batch_size * cfg.seq_len * t.text.chars_per_token      # characters of text per step (mean)
         while not self.stopped_by and not (cfg.max_steps and t.step >= cfg.max_steps):
             step_start = time.perf_counter()
             try:
@@ -107,10 +130,10 @@ class TrainLoop:
                 self.train_seconds += seconds
                 t.train_seconds += seconds
                 self.losses.append(loss)
-                self._record(METRICS, {"step": t.step, "loss": loss, "bpc": t.bits_per_char(loss),
-                                       "lr": t.optimizer.lr})
-                self._record(TIMINGS, {"step": t.step, "train_seconds": t.train_seconds,
-                                       "chars_per_s": chars / max(seconds, 1e-9)})
+                self.records.metric({"step": t.step, "loss": loss, "bpc": t.bits_per_char(loss),
+                                     "lr": t.optimizer.lr})
+                self.records.timing({"step": t.step, "train_seconds": t.train_seconds,
+                                     "chars_per_s": chars / max(seconds, 1e-9)})
                 self._advance(bar, loss, chars / max(seconds, 1e-9))
                 if t.step % cfg.eval_every == 0:
                     self._evaluate(bar)                 # its checkpoint checks the replicas first
@@ -118,13 +141,11 @@ class TrainLoop:
                     t.check_replicas()
             except NonFiniteLoss as exc:       # every rank raised it: the loss and norm are agreed
                 bar.close()
-                stopped = NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
-                                        f"{t.run_dir / 'latest.safetensors'}")
-                setattr(stopped, distributed.EVERY_RANK, True)
-                raise stopped from None
+                raise t.world.agreed(NonFiniteLoss(f"{exc}; stopped. The last good checkpoint is "
+                                                   f"{t.run_dir.latest}")) from None
         bar.close()
         if self.stopped_by in (Stop.SIGINT, Stop.SIGTERM):
-            t.log(f"interrupted at step {t.step} ({self.stopped_by.name}): saving a checkpoint in {t.run_dir}")
+            t.log(f"interrupted at step {t.step} ({self.stopped_by.name}): saving a checkpoint in {t.run_dir.path}")
 
     def _bar(self, file=None) -> tqdm:
         cfg = self.t.cfg
@@ -151,8 +172,8 @@ class TrainLoop:
         t.save()
         self.last_val = (t.step, val)
         t.val_history.append(Validation(t.step, val.bits_per_char))
-        self._record(METRICS, {"step": t.step, "val_bpc": val.bits_per_char, "val_ppl": val.perplexity}
-                     | ({"sample": text} if text is not None else {}))
+        self.records.metric({"step": t.step, "val_bpc": val.bits_per_char, "val_ppl": val.perplexity}
+                            | ({"sample": text} if text is not None else {}))
         msg = f"step {t.step}: validation {val.bits_per_char:.3f} bits/char, perplexity {val.perplexity:.2f}"
         if text is not None:
             msg += "\n--- sample ---\n" + text + "\n--------------"
@@ -181,33 +202,3 @@ class TrainLoop:
             recent = self.losses[-self.t.cfg.eval_every:] or [math.nan]
             training = self.t.bits_per_char(sum(recent) / len(recent))
             warnings.warn(overfitting_message(*found, training, OVERFIT_EVALUATIONS), Caution, stacklevel=2)
-
-    @contextmanager
-    def _open_files(self) -> Iterator[None]:
-        """metrics.jsonl and timings.jsonl open for appending while the loop runs (rank 0 alone
-        writes them), line buffered: each record reaches the file when it is written, so a crash
-        loses none."""
-        if not self.t.world.root:
-            yield
-            return
-        try:
-            for name in (METRICS, TIMINGS):
-                try:
-                    self.files[name] = open(self.t.run_dir / name, "a", encoding="utf-8", buffering=1)
-                except OSError as exc:
-                    raise self.t.write_failed(cannot_write(self.t.run_dir / name, exc)) from None
-            yield
-        finally:
-            for f in self.files.values():
-                try:
-                    f.close()
-                except OSError:         # the failed write is already being reported
-                    pass
-            self.files = {}
-
-    def _record(self, name: str, record: dict) -> None:
-        if name in self.files:
-            try:
-                self.files[name].write(json.dumps(record) + "\n")
-            except OSError as exc:      # a full disk: the line may be left half written (--resume drops it)
-                raise self.t.write_failed(cannot_write(self.t.run_dir / name, exc)) from None

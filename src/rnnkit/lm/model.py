@@ -113,6 +113,14 @@ class CharLM(Module):
             init.init_recurrent_(self.rnn, cfg.init, rng=rng)
         self.rng = rng          # shared by every dropout in the model: one state to checkpoint
 
+    def use_rng(self, rng) -> None:
+        """Draw training mode's masks (dropout, recurrent dropout, zoneout) from ``rng`` from now
+        on: e.g. one rank's share of the whole batch's draws from ``self.rng``
+        (:meth:`rnnkit.distributed.World.sharded_random`). ``self.rng`` stays the generator whose
+        state a checkpoint keeps."""
+        for part in (self.rnn, self.drop):
+            part.use_rng(rng)
+
     def initial_state(self, batch: int):
         shapes = self.rnn.state_shapes(batch)
         zeros = tuple(np.zeros(s, self.dtype) for s in shapes)

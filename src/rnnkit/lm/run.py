@@ -5,19 +5,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from rnnkit import distributed
-from rnnkit.errors import EXIT_FAILED, EXIT_USAGE, UserError
-from rnnkit.lm.config import GENERATE_LIMITS, TrainConfig, option_name, step_limits
+from rnnkit.errors import EXIT_FAILED, EXIT_USAGE, CorpusError, UserError
+from rnnkit.lm.config import GENERATE_LIMITS, RUN_LENGTH_OPTIONS, TrainConfig, option_name, step_limits
 from rnnkit.lm.data import caution_unknown, read_corpus
 from rnnkit.lm.infer import sample, score
-from rnnkit.lm.rundir import load_run
-from rnnkit.lm.runlock import claim
+from rnnkit.lm.load import load_run
+from rnnkit.lm.rundir import RunDirectory
 from rnnkit.lm.summary import generate_command, report
-from rnnkit.lm.train import NonFiniteLoss, Trainer, TrainResult, resume_config
+from rnnkit.lm.loop import TrainResult
+from rnnkit.lm.train import NonFiniteLoss, Trainer
 
 __all__ = ["generate_command", "run_eval", "run_generate", "run_train"]
 
@@ -30,7 +32,7 @@ def run_train(given: dict, resume: bool = False, plot: bool = False, overwrite: 
     """Train with the options the user gave (all others default); print the final report (and,
     with ``plot``, draw the run's curves into its directory, as ``rnnkit plot`` does).
 
-    The run directory is claimed first (:func:`rnnkit.lm.runlock.claim`): refused if another
+    The run directory is claimed first (:meth:`rnnkit.lm.rundir.RunDirectory.claim`): refused if another
     ``rnnkit train`` is writing it, or if it holds a run and neither ``resume`` (continue it) nor
     ``overwrite`` (start again, replacing it once the new run has saved its first checkpoint) is
     given; else locked until the command ends. Under MPI rank 0 holds the lock.
@@ -63,7 +65,7 @@ def _train(given: dict, resume: bool, world: distributed.World, plot: bool = Fal
         from rnnkit.diagnostics.training import check_plot_extra
         check_plot_extra()                        # before the work: the PNG needs matplotlib
     locks = []                                    # rank 0's lock of the run directory
-    world.together(lambda: locks.append(claim(Path(cfg.out), resume=resume, overwrite=overwrite)),
+    world.together(lambda: locks.append(RunDirectory(cfg.out).claim(resume=resume, overwrite=overwrite)),
                    root_only=True)
     try:
         return _locked_train(cfg, resume, world, plot, say)
@@ -93,8 +95,9 @@ def _describe(trainer: Trainer, world: distributed.World, say) -> None:
     cfg = trainer.cfg
     corpus = "the Python standard library" if not cfg.paths else ", ".join(cfg.paths)
     say(f"training a {cfg.layers}-layer {cfg.cell.upper()} ({cfg.hidden} units) on {corpus}: "
-        f"{trainer.streams.data.size:,} training and {len(trainer.val_ids):,} validation {_unit(trainer.vocab)}, "
-        f"vocabulary {trainer.vocab.size}" + (", adaptive softmax" if trainer.model.adaptive else "") + "; "
+        f"{trainer.text.streams.data.size:,} training and {len(trainer.text.val_ids):,} validation "
+        f"{_unit(trainer.text.vocab)}, vocabulary {trainer.text.vocab.size}"
+        + (", adaptive softmax" if trainer.model.adaptive else "") + "; "
         + (f"budget {cfg.time_budget:g} s" if cfg.time_budget else "no time limit")
         + (f", {cfg.max_steps} steps" if cfg.max_steps else ""))
     if world.size > 1:
@@ -113,6 +116,22 @@ def _train_config(given: dict, resume: bool) -> TrainConfig:
         return resume_config(given.get("out", TrainConfig.out), given) if resume else TrainConfig(**given)
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from None
+
+
+def resume_config(run_dir: str, overrides: dict) -> TrainConfig:
+    """The saved configuration of a run, with the options a resumed run may change applied.
+
+    ``overrides`` holds only the options the user gave; any other option that differs from the
+    saved run is an error (a resumed run must continue the same model on the same data).
+    """
+    config = RunDirectory(run_dir).resumable_config(given=run_dir)         # checked against the schema
+    saved = TrainConfig.from_json(config["train"])
+    changed = sorted(k for k, v in overrides.items()
+                     if k not in RUN_LENGTH_OPTIONS and k != "out" and getattr(saved, k) != v)
+    if changed:
+        raise CorpusError("--resume continues the saved run; these options differ from it: "
+                          + ", ".join("PATH" if k == "paths" else option_name(k) for k in changed))
+    return replace(saved, out=str(run_dir), **{k: v for k, v in overrides.items() if k in RUN_LENGTH_OPTIONS})
 
 
 def _report(trainer: Trainer, result: TrainResult) -> None:

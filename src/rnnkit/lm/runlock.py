@@ -1,40 +1,32 @@
-"""One writer per run directory, and no trained run replaced by accident.
+"""One writer per run directory: an OS lock on its ``train.lock``.
 
-``rnnkit train`` claims its ``--out`` before any work (:func:`claim`), in this order:
+``rnnkit train`` claims its ``--out`` before any work (:meth:`rnnkit.lm.rundir.RunDirectory.claim`):
+refused if another ``rnnkit train`` is writing it (its lock is held: :class:`RunLocked`, naming
+that process), or if it holds a run and neither ``--resume`` nor ``--overwrite`` was given;
+otherwise the lock is taken for the life of the run (:func:`lock`): an OS lock
+(``fcntl.flock``) on ``train.lock`` in the run directory. The kernel releases it when the process
+ends, however it ends (``kill -9`` included), so there is never a stale lock to remove by hand:
+the lock being held, not the file being there, says that a run is writing (a killed run leaves
+the file, unlocked). What it holds (process id, host, start time) is only for the message of a
+refused writer; the run removes it when it ends.
 
-1. another ``rnnkit train`` is writing it (its lock is held): refused (:class:`RunLocked`), naming
-   that process, whatever the options;
-2. it already holds a run and neither ``--resume`` nor ``--overwrite`` was given: refused
-   (:class:`RunExists`), naming the run's step and validation figure and both options;
-3. otherwise the lock is taken for the life of the run: an OS lock (``fcntl.flock``) on
-   ``train.lock`` in the run directory. The kernel releases it when the process ends, however it
-   ends (``kill -9`` included), so there is never a stale lock to remove by hand: the lock being
-   held, not the file being there, says that a run is writing (a killed run leaves the file,
-   unlocked). What it holds (process id, host, start time) is only for the message of a refused
-   writer; the run removes it when it ends. Once the lock is held, the temporary files a killed
-   writer left behind are removed.
-
-A refusal changes nothing on the disk, and a run that fails before writing its first file (a
-missing corpus) leaves no lock file and no directory behind. Readers (generate,
-eval, inspect, export, plot) take no lock: every file of a run is replaced atomically, so they
-read the last complete checkpoint while a run writes the next one.
+A run that fails before writing its first file (a missing corpus) leaves no lock file and no
+directory behind. Readers (generate, eval, inspect, export, plot) take no lock: every file of a
+run is replaced atomically, so they read the last complete checkpoint while a run writes the next
+one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import time
 import warnings
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
-
 from rnnkit.errors import Note, UserError
-from rnnkit.files import cannot_write, damage, file_mode, stale_temporaries
-from rnnkit.lm.tokens import TOKENIZER_FILE
+from rnnkit.files import cannot_write, file_mode
 
 try:
     import fcntl
@@ -42,20 +34,10 @@ except ImportError:                 # Windows: no flock; the run goes on unlocke
     fcntl = None
 
 LOCK_FILE = "train.lock"
-STAGING_PREFIX = ".new-run."        # where a fresh run writes its first files (rnnkit.lm.train)
-# The files that make a directory hold a run: any one of them, and --out needs --resume or --overwrite.
-RUN_FILES = ("config.json", "vocab.json", "latest.safetensors", "best.safetensors", "metrics.jsonl")
-# The files of a run that a fresh run (--overwrite) removes (the others it replaces): its checkpoints,
-# a BPE run's tokenizer and the curves drawn by --plot or 'rnnkit plot'.
-REPLACED_FILES = ("best.safetensors", "latest.safetensors", TOKENIZER_FILE, "training.png", "training.html")
 
 
 class RunLocked(UserError):
     """Another ``rnnkit train`` holds the run directory's lock."""
-
-
-class RunExists(UserError):
-    """The run directory already holds a run, and neither --resume nor --overwrite was given."""
 
 
 class RunLock:
@@ -169,116 +151,14 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
+def refuse_if_held(run: Path) -> None:
+    """Raise :class:`RunLocked`, naming the holder, if a process holds the lock of ``run``."""
+    who = holder(run)
+    if who is not None:
+        raise _locked(run, who)
+
+
 def _locked(run: Path, who: str) -> RunLocked:
     return RunLocked(f"{run} is being written by another 'rnnkit train' ({who}); two writers would mix "
                      "their steps and checkpoints in one run: wait for it to end (generate, eval, inspect "
                      "and export can read the run meanwhile), or choose another --out")
-
-
-def holds_run(run: Path) -> bool:
-    return run.is_dir() and any((run / name).exists() for name in RUN_FILES)
-
-
-def claim(run: Path, *, resume: bool, overwrite: bool) -> RunLock:
-    """Refuse ``run`` as ``rnnkit train``'s --out (RunLocked, RunExists), or lock it for this run
-    and remove what a killed writer left behind."""
-    who = holder(run)
-    if who is not None:
-        raise _locked(run, who)
-    if not (resume or overwrite) and holds_run(run):
-        raise _exists(run)
-    taken = lock(run)
-    if not (resume or overwrite) and holds_run(run):     # a run written between the check and the lock
-        taken.release()
-        raise _exists(run)
-    _remove_leftovers(run)
-    return taken
-
-
-def _exists(run: Path) -> RunExists:
-    return RunExists(f"--out {run} already holds a run ({describe(run)}); continue it with --resume, or "
-                     "start again with --overwrite (its files are replaced once the new run has saved its "
-                     "first checkpoint), or choose another --out")
-
-
-def _remove_leftovers(run: Path) -> None:
-    """A killed writer's temporary files and unfinished staging directories (the lock is ours)."""
-    for path in stale_temporaries(run):
-        path.unlink(missing_ok=True)
-    for path in run.glob(STAGING_PREFIX + "*"):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def move_into_place(staging: Path, final: Path) -> str | None:
-    """Move a fresh run's first files from its staging directory into the run directory (→ what
-    the run that was there had reached, or None). The checkpoints of that run go first and
-    latest.safetensors comes last, so that no moment pairs one run's checkpoint with the other's
-    config.json (a crash in these milliseconds leaves no checkpoint at all, which every command
-    reports as such)."""
-    previous = describe(final) if holds_run(final) else None
-    staged = sorted(staging.iterdir(), key=lambda p: p.name == "latest.safetensors")
-    target = final
-    try:
-        for name in REPLACED_FILES:
-            target = final / name
-            target.unlink(missing_ok=True)
-        for path in staged:
-            target = final / path.name
-            os.replace(path, target)
-    except OSError as exc:
-        raise cannot_write(target, exc) from None
-    return previous
-
-
-# -- what a run directory holds, in words -----------------------------------------------------------
-
-def saved_step(path: Path) -> str:
-    """"at step 40" for a checkpoint (its header alone), or what is wrong with it."""
-    if not path.is_file():
-        return "missing"
-    try:
-        problem = damage(path)
-        if problem is not None:
-            return problem
-        with safe_open(str(path), framework="np") as f:
-            step = json.loads((f.metadata() or {}).get("rnnkit", "{}")).get("step")
-    except (OSError, SafetensorError, ValueError, AttributeError):
-        return "is unreadable"
-    return f"at step {step}" if isinstance(step, int) else "has no step in its metadata"
-
-
-def last_validation(run: Path) -> str | None:
-    """"validation 1.234 bits/char at step 200" from metrics.jsonl's last validation, or None."""
-    found = None
-    try:
-        with open(run / "metrics.jsonl", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if '"val_bpc"' in line:
-                    found = line
-        record = json.loads(found) if found else None
-        return f"validation {record['val_bpc']:.3f} bits/char at step {record['step']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def describe(run: Path) -> str:
-    """A run directory in a few words: "latest.safetensors at step 200, validation 1.234 bits/char
-    at step 200"."""
-    parts = [f"latest.safetensors {saved_step(run / 'latest.safetensors')}"]
-    validation = last_validation(run)
-    if validation:
-        parts.append(validation)
-    return ", ".join(parts)
-
-
-def intact(run: Path, failed: str | None = None) -> str:
-    """What of a run survived a failed write of the file ``failed``, from the disk itself:
-    "latest.safetensors at step 40 is unchanged, best.safetensors at step 30 is intact" (the
-    writes are atomic: what is there is the last complete version)."""
-    kept = [(name, state) for name in ("latest.safetensors", "best.safetensors")
-            if (state := saved_step(run / name)).startswith("at step")]
-    words = [f"{name} {state} is unchanged" for name, state in kept if name == failed]
-    others = [f"{name} {state}" for name, state in kept if name != failed]
-    if others:
-        words.append(" and ".join(others) + (" is" if len(others) == 1 else " are") + " intact")
-    return ", ".join(words) or f"{run} holds no checkpoint yet"

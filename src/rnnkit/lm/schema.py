@@ -16,12 +16,16 @@ traceback at a time::
                  (d_k, H), model.head.tail.{k}.1.weight (c_{k+1} − c_k, d_k);
                  norm_between: model.rnn.norms.{k}.weight, .bias (H,) and for batch norm
                  .running_mean, .running_var (H,), .num_batches_tracked (int64, shape ())
+    latest       the weights, optim.{k}.{name} (the optimizer's state), carry.{k} (the carried
+                 state, (L, B, H) each); metadata: where the run stands (:class:`RunState`)
+    best         the weights; metadata {"step", "val_nll"}
 """
 
 from __future__ import annotations
 
+import numbers
 import re
-from dataclasses import fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -229,3 +233,40 @@ def value_problems(tensors: dict[str, np.ndarray]) -> list[str]:
     if not_finite:
         problems.append(f"{len(not_finite)} tensor(s) hold NaN or infinite values, e.g. model.{not_finite[0]}")
     return problems
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a run stands: latest.safetensors' metadata beside its tensors, in this order."""
+    step: int                     # the training steps taken: the data position
+    best_val: float               # the best validation loss (nats per token); inf before the first
+    optimizer_lr: float           # the optimizer's learning rate at the last step
+    last_step: int | None         # the schedule's last step; None while it is not fixed yet
+    optimizer_steps: int          # the optimizer's own count of updates
+    rng: dict                     # the dropout generator's bit_generator.state
+    corpus_sha256: str            # the text's fingerprint: a resumed run must train on the same
+    train_seconds: float          # the seconds in training steps, resumed parts included
+
+    def to_meta(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "RunState":
+        """The state of checked metadata (:func:`meta_problems`); raises ValueError or TypeError
+        where a value cannot be what it names. Checkpoints written before ``train_seconds`` was
+        recorded lack it (0 s)."""
+        last = meta.get("last_step")
+        return cls(int(meta["step"]), float(meta["best_val"]), float(meta["optimizer_lr"]),
+                   None if last is None else int(last), int(meta["optimizer_steps"]), meta["rng"],
+                   meta["corpus_sha256"], float(meta.get("train_seconds", 0.0)))
+
+
+# The metadata latest.safetensors must carry for --resume, and the type of each entry.
+TRAINING_META = {"step": numbers.Integral, "best_val": numbers.Real, "optimizer_lr": numbers.Real,
+                 "optimizer_steps": numbers.Integral, "rng": dict, "corpus_sha256": str}
+
+
+def meta_problems(meta: dict) -> list[str]:
+    """The keys of latest.safetensors' metadata that are missing or mistyped."""
+    return [k for k, kind in TRAINING_META.items() if not isinstance(meta.get(k), kind)
+            or isinstance(meta.get(k), bool)]

@@ -17,7 +17,8 @@ from dataclasses import fields
 
 from rnnkit.lm.config import TrainConfig, option_name
 from rnnkit.lm.progress import overfitting
-from rnnkit.lm.train import Trainer, TrainResult
+from rnnkit.lm.loop import TrainResult
+from rnnkit.lm.train import Trainer
 
 
 def report(trainer: Trainer, result: TrainResult) -> list[str]:
@@ -36,7 +37,7 @@ def report(trainer: Trainer, result: TrainResult) -> list[str]:
     best_step = f" (step {result.best.step})" if result.best else ""
     lines.append(f"checkpoints in {cfg.out}/: best.safetensors{best_step}, which generate, eval, inspect, "
                  f"gradflow and export use; latest.safetensors (step {result.steps}) with --checkpoint latest; "
-                 f"try: {generate_command(cfg.out, trainer.prime)}")
+                 f"try: {generate_command(cfg.out, trainer.text.prime)}")
     return lines
 
 
@@ -46,7 +47,7 @@ def _seconds(s: float) -> str:
 
 def _speed(trainer: Trainer, result: TrainResult) -> str:
     cfg = trainer.cfg
-    per_step = round(cfg.batch_size * cfg.seq_len * trainer.chars_per_token)   # characters of text (mean)
+    per_step = round(cfg.batch_size * cfg.seq_len * trainer.text.chars_per_token)   # characters of text (mean)
     chars = len(result.losses) * per_step
     rate = chars / result.train_seconds if result.train_seconds else 0.0
     loss = (f"; last training loss {trainer.bits_per_char(result.losses[-1]):.3f} bits/char" if result.losses else "")
@@ -59,7 +60,7 @@ def _speed(trainer: Trainer, result: TrainResult) -> str:
 
 
 def _validation(trainer: Trainer, result: TrainResult) -> str:
-    val, kind = result.val, trainer.vocab.kind
+    val, kind = result.val, trainer.text.vocab.kind
     tokens = "" if kind == "char" else f" per {kind} token, {val.chars:,} tokens"
     text = (f"validation: last {val.bits_per_char:.3f} bits/char (perplexity {val.perplexity:.2f}{tokens}) at step "
             f"{result.steps}")

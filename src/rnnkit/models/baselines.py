@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import DataError, InputError
+from rnnkit.ranges import Range
 
 
 def majority_accuracy(y_train: np.ndarray, y_test: np.ndarray) -> float:
@@ -35,8 +36,9 @@ def last_value(series: np.ndarray, h: int) -> np.ndarray:
 
 
 def seasonal_naive(series: np.ndarray, h: int, season: int) -> np.ndarray:
-    if season < 1 or season > len(series):
-        raise InputError(f"season must lie in [1, {len(series)}] (the series length), got {season}")
+    problem = Range(int, low=1, high=len(series)).problem("season", season)
+    if problem is not None:
+        raise InputError(f"{problem} (at most the series length)")
     last = series[-season:]
     return np.concatenate([last] * (-(-h // season)))[:h]
 

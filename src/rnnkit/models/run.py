@@ -24,7 +24,7 @@ from rnnkit.models.datasets import (
     BUNDLED_SERIES, DataError, Labelled, bundled_dir, load_bundled_series, load_ucr, read_labelled, read_series,
 )
 from rnnkit.models.metrics import class_report
-from rnnkit.ranges import COUNT
+from rnnkit.ranges import COUNT, Range
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,7 @@ def run_forecast(job: ForecastJob, params: dict) -> dict:
         raise DataError(f"the series has {len(series)} values; holding out --horizon {h} leaves "
                         f"{len(train)} to train on (at least 4 are needed)")
     season = job.season if job.season is not None else baselines.estimate_season(train)
-    if not 1 <= season <= len(train):
-        raise DataError(f"--season must lie in [1, {len(train)}], got {season}")
+    Range(int, low=1, high=len(train)).check("--season", season, DataError)
     params = params | ({"season": job.season} if job.season is not None else {})
     fc = RNNForecaster(**params)
     start = time.perf_counter()

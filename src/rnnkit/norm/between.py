@@ -157,6 +157,12 @@ class NormedStack(Module):
     def _named_state(self, prefix: str = ""):
         return ((prefix + stack_name(n), a) for n, a in super()._named_state())
 
+    def use_rng(self, rng) -> None:
+        """Draw every layer's and every dropout's masks from ``rng`` from now on."""
+        self.rng = rng
+        for part in (*self.layers, *self.drops):
+            part.use_rng(rng)
+
     def state_shapes(self, batch: int) -> tuple[tuple[int, ...], ...]:
         """(L·D, B, n) for each part of the state, as the plain L-layer stack's."""
         return tuple((self.num_layers * s[0], batch, s[2]) for s in self.layers[0].state_shapes(batch))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from rnnkit.errors import UserError
 from rnnkit.kinds import kind
-from rnnkit.lm.rundir import CHECKPOINTS, add_checkpoint_option, language_model_checkpoint
+from rnnkit.lm.load import add_checkpoint_option, language_model_checkpoint
+from rnnkit.lm.rundir import CHECKPOINTS
 from rnnkit.onnx.export import MIN_OPSET
 from rnnkit.outputs import output_file, replacing
 from rnnkit.ranges import Range
@@ -101,7 +102,7 @@ def _export_estimator(source: Path, out: Path, args: argparse.Namespace) -> int:
 
 def _export_language_model(out: Path, args: argparse.Namespace) -> int:
     from rnnkit.files import atomic_write, write_json
-    from rnnkit.lm.rundir import load_run
+    from rnnkit.lm.load import load_run
 
     run = load_run(args.run_dir, args.checkpoint)
     model, vocab = run.model, run.vocab
