@@ -35,3 +35,11 @@ def backend(request):
         pytest.fail("the engine is unavailable (Numba missing or RNNKIT_ENGINE=0)")
     with rnnkit.backend.use(name):
         yield name
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    """The engine on one thread, or two sharing even tiny steps (helpers.engine_threads)."""
+    from helpers import engine_threads
+    with engine_threads(request.param):
+        yield request.param

@@ -1,14 +1,19 @@
-"""Shared test fixtures: a layer configuration, its random inputs, and a weighted-sum loss."""
+"""Shared test fixtures: a layer configuration, its random inputs, a weighted-sum loss, and the
+engine on a given number of threads."""
 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import rnnkit
+import rnnkit.engine
+from rnnkit.engine import schedule
 
 CLASSES = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}
 
@@ -110,6 +115,19 @@ def rel_err(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)) if b.size else 0.0
 
 
+@contextmanager
+def engine_threads(n: int):
+    """The engine on ``n`` threads, sharing even tiny steps (its size thresholds lowered to 0)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rnnkit.engine, "MIN_SHARED_STEP", 0)
+        mp.setattr(rnnkit.engine, "MIN_PARALLEL_CALL", 0)
+        schedule.set_num_threads(n)
+        try:
+            yield n
+        finally:
+            schedule.set_num_threads(None)
+
+
 def doc_block(page: str, marker: str) -> str:
     """The python block that follows ``<!-- tested: marker -->`` in ``page`` (README.md or
     docs/NAME.md): a block its own test runs and checks (tests/test_docs.py runs the others)."""
@@ -125,7 +143,6 @@ def chromium(tmp_path):
     import os
     import shutil
 
-    import pytest
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if not (binary and driver_path):

@@ -50,34 +50,42 @@ def lstm_cell(p, x, state, peephole=False):
     return h_new, c_new
 
 
-def run_stack(mode, sd, x, state0, lengths, num_layers, bidirectional, **cell_kw):
+CELLS = {"rnn": rnn_cell, "gru": gru_cell, "lstm": lstm_cell}
+
+
+def run_stack(mode, sd, x, state0, lengths, num_layers, bidirectional, cells=CELLS, xp=np, **cell_kw):
     """Reference forward of a whole stack in time-major layout.
 
-    mode: "rnn" | "gru" | "lstm"; sd: state dict of numpy arrays; x (T, B, I); state0: tuple of
-    (L·D, B, n) arrays. Returns (output (T, B, D·H_out), tuple of final states).
+    mode: "rnn" | "gru" | "lstm"; sd: state dict of arrays; x (T, B, I); state0: tuple of
+    (L·D, B, n) arrays. Returns (output (T, B, D·H_out), tuple of final states). ``cells`` maps
+    mode to a cell ``cell(p, x, h or (h, c), **cell_kw) -> new state tuple``; ``xp`` is the array
+    library of those arrays (numpy, or torch for a differentiable transcription: tests/ln_reference.py),
+    whose zeros_like, stack and concatenate assemble the results without writing into arrays.
     """
-    cell = {"rnn": rnn_cell, "gru": gru_cell, "lstm": lstm_cell}[mode]
+    cell = cells[mode]
     T, B, _ = x.shape
     D = 2 if bidirectional else 1
-    lengths = np.full(B, T) if lengths is None else np.asarray(lengths)
-    finals = [np.zeros_like(s) for s in state0]
+    lengths = [T] * B if lengths is None else [int(n) for n in lengths]
+    finals = [[None] * (num_layers * D) for _ in state0]        # per state part: per layer·direction, B rows
     layer_in = x
     for k in range(num_layers):
         outs = []
         for d in range(D):
             suffix = f"_l{k}" + ("_reverse" if d else "")
             p = {name[: -len(suffix)]: v for name, v in sd.items() if name.endswith(suffix)}
-            out = np.zeros((T, B, state0[0].shape[-1]))
+            columns = []
             for b in range(B):
                 L = lengths[b]
                 steps = range(L - 1, -1, -1) if d else range(L)
                 st = tuple(s[k * D + d, b] for s in state0)
+                ys = [None] * T                                 # None: a padded step, output zero
                 for t in steps:
-                    args = st if mode == "lstm" else st[0]
-                    st = cell(p, layer_in[t, b], args, **cell_kw)
-                    out[t, b] = st[0]
+                    st = cell(p, layer_in[t, b], st if mode == "lstm" else st[0], **cell_kw)
+                    ys[t] = st[0]
+                zero = xp.zeros_like(st[0])
+                columns.append(xp.stack([zero if y is None else y for y in ys]))
                 for f, s in zip(finals, st):
-                    f[k * D + d, b] = s
-            outs.append(out)
-        layer_in = np.concatenate(outs, axis=-1)
-    return layer_in, tuple(finals)
+                    f[k * D + d] = (f[k * D + d] or []) + [s]
+            outs.append(xp.stack(columns, 1))                  # (T, B, H_out)
+        layer_in = xp.concatenate(outs, -1)
+    return layer_in, tuple(xp.stack([xp.stack(rows) for rows in f]) for f in finals)

@@ -26,16 +26,6 @@ LAYERS = [
 IDS = [f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'plain'}" for c, kw in LAYERS]
 
 
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request, monkeypatch):
-    """One thread, or two sharing even these tiny steps (the size thresholds lowered to 0)."""
-    monkeypatch.setattr(rnnkit.engine, "MIN_SHARED_STEP", 0)
-    monkeypatch.setattr(rnnkit.engine, "MIN_PARALLEL_CALL", 0)
-    schedule.set_num_threads(request.param)
-    yield request.param
-    schedule.set_num_threads(None)
-
-
 def run(layer_cls, kw, backend, monkeypatch, dtype, hidden=37):
     """Forward + backward of a 2-layer bidirectional layer with lengths and initial states, on
     the backend named ``backend``."""

@@ -105,17 +105,16 @@ CELL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("batched", [True, False])
-@pytest.mark.parametrize("cls,kw", CELL_CASES, ids=lambda v: getattr(v, "__name__", str(v)))
-def test_cell_gradients(cls, kw, batched):
-    rng = np.random.default_rng(1)
-    cell = cls(3, 4, dtype=np.float64, rng=2, **kw)
-    lstm = cls is rnnkit.LSTMCell
+def check_cell(cell, batched: bool = True, seed: int = 1):
+    """One call of ``cell`` (float64) on a random input and state, for a random weighted loss of the
+    new state: every parameter, the input and each state part against central differences."""
+    rng = np.random.default_rng(seed)
+    lstm = isinstance(cell, rnnkit.LSTMCell)
     shape = (2,) if batched else ()
-    x = rng.standard_normal(shape + (3,))
-    state = tuple(rng.standard_normal(shape + (4,)) for _ in range(2 if lstm else 1))
+    x = rng.standard_normal(shape + (cell.input_size,))
+    state = tuple(rng.standard_normal(shape + (cell.hidden_size,)) for _ in range(2 if lstm else 1))
     arg = state if lstm else state[0]
-    w = tuple(rng.standard_normal(shape + (4,)) for _ in state)
+    w = tuple(rng.standard_normal(shape + (cell.hidden_size,)) for _ in state)
 
     def loss():
         with rnnkit.no_grad():
@@ -128,3 +127,9 @@ def test_cell_gradients(cls, kw, batched):
     assert_close(dx, numeric_grad(loss, x), "x")
     for k, (s, ds) in enumerate(zip(state, as_tuple(dprev))):
         assert_close(ds, numeric_grad(loss, s), f"state[{k}]")
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("cls,kw", CELL_CASES, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_cell_gradients(cls, kw, batched):
+    check_cell(cls(3, 4, dtype=np.float64, rng=2, **kw), batched)

@@ -16,11 +16,10 @@ import pytest
 
 import rnnkit
 import rnnkit.backend
-import rnnkit.engine
 import rnnkit.kinds
-from helpers import Case, as_tuple, rel_err
-from rnnkit.engine import schedule
+from helpers import CLASSES, Case, as_tuple, rel_err
 from test_gradcheck import check_layer
+from test_stepwise import check_steps_equal_layer
 
 KINDS = [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("gru", {}), ("gru", {"reset_after": False}),
          ("lstm", {}), ("lstm", {"peephole": True}), ("lstm", {"proj_size": 2, "peephole": True})]
@@ -138,16 +137,6 @@ def test_equals_torch_transcription(mode, kw, noise, dtype, tol):
 
 # -- the engine against the reference, 1 and 2 threads -------------------------------------------
 
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request, monkeypatch):
-    """One thread, or two sharing even these small steps (the size thresholds lowered to 0)."""
-    monkeypatch.setattr(rnnkit.engine, "MIN_SHARED_STEP", 0)
-    monkeypatch.setattr(rnnkit.engine, "MIN_PARALLEL_CALL", 0)
-    schedule.set_num_threads(request.param)
-    yield request.param
-    schedule.set_num_threads(None)
-
-
 def _both(case: NoisyCase, dtype, name):
     with rnnkit.backend.use(name):
         _, _, (out, fin, dx, d0, grads) = _rnnkit_run(case, dtype, seed=3)
@@ -174,54 +163,17 @@ CELL_KINDS = [(m, kw) for m, kw in KINDS if "proj_size" not in kw]
 @pytest.mark.parametrize("noise", NOISE + [dict(zoneout=0.3, eval=True)], ids=NOISE_IDS + ["eval"])
 @pytest.mark.parametrize("mode,kw", CELL_KINDS, ids=[i for i in KIND_IDS if "proj" not in i])
 def test_cell_steps_equal_layer(mode, kw, noise):
-    T, B, I, H = 6, 3, 4, 5
     noise = dict(noise)
     evaluate = noise.pop("eval", False)
-    layer = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}[mode](I, H, dtype=np.float64, rng=1,
-                                                                             **kw, **noise)
-    cell = rnnkit.kinds.cell_class(mode)(I, H, dtype=np.float64, rng=2, **kw, **noise)
-    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in layer.state_dict().items()})
-    layer.train(not evaluate)
-    cell.train(not evaluate)
-    rng = np.random.default_rng(0)
-    lstm = mode == "lstm"
-    x = rng.standard_normal((T, B, I))
-    s0 = tuple(rng.standard_normal((1, B, H)) for _ in range(2 if lstm else 1))
-    out, fin = layer(x, s0 if lstm else s0[0], rng=7)
-    dout, dfin = rng.standard_normal(out.shape), tuple(rng.standard_normal((1, B, H)) for _ in s0)
-    dx, ds0 = layer.backward(dout, dfin if lstm else dfin[0])
-
-    masks = cell.draw_masks(B, T, rng=7)                  # the layer's draw, in the same order
-    state, caches, outs = (s0[0][0], s0[1][0]) if lstm else s0[0][0], [], []
-    for t in range(T):
-        state, cache = cell.step(x[t], state, masks=masks.at(t))
-        caches.append(cache)
-        outs.append(state[0] if lstm else state)
-    assert rel_err(np.stack(outs), out) < 1e-12
-    dstate, dxs = tuple(d[0] for d in dfin), [None] * T
-    for t in range(T - 1, -1, -1):
-        dstate = (dstate[0] + dout[t],) + dstate[1:]
-        dxs[t], prev = cell.step_backward(dstate if lstm else dstate[0], caches[t])
-        dstate = prev if lstm else (prev,)
-    assert rel_err(np.stack(dxs), dx) < 1e-12
-    for a, b in zip(dstate, as_tuple(ds0)):
-        assert rel_err(a, b[0]) < 1e-12
-    for (name, p), (_, q) in zip(layer.named_parameters(), cell.named_parameters()):
-        assert rel_err(q.grad, p.grad) < 1e-12, name
-    with rnnkit.no_grad():                                 # and the inference path, masks given
-        state = (s0[0][0], s0[1][0]) if lstm else s0[0][0]
-        for t in range(T):
-            state = cell(x[t], state, masks=masks.at(t))
-    assert rel_err(state[0] if lstm else state, as_tuple(fin)[0][0]) < 1e-12
+    layer = CLASSES[mode](4, 5, dtype=np.float64, rng=1, **kw, **noise).train(not evaluate)
+    cell = rnnkit.kinds.cell_class(mode)(4, 5, dtype=np.float64, rng=2, **kw, **noise).train(not evaluate)
+    check_steps_equal_layer(layer, cell, tol=1e-12, rng=7)
 
 
 # -- eval mode, the generator, p = 0, checks -------------------------------------------------------
 
-LAYER_CLASSES = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}
-
-
 def _layer(mode, kw, seed=1, **noise):
-    return LAYER_CLASSES[mode](3, 6, num_layers=2, bidirectional=True, dtype=np.float64, rng=seed, **kw, **noise)
+    return CLASSES[mode](3, 6, num_layers=2, bidirectional=True, dtype=np.float64, rng=seed, **kw, **noise)
 
 
 @BOTH
@@ -325,7 +277,7 @@ def test_onnx_exports_the_eval_mode(mode, kw, noise, dtype):
     projection: ONNX's own recurrent operator)."""
     pytest.importorskip("onnxruntime")
     import rnnkit.onnx
-    layer = LAYER_CLASSES[mode](3, 6, num_layers=2, bidirectional=True, dtype=dtype, rng=1, **kw, **noise).eval()
+    layer = CLASSES[mode](3, 6, num_layers=2, bidirectional=True, dtype=dtype, rng=1, **kw, **noise).eval()
     model = rnnkit.onnx.to_model(layer, lengths=True)
     sess = rnnkit.onnx.session(model, threads=1)
     rng = np.random.default_rng(4)

@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 
 import rnnkit
-from helpers import Case, as_tuple, from_tuple, loss_weights, rel_err
-from test_gradcheck import check_layer
+from helpers import CLASSES, Case, as_tuple, engine_threads, from_tuple, loss_weights, rel_err
+from rnnkit.kinds import cell_class
+from test_gradcheck import check_cell, check_layer
+from test_stepwise import check_steps_equal_layer
 
 pytestmark = pytest.mark.both_backends      # the engine and the NumPy reference (conftest.py)
-
-CLASSES = {"rnn": (rnnkit.RNN, rnnkit.RNNCell), "gru": (rnnkit.GRU, rnnkit.GRUCell),
-           "lstm": (rnnkit.LSTM, rnnkit.LSTMCell)}
-
 
 def randomise_norm(module, seed: int) -> None:
     """Gains and shifts away from their initial 1 and 0, so that their gradients are tested."""
@@ -64,27 +62,9 @@ def test_gradients_with_training_dropout(mode, monkeypatch):
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn"])
 def test_cell_gradients(mode):
-    from test_gradcheck import assert_close, numeric_grad
-    from helpers import weighted_loss
-    rng = np.random.default_rng(1)
-    cell = CLASSES[mode][1](3, 4, dtype=np.float64, rng=2, layer_norm=True)
+    cell = cell_class(mode)(3, 4, dtype=np.float64, rng=2, layer_norm=True)
     randomise_norm(cell, 4)
-    x = rng.standard_normal((2, 3))
-    state = tuple(rng.standard_normal((2, 4)) for _ in range(2 if mode == "lstm" else 1))
-    arg = state if mode == "lstm" else state[0]
-    w = tuple(rng.standard_normal((2, 4)) for _ in state)
-
-    def loss():
-        with rnnkit.no_grad():
-            return weighted_loss(0.0, cell(x, arg), 0.0, w)
-
-    cell(x, arg)
-    dx, dprev = cell.backward(*w)
-    for name, p in cell.named_parameters():
-        assert_close(p.grad, numeric_grad(loss, p.data), name)
-    assert_close(dx, numeric_grad(loss, x), "x")
-    for k, (s, ds) in enumerate(zip(state, as_tuple(dprev))):
-        assert_close(ds, numeric_grad(loss, s), f"state[{k}]")
+    check_cell(cell)
 
 
 # -- stepping a cell equals the layer -----------------------------------------------------------------
@@ -92,44 +72,10 @@ def test_cell_gradients(mode):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn"])
 def test_cell_steps_equal_layer(mode, dtype):
-    T, B, I, H = 6, 3, 4, 5
-    rng = np.random.default_rng(0)
-    layer_cls, cell_cls = CLASSES[mode]
-    layer = layer_cls(I, H, dtype=dtype, rng=1, layer_norm=True)
+    layer = CLASSES[mode](4, 5, dtype=dtype, rng=1, layer_norm=True)
     randomise_norm(layer, 2)
-    cell = cell_cls(I, H, dtype=dtype, rng=2, layer_norm=True)
-    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in layer.state_dict().items()})
-    lstm = mode == "lstm"
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    s0 = tuple(rng.standard_normal((1, B, H)).astype(dtype) for _ in range(2 if lstm else 1))
-    out, fin = layer(x, s0 if lstm else s0[0])
-    dout = rng.standard_normal(out.shape).astype(dtype)
-    dfin = tuple(rng.standard_normal((1, B, H)).astype(dtype) for _ in s0)
-    dx, ds0 = layer.backward(dout, dfin if lstm else dfin[0])
-
-    state, caches, outs = (s0[0][0], s0[1][0]) if lstm else s0[0][0], [], []
-    for t in range(T):
-        state, cache = cell.step(x[t], state)
-        caches.append(cache)
-        outs.append(state[0] if lstm else state)
-    tol = 1e-12 if dtype == np.float64 else 2e-5
-    assert rel_err(np.stack(outs), out) < tol
-    with rnnkit.no_grad():                                   # the streaming path computes the same
-        assert rel_err(cell(x[0], (s0[0][0], s0[1][0]) if lstm else s0[0][0])[0] if lstm
-                       else cell(x[0], s0[0][0]), outs[0]) < tol
-
-    dstate = tuple(d[0] for d in dfin)
-    dxs = [None] * T
-    for t in range(T - 1, -1, -1):
-        dstate = (dstate[0] + dout[t],) + dstate[1:]
-        dxs[t], prev = cell.step_backward(dstate if lstm else dstate[0], caches[t])
-        dstate = prev if lstm else (prev,)
-    assert rel_err(np.stack(dxs), dx) < tol
-    for a, b in zip(dstate, ds0 if lstm else (ds0,)):
-        assert rel_err(a, b[0]) < tol
-    for (name, p), (cname, q) in zip(layer.named_parameters(), cell.named_parameters()):
-        assert name.removesuffix("_l0") == cname
-        assert rel_err(q.grad, p.grad) < tol, name
+    check_steps_equal_layer(layer, cell_class(mode)(4, 5, dtype=dtype, rng=2, layer_norm=True),
+                            tol=1e-12 if dtype == np.float64 else 2e-5)
 
 
 # -- parity with the spec transcribed in torch autograd ---------------------------------------------
@@ -242,7 +188,7 @@ def test_safetensors_round_trip(tmp_path):
 def test_onnx_export_matches(mode, dtype):
     pytest.importorskip("onnxruntime")
     import rnnkit.onnx
-    layer = CLASSES[mode][0](3, 5, num_layers=2, bidirectional=True, layer_norm=True, dtype=dtype, rng=4)
+    layer = CLASSES[mode](3, 5, num_layers=2, bidirectional=True, layer_norm=True, dtype=dtype, rng=4)
     randomise_norm(layer, 6)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((6, 4, 3)).astype(dtype)
@@ -265,7 +211,7 @@ def test_onnx_export_matches(mode, dtype):
 def test_onnx_cell_export_matches(mode):
     pytest.importorskip("onnxruntime")
     import rnnkit.onnx
-    cell = CLASSES[mode][1](3, 4, layer_norm=True, rng=1)
+    cell = cell_class(mode)(3, 4, layer_norm=True, rng=1)
     randomise_norm(cell, 2)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 3)).astype(np.float32)
@@ -286,26 +232,20 @@ def test_onnx_export_before_opset_17_is_refused():
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn"])
-def test_engine_gives_the_same_bits_on_one_thread_and_two(mode, backend, monkeypatch):
+def test_engine_gives_the_same_bits_on_one_thread_and_two(mode, backend):
     """The row statistics are sums of per-panel sums in panel order and the column sums over fixed
     blocks of rows, so the thread count changes nothing (the bulk passes run parallel here too:
     T·B·G·H ≥ 2^16)."""
     if backend != "engine":
         pytest.skip("the reference runs on one thread")
-    from rnnkit.engine import schedule
-    monkeypatch.setattr(rnnkit.engine, "MIN_SHARED_STEP", 0)
-    monkeypatch.setattr(rnnkit.engine, "MIN_PARALLEL_CALL", 0)
     runs = []
-    try:
-        for threads in (1, 2):
-            schedule.set_num_threads(threads)
-            layer = CLASSES[mode][0](16, 64, num_layers=2, layer_norm=True, rng=0)
+    for threads in (1, 2):
+        with engine_threads(threads):
+            layer = CLASSES[mode](16, 64, num_layers=2, layer_norm=True, rng=0)
             randomise_norm(layer, 1)
             x = np.random.default_rng(1).standard_normal((20, 64, 16)).astype(np.float32)
             out, _ = layer(x, lengths=np.random.default_rng(2).integers(1, 21, 64))
             dx, _ = layer.backward(np.ones_like(out))
             runs.append([out, dx] + [p.grad.copy() for p in layer.parameters()])
-    finally:
-        schedule.set_num_threads(None)
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)

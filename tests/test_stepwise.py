@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from helpers import rel_err
+from helpers import as_tuple, rel_err
 
 pytestmark = pytest.mark.both_backends      # the engine and the NumPy reference (conftest.py)
 
@@ -18,28 +18,31 @@ CELLS = [
 ]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("layer_cls,cell_cls,kw", CELLS, ids=lambda v: getattr(v, "__name__", str(v)))
-def test_cell_steps_equal_layer(layer_cls, cell_cls, kw, dtype):
-    T, B, I, H = 6, 3, 4, 5
-    rng = np.random.default_rng(0)
-    layer = layer_cls(I, H, dtype=dtype, rng=1, **kw)
-    cell = cell_cls(I, H, dtype=dtype, rng=2, **kw)
+def check_steps_equal_layer(layer, cell, tol: float, rng=None):
+    """Stepping ``cell`` (given the one-layer ``layer``'s parameters) through a random sequence with
+    random initial states equals ``layer``: outputs, input and state gradients, parameter gradients;
+    so does its streaming call (no_grad), step by step. ``rng`` seeds the masks of dropout inside
+    the recurrence, drawn by the layer's call and by ``cell.draw_masks`` alike (same order)."""
+    T, B, I, H = 6, 3, layer.input_size, layer.hidden_size
+    dtype = next(iter(layer.parameters())).data.dtype
     cell.load_state_dict({k.removesuffix("_l0"): v for k, v in layer.state_dict().items()})
-    lstm = layer_cls is rnnkit.LSTM
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    s0 = tuple(rng.standard_normal((1, B, H)).astype(dtype) for _ in range(2 if lstm else 1))
-    out, fin = layer(x, s0 if lstm else s0[0])
-    dout = rng.standard_normal(out.shape).astype(dtype)
-    dfin = tuple(rng.standard_normal((1, B, H)).astype(dtype) for _ in s0)
+    r = np.random.default_rng(0)
+    lstm = isinstance(layer, rnnkit.LSTM)
+    x = r.standard_normal((T, B, I)).astype(dtype)
+    s0 = tuple(r.standard_normal((1, B, H)).astype(dtype) for _ in range(2 if lstm else 1))
+    out, fin = layer(x, s0 if lstm else s0[0], rng=rng)
+    dout = r.standard_normal(out.shape).astype(dtype)
+    dfin = tuple(r.standard_normal((1, B, H)).astype(dtype) for _ in s0)
     dx, ds0 = layer.backward(dout, dfin if lstm else dfin[0])
+    masks = cell.draw_masks(B, T, rng=rng)
+    mask = (lambda t: None) if masks is None else masks.at
+    first = (s0[0][0], s0[1][0]) if lstm else s0[0][0]
 
-    state, caches, outs = (s0[0][0], s0[1][0]) if lstm else s0[0][0], [], []
+    state, caches, outs = first, [], []
     for t in range(T):
-        state, cache = cell.step(x[t], state)
+        state, cache = cell.step(x[t], state, masks=mask(t))
         caches.append(cache)
         outs.append(state[0] if lstm else state)
-    tol = 1e-12 if dtype == np.float64 else 1e-5
     assert rel_err(np.stack(outs), out) < tol
 
     dstate = tuple(d[0] for d in dfin)
@@ -49,11 +52,26 @@ def test_cell_steps_equal_layer(layer_cls, cell_cls, kw, dtype):
         dxs[t], prev = cell.step_backward(dstate if lstm else dstate[0], caches[t])
         dstate = prev if lstm else (prev,)
     assert rel_err(np.stack(dxs), dx) < tol
-    for a, b in zip(dstate, ds0 if lstm else (ds0,)):
+    for a, b in zip(dstate, as_tuple(ds0)):
         assert rel_err(a, b[0]) < tol
     for (name, p), (cname, q) in zip(layer.named_parameters(), cell.named_parameters()):
         assert name.removesuffix("_l0") == cname
         assert rel_err(q.grad, p.grad) < tol, name
+
+    with rnnkit.no_grad():                                   # the streaming path computes the same
+        state = first
+        for t in range(T):
+            state = cell(x[t], state, masks=mask(t))
+            assert rel_err(as_tuple(state)[0], outs[t]) < tol, t
+    for a, b in zip(as_tuple(state), as_tuple(fin)):
+        assert rel_err(a, b[0]) < tol
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layer_cls,cell_cls,kw", CELLS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_cell_steps_equal_layer(layer_cls, cell_cls, kw, dtype):
+    check_steps_equal_layer(layer_cls(4, 5, dtype=dtype, rng=1, **kw), cell_cls(4, 5, dtype=dtype, rng=2, **kw),
+                            tol=1e-12 if dtype == np.float64 else 1e-5)
 
 
 def test_cell_call_then_backward_matches_step_pair():
