@@ -14,7 +14,6 @@ an int64 array of ``counter_size(slots, workers)`` zeros; each counter sits on i
 
 from __future__ import annotations
 
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
