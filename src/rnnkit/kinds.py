@@ -307,7 +307,7 @@ def option_problems(cell: str, values: Mapping[str, Any], name: Callable[[str], 
 # -- the classes and engine jobs registered against the kinds --------------------------------------
 
 _CLASSES: dict[tuple[str, bool], type] = {}          # (kind name, is a single cell) -> class
-_JOBS: dict[type, type] = {}                         # reference kernel class -> engine jobs class
+_JOBS: dict[type, Callable] = {}                     # reference kernel class -> its engine jobs (class or factory)
 
 
 def register_class(cls: type, kind_: CellKind, cell: bool) -> None:
@@ -328,7 +328,8 @@ def cell_class(name: str) -> type:
 
 
 def register_jobs(kernel_class: type) -> Callable[[type], type]:
-    """Class decorator, in an engine module: the engine's jobs of ``kernel_class``'s cells."""
+    """Decorator, in an engine module: the engine's jobs of ``kernel_class``'s cells (a class, or a
+    function of the kernel that returns the jobs of its form)."""
     def decorate(jobs: type) -> type:
         _JOBS[kernel_class] = jobs
         return jobs

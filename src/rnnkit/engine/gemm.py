@@ -7,32 +7,39 @@ that the workers claim (:mod:`rnnkit.engine.schedule`). The block of A in use (r
 by every panel of its chunks, so it stays in the second-level cache, and the block of the panel
 (KC × NR) stays in the first-level cache while every row tile passes over it. A is read in place;
 a transposed A is first copied tile by tile (:func:`_pack_rows`).
+
+:func:`panel_product` is the recurrences' product (:mod:`rnnkit.engine.lstm`, ...): the few rows
+of one step times one panel of a recurrent weight matrix, on the worker that calls it.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numba
 import numpy as np
-from numba.extending import overload
 
 from rnnkit.engine import workspace
 from rnnkit.engine.jit import jit
-from rnnkit.engine.microkernel import SHAPE, tile_mm
+from rnnkit.engine.isa import host_isa
+from rnnkit.engine.microkernel import SHAPE, SHAPE3, SHAPE4, row_mm, row_mm3, row_mm4, tile_mm, tile_mm3, tile_mm4
 from rnnkit.engine.pack import PARALLEL_PACK
-from rnnkit.engine.schedule import counters_for, launch, num_threads, run, task
+from rnnkit.engine.schedule import job_record, launch, num_threads, plan, register_tasks, run
 from rnnkit.engine.sync import LINE
 
-MR = SHAPE.mr
+MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
+VECTOR_BYTES = host_isa().vector_bits // 8
 KC = 256                     # K block: 256 × NR elements of the panel (32 KiB in float32) fit in L1
+# K block of a recurrent product's 4-vector panels (panel_product): measured (one core, tiles
+# alone), 5-10% faster at 128 than at 256 (64 KiB, more than the first-level cache); narrower
+# panels are fastest at KC.
+KC_WIDE = 128
 L2_BYTES = 512 * 1024        # the share of a core's second-level cache a block of A may take
 # Below this many multiply-adds a product stays on the calling thread: it takes ~10 µs there,
 # about what starting the other threads of a parallel region costs.
 MIN_SHARED_MACS = 1 << 21
 
 
-class GemmJob(NamedTuple):
+@job_record
+class GemmJob:
     panels: np.ndarray          # (P, K, NR) op(B) in column panels
     a: np.ndarray               # A (M × K), or Aᵀ stored K × M when trans_a
     trans_a: bool
@@ -42,10 +49,8 @@ class GemmJob(NamedTuple):
     block: int                  # rows per block, whole tiles
     a_pack: np.ndarray          # (workers, block · KC): each worker's copy of its block of Aᵀ
     packed: np.ndarray          # (workers,) int64: which (K block, row block) a_pack holds
-    scratch: np.ndarray         # (workers, MR, NR): the right edge's tile
-    steps: int                  # K blocks
-    chunks: np.ndarray
-    counters: np.ndarray
+    # the plan: steps = K blocks, one phase of row blocks × panels; scratch (workers, MR, NR) the
+    # right edge's tile
 
 
 @jit(inline=True)
@@ -143,7 +148,7 @@ def _pack_rows(a, r0, r1, k0, kc, a_pack):
 
 
 @jit(refcount=False)
-def gemm_chunk(job, kb, chunk, worker):
+def gemm_chunk(job, kb, phase, chunk, worker):
     """K block kb of one chunk: a block of rows times one panel."""
     n_panels, K, NR = job.panels.shape
     M = job.c.shape[0]
@@ -173,16 +178,43 @@ def gemm_here(a, trans_a, panels, c, accumulate):
     block = MR * -(-M // MR)
     job = GemmJob(panels, a, trans_a, c, accumulate, 1, block,
                   np.empty((1, block * KC if trans_a else 0), c.dtype), np.full(1, -1),
-                  np.empty((1, MR, NR), c.dtype), -(-K // KC), np.array([n_panels]),
-                  np.zeros(-(-K // KC) * 2 * LINE, np.int64))               # counter_size(steps, 1)
+                  -(-K // KC), np.array([n_panels]), np.zeros(-(-K // KC) * 2 * LINE, np.int64),   # counter_size(steps, 1)
+                  np.empty((1, MR, NR), c.dtype))
     run(job, 0, 1)
 
 
-@overload(task)
-def _gemm_task(job, step, phase, chunk, worker):
-    if job.instance_class is GemmJob:
-        return lambda job, step, phase, chunk, worker: gemm_chunk(job, step, chunk, worker)
-    return None
+@jit
+def panel_product(a, a_off, lda, rows, panels, p, acc):
+    """acc[:rows, :NR] = A[:rows] · panel p (A's rows ``lda`` apart from ``a[a_off]``).
+
+    K is walked in blocks so that each block of the panel stays in the first-level cache while
+    every row tile passes over it; ``acc`` holds the row tiles' partial sums in between.
+    """
+    n_panels, K, NR = panels.shape
+    ldc = acc.shape[1]
+    nv = NR * panels.itemsize // VECTOR_BYTES
+    mr = MR4 if nv == 4 else (MR3 if nv == 3 else MR)
+    block = KC_WIDE if nv == 4 else KC
+    for k0 in range(0, K, block):
+        kc = min(block, K - k0)
+        for r in range(0, rows, mr):
+            a0, n, p0, c0 = a_off + r * lda + k0, min(mr, rows - r), (p * K + k0) * NR, r * ldc
+            if n == 1:                                            # one row: the one-row tile
+                if nv == 4:
+                    row_mm4(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
+                elif nv == 3:
+                    row_mm3(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
+                else:
+                    row_mm(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
+            elif nv == 4:
+                tile_mm4(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
+            elif nv == 3:
+                tile_mm3(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
+            else:
+                tile_mm(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
+
+
+register_tasks({GemmJob: gemm_chunk})
 
 
 def pack(b: np.ndarray, trans_b: bool = False, *, own: bool = False) -> np.ndarray:
@@ -217,8 +249,7 @@ def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bo
     steps = -(-K // KC)
     job = GemmJob(panels, a, trans_a, c, accumulate, row_blocks, block,
                   workspace.empty((workers, block * KC if trans_a else 0), c.dtype), np.full(workers, -1),
-                  np.empty((workers, MR, NR), c.dtype), steps, np.array([row_blocks * n_panels]),
-                  counters_for(steps, 1, workers))
+                  *plan(steps, [row_blocks * n_panels], workers, np.empty((workers, MR, NR), c.dtype)))
     launch((job,), workers)
     return c
 

@@ -3,10 +3,10 @@
 Forward (``gates`` holds ``x_t W_ihᵀ`` on entry and r, z, n on exit; ``bias`` is b_ih plus
 [b_hr, b_hz] and, in Cho's form, b_hn)::
 
-    reset_after (one phase; a panel holds [r | z | n] of U units):
+    reset_after (GRUForward, one phase; a panel holds [r | z | n] of U units):
         [s_r | s_z | s_n] = h_{t-1} W_hhᵀ                      (the tile)
         r = σ(a_r + s_r)   z = σ(a_z + s_z)   hn = s_n + b_hn   n = tanh(a_n + r ⊙ hn)
-    Cho 2014 (two phases: n needs r ⊙ h_{t-1} of every unit):
+    Cho 2014 (ChoGRUForward, two phases: n needs r ⊙ h_{t-1} of every unit):
         phase 0: [s_r | s_z] = h_{t-1} W_h{r,z}ᵀ;  r, z as above;  rh = r ⊙ h_{t-1}
         phase 1: n = tanh(a_n + rh W_hnᵀ)
     h_t = n + z ⊙ (h_{t-1} − n)
@@ -17,9 +17,11 @@ Cho's rh = r ⊙ h_in; zoneout then blends h_t ← h_t + k_t ⊙ (h_{t-1} − h_
 Backward (``dh`` = dL/dh_t, the carried gradient plus dout_t; 0 at a padded step)::
 
     da_n = dh ⊙ (1 − z) ⊙ (1 − n²)        da_z = dh ⊙ (h_{t-1} − n) ⊙ z(1 − z)
-    reset_after:  da_r = da_n ⊙ hn ⊙ r(1 − r)
+    reset_after (GRUBackward):
+                  da_r = da_n ⊙ hn ⊙ r(1 − r)
                   dh_{t-1} = dh ⊙ z + m_h ⊙ ([da_r, da_z, da_n ⊙ r] W_hh)    (one phase per tick)
-    Cho 2014:     drh = da_n W_hn,  da_r = drh ⊙ h_in ⊙ r(1 − r)            (phase 1)
+    Cho 2014 (ChoGRUBackward):
+                  drh = da_n W_hn,  da_r = drh ⊙ h_in ⊙ r(1 − r)            (phase 1)
                   dh_{t-1} = dh ⊙ z + m_h ⊙ (drh ⊙ r + [da_r, da_z] W_h{r,z})  (phase 0 of the next tick)
 
 Under zoneout ``dh`` above is (1 − k_t) ⊙ dh̄_t (dh̄_t the carried gradient plus dout_t) and
@@ -31,338 +33,395 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba.extending import overload
 
 from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
-from rnnkit.engine.gemm import pack
+from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
-from rnnkit.engine.layer import inner_arrays
+from rnnkit.engine.layer import Jobs, zoneout_share
 from rnnkit.engine.pack import pack_gates
-from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
-from rnnkit.engine.vector import vload, vstore
+from rnnkit.engine.schedule import job_record, register_tasks
+from rnnkit.engine.vector import lanes_of, vload, vstore
 from rnnkit.kernels.base import flat
-from rnnkit.kernels.gru import GRUKernel
+from rnnkit.kernels.gru import GRUAux, GRUKernel
 from rnnkit.kinds import register_jobs
 
 
-class GRUAux(NamedTuple):
-    """What the engine's GRU tape keeps besides gates and states."""
+class ChoGRUAux(NamedTuple):
+    """What the engine's tape of Cho's GRU keeps besides gates and states (reset_after's: GRUAux)."""
 
-    hn: np.ndarray              # (T, B, H) h_{t-1} W_hnᵀ + b_hn (reset_after), else (0, 0, 0)
-    rh: np.ndarray              # (T, B, H) r ⊙ h_{t-1} (Cho's form), else (0, 0, 0)
+    rh: np.ndarray              # (T, B, H) r ⊙ h_in, the operand of dW_hn
 
 
-class GRUForward(NamedTuple):
-    panels: np.ndarray          # reset_after: W_hhᵀ as [r|z|n] panels; Cho: W_h{r,z}ᵀ as [r|z]
-    panels_n: np.ndarray        # Cho: W_hnᵀ panels; reset_after: unused (0, 0, 1)
-    bias: np.ndarray            # (3H,)
-    b_hn: np.ndarray            # (H,) (zeros in Cho's form: its b_hn is in ``bias``)
-    reset_after: bool
+@job_record
+class GRUForward:
+    panels: np.ndarray          # (P, H, 3U) W_hhᵀ as [r|z|n] panels of U units (pack_gates)
+    bias: np.ndarray            # (3H,) b_ih + [b_hr, b_hz, 0]
+    b_hn: np.ndarray            # (H,) zeros without biases
     gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z, n
     h: np.ndarray               # (T+1, B, H)
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the products' operand (h itself without m_h)
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
-    hn: np.ndarray
-    rh: np.ndarray
-    tape: bool                  # store n (and hn) for backward (not in inference)
-    mask: np.ndarray
-    steps: int
-    chunks: np.ndarray          # panels per phase
-    counters: np.ndarray
-    scratch: np.ndarray
+    hn: np.ndarray              # (T, B, H) h_in W_hnᵀ + b_hn
+    tape: bool                  # store r, z, n and hn for backward (not in inference)
+    mask: np.ndarray            # (T, B) bool; the plan: T steps of one phase
 
 
-class GRUBackward(NamedTuple):
-    panels: np.ndarray          # W_hh (reset_after) or W_h{r,z} (Cho) in column panels
-    panels_n: np.ndarray        # Cho: W_hn in column panels
-    reset_after: bool
+@job_record
+class ChoGRUForward:
+    panels: np.ndarray          # (P, H, 2U) W_h{r,z}ᵀ as [r|z] panels of U units (pack_gates)
+    panels_n: np.ndarray        # (P', H, NR) W_hnᵀ in panels of NR units
+    bias: np.ndarray            # (3H,) b_ih + b_hh
+    gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z (always: phase 1 reads z), n
+    h: np.ndarray               # (T+1, B, H)
+    hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t (h itself without m_h)
+    rec: np.ndarray             # (B, H) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
+    rh: np.ndarray              # (T, B, H) r ⊙ h_in, phase 1's operand
+    tape: bool                  # store n for backward (not in inference)
+    mask: np.ndarray            # (T, B) bool; the plan: T steps of two phases
+
+
+@job_record
+class GRUBackward:
+    panels: np.ndarray          # (P, 3H, NR) W_hh in column panels
     gates: np.ndarray           # (T, B, 3H) r, z, n
     h: np.ndarray               # (T+1, B, H)
-    hn: np.ndarray
+    hn: np.ndarray              # (T, B, H)
     dout: np.ndarray            # (T, B, H)
     da: np.ndarray              # (T, B, 3H) out: [da_r, da_z, da_n]
-    da_h: np.ndarray            # (T, B, 3H) out (reset_after): [da_r, da_z, da_n ⊙ r]
+    da_h: np.ndarray            # (T, B, 3H) out: [da_r, da_z, da_n ⊙ r]
     dh: np.ndarray              # (T, B, H) out: dL/dh_t
-    part: np.ndarray            # (B, H) Cho: dh ⊙ z + drh ⊙ r of the step in hand
+    carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
+    rec: np.ndarray             # (B, H) m_h, or (0, 0)
+    keep_h: np.ndarray          # (T, B, H) k_t, or (0, 0, 0)
+    zone_h: np.ndarray          # (B, H) k_t ⊙ dh̄_t of the step in hand (zoneout), or (0, 0)
+    mask: np.ndarray            # the plan: T + 1 ticks of one phase
+
+
+@job_record
+class ChoGRUBackward:
+    panels: np.ndarray          # (P, 2H, NR) W_h{r,z} in column panels
+    panels_n: np.ndarray        # (P, H, NR) W_hn in column panels
+    gates: np.ndarray           # (T, B, 3H) r, z, n
+    h: np.ndarray               # (T+1, B, H)
+    dout: np.ndarray            # (T, B, H)
+    da: np.ndarray              # (T, B, 3H) out: [da_r, da_z, da_n]
+    dh: np.ndarray              # (T, B, H) out: dL/dh_t
+    part: np.ndarray            # (B, H) dh ⊙ z + drh ⊙ r of the step in hand
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t (h itself without m_h)
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) k_t, or (0, 0, 0)
     zone_h: np.ndarray          # (B, H) k_t ⊙ dh̄_t of the step in hand (zoneout), or (0, 0)
-    mask: np.ndarray
-    steps: int                  # T + 1 ticks
-    chunks: np.ndarray
-    counters: np.ndarray
-    scratch: np.ndarray
+    mask: np.ndarray            # the plan: T + 1 ticks of two phases
 
 
 # -- forward ---------------------------------------------------------------------------------------
 
 @jit(inline=True)
-def forward_units(job, t, b, j, n, z, zj):
-    """reset_after: step t of row b for the n ≤ L units from j (recurrent terms z[zj + k·U])."""
-    T, B, G = job.gates.shape
-    H, U = G // 3, job.panels.shape[2] // 3
-    row, prev, new = (t * B + b) * G, (t * B + b) * H, ((t + 1) * B + b) * H
-    r = sigmoid(vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(z, zj, n))
-    u = sigmoid(vload(job.gates, row + H + j, n) + vload(job.bias, H + j, n)
-                + vload(z, zj + U, n))                                         # the update gate z
-    hn = vload(z, zj + 2 * U, n) + vload(job.b_hn, j, n)
-    g = tanh(vload(job.gates, row + 2 * H + j, n) + vload(job.bias, 2 * H + j, n) + r * hn)
-    h_prev = vload(job.h, prev + j, n)
-    if job.tape:
-        vstore(job.gates, row + j, r, n)
-        vstore(job.gates, row + H + j, u, n)
-        vstore(job.gates, row + 2 * H + j, g, n)
-        vstore(job.hn, prev + j, hn, n)
-    new_state(job, t, b, j, n, g + u * (h_prev - g), h_prev)
-
-
-@jit(inline=True)
-def gates_units(job, t, b, j, n, z, zj):
-    """Cho, phase 0: r, z and rh = r ⊙ h_{t-1} of row b for the n ≤ L units from j."""
-    T, B, G = job.gates.shape
-    H, U = G // 3, job.panels.shape[2] // 2
-    row, prev = (t * B + b) * G, (t * B + b) * H
-    r = sigmoid(vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(z, zj, n))
-    u = sigmoid(vload(job.gates, row + H + j, n) + vload(job.bias, H + j, n)
-                + vload(z, zj + U, n))
-    vstore(job.gates, row + j, r, n)
-    vstore(job.gates, row + H + j, u, n)
-    vstore(job.rh, prev + j, r * vload(job.hin, prev + j, n), n)
-
-
-@jit(inline=True)
-def candidate_units(job, t, b, j, n, z, zj):
-    """Cho, phase 1: n = tanh(a_n + rh W_hnᵀ) and h_t of row b for the n ≤ L units from j."""
+def reset_update(job, t, b, j, count, acc, aj, U):
+    """r = σ(a_r + s_r), z = σ(a_z + s_z) of row b for the count ≤ L units from j (s_r, s_z at
+    acc[aj], acc[aj + U])."""
     T, B, G = job.gates.shape
     H = G // 3
-    row, prev, new = (t * B + b) * G, (t * B + b) * H, ((t + 1) * B + b) * H
-    g = tanh(vload(job.gates, row + 2 * H + j, n) + vload(job.bias, 2 * H + j, n)
-             + vload(z, zj, n))
-    u = vload(job.gates, row + H + j, n)
-    h_prev = vload(job.h, prev + j, n)
-    if job.tape:
-        vstore(job.gates, row + 2 * H + j, g, n)
-    new_state(job, t, b, j, n, g + u * (h_prev - g), h_prev)
+    row = (t * B + b) * G
+    r = sigmoid(vload(job.gates, row + j, count) + vload(job.bias, j, count) + vload(acc, aj, count))
+    z = sigmoid(vload(job.gates, row + H + j, count) + vload(job.bias, H + j, count)
+                + vload(acc, aj + U, count))
+    return r, z
 
 
 @jit(inline=True)
-def new_state(job, t, b, j, n, h, h_prev):
-    """h_t of row b, the n ≤ L units from j: the cell's h (zoned out), h_{t-1} at a padded step;
-    and m_h ⊙ h_t for the next step's products."""
+def forward_units(job, t, b, j, count, acc, aj):
+    """reset_after: step t of row b for the count ≤ L units from j (s_r, s_z, s_n at acc[aj + k·U])."""
+    T, B, G = job.gates.shape
+    H, U = G // 3, job.panels.shape[2] // 3
+    row, prev = (t * B + b) * G, (t * B + b) * H
+    r, z = reset_update(job, t, b, j, count, acc, aj, U)
+    hn = vload(acc, aj + 2 * U, count) + vload(job.b_hn, j, count)
+    n = tanh(vload(job.gates, row + 2 * H + j, count) + vload(job.bias, 2 * H + j, count) + r * hn)
+    h_prev = vload(job.h, prev + j, count)
+    if job.tape:
+        vstore(job.gates, row + j, r, count)
+        vstore(job.gates, row + H + j, z, count)
+        vstore(job.gates, row + 2 * H + j, n, count)
+        vstore(job.hn, prev + j, hn, count)
+    new_state(job, t, b, j, count, n + z * (h_prev - n), h_prev)
+
+
+@jit(inline=True)
+def gates_units(job, t, b, j, count, acc, aj):
+    """Cho, phase 0: r, z and rh = r ⊙ h_in of row b for the count ≤ L units from j."""
+    T, B, G = job.gates.shape
+    H = G // 3
+    row, prev = (t * B + b) * G, (t * B + b) * H
+    r, z = reset_update(job, t, b, j, count, acc, aj, job.panels.shape[2] // 2)
+    vstore(job.gates, row + j, r, count)
+    vstore(job.gates, row + H + j, z, count)
+    vstore(job.rh, prev + j, r * vload(job.hin, prev + j, count), count)
+
+
+@jit(inline=True)
+def candidate_units(job, t, b, j, count, acc, aj):
+    """Cho, phase 1: n = tanh(a_n + rh W_hnᵀ) and h_t of row b for the count ≤ L units from j."""
+    T, B, G = job.gates.shape
+    H = G // 3
+    row, prev = (t * B + b) * G, (t * B + b) * H
+    n = tanh(vload(job.gates, row + 2 * H + j, count) + vload(job.bias, 2 * H + j, count)
+             + vload(acc, aj, count))
+    z = vload(job.gates, row + H + j, count)
+    h_prev = vload(job.h, prev + j, count)
+    if job.tape:
+        vstore(job.gates, row + 2 * H + j, n, count)
+    new_state(job, t, b, j, count, n + z * (h_prev - n), h_prev)
+
+
+@jit(inline=True)
+def new_state(job, t, b, j, count, h, h_prev):
+    """h_t of row b, the count ≤ L units from j: the cell's h (zoned out), h_{t-1} at a padded
+    step; and m_h ⊙ h_t for the next step's products."""
     T, B, G = job.gates.shape
     H = G // 3
     row, new = (t * B + b) * H, ((t + 1) * B + b) * H
     if job.keep_h.shape[0] > 0:
-        h = h + vload(job.keep_h, row + j, n) * (h_prev - h)
+        h = h + vload(job.keep_h, row + j, count) * (h_prev - h)
     h = h if job.mask[t, b] else h_prev
-    vstore(job.h, new + j, h, n)
+    vstore(job.h, new + j, h, count)
     if job.rec.shape[0] > 0:
-        vstore(job.hin, new + j, h * vload(job.rec, b * H + j, n), n)
+        vstore(job.hin, new + j, h * vload(job.rec, b * H + j, count), count)
 
 
 @jit(refcount=False)
-def forward_panel(job, t, phase, p, acc):
-    """Step t, phase ``phase``, for the units of panel p, all B rows."""
+def forward_panel(job, t, phase, p, worker):
+    """reset_after: step t for the U units of panel p, all B rows."""
+    acc = job.scratch[worker]
+    T, B, G = job.gates.shape
+    H, U = G // 3, job.panels.shape[2] // 3
+    u0, count = p * U, min(U, H - p * U)
+    panel_product(job.hin, t * B * H, H, B, job.panels, p, acc)
+    L = lanes_of(job.gates)
+    for b in range(B):
+        for u in range(0, count, L):
+            forward_units(job, t, b, u0 + u, min(L, count - u), acc, b * acc.shape[1] + u)
+
+
+@jit(refcount=False)
+def cho_forward_panel(job, t, phase, p, worker):
+    """Cho: step t, phase ``phase`` (0: r, z, rh; 1: n, h_t), for the units of panel p, all B rows."""
+    acc = job.scratch[worker]
     T, B, G = job.gates.shape
     H = G // 3
-    panels = job.panels_n if phase == 1 else job.panels
-    U = panels.shape[2] // (1 if phase == 1 else (3 if job.reset_after else 2))
-    u0, n = p * U, min(U, H - p * U)
-    if phase == 1:
-        panel_product(job.rh, t * B * H, H, B, panels, p, acc)
-    else:
-        panel_product(job.hin, t * B * H, H, B, panels, p, acc)
-    for b in range(B):
-        forward_row(job, t, b, phase, u0, n, acc, b * acc.shape[1])
-
-
-@jit(inline=True)
-def forward_row(job, t, b, phase, u0, n, z, zj):
-    """Row b's n units from u0 at step t, phase ``phase``, a vector at a time."""
     L = lanes_of(job.gates)
-    for u in range(0, n, L):
-        k = min(L, n - u)
-        if job.reset_after:
-            forward_units(job, t, b, u0 + u, k, z, zj + u)
-        elif phase == 0:
-            gates_units(job, t, b, u0 + u, k, z, zj + u)
-        else:
-            candidate_units(job, t, b, u0 + u, k, z, zj + u)
+    if phase == 0:
+        U = job.panels.shape[2] // 2
+        u0, count = p * U, min(U, H - p * U)
+        panel_product(job.hin, t * B * H, H, B, job.panels, p, acc)
+        for b in range(B):
+            for u in range(0, count, L):
+                gates_units(job, t, b, u0 + u, min(L, count - u), acc, b * acc.shape[1] + u)
+        return
+    U = job.panels_n.shape[2]
+    u0, count = p * U, min(U, H - p * U)
+    panel_product(job.rh, t * B * H, H, B, job.panels_n, p, acc)
+    for b in range(B):
+        for u in range(0, count, L):
+            candidate_units(job, t, b, u0 + u, min(L, count - u), acc, b * acc.shape[1] + u)
 
 
 # -- backward --------------------------------------------------------------------------------------
 
 @jit(inline=True)
-def backward_units(job, t, b, j, n):
-    """dh, da_n, da_z (and reset_after's da_r) of step t, row b, the n ≤ L units from j."""
+def update_backward(job, t, b, j, count):
+    """Both forms: dh, da_n, da_z of step t, row b, the count ≤ L units from j; returns r, da_n."""
     T, B, G = job.gates.shape
     H = G // 3
     row, prev = (t * B + b) * G, (t * B + b) * H
-    dh = vload(job.carry_h, b * H + j, n) + vload(job.dout, prev + j, n)
+    dh = vload(job.carry_h, b * H + j, count) + vload(job.dout, prev + j, count)
     if not job.mask[t, b]:
         dh = dh * 0.0                                     # padded: no gradient enters the step
     if job.keep_h.shape[0] > 0:                           # zoneout: k ⊙ dh̄ straight to h_{t-1}
-        k = vload(job.keep_h, prev + j, n)
-        vstore(job.zone_h, b * H + j, k * dh, n)
+        k = vload(job.keep_h, prev + j, count)
+        vstore(job.zone_h, b * H + j, k * dh, count)
         dh = dh * (1.0 - k)
-    r, u = vload(job.gates, row + j, n), vload(job.gates, row + H + j, n)
-    g, h_prev = vload(job.gates, row + 2 * H + j, n), vload(job.h, prev + j, n)
-    da_n = dh * (1.0 - u) * (1.0 - g * g)
-    da_z = dh * (h_prev - g) * u * (1.0 - u)
-    vstore(job.dh, prev + j, dh, n)
-    vstore(job.da, row + H + j, da_z, n)
-    vstore(job.da, row + 2 * H + j, da_n, n)
-    if job.reset_after:
-        da_r = da_n * vload(job.hn, prev + j, n) * r * (1.0 - r)
-        vstore(job.da, row + j, da_r, n)
-        vstore(job.da_h, row + j, da_r, n)
-        vstore(job.da_h, row + H + j, da_z, n)
-        vstore(job.da_h, row + 2 * H + j, da_n * r, n)
+    r, z = vload(job.gates, row + j, count), vload(job.gates, row + H + j, count)
+    n, h_prev = vload(job.gates, row + 2 * H + j, count), vload(job.h, prev + j, count)
+    da_n = dh * (1.0 - z) * (1.0 - n * n)
+    da_z = dh * (h_prev - n) * z * (1.0 - z)
+    vstore(job.dh, prev + j, dh, count)
+    vstore(job.da, row + H + j, da_z, count)
+    vstore(job.da, row + 2 * H + j, da_n, count)
+    return r, da_n, da_z
 
 
 @jit(inline=True)
-def reset_units(job, t, b, j, n, drh, dj):
-    """Cho: da_r = drh ⊙ h_{t-1} ⊙ r(1 − r) and part = dh ⊙ z + drh ⊙ r, row b, units from j."""
+def backward_units(job, t, b, j, count):
+    """reset_after: the update's backward, then da_r = da_n ⊙ hn ⊙ r(1 − r) and da_h."""
     T, B, G = job.gates.shape
     H = G // 3
     row, prev = (t * B + b) * G, (t * B + b) * H
-    r, u = vload(job.gates, row + j, n), vload(job.gates, row + H + j, n)
-    d = vload(drh, dj, n)
-    vstore(job.da, row + j, d * vload(job.hin, prev + j, n) * r * (1.0 - r), n)
-    dr = d * r * vload(job.rec, b * H + j, n) if job.rec.shape[0] > 0 else d * r
-    vstore(job.part, b * H + j, vload(job.dh, prev + j, n) * u + dr, n)
+    r, da_n, da_z = update_backward(job, t, b, j, count)
+    da_r = da_n * vload(job.hn, prev + j, count) * r * (1.0 - r)
+    vstore(job.da, row + j, da_r, count)
+    vstore(job.da_h, row + j, da_r, count)
+    vstore(job.da_h, row + H + j, da_z, count)
+    vstore(job.da_h, row + 2 * H + j, da_n * r, count)
+
+
+@jit(inline=True)
+def reset_units(job, t, b, j, count, drh, dj):
+    """Cho: da_r = drh ⊙ h_in ⊙ r(1 − r) and part = dh ⊙ z + m_h ⊙ drh ⊙ r, row b, units from j."""
+    T, B, G = job.gates.shape
+    H = G // 3
+    row, prev = (t * B + b) * G, (t * B + b) * H
+    r, z = vload(job.gates, row + j, count), vload(job.gates, row + H + j, count)
+    d = vload(drh, dj, count)
+    vstore(job.da, row + j, d * vload(job.hin, prev + j, count) * r * (1.0 - r), count)
+    dr = d * r * vload(job.rec, b * H + j, count) if job.rec.shape[0] > 0 else d * r
+    vstore(job.part, b * H + j, vload(job.dh, prev + j, count) * z + dr, count)
+
+
+@jit(inline=True)
+def carry_unit(job, b, j, product, rest):
+    """dL/dh_{t-1} of row b, unit j: m_h ⊙ (the tile's product) + rest + zoneout's k_t ⊙ dh̄_t."""
+    d = product * job.rec[b, j] if job.rec.shape[0] > 0 else product
+    zone = job.zone_h[b, j] if job.zone_h.shape[0] > 0 else 0.0
+    job.carry_h[b, j] = d + rest + zone
 
 
 @jit(refcount=False)
-def backward_panel(job, s, phase, p, acc):
-    """Tick s (t = T − 1 − s), phase ``phase``, for the NR units of panel p."""
+def backward_panel(job, s, phase, p, worker):
+    """reset_after: tick s (t = T − 1 − s) for the NR units of panel p: dh_t, then step t."""
+    acc = job.scratch[worker]
     T, B, G = job.gates.shape
-    H = G // 3
-    NR = job.panels.shape[2]
-    u0, n = p * NR, min(NR, H - p * NR)
+    H, NR = G // 3, job.panels.shape[2]
+    u0, count = p * NR, min(NR, H - p * NR)
     t = T - 1 - s
+    if s > 0:                                            # dh_t from step t + 1; padded rows keep it
+        panel_product(job.da_h, (t + 1) * B * G, G, B, job.panels, p, acc)
+        for b in range(B):
+            if job.mask[t + 1, b]:
+                for k in range(count):
+                    j = u0 + k
+                    carry_unit(job, b, j, acc[b, k], job.dh[t + 1, b, j] * job.gates[t + 1, b, H + j])
+    if t >= 0:
+        L = lanes_of(job.gates)
+        for b in range(B):
+            for u in range(0, count, L):
+                backward_units(job, t, b, u0 + u, min(L, count - u))
+
+
+@jit(refcount=False)
+def cho_backward_panel(job, s, phase, p, worker):
+    """Cho: tick s (t = T − 1 − s), phase 0 (dh_t, then step t's update) or 1 (drh, da_r), panel p."""
+    acc = job.scratch[worker]
+    T, B, G = job.gates.shape
+    H, NR = G // 3, job.panels.shape[2]
+    u0, count = p * NR, min(NR, H - p * NR)
+    t = T - 1 - s
+    L = lanes_of(job.gates)
     if phase == 0:
         if s > 0:                                        # dh_t from step t + 1; padded rows keep it
-            src = job.da_h if job.reset_after else job.da
-            panel_product(src, (t + 1) * B * G, G, B, job.panels, p, acc)
+            panel_product(job.da, (t + 1) * B * G, G, B, job.panels, p, acc)
             for b in range(B):
                 if job.mask[t + 1, b]:
-                    for k in range(n):
-                        j = u0 + k
-                        rest = (job.dh[t + 1, b, j] * job.gates[t + 1, b, H + j] if job.reset_after
-                                else job.part[b, j])
-                        d = acc[b, k] * job.rec[b, j] if job.rec.shape[0] > 0 else acc[b, k]
-                        zone = job.zone_h[b, j] if job.zone_h.shape[0] > 0 else 0.0
-                        job.carry_h[b, j] = d + rest + zone
+                    for k in range(count):
+                        carry_unit(job, b, u0 + k, acc[b, k], job.part[b, u0 + k])
         if t >= 0:
             for b in range(B):
-                backward_row(job, t, b, u0, n)
-    elif t >= 0:                                         # Cho, phase 1: drh = da_n W_hn
+                for u in range(0, count, L):
+                    update_backward(job, t, b, u0 + u, min(L, count - u))
+    elif t >= 0:                                         # phase 1: drh = da_n W_hn
         panel_product(job.da, t * B * G + 2 * H, G, B, job.panels_n, p, acc)
         for b in range(B):
-            reset_row(job, t, b, u0, n, acc, b * acc.shape[1])
+            for u in range(0, count, L):
+                reset_units(job, t, b, u0 + u, min(L, count - u), acc, b * acc.shape[1] + u)
 
 
-@jit(inline=True)
-def backward_row(job, t, b, u0, n):
-    """Row b's n units from u0, step t's backward, a vector at a time."""
-    L = lanes_of(job.gates)
-    for u in range(0, n, L):
-        backward_units(job, t, b, u0 + u, min(L, n - u))
-
-
-@jit(inline=True)
-def reset_row(job, t, b, u0, n, drh, dj):
-    """Cho: row b's n units from u0, the reset gate's backward, a vector at a time."""
-    L = lanes_of(job.gates)
-    for u in range(0, n, L):
-        reset_units(job, t, b, u0 + u, min(L, n - u), drh, dj + u)
-
-
-@overload(task)
-def _gru_task(job, step, phase, chunk, worker):
-    if job.instance_class is GRUForward:
-        return lambda job, step, phase, chunk, worker: forward_panel(job, step, phase, chunk, job.scratch[worker])
-    if job.instance_class is GRUBackward:
-        return lambda job, step, phase, chunk, worker: backward_panel(job, step, phase, chunk,
-                                                                      job.scratch[worker])
-    return None
+register_tasks({GRUForward: forward_panel, GRUBackward: backward_panel,
+                ChoGRUForward: cho_forward_panel, ChoGRUBackward: cho_backward_panel})
 
 
 # -- the layer's side ------------------------------------------------------------------------------
 
-@register_jobs(GRUKernel)
-class GRUJobs:
-    """Builds the GRU's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
-
-    def __init__(self, kernel: GRUKernel) -> None:
-        self.kernel = kernel
-        self.reset_after = kernel.reset_after
+class GRUJobs(Jobs):
+    """Builds the reset_after GRU's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
     def step_kind(self) -> int:
         from rnnkit.engine import step
-        return step.GRU if self.reset_after else step.GRU_CHO
+        return step.GRU
 
     def new_aux(self, steps: int, batch: int, dtype) -> GRUAux:
-        shape, none = (steps, batch, self.kernel.hidden_size), (0, 0, 0)
-        return GRUAux(workspace.empty(shape if self.reset_after else none, dtype),
-                      workspace.empty(none if self.reset_after else shape, dtype))
+        return GRUAux(workspace.empty((steps, batch, self.kernel.hidden_size), dtype))
 
     def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> GRUForward:
-        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
+        inner = self.plain(inner, states, gates.dtype)
         T, B, G = gates.shape
         H = G // 3
-        bias = self.kernel.input_side_bias(w)
-        bias = np.zeros(G, gates.dtype) if bias is None else bias
-        b_hn = w.bias_hh[2 * H:] if (self.reset_after and w.bias_hh is not None) else np.zeros(H, gates.dtype)
-        if self.reset_after:
-            panels, panels_n = pack_gates(w.weight_hh, 3), np.zeros((0, 0, 1), gates.dtype)
-            chunks = [panels.shape[0]]
-        else:
-            panels, panels_n = pack_gates(w.weight_hh[:2 * H], 2), pack_gates(w.weight_hh[2 * H:], 1)
-            chunks = [panels.shape[0], panels_n.shape[0]]
-        return GRUForward(panels, panels_n, bias, b_hn, self.reset_after, gates, states[0], inner.hin, inner.rec,
-                          inner.keep_h, aux.hn, aux.rh, keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
-                          recurrence_scratch(workers, B, gates.dtype))
+        b_hn = np.zeros(H, gates.dtype) if w.bias_hh is None else w.bias_hh[2 * H:]
+        panels = pack_gates(w.weight_hh, 3)
+        return GRUForward(panels, self.input_side_bias(w, gates.dtype, G), b_hn, gates, states[0], inner.hin,
+                          inner.rec, inner.keep_h, aux.hn, keep_tape, mask,
+                          *self.plan(T, [panels.shape[0]], workers, gates))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> GRUBackward:
-        inner = inner or inner_arrays(None, tape.states, da.dtype)
+        inner = self.plain(inner, tape.states, da.dtype)
         T, B, G = da.shape
         H = G // 3
-        if self.reset_after:
-            panels, panels_n = pack(w.weight_hh), np.zeros((0, 0, 1), da.dtype)
-            da_h = workspace.empty(da.shape, da.dtype)
-            chunks = [panels.shape[0]]
-        else:
-            panels, panels_n = pack(w.weight_hh[:2 * H]), pack(w.weight_hh[2 * H:])
-            da_h = np.empty((0, 0, 0), da.dtype)
-            chunks = [panels.shape[0], panels_n.shape[0]]
-        return GRUBackward(panels, panels_n, self.reset_after, tape.gates, tape.states[0], tape.aux.hn, dout,
-                           da, da_h, workspace.empty((T, B, H), da.dtype), np.zeros((B, H), da.dtype), carry[0],
-                           inner.hin, inner.rec, inner.keep_h,
-                           np.zeros((B, H) if inner.keep_h.shape[0] else (0, 0), da.dtype), mask,
-                           T + 1, np.array(chunks), counters_for(T + 1, len(chunks), workers),
-                           recurrence_scratch(workers, B, da.dtype))
+        panels = pack(w.weight_hh)
+        return GRUBackward(panels, tape.gates, tape.states[0], tape.aux.hn, dout, da,
+                           workspace.empty(da.shape, da.dtype), workspace.empty((T, B, H), da.dtype), carry[0],
+                           inner.rec, inner.keep_h, zoneout_share(inner, (B, H), da.dtype), mask,
+                           *self.plan(T + 1, [panels.shape[0]], workers, da))
 
     def weight_products(self, dw, tape, da, job: GRUBackward) -> list:
-        """dW_ih, db_ih from DAᵀ [X | 1]; then reset_after: [dW_hh | db_hh] += DA_hᵀ [H_in | 1];
-        Cho: [dW_h{r,z} | db_h{r,z}] += DA_{r,z}ᵀ [H_in | 1], [dW_hn | db_hn] += DA_nᵀ [RH | 1]."""
+        """dW_ih, db_ih from DAᵀ [X | 1]; [dW_hh | db_hh] += DA_hᵀ [H_in | 1]."""
+        return [(flat(da), [flat(tape.x)], [dw.weight_ih], [dw.bias_ih]),
+                (flat(job.da_h), [flat(tape.h_in()[:-1])], [dw.weight_hh], [dw.bias_hh])]
+
+
+class ChoGRUJobs(Jobs):
+    """Builds the job records of Cho's GRU (reset_after=False) from a layer's weights and tape."""
+
+    def step_kind(self) -> int:
+        from rnnkit.engine import step
+        return step.GRU_CHO
+
+    def new_aux(self, steps: int, batch: int, dtype) -> ChoGRUAux:
+        return ChoGRUAux(workspace.empty((steps, batch, self.kernel.hidden_size), dtype))
+
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> ChoGRUForward:
+        inner = self.plain(inner, states, gates.dtype)
+        T, B, G = gates.shape
+        H = G // 3
+        panels, panels_n = pack_gates(w.weight_hh[:2 * H], 2), pack_gates(w.weight_hh[2 * H:], 1)
+        return ChoGRUForward(panels, panels_n, self.input_side_bias(w, gates.dtype, G), gates, states[0], inner.hin,
+                             inner.rec, inner.keep_h, aux.rh, keep_tape, mask,
+                             *self.plan(T, [panels.shape[0], panels_n.shape[0]], workers, gates))
+
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> ChoGRUBackward:
+        inner = self.plain(inner, tape.states, da.dtype)
+        T, B, G = da.shape
+        H = G // 3
+        panels, panels_n = pack(w.weight_hh[:2 * H]), pack(w.weight_hh[2 * H:])
+        return ChoGRUBackward(panels, panels_n, tape.gates, tape.states[0], dout, da,
+                              workspace.empty((T, B, H), da.dtype), np.zeros((B, H), da.dtype), carry[0], inner.hin,
+                              inner.rec, inner.keep_h, zoneout_share(inner, (B, H), da.dtype), mask,
+                              *self.plan(T + 1, [panels.shape[0], panels_n.shape[0]], workers, da))
+
+    def weight_products(self, dw, tape, da, job: ChoGRUBackward) -> list:
+        """dW_ih, db_ih from DAᵀ [X | 1]; [dW_h{r,z} | db_h{r,z}] += DA_{r,z}ᵀ [H_in | 1],
+        [dW_hn | db_hn] += DA_nᵀ [RH | 1]."""
         H = self.kernel.hidden_size
-        h_prev, d = flat(tape.h_in()[:-1]), flat(da)
-        products = [(d, [flat(tape.x)], [dw.weight_ih], [dw.bias_ih])]
-        if self.reset_after:
-            return products + [(flat(job.da_h), [h_prev], [dw.weight_hh], [dw.bias_hh])]
+        d = flat(da)
         b_rz, b_n = (None, None) if dw.bias_hh is None else (dw.bias_hh[:2 * H], dw.bias_hh[2 * H:])
-        return products + [(d[:, :2 * H], [h_prev], [dw.weight_hh[:2 * H]], [b_rz]),
-                           (d[:, 2 * H:], [flat(tape.aux.rh)], [dw.weight_hh[2 * H:]], [b_n])]
+        return [(d, [flat(tape.x)], [dw.weight_ih], [dw.bias_ih]),
+                (d[:, :2 * H], [flat(tape.h_in()[:-1])], [dw.weight_hh[:2 * H]], [b_rz]),
+                (d[:, 2 * H:], [flat(tape.aux.rh)], [dw.weight_hh[2 * H:]], [b_n])]
 
-    def input_side_da(self, da, job) -> np.ndarray:
-        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA itself."""
-        return da
 
-    def other_grads(self, dw, tape, da, job) -> None:
-        """The GRU has no other parameters."""
+@register_jobs(GRUKernel)
+def gru_jobs(kernel: GRUKernel) -> Jobs:
+    """The jobs of the kernel's form: PyTorch's (reset_after) or Cho's."""
+    return GRUJobs(kernel) if kernel.reset_after else ChoGRUJobs(kernel)

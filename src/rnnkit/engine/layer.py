@@ -3,7 +3,7 @@
 The engine's ``layer_forward`` / ``layer_backward`` (:class:`rnnkit.backend.Backend`; they return
 the same :class:`~rnnkit.kernels.base.Tape` as the reference), for all the directions of a layer at
 once, so that their recurrences can run side by side. ``jobs`` is the cell's job builder
-(``LSTMJobs``, ...: :func:`rnnkit.kinds.jobs_for`):
+(a :class:`Jobs`: ``LSTMJobs``, ...; :func:`rnnkit.kinds.jobs_for`):
 
 - forward: ``gates = X W_ihᵀ`` for all T·B rows in one product per direction, then one launch of
   the directions' recurrences (:mod:`rnnkit.engine.schedule`), each of which adds the biases and
@@ -30,7 +30,7 @@ import numpy as np
 from rnnkit.engine import workspace
 from rnnkit.engine.gemm import add_products, gemm, gemm_packed, pack
 from rnnkit.engine.prepack import PACKED, owned
-from rnnkit.engine.schedule import launch
+from rnnkit.engine.schedule import Plan, launch, plan, recurrence_scratch
 from rnnkit.kernels.base import Tape, Weights, flat
 
 NO_MASK, NO_KEEP = (0, 0), (0, 0, 0)      # the shapes of an absent m_h and an absent keep mask
@@ -69,6 +69,60 @@ def input_panels(w_ih: np.ndarray) -> np.ndarray:
 def mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
     """(T, B) bool as the compiled loops take it: all True when every step is valid."""
     return np.ones((steps, batch), bool) if mask is None else np.ascontiguousarray(mask[..., 0])
+
+
+def zoneout_share(inner: InnerArrays, shape: tuple, dtype) -> np.ndarray:
+    """``zone_h`` (B, H_out): k_t ⊙ dh̄_t of the step in hand, kept for h_{t-1}; (0, 0) without zoneout."""
+    return np.zeros(shape if inner.keep_h.shape[0] else (0, 0), dtype)
+
+
+class Jobs:
+    """A cell's job builder: its records for the scheduler, and what follows its backward recurrence.
+
+    A subclass per cell (registered against the cell's reference kernel,
+    :func:`rnnkit.kinds.register_jobs`) builds its records — ``forward_job(w, gates, states, aux,
+    mask, workers, keep_tape, inner=None)`` and ``backward_job(w, tape, dout, da, carry, mask,
+    workers, inner=None)`` — and overrides what differs from the plain cell's defaults here.
+    """
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+
+    def step_kind(self) -> int | None:
+        """The compiled streaming step's code for the cell (:mod:`rnnkit.engine.step`); None: a
+        step is a sequence of one (:class:`rnnkit.backend.SequenceStepper`)."""
+        return None
+
+    def new_aux(self, steps: int, batch: int, dtype):
+        return self.kernel.new_aux(steps, batch, dtype)
+
+    def input_side_bias(self, w: Weights, dtype, width: int) -> np.ndarray:
+        """The biases the cell adds to x_t W_ihᵀ (:meth:`input_side_bias` of the kernel); zeros without."""
+        bias = self.kernel.input_side_bias(w)
+        return np.zeros(width, dtype) if bias is None else bias
+
+    @staticmethod
+    def plain(inner: InnerArrays | None, states: tuple, dtype) -> InnerArrays:
+        """``inner``, or without masks the arrays of the plain cell."""
+        return inner or inner_arrays(None, states, dtype)
+
+    @staticmethod
+    def plan(steps: int, chunks: list, workers: int, like: np.ndarray) -> Plan:
+        """A recurrence's plan over the B rows of ``like`` (T, B, ·): each worker's scratch holds
+        its panel's tile (:func:`rnnkit.engine.schedule.recurrence_scratch`)."""
+        return plan(steps, chunks, workers, recurrence_scratch(workers, like.shape[1], like.dtype))
+
+    def weight_products(self, dw, tape, da, job) -> list:
+        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_in | 1] (docs/bptt.md)."""
+        return [(flat(da), [flat(tape.x), flat(tape.h_in()[:-1])], [dw.weight_ih, dw.weight_hh],
+                 [dw.bias_ih, dw.bias_hh])]
+
+    def input_side_da(self, da, job) -> np.ndarray:
+        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA itself."""
+        return da
+
+    def other_grads(self, dw, tape, da, job) -> None:
+        """Gradients of parameters outside the products (none for the plain cell)."""
 
 
 def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple], mask,

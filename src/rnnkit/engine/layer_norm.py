@@ -26,8 +26,9 @@ import numba
 import numpy as np
 
 from rnnkit.engine.jit import jit
-from rnnkit.engine.schedule import lanes_of, num_threads
-from rnnkit.engine.vector import vload, vstore, vsum
+from rnnkit.engine.layer import Jobs
+from rnnkit.engine.schedule import num_threads
+from rnnkit.engine.vector import lanes_of, vload, vstore, vsum
 from rnnkit.kernels.base import flat
 
 EPS = 1e-5                       # as rnnkit.kernels.layer_norm (PyTorch's LayerNorm)
@@ -244,3 +245,45 @@ def products_backward(gain_ih: np.ndarray, dw, aux, da: np.ndarray, dah: np.ndar
                  (dw.ln_weight_hh, sums[3])):
         if g is not None:
             g += s
+
+
+# -- the layer's side ------------------------------------------------------------------------------
+
+def partial_sums(*slots: int) -> np.ndarray:
+    """(*slots, 2) float64 zeros: a pair of partial sums per panel and row (and alternating tick)."""
+    return np.zeros((*slots, 2), np.float64)
+
+
+def own_rows(workers: int, batch: int, width: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Each worker's copy of a whole (B, width) row set, and (workers,) int64 the step it holds (−1: none)."""
+    return np.zeros((workers, batch, width), dtype), np.full(workers, -1, np.int64)
+
+
+class LayerNormJobs(Jobs):
+    """What the layer-normalised cells' job builders share: the input side normalised for all steps
+    before the recurrence (:func:`normalise_rows`), and after it the products and sums that read DA
+    once (:func:`products_backward`). Their backward records carry ``gain_ih``, ``dx_rows`` and ``dz``."""
+
+    def step_kind(self) -> None:
+        """No compiled streaming step: a step is a sequence of one (:class:`rnnkit.backend.SequenceStepper`)."""
+        return None
+
+    def normalise_input(self, w, gates: np.ndarray, aux) -> None:
+        """gates (T, B, G·H) ← γ_ih ⊙ x̂ + the input side's biases in place; x̂, r_x into aux.input."""
+        normalise_rows(flat(gates), w.ln_weight_ih, self.input_side_bias(w, gates.dtype, gates.shape[2]),
+                       flat(aux.input.x_hat), flat(aux.input.rstd))
+
+    def recurrent_da(self, da: np.ndarray, job) -> np.ndarray:
+        """DAH: the gradient reaching γ_hh ⊙ ẑ + b_hh (DA itself but for the GRU)."""
+        return da
+
+    def weight_products(self, dw, tape, da, job) -> list:
+        """dW_ih += DXᵀ X with DX = LN⁻(DA ⊙ γ_ih; X̂, r_x);  dW_hh += DZᵀ H_prev; and, in the same
+        pass over DA that forms DX, dγ_ih, db_ih, dγ_hh, db_hh (:func:`products_backward`)."""
+        products_backward(job.gain_ih, dw, tape.aux, da, self.recurrent_da(da, job), job.dx_rows)
+        return [(flat(job.dx_rows), [flat(tape.x)], [dw.weight_ih], []),
+                (flat(job.dz), [flat(tape.states[0][:-1])], [dw.weight_hh], [])]
+
+    def input_side_da(self, da, job) -> np.ndarray:
+        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA back through LN."""
+        return job.dx_rows

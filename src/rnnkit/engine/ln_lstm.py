@@ -32,29 +32,27 @@ column sums for the gains and biases.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
-from numba.extending import overload
 
 from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
-from rnnkit.engine.gemm import pack
+from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer_norm import (
-    column_sums, keep_product, normalise_rows, products_backward, product_grad_row, row_means, row_moments,
+    LayerNormJobs, column_sums, keep_product, own_rows, partial_sums, product_grad_row, row_means, row_moments,
     tape_product_grad,
 )
 from rnnkit.engine.pack import pack_gates
-from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
-from rnnkit.engine.vector import vload, vstore, vsum
+from rnnkit.engine.schedule import job_record, register_tasks
+from rnnkit.engine.vector import lanes_of, vload, vstore, vsum
 from rnnkit.kernels.base import flat
 from rnnkit.kernels.layer_norm import InputNorm
 from rnnkit.kernels.lstm import LayerNormLSTMAux, LayerNormLSTMKernel
 from rnnkit.kinds import register_jobs
 
 
-class LNLSTMForward(NamedTuple):
+@job_record
+class LNLSTMForward:
     panels: np.ndarray          # (P, H, 4U) W_hhᵀ, [i|f|g|o] of U units per panel (pack_gates)
     gain_hh: np.ndarray         # (4H,) γ_hh
     gain_c: np.ndarray          # (H,) γ_c
@@ -72,14 +70,11 @@ class LNLSTMForward(NamedTuple):
     tanh_c: np.ndarray          # (T, B, H) tanh(γ_c ⊙ ĉ + β_c)
     h_own: np.ndarray           # (workers, B, H) each worker's copy of h_{t-1}
     ready: np.ndarray           # (workers,) int64: the step whose h_{t-1} h_own holds
-    mask: np.ndarray            # (T, B) bool: t < length
-    steps: int                  # T + 1
-    chunks: np.ndarray
-    counters: np.ndarray
-    scratch: np.ndarray         # (workers, B, 4U) each worker's tile
+    mask: np.ndarray            # (T, B) bool: t < length; the plan: T + 1 steps of two phases
 
 
-class LNLSTMBackward(NamedTuple):
+@job_record
+class LNLSTMBackward:
     panels: np.ndarray          # (P, 4H, NR) W_hh in column panels (gemm.pack)
     gain_hh: np.ndarray
     gain_c: np.ndarray
@@ -102,12 +97,8 @@ class LNLSTMBackward(NamedTuple):
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
     carry_c: np.ndarray         # (B, H) in: dL/dc_T; out: dL/dc_0
     mask: np.ndarray
-    steps: int                  # T + 1
-    chunks: np.ndarray
-    counters: np.ndarray
-    scratch: np.ndarray
     gain_ih: np.ndarray         # (4H,) γ_ih, for the input side's gradient after the recurrence
-    dx_rows: np.ndarray         # (T, B, 4H) after the recurrence: LN⁻(DA ⊙ γ_ih; X̂, r_x)
+    dx_rows: np.ndarray         # (T, B, 4H) after the recurrence: LN⁻(DA ⊙ γ_ih; X̂, r_x); the plan: T + 1 ticks
 
 
 # -- forward ---------------------------------------------------------------------------------------
@@ -187,7 +178,8 @@ def cell_units(job, t, b, j, n, mu, r):
 
 
 @jit(refcount=False)
-def forward_panel(job, t, phase, p, worker, acc):
+def forward_panel(job, t, phase, p, worker):
+    acc = job.scratch[worker]
     T, B, G = job.gates.shape
     H, U = G // 4, job.panels.shape[2] // 4
     u0, n = p * U, min(U, H - p * U)
@@ -271,7 +263,8 @@ def state_units(job, t, b, j, n, m1, m2):
 
 
 @jit(refcount=False)
-def backward_panel(job, s, phase, p, worker, acc):
+def backward_panel(job, s, phase, p, worker):
+    acc = job.scratch[worker]
     T, B, G = job.gates.shape
     H, NR = G // 4, job.panels.shape[2]
     u0, n = p * NR, min(NR, H - p * NR)
@@ -314,33 +307,14 @@ def backward_panel(job, s, phase, p, worker, acc):
         job.dz_part[p, b, 1] = s2
 
 
-@overload(task)
-def _ln_lstm_task(job, step, phase, chunk, worker):
-    if job.instance_class is LNLSTMForward:
-        return lambda job, step, phase, chunk, worker: forward_panel(job, step, phase, chunk, worker,
-                                                                     job.scratch[worker])
-    if job.instance_class is LNLSTMBackward:
-        return lambda job, step, phase, chunk, worker: backward_panel(job, step, phase, chunk, worker,
-                                                                      job.scratch[worker])
-    return None
+register_tasks({LNLSTMForward: forward_panel, LNLSTMBackward: backward_panel})
 
 
 # -- the layer's side ------------------------------------------------------------------------------
 
-def _part(panels: int, batch: int) -> np.ndarray:
-    return np.zeros((panels, batch, 2), np.float64)
-
-
 @register_jobs(LayerNormLSTMKernel)
-class LNLSTMJobs:
+class LNLSTMJobs(LayerNormJobs):
     """Builds the layer-normalised LSTM's job records (:mod:`rnnkit.engine.layer`)."""
-
-    def __init__(self, kernel: LayerNormLSTMKernel) -> None:
-        self.kernel = kernel
-
-    def step_kind(self) -> None:
-        """No compiled streaming step: a step is a sequence of one (:class:`rnnkit.backend.SequenceStepper`)."""
-        return None
 
     def new_aux(self, steps: int, batch: int, dtype) -> LayerNormLSTMAux:
         H, e = self.kernel.hidden_size, workspace.empty
@@ -350,16 +324,13 @@ class LNLSTMJobs:
 
     def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True) -> LNLSTMForward:
         T, B, G = gates.shape
-        bias = self.kernel.input_side_bias(w)
-        bias = np.zeros(G, gates.dtype) if bias is None else bias
-        normalise_rows(flat(gates), w.ln_weight_ih, bias, flat(aux.input.x_hat), flat(aux.input.rstd))
+        self.normalise_input(w, gates, aux)
         panels = pack_gates(w.weight_hh, 4)
         P, H = panels.shape[0], G // 4
         return LNLSTMForward(panels, w.ln_weight_hh, w.ln_weight_c, w.ln_bias_c, gates, states[0], states[1],
-                             np.zeros((B, G), gates.dtype), _part(P, B), _part(P, B), aux.z_hat, aux.z_rstd,
-                             aux.c_hat, aux.c_rstd, aux.tanh_c, np.zeros((workers, B, H), gates.dtype),
-                             np.full(workers, -1, np.int64), mask, T + 1, np.array([P, P]),
-                             counters_for(T + 1, 2, workers), recurrence_scratch(workers, B, gates.dtype))
+                             np.zeros((B, G), gates.dtype), partial_sums(P, B), partial_sums(P, B), aux.z_hat,
+                             aux.z_rstd, aux.c_hat, aux.c_rstd, aux.tanh_c, *own_rows(workers, B, H, gates.dtype), mask,
+                             *self.plan(T + 1, [P, P], workers, gates))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers) -> LNLSTMBackward:
         T, B, G = da.shape
@@ -369,23 +340,10 @@ class LNLSTMJobs:
         return LNLSTMBackward(panels, w.ln_weight_hh, w.ln_weight_c, tape.gates, tape.states[1], aux.z_hat,
                               aux.z_rstd, aux.c_hat, aux.c_rstd, aux.tanh_c, dout, da,
                               workspace.empty((T, B, H), da.dtype), workspace.empty((T, B, G), da.dtype),
-                              np.zeros((B, H), da.dtype), _part(P, B), _part(P, B),
-                              np.zeros((workers, B, G), da.dtype), np.full(workers, -1, np.int64), carry[0],
-                              carry[1], mask, T + 1, np.array([P, P]), counters_for(T + 1, 2, workers),
-                              recurrence_scratch(workers, B, da.dtype), w.ln_weight_ih,
-                              workspace.empty((T, B, G), da.dtype))
-
-    def weight_products(self, dw, tape, da, job: LNLSTMBackward) -> list:
-        """dW_ih += DXᵀ X with DX = LN⁻(DA ⊙ γ_ih; X̂, r_x);  dW_hh += DZᵀ H_prev; and, in the same
-        pass over DA that forms DX, dγ_ih, db_ih, dγ_hh, db_hh (:func:`.layer_norm.products_backward`)."""
-        products_backward(job.gain_ih, dw, tape.aux, da, da, job.dx_rows)    # and the gains' and biases' sums
-        return [(flat(job.dx_rows), [flat(tape.x)], [dw.weight_ih], []),
-                (flat(job.dz), [flat(tape.states[0][:-1])], [dw.weight_hh], [])]
+                              np.zeros((B, H), da.dtype), partial_sums(P, B), partial_sums(P, B),
+                              *own_rows(workers, B, G, da.dtype), carry[0], carry[1], mask, w.ln_weight_ih,
+                              workspace.empty((T, B, G), da.dtype), *self.plan(T + 1, [P, P], workers, da))
 
     def other_grads(self, dw, tape, da, job: LNLSTMBackward) -> None:
         """The cell state's LN: dγ_c = Σ DY ⊙ Ĉ, dβ_c = Σ DY (the products' in weight_products)."""
         column_sums(flat(job.dy), flat(tape.aux.c_hat), dw.ln_weight_c, dw.ln_bias_c)
-
-    def input_side_da(self, da, job: LNLSTMBackward) -> np.ndarray:
-        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA back through LN."""
-        return job.dx_rows

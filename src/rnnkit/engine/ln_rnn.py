@@ -16,29 +16,26 @@ Backward, tick s (t = T − 1 − s), one phase as the plain RNN's::
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
-from numba.extending import overload
 
 from rnnkit.engine import workspace
 from rnnkit.engine.activations import tanh
-from rnnkit.engine.gemm import pack
+from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer_norm import (
-    keep_product, normalise_rows, products_backward, product_grad_row, row_moments,
-    tape_product_grad,
+    LayerNormJobs, keep_product, own_rows, partial_sums, product_grad_row, row_moments, tape_product_grad,
 )
 from rnnkit.engine.pack import pack_gates
-from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
-from rnnkit.engine.vector import positive, vload, vstore, vsum
-from rnnkit.kernels.base import flat
+from rnnkit.engine.rnn import RNNJobs
+from rnnkit.engine.schedule import job_record, register_tasks
+from rnnkit.engine.vector import lanes_of, positive, vload, vstore, vsum
 from rnnkit.kernels.layer_norm import InputNorm
 from rnnkit.kernels.rnn import LayerNormRNNAux, LayerNormRNNKernel
 from rnnkit.kinds import register_jobs
 
 
-class LNRNNForward(NamedTuple):
+@job_record
+class LNRNNForward:
     panels: np.ndarray          # (P, H, U) W_hhᵀ, U units per panel (pack_gates)
     gain_hh: np.ndarray         # (H,) γ_hh
     relu: bool                  # φ = relu (else tanh)
@@ -48,14 +45,11 @@ class LNRNNForward(NamedTuple):
     z_part: np.ndarray          # (P, B, 2) float64
     z_hat: np.ndarray           # (T, B, H)
     z_rstd: np.ndarray          # (T, B, 1)
-    mask: np.ndarray
-    steps: int                  # T
-    chunks: np.ndarray
-    counters: np.ndarray
-    scratch: np.ndarray
+    mask: np.ndarray            # the plan: T steps of two phases
 
 
-class LNRNNBackward(NamedTuple):
+@job_record
+class LNRNNBackward:
     panels: np.ndarray          # (P, H, NR) W_hh in column panels
     gain_hh: np.ndarray
     relu: bool
@@ -70,16 +64,13 @@ class LNRNNBackward(NamedTuple):
     ready: np.ndarray
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
     mask: np.ndarray
-    steps: int                  # T + 1
-    chunks: np.ndarray
-    counters: np.ndarray
-    scratch: np.ndarray
     gain_ih: np.ndarray
-    dx_rows: np.ndarray         # (T, B, H) after the recurrence: LN⁻(DA ⊙ γ_ih; X̂, r_x)
+    dx_rows: np.ndarray         # (T, B, H) after the recurrence: LN⁻(DA ⊙ γ_ih; X̂, r_x); the plan: T + 1 ticks
 
 
 @jit(refcount=False)
-def forward_panel(job, t, phase, p, acc):
+def forward_panel(job, t, phase, p, worker):
+    acc = job.scratch[worker]
     T, B, H = job.gates.shape
     U = job.panels.shape[2]
     u0, n = p * U, min(U, H - p * U)
@@ -105,7 +96,8 @@ def forward_panel(job, t, phase, p, acc):
 
 
 @jit(refcount=False)
-def backward_panel(job, s, p, worker, acc):
+def backward_panel(job, s, phase, p, worker):
+    acc = job.scratch[worker]
     T, B, H = job.gates.shape
     NR = job.panels.shape[2]
     u0, n = p * NR, min(NR, H - p * NR)
@@ -145,27 +137,12 @@ def backward_panel(job, s, p, worker, acc):
             part[p, b, 1] = s2
 
 
-@overload(task)
-def _ln_rnn_task(job, step, phase, chunk, worker):
-    if job.instance_class is LNRNNForward:
-        return lambda job, step, phase, chunk, worker: forward_panel(job, step, phase, chunk, job.scratch[worker])
-    if job.instance_class is LNRNNBackward:
-        return lambda job, step, phase, chunk, worker: backward_panel(job, step, chunk, worker,
-                                                                      job.scratch[worker])
-    return None
+register_tasks({LNRNNForward: forward_panel, LNRNNBackward: backward_panel})
 
 
 @register_jobs(LayerNormRNNKernel)
-class LNRNNJobs:
-    """Builds the layer-normalised RNN's job records (:mod:`rnnkit.engine.layer`)."""
-
-    def __init__(self, kernel: LayerNormRNNKernel) -> None:
-        self.kernel = kernel
-        self.relu = kernel.nonlinearity == "relu"
-
-    def step_kind(self) -> None:
-        """No compiled streaming step: a step is a sequence of one."""
-        return None
+class LNRNNJobs(LayerNormJobs, RNNJobs):
+    """Builds the layer-normalised RNN's job records (:mod:`rnnkit.engine.layer`); φ as the RNN's."""
 
     def new_aux(self, steps: int, batch: int, dtype) -> LayerNormRNNAux:
         H, e = self.kernel.hidden_size, workspace.empty
@@ -174,35 +151,17 @@ class LNRNNJobs:
 
     def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True) -> LNRNNForward:
         T, B, H = gates.shape
-        bias = self.kernel.input_side_bias(w)
-        normalise_rows(flat(gates), w.ln_weight_ih, np.zeros(H, gates.dtype) if bias is None else bias,
-                       flat(aux.input.x_hat), flat(aux.input.rstd))
+        self.normalise_input(w, gates, aux)
         panels = pack_gates(w.weight_hh, 1)
         P = panels.shape[0]
         return LNRNNForward(panels, w.ln_weight_hh, self.relu, gates, states[0], np.zeros((B, H), gates.dtype),
-                            np.zeros((P, B, 2)), aux.z_hat, aux.z_rstd, mask, T, np.array([P, P]),
-                            counters_for(T, 2, workers), recurrence_scratch(workers, B, gates.dtype))
+                            partial_sums(P, B), aux.z_hat, aux.z_rstd, mask, *self.plan(T, [P, P], workers, gates))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers) -> LNRNNBackward:
         T, B, H = da.shape
         panels = pack(w.weight_hh)
         P = panels.shape[0]
         return LNRNNBackward(panels, w.ln_weight_hh, self.relu, tape.gates, tape.aux.z_hat, tape.aux.z_rstd, dout, da,
-                             workspace.empty((T, B, H), da.dtype), np.zeros((2, P, B, 2)),
-                             np.zeros((workers, B, H), da.dtype), np.full(workers, -1, np.int64), carry[0], mask,
-                             T + 1, np.array([P]), counters_for(T + 1, 1, workers),
-                             recurrence_scratch(workers, B, da.dtype), w.ln_weight_ih,
-                             workspace.empty((T, B, H), da.dtype))
-
-    def weight_products(self, dw, tape, da, job: LNRNNBackward) -> list:
-        """dW_ih += DXᵀ X with DX = LN⁻(DA ⊙ γ_ih; X̂, r_x);  dW_hh += DZᵀ H_prev; and, in the same
-        pass over DA that forms DX, dγ_ih, db_ih, dγ_hh, db_hh (:func:`.layer_norm.products_backward`)."""
-        products_backward(job.gain_ih, dw, tape.aux, da, da, job.dx_rows)    # and the gains' and biases' sums
-        return [(flat(job.dx_rows), [flat(tape.x)], [dw.weight_ih], []),
-                (flat(job.dz), [flat(tape.states[0][:-1])], [dw.weight_hh], [])]
-
-    def other_grads(self, dw, tape, da, job) -> None:
-        """None left: the gains' and biases' sums are formed in weight_products' pass over DA."""
-
-    def input_side_da(self, da, job: LNRNNBackward) -> np.ndarray:
-        return job.dx_rows
+                             workspace.empty((T, B, H), da.dtype), partial_sums(2, P, B),
+                             *own_rows(workers, B, H, da.dtype), carry[0], mask, w.ln_weight_ih,
+                             workspace.empty((T, B, H), da.dtype), *self.plan(T + 1, [P], workers, da))

@@ -35,19 +35,16 @@ within the unit's own step).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
-from numba.extending import overload
 
 from rnnkit.engine import workspace
 from rnnkit.engine.activations import sigmoid, tanh
-from rnnkit.engine.gemm import gemm, pack
+from rnnkit.engine.gemm import gemm, pack, panel_product
 from rnnkit.engine.jit import jit
-from rnnkit.engine.layer import inner_arrays
+from rnnkit.engine.layer import Jobs, zoneout_share
 from rnnkit.engine.pack import pack_gates
-from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
-from rnnkit.engine.vector import vload, vstore
+from rnnkit.engine.schedule import job_record, register_tasks
+from rnnkit.engine.vector import lanes_of, vload, vstore
 from rnnkit.kernels.base import flat
 from rnnkit.kernels.lstm import LSTMAux, LSTMKernel, cell_updates
 from rnnkit.kinds import register_jobs
@@ -55,7 +52,8 @@ from rnnkit.kinds import register_jobs
 NO_PANELS = (0, 0, 1)           # the shape of an absent panel set (no projection)
 
 
-class LSTMForward(NamedTuple):
+@job_record
+class LSTMForward:
     panels: np.ndarray          # (P, H_out, 4U) W_hhᵀ, [i|f|g|o] of U units per panel (pack_gates)
     proj_panels: np.ndarray     # (P', H, NR) W_hrᵀ in column panels, or NO_PANELS
     bias: np.ndarray            # (4H,) b_ih + b_hh
@@ -72,14 +70,11 @@ class LSTMForward(NamedTuple):
     tanh_c: np.ndarray          # (T, B, H)
     m: np.ndarray               # (T, B, H) o ⊙ tanh(c) before the projection, or (0, 0, 0)
     tape: bool                  # store the gates and tanh(c) for backward (not in inference)
-    mask: np.ndarray            # (T, B) bool: t < length
-    steps: int                  # T
-    chunks: np.ndarray          # panels per phase
-    counters: np.ndarray
-    scratch: np.ndarray         # (workers, B, NR) each worker's partial sums
+    mask: np.ndarray            # (T, B) bool: t < length; the plan: T steps, a phase per panel set
 
 
-class LSTMBackward(NamedTuple):
+@job_record
+class LSTMBackward:
     panels: np.ndarray          # (P, 4H, NR) W_hh in column panels (gemm.pack)
     proj_panels: np.ndarray     # (P', P, NR) W_hr in column panels, or NO_PANELS
     w_ci: np.ndarray
@@ -97,11 +92,7 @@ class LSTMBackward(NamedTuple):
     keep_h: np.ndarray          # (T, B, H_out) k^h_t, or (0, 0, 0)
     keep_c: np.ndarray          # (T, B, H) k^c_t, or (0, 0, 0)
     zone_h: np.ndarray          # (B, H_out) k^h_t ⊙ dh̄_t of the step in hand (zoneout), or (0, 0)
-    mask: np.ndarray
-    steps: int
-    chunks: np.ndarray
-    counters: np.ndarray
-    scratch: np.ndarray
+    mask: np.ndarray            # the plan: T + 1 ticks of one phase, or T of two with a projection
 
 
 @jit(inline=True)
@@ -137,17 +128,17 @@ def cell_backward(dm, dc, i, f, g, o, tc, c_prev, w_ci, w_cf, w_co, peephole):
 # -- forward ---------------------------------------------------------------------------------------
 
 @jit(inline=True)
-def forward_units(job, t, b, j, n, z, zj):
-    """Step t of row b for the n ≤ L units from j; their recurrent terms are z[zj + k·U] (gate k)."""
+def forward_units(job, t, b, j, n, acc, aj):
+    """Step t of row b for the n ≤ L units from j; their recurrent terms are acc[aj + k·U] (gate k)."""
     T, B, G = job.gates.shape
     H, U = G // 4, job.panels.shape[2] // 4
     row, prev, new = (t * B + b) * G, (t * B + b) * H, ((t + 1) * B + b) * H
-    a_i = vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(z, zj, n)
-    a_f = vload(job.gates, row + H + j, n) + vload(job.bias, H + j, n) + vload(z, zj + U, n)
+    a_i = vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(acc, aj, n)
+    a_f = vload(job.gates, row + H + j, n) + vload(job.bias, H + j, n) + vload(acc, aj + U, n)
     a_g = (vload(job.gates, row + 2 * H + j, n) + vload(job.bias, 2 * H + j, n)
-           + vload(z, zj + 2 * U, n))
+           + vload(acc, aj + 2 * U, n))
     a_o = (vload(job.gates, row + 3 * H + j, n) + vload(job.bias, 3 * H + j, n)
-           + vload(z, zj + 3 * U, n))
+           + vload(acc, aj + 3 * U, n))
     peephole = job.w_ci.shape[0] > 0
     c_prev = vload(job.c, prev + j, n)
     w_ci = vload(job.w_ci, j, n) if peephole else c_prev
@@ -187,9 +178,10 @@ def new_h(job, t, b, j, n, h):
 
 
 @jit(refcount=False)
-def forward_panel(job, t, phase, p, acc):
+def forward_panel(job, t, phase, p, worker):
     """Step t: phase 0 for the U units of panel p (the tile, then the cell), or phase 1, the
     projection h_t = m_t W_hrᵀ for h's columns of panel p; all B rows."""
+    acc = job.scratch[worker]
     T, B, G = job.gates.shape
     H, K = G // 4, job.h.shape[2]
     if phase == 0:
@@ -210,14 +202,14 @@ def forward_panel(job, t, phase, p, acc):
 # -- backward --------------------------------------------------------------------------------------
 
 @jit(inline=True)
-def backward_units(job, t, b, j, n, z, zj):
-    """Step t's backward for row b, the n ≤ L units from j; with a projection, dm = z[zj:]."""
+def backward_units(job, t, b, j, n, acc, aj):
+    """Step t's backward for row b, the n ≤ L units from j; with a projection, dm = acc[aj:]."""
     T, B, G = job.gates.shape
     H, K = G // 4, job.carry_h.shape[1]
     row, prev = (t * B + b) * G, (t * B + b) * H
     valid = job.mask[t, b]
     if job.dh.shape[0] > 0:
-        dm = vload(z, zj, n)                         # (zoneout's share already in job.dh: phase 1)
+        dm = vload(acc, aj, n)                       # (zoneout's share already in job.dh: phase 1)
     else:
         dm = vload(job.carry_h, b * K + j, n) + vload(job.dout, (t * B + b) * K + j, n)
     dc = vload(job.carry_c, b * H + j, n)
@@ -269,8 +261,9 @@ def carry_from_product(job, t, j0, n, acc):
 
 
 @jit(refcount=False)
-def backward_panel(job, s, phase, p, acc):
+def backward_panel(job, s, phase, p, worker):
     """Tick s (t = T − 1 − s) for panel p; see the module docstring for the two layouts."""
+    acc = job.scratch[worker]
     T, B, G = job.gates.shape
     H, K = G // 4, job.carry_h.shape[1]
     NR = job.panels.shape[2]
@@ -310,22 +303,14 @@ def backward_panel(job, s, phase, p, acc):
 
 
 @jit(inline=True)
-def backward_row(job, t, b, u0, n, z, zj):
+def backward_row(job, t, b, u0, n, acc, aj):
     """Step t's backward for row b, the n units from u0, a vector at a time."""
     L = lanes_of(job.gates)
     for u in range(0, n, L):
-        backward_units(job, t, b, u0 + u, min(L, n - u), z, zj + u)
+        backward_units(job, t, b, u0 + u, min(L, n - u), acc, aj + u)
 
 
-@overload(task)
-def _lstm_task(job, step, phase, chunk, worker):
-    if job.instance_class is LSTMForward:
-        return lambda job, step, phase, chunk, worker: forward_panel(job, step, phase, chunk,
-                                                                     job.scratch[worker])
-    if job.instance_class is LSTMBackward:
-        return lambda job, step, phase, chunk, worker: backward_panel(job, step, phase, chunk,
-                                                                      job.scratch[worker])
-    return None
+register_tasks({LSTMForward: forward_panel, LSTMBackward: backward_panel})
 
 
 # -- the layer's side ------------------------------------------------------------------------------
@@ -345,11 +330,8 @@ def peephole_grads(da, c, c_new, g_ci, g_cf, g_co):
 
 
 @register_jobs(LSTMKernel)
-class LSTMJobs:
+class LSTMJobs(Jobs):
     """Builds the LSTM's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
-
-    def __init__(self, kernel: LSTMKernel) -> None:
-        self.kernel = kernel
 
     def step_kind(self) -> int | None:
         """The compiled streaming step (:mod:`rnnkit.engine.step`) computes the LSTM without a projection."""
@@ -365,10 +347,8 @@ class LSTMJobs:
         return (w.weight_ci, w.weight_cf, w.weight_co) if self.kernel.peephole else (none, none, none)
 
     def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> LSTMForward:
-        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
+        inner = self.plain(inner, states, gates.dtype)
         T, B, G = gates.shape
-        bias = self.kernel.input_side_bias(w)
-        bias = np.zeros(G, gates.dtype) if bias is None else bias
         panels = pack_gates(w.weight_hh, 4)
         if self.kernel.proj_size:
             proj, m = pack(w.weight_hr, trans_b=True), aux.m
@@ -376,17 +356,16 @@ class LSTMJobs:
         else:
             proj, m = np.zeros(NO_PANELS, gates.dtype), np.zeros((0, 0, 0), gates.dtype)
             chunks = [panels.shape[0]]
-        return LSTMForward(panels, proj, bias, *self._peepholes(w, gates.dtype), gates, states[0], inner.hin,
-                           inner.rec, inner.keep_h, inner.keep_c, states[1],
-                           aux.tanh_c, m, keep_tape, mask, T, np.array(chunks), counters_for(T, len(chunks), workers),
-                           recurrence_scratch(workers, B, gates.dtype))
+        return LSTMForward(panels, proj, self.input_side_bias(w, gates.dtype, G), *self._peepholes(w, gates.dtype),
+                           gates, states[0], inner.hin, inner.rec, inner.keep_h, inner.keep_c, states[1],
+                           aux.tanh_c, m, keep_tape, mask, *self.plan(T, chunks, workers, gates))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> LSTMBackward:
-        inner = inner or inner_arrays(None, tape.states, da.dtype)
+        inner = self.plain(inner, tape.states, da.dtype)
         T, B, G = da.shape
         K = carry[0].shape[1]
         panels = pack(w.weight_hh)
-        zone = np.zeros((B, K) if inner.keep_h.shape[0] else (0, 0), da.dtype)
+        zone = zoneout_share(inner, (B, K), da.dtype)
         if self.kernel.proj_size:
             proj = pack(w.weight_hr)
             dh = workspace.empty((T, B, self.kernel.proj_size), da.dtype)
@@ -400,18 +379,7 @@ class LSTMJobs:
             steps, chunks = T + 1, [panels.shape[0]]
         return LSTMBackward(panels, proj, *self._peepholes(w, da.dtype), tape.gates, tape.states[1],
                             tape.aux.tanh_c, dout, da, dh, carry[0], carry[1], inner.rec, inner.keep_h,
-                            inner.keep_c, zone, mask, steps,
-                            np.array(chunks), counters_for(steps, len(chunks), workers),
-                            recurrence_scratch(workers, B, da.dtype))
-
-    def weight_products(self, dw, tape, da, job: LSTMBackward) -> list:
-        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_in | 1] (docs/bptt.md)."""
-        return [(flat(da), [flat(tape.x), flat(tape.h_in()[:-1])], [dw.weight_ih, dw.weight_hh],
-                 [dw.bias_ih, dw.bias_hh])]
-
-    def input_side_da(self, da, job) -> np.ndarray:
-        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA itself."""
-        return da
+                            inner.keep_c, zone, mask, *self.plan(steps, chunks, workers, da))
 
     def other_grads(self, dw, tape, da, job: LSTMBackward) -> None:
         """Peepholes: dw_ci += Σ DA_i ⊙ C_prev, …; projection: dW_hr += DHᵀ M."""

@@ -16,24 +16,21 @@ Backward, one task = one panel of units at tick s (t = T − 1 − s)::
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
-from numba.extending import overload
 
 from rnnkit.engine.activations import tanh
-from rnnkit.engine.gemm import pack
+from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
-from rnnkit.engine.layer import inner_arrays
+from rnnkit.engine.layer import Jobs, zoneout_share
 from rnnkit.engine.pack import pack_gates
-from rnnkit.engine.schedule import counters_for, lanes_of, panel_product, recurrence_scratch, task
-from rnnkit.engine.vector import positive, vload, vstore
-from rnnkit.kernels.base import flat
+from rnnkit.engine.schedule import job_record, register_tasks
+from rnnkit.engine.vector import lanes_of, positive, vload, vstore
 from rnnkit.kernels.rnn import RNNKernel
 from rnnkit.kinds import register_jobs
 
 
-class RNNForward(NamedTuple):
+@job_record
+class RNNForward:
     panels: np.ndarray          # (P, H, NR) W_hhᵀ, NR units per panel (pack_gates)
     bias: np.ndarray            # (H,) b_ih + b_hh
     relu: bool                  # φ = relu (else tanh)
@@ -44,13 +41,10 @@ class RNNForward(NamedTuple):
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     tape: bool                  # store h̃_t in gates too, for backward (not in inference)
     mask: np.ndarray            # (T, B) bool
-    steps: int
-    chunks: np.ndarray
-    counters: np.ndarray
-    scratch: np.ndarray         # (workers, B, NR) each worker's partial sums
 
 
-class RNNBackward(NamedTuple):
+@job_record
+class RNNBackward:
     panels: np.ndarray          # (P, H, NR) W_hh in column panels
     relu: bool
     gates: np.ndarray           # (T, B, H) h_t (before masking)
@@ -60,19 +54,15 @@ class RNNBackward(NamedTuple):
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) k_t, or (0, 0, 0)
     zone_h: np.ndarray          # (B, H) k_t ⊙ dh̄_t of the step in hand (zoneout), or (0, 0)
-    mask: np.ndarray
-    steps: int                  # T + 1 ticks
-    chunks: np.ndarray
-    counters: np.ndarray
-    scratch: np.ndarray
+    mask: np.ndarray            # (T, B) bool; the plan: T + 1 ticks
 
 
 @jit(inline=True)
-def forward_units(job, t, b, j, n, z, zj):
-    """h_t = φ(a) for row b, the n ≤ L units from j (their recurrent terms at z[zj])."""
+def forward_units(job, t, b, j, n, acc, aj):
+    """h_t = φ(a) for row b, the n ≤ L units from j (their recurrent terms at acc[aj])."""
     T, B, H = job.gates.shape
     row, new = (t * B + b) * H, ((t + 1) * B + b) * H
-    a = vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(z, zj, n)
+    a = vload(job.gates, row + j, n) + vload(job.bias, j, n) + vload(acc, aj, n)
     h = max(a, 0.0) if job.relu else tanh(a)
     if job.tape:
         vstore(job.gates, row + j, h, n)
@@ -105,7 +95,9 @@ def backward_units(job, t, b, j, n):
 
 
 @jit(refcount=False)
-def forward_panel(job, t, p, acc):
+def forward_panel(job, t, phase, p, worker):
+    """Step t for the U units of panel p, all B rows: the tile, then the cell."""
+    acc = job.scratch[worker]
     T, B, H = job.gates.shape
     U = job.panels.shape[2]
     u0, n = p * U, min(U, H - p * U)
@@ -115,7 +107,9 @@ def forward_panel(job, t, p, acc):
 
 
 @jit(refcount=False)
-def backward_panel(job, s, p, acc):
+def backward_panel(job, s, phase, p, worker):
+    """Tick s (t = T − 1 − s) for the NR units of panel p: dh_t from step t + 1's tile, then step t."""
+    acc = job.scratch[worker]
     T, B, H = job.gates.shape
     NR = job.panels.shape[2]
     u0, n = p * NR, min(NR, H - p * NR)
@@ -131,14 +125,14 @@ def backward_panel(job, s, p, acc):
 
 
 @jit(inline=True)
-def carry_row(job, b, u0, n, z, zj):
-    """dL/dh_{t-1} of row b, the n units from u0, from the product da_t W_hh at z[zj:]: times m_h,
+def carry_row(job, b, u0, n, acc, aj):
+    """dL/dh_{t-1} of row b, the n units from u0, from the product da_t W_hh at acc[aj:]: times m_h,
     plus zoneout's share k_t ⊙ dh̄_t; a vector at a time."""
     H = job.carry_h.shape[1]
     L = lanes_of(job.carry_h)
     for u in range(0, n, L):
         k, j = min(L, n - u), b * H + u0 + u
-        d = vload(z, zj + u, k)
+        d = vload(acc, aj + u, k)
         if job.rec.shape[0] > 0:
             d = d * vload(job.rec, j, k)
         if job.zone_h.shape[0] > 0:
@@ -147,11 +141,11 @@ def carry_row(job, b, u0, n, z, zj):
 
 
 @jit(inline=True)
-def forward_row(job, t, b, u0, n, z, zj):
+def forward_row(job, t, b, u0, n, acc, aj):
     """Row b's n units from u0 at step t, a vector at a time."""
     L = lanes_of(job.gates)
     for u in range(0, n, L):
-        forward_units(job, t, b, u0 + u, min(L, n - u), z, zj + u)
+        forward_units(job, t, b, u0 + u, min(L, n - u), acc, aj + u)
 
 
 @jit(inline=True)
@@ -162,57 +156,32 @@ def backward_row(job, t, b, u0, n):
         backward_units(job, t, b, u0 + u, min(L, n - u))
 
 
-@overload(task)
-def _rnn_task(job, step, phase, chunk, worker):
-    if job.instance_class is RNNForward:
-        return lambda job, step, phase, chunk, worker: forward_panel(job, step, chunk, job.scratch[worker])
-    if job.instance_class is RNNBackward:
-        return lambda job, step, phase, chunk, worker: backward_panel(job, step, chunk, job.scratch[worker])
-    return None
+register_tasks({RNNForward: forward_panel, RNNBackward: backward_panel})
 
 
 @register_jobs(RNNKernel)
-class RNNJobs:
+class RNNJobs(Jobs):
     """Builds the RNN's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
     def __init__(self, kernel: RNNKernel) -> None:
-        self.kernel = kernel
+        super().__init__(kernel)
         self.relu = kernel.nonlinearity == "relu"
 
     def step_kind(self) -> int:
         from rnnkit.engine import step
         return step.RNN_RELU if self.relu else step.RNN_TANH
 
-    def new_aux(self, steps: int, batch: int, dtype):
-        return self.kernel.new_aux(steps, batch, dtype)
-
     def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> RNNForward:
-        inner = inner or inner_arrays(None, states, gates.dtype)          # no masks: the plain cell
+        inner = self.plain(inner, states, gates.dtype)
         T = gates.shape[0]
-        bias = self.kernel.input_side_bias(w)
-        bias = np.zeros(gates.shape[2], gates.dtype) if bias is None else bias
         panels = pack_gates(w.weight_hh, 1)
-        return RNNForward(panels, bias, self.relu, gates, states[0], inner.hin, inner.rec, inner.keep_h, keep_tape,
-                          mask, T, np.array([panels.shape[0]]), counters_for(T, 1, workers),
-                          recurrence_scratch(workers, gates.shape[1], gates.dtype))
+        return RNNForward(panels, self.input_side_bias(w, gates.dtype, gates.shape[2]), self.relu, gates, states[0],
+                          inner.hin, inner.rec, inner.keep_h, keep_tape, mask,
+                          *self.plan(T, [panels.shape[0]], workers, gates))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> RNNBackward:
-        inner = inner or inner_arrays(None, tape.states, da.dtype)
+        inner = self.plain(inner, tape.states, da.dtype)
         T, B, H = tape.gates.shape
         panels = pack(w.weight_hh)
-        zone = np.zeros((B, H) if inner.keep_h.shape[0] else (0, 0), da.dtype)
-        return RNNBackward(panels, self.relu, tape.gates, dout, da, carry[0], inner.rec, inner.keep_h, zone,
-                           mask, T + 1, np.array([panels.shape[0]]), counters_for(T + 1, 1, workers),
-                           recurrence_scratch(workers, da.shape[1], da.dtype))
-
-    def weight_products(self, dw, tape, da, job) -> list:
-        """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_in | 1]."""
-        return [(flat(da), [flat(tape.x), flat(tape.h_in()[:-1])], [dw.weight_ih, dw.weight_hh],
-                 [dw.bias_ih, dw.bias_hh])]
-
-    def input_side_da(self, da, job) -> np.ndarray:
-        """The gradient reaching x_t W_ihᵀ (dx = it · W_ih): DA itself."""
-        return da
-
-    def other_grads(self, dw, tape, da, job) -> None:
-        """The Elman RNN has no other parameters."""
+        return RNNBackward(panels, self.relu, tape.gates, dout, da, carry[0], inner.rec, inner.keep_h,
+                           zoneout_share(inner, (B, H), da.dtype), mask, *self.plan(T + 1, [panels.shape[0]], workers, da))

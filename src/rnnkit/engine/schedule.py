@@ -2,13 +2,14 @@
 
 A *job* is one recurrence over a whole sequence (one direction of one layer, forward or backward),
 held in a small record (a ``NamedTuple`` of arrays) whose type says which cell it is. Every record
-has the fields ``steps``, ``chunks``, ``counters`` and ``scratch`` (a private work area for each
-worker, ``scratch[worker]``). Its work is a
-sequence of ``steps``, each made of ``len(job.chunks)`` phases; phase ``ph`` of a step is cut into
-``job.chunks[ph]`` independent chunks (panels of hidden units). :func:`run` walks the steps and
-phases, claiming chunks and calling :func:`task` on each (:mod:`rnnkit.engine.sync`); every cell
-module registers its own ``task`` for its record type with ``numba.extending.overload``, so this loop
-is written once and compiled, with the cell's arithmetic inlined, for each cell.
+ends with the fields of a :class:`Plan` (``@job_record`` appends them; :func:`plan` fills them):
+``steps``, ``chunks``, ``counters`` and ``scratch`` (a private work area for each worker,
+``scratch[worker]``). Its work is a sequence of ``steps``, each made of ``len(job.chunks)`` phases;
+phase ``ph`` of a step is cut into ``job.chunks[ph]`` independent chunks (panels of hidden units).
+:func:`run` walks the steps and phases, claiming chunks and calling :func:`task` on each
+(:mod:`rnnkit.engine.sync`); every engine module names the work function of each of its record
+types once, ``register_tasks({RecordType: work, ...})``, so this loop is written once and compiled
+for each record type.
 
 :func:`launch` runs jobs on ``workers`` threads of Numba's threading layer (OpenMP where the
 system has it, whose threads spin for a while after a parallel region, so that the next launch of
@@ -20,6 +21,8 @@ thread that never starts.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from numba import prange
@@ -27,64 +30,57 @@ from numba.extending import overload
 
 from rnnkit.engine import available_cpus, threads_from_environment
 from rnnkit.engine.jit import jit
-from rnnkit.engine.isa import host_isa
-from rnnkit.engine.microkernel import SHAPE, SHAPE3, SHAPE4, row_mm, row_mm3, row_mm4, tile_mm, tile_mm3, tile_mm4
 from rnnkit.engine.sync import claim, counter_size, finish, wait_all
 
-MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
-VECTOR_BYTES = host_isa().vector_bits // 8
 SCRATCH_COLUMNS = 64        # the widest panel a task computes into its scratch (4 gates × 16)
-# K block of a recurrent product: the block of a panel that every row tile passes over. Measured
-# (one core, tiles alone): 4-vector panels 5-10% faster at 128 than at 256 (64 KiB, more than the
-# first-level cache), narrower panels fastest at 256.
-KC_WIDE, KC = 128, 256
 
 
-def lanes_of(array):
-    """L: the elements of ``array`` that one vector register holds (a compile-time constant)."""
-    return VECTOR_BYTES // array.itemsize
+class Plan(NamedTuple):
+    """How a job's work is cut and shared: the fields that end every job record (:func:`job_record`)."""
+
+    steps: int                  # done one after the other
+    chunks: np.ndarray          # (phases,) int64: the independent chunks of each phase of a step
+    counters: np.ndarray        # int64: the claim and done counters of every phase of every step (sync)
+    scratch: np.ndarray         # (workers, ...) each worker's own work area, scratch[worker]
 
 
-@overload(lanes_of)
-def _lanes_of(array):
-    lanes = VECTOR_BYTES // np.dtype(str(array.dtype)).itemsize
-    return lambda array: lanes
+def job_record(fields: type) -> type:
+    """Class decorator: the ``NamedTuple`` of ``fields``' annotated fields followed by :class:`Plan`'s.
 
-
-@jit
-def panel_product(a, a_off, lda, rows, panels, p, acc):
-    """acc[:rows, :NR] = A[:rows] · panel p (A's rows ``lda`` apart from ``a[a_off]``).
-
-    K is walked in blocks so that each block of the panel stays in the first-level cache while
-    every row tile passes over it; ``acc`` holds the row tiles' partial sums in between.
+    The record stays flat — Numba's parallel launch does not unpack a record nested in a record —
+    while the scheduler's fields are declared once, here, and filled from one :func:`plan`:
+    ``Record(..., *plan)``.
     """
-    n_panels, K, NR = panels.shape
-    ldc = acc.shape[1]
-    nv = NR * panels.itemsize // VECTOR_BYTES
-    mr = MR4 if nv == 4 else (MR3 if nv == 3 else MR)
-    block = KC_WIDE if nv == 4 else KC
-    for k0 in range(0, K, block):
-        kc = min(block, K - k0)
-        for r in range(0, rows, mr):
-            a0, n, p0, c0 = a_off + r * lda + k0, min(mr, rows - r), (p * K + k0) * NR, r * ldc
-            if n == 1:                                            # one row: the one-row tile
-                if nv == 4:
-                    row_mm4(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
-                elif nv == 3:
-                    row_mm3(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
-                else:
-                    row_mm(a, a0, lda, 1, 1, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
-            elif nv == 4:
-                tile_mm4(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
-            elif nv == 3:
-                tile_mm3(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
-            else:
-                tile_mm(a, a0, lda, 1, n, panels, p0, NR, kc, acc, c0, ldc, k0 > 0)
+    record = NamedTuple(fields.__name__, [*fields.__annotations__.items(), *Plan.__annotations__.items()])
+    record.__module__, record.__qualname__, record.__doc__ = fields.__module__, fields.__qualname__, fields.__doc__
+    return record
+
+
+def plan(steps: int, chunks: list, workers: int, scratch: np.ndarray) -> Plan:
+    """``steps`` steps of ``len(chunks)`` phases shared by ``workers``, each with its ``scratch[worker]``."""
+    return Plan(steps, np.array(chunks), counters_for(steps, len(chunks), workers), scratch)
 
 
 def task(job, step, phase, chunk, worker):
-    """Do chunk ``chunk`` of phase ``phase`` of step ``step`` (each job type overloads this)."""
+    """Do chunk ``chunk`` of phase ``phase`` of step ``step`` (the work registered for the job's type)."""
     raise NotImplementedError("task is only defined inside compiled code, per job type")
+
+
+_TASKS: dict[type, object] = {}         # job record type → its compiled work function
+
+
+def register_tasks(tasks: dict) -> None:
+    """``{RecordType: work, ...}``: inside compiled code, ``task(job, step, phase, chunk, worker)``
+    on a job of that type is ``work(job, step, phase, chunk, worker)``."""
+    _TASKS.update(tasks)
+
+
+@overload(task)
+def _task(job, step, phase, chunk, worker):
+    work = _TASKS.get(getattr(job, "instance_class", None))
+    if work is None:
+        return None
+    return lambda job, step, phase, chunk, worker: work(job, step, phase, chunk, worker)
 
 
 @jit(refcount=False)

@@ -12,16 +12,13 @@ The equations are those of :mod:`rnnkit.kernels` (see the cells' docstrings).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
-from numba.extending import overload
 
 from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.jit import jit
 from rnnkit.engine.lstm import cell_forward
-from rnnkit.engine.schedule import counters_for, lanes_of, task
-from rnnkit.engine.vector import fixed_lanes_of, fixed_load, fixed_zero, fma, vload, vstore, vsum
+from rnnkit.engine.schedule import job_record, plan, register_tasks
+from rnnkit.engine.vector import fixed_lanes_of, fixed_load, fixed_zero, fma, lanes_of, vload, vstore, vsum
 
 LSTM, GRU, GRU_CHO, RNN_TANH, RNN_RELU = 0, 1, 2, 3, 4          # which cell a StepJob steps
 # Below this many weights (W_ih and W_hh together) a step stays on one thread: reading them takes
@@ -81,10 +78,11 @@ def matvec(w, rows, v, vo, out, oo, u0, n, w2, v2, vo2, accumulate):
                 out[oo + u + m] = vsum(a[m]) + (out[oo + u + m] if accumulate else 0.0)
 
 
-class StepJob(NamedTuple):
-    """One step of ``kind`` for rows x (B, I), states h (B, H) [, c], into h_new [, c_new]."""
+@job_record
+class StepJob:
+    """One step of ``step_kind`` for rows x (B, I), states h (B, H) [, c], into h_new [, c_new]."""
 
-    kind: int
+    step_kind: int
     w_ih: np.ndarray            # (G·H, I)
     w_hh: np.ndarray            # (G·H, H)
     b_ih: np.ndarray            # (G·H,) zeros without bias
@@ -99,10 +97,7 @@ class StepJob(NamedTuple):
     c_new: np.ndarray
     pre: np.ndarray             # (B, 4, H) pre-activations (the GRU's n parts, the Cho GRU's r ⊙ h)
     units: int                  # units per chunk
-    steps: int                  # 1
-    chunks: np.ndarray          # chunks per phase (the Cho GRU needs r of every unit before n)
-    counters: np.ndarray
-    scratch: np.ndarray         # unused: (workers, 0, 0)
+    # the plan: 1 step; chunks per phase (the Cho GRU needs r of every unit before n); no scratch
 
 
 @jit(inline=True)
@@ -138,7 +133,7 @@ def gru_units(job, b, u0, n, phase):
     pre = job.pre.reshape(-1)
     row, L = b * 4 * H, lanes_of(job.h)
     none = job.w_hh[:0]
-    cho = job.kind == GRU_CHO
+    cho = job.step_kind == GRU_CHO
     if phase == 0:
         for g in range(2):                                          # r, z: both matrices
             matvec(job.w_ih, g * H, job.x, b * I, pre, row + g * H, u0, n, job.w_hh, job.h, b * H, False)
@@ -176,49 +171,45 @@ def rnn_units(job, b, u0, n):
     for j in range(u0, u0 + n, L):
         k = min(L, u0 + n - j)
         a = vload(pre, row + j, k) + vload(job.b_ih, j, k) + vload(job.b_hh, j, k)
-        vstore(job.h_new, b * H + j, max(a, 0.0) if job.kind == RNN_RELU else tanh(a), k)
+        vstore(job.h_new, b * H + j, max(a, 0.0) if job.step_kind == RNN_RELU else tanh(a), k)
 
 
 @jit(refcount=False)
-def step_chunk(job, phase, chunk):
+def step_chunk(job, step, phase, chunk, worker):
     """Every row, units chunk·units … (chunk + 1)·units − 1, of one phase."""
     B, H = job.h.shape
     first = chunk * job.units
     n = min(H, first + job.units) - first
     for b in range(B):
-        if job.kind == LSTM:
+        if job.step_kind == LSTM:
             lstm_units(job, b, first, n)
-        elif job.kind == GRU or job.kind == GRU_CHO:
+        elif job.step_kind == GRU or job.step_kind == GRU_CHO:
             gru_units(job, b, first, n, phase)
         else:
             rnn_units(job, b, first, n)
 
 
 @jit
-def step_here(kind, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co, x, h, c, h_new, c_new, pre):
+def step_here(step_kind, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co, x, h, c, h_new, c_new, pre):
     """The whole step on the calling thread (arrays as they are: no record to build in Python)."""
-    phases = 2 if kind == GRU_CHO else 1
-    job = StepJob(kind, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co, x, h, c, h_new, c_new, pre,
+    phases = 2 if step_kind == GRU_CHO else 1
+    job = StepJob(step_kind, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co, x, h, c, h_new, c_new, pre,
                   h.shape[1], 1, np.ones(phases, np.int64), np.zeros(0, np.int64), np.empty((1, 0, 0), x.dtype))
     for phase in range(phases):
-        step_chunk(job, phase, 0)
+        step_chunk(job, 0, phase, 0, 0)
 
 
-@overload(task)
-def _step_task(job, step, phase, chunk, worker):
-    if job.instance_class is StepJob:
-        return lambda job, step, phase, chunk, worker: step_chunk(job, phase, chunk)
-    return None
+register_tasks({StepJob: step_chunk})
 
 
-def step_job(kind: int, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co, x, h, c, h_new, c_new,
+def step_job(step_kind: int, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co, x, h, c, h_new, c_new,
              workers: int) -> StepJob:
     """The record of one step shared by ``workers`` threads, its units cut into 4 chunks per thread."""
     B, H = h.shape
-    phases = 2 if kind == GRU_CHO else 1
+    phases = 2 if step_kind == GRU_CHO else 1
     lanes = 64 // x.itemsize
     units = max(lanes, -(-H // (4 * workers * lanes)) * lanes)
     chunks = -(-H // units)
-    return StepJob(kind, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co, x, h, c, h_new, c_new,
-                   np.empty((B, 4, H), x.dtype), units, 1, np.full(phases, chunks),
-                   counters_for(1, phases, workers), np.empty((workers, 0, 0), x.dtype))
+    return StepJob(step_kind, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co, x, h, c, h_new, c_new,
+                   np.empty((B, 4, H), x.dtype), units,
+                   *plan(1, [chunks] * phases, workers, np.empty((workers, 0, 0), x.dtype)))

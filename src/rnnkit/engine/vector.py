@@ -85,6 +85,17 @@ def lanes(dtype) -> int:
     return host_isa().lanes(dtype)
 
 
+def lanes_of(array):
+    """L for ``array``'s elements, inside compiled code (a compile-time constant)."""
+    return lanes(array.dtype)
+
+
+@overload(lanes_of)
+def _lanes_of(array):
+    width = lanes(array.dtype)
+    return lambda array: width
+
+
 def fixed_lanes(dtype) -> int:
     """W: the lanes of a ``FIXED_BYTES`` vector for ``dtype``, the same on every CPU."""
     return FIXED_BYTES // np.dtype(str(dtype)).itemsize
