@@ -348,12 +348,14 @@ register_tasks({GRUForward: forward_panel, GRUBackward: backward_panel,
 class GRUJobs(Jobs):
     """Builds the reset_after GRU's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
+    Aux = GRUAux                # the tape's one (T, B, H) array besides gates and states
+
     def step_kind(self) -> int:
         from rnnkit.engine import step
         return step.GRU
 
-    def new_aux(self, steps: int, batch: int, dtype) -> GRUAux:
-        return GRUAux(workspace.empty((steps, batch, self.kernel.hidden_size), dtype))
+    def new_aux(self, steps: int, batch: int, dtype):
+        return self.Aux(workspace.empty((steps, batch, self.kernel.hidden_size), dtype))
 
     def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> GRUForward:
         inner = self.plain(inner, states, gates.dtype)
@@ -376,20 +378,24 @@ class GRUJobs(Jobs):
                            *self.plan(T + 1, [panels.shape[0]], workers, da))
 
     def weight_products(self, dw, tape, da, job: GRUBackward) -> list:
-        """dW_ih, db_ih from DAᵀ [X | 1]; [dW_hh | db_hh] += DA_hᵀ [H_in | 1]."""
-        return [(flat(da), [flat(tape.x)], [dw.weight_ih], [dw.bias_ih]),
+        """[dW_ih | db_ih] += DAᵀ [X | 1]; [dW_hh | db_hh] += DA_hᵀ [H_in | 1]."""
+        return [self.input_product(dw, tape, da),
                 (flat(job.da_h), [flat(tape.h_in()[:-1])], [dw.weight_hh], [dw.bias_hh])]
 
+    @staticmethod
+    def input_product(dw, tape, da) -> tuple:
+        """[dW_ih | db_ih] += DAᵀ [X | 1] (b_hh is not on the input side: its own product's)."""
+        return flat(da), [flat(tape.x)], [dw.weight_ih], [dw.bias_ih]
 
-class ChoGRUJobs(Jobs):
+
+class ChoGRUJobs(GRUJobs):
     """Builds the job records of Cho's GRU (reset_after=False) from a layer's weights and tape."""
+
+    Aux = ChoGRUAux
 
     def step_kind(self) -> int:
         from rnnkit.engine import step
         return step.GRU_CHO
-
-    def new_aux(self, steps: int, batch: int, dtype) -> ChoGRUAux:
-        return ChoGRUAux(workspace.empty((steps, batch, self.kernel.hidden_size), dtype))
 
     def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> ChoGRUForward:
         inner = self.plain(inner, states, gates.dtype)
@@ -411,12 +417,12 @@ class ChoGRUJobs(Jobs):
                               *self.plan(T + 1, [panels.shape[0], panels_n.shape[0]], workers, da))
 
     def weight_products(self, dw, tape, da, job: ChoGRUBackward) -> list:
-        """dW_ih, db_ih from DAᵀ [X | 1]; [dW_h{r,z} | db_h{r,z}] += DA_{r,z}ᵀ [H_in | 1],
+        """[dW_ih | db_ih] += DAᵀ [X | 1]; [dW_h{r,z} | db_h{r,z}] += DA_{r,z}ᵀ [H_in | 1],
         [dW_hn | db_hn] += DA_nᵀ [RH | 1]."""
         H = self.kernel.hidden_size
         d = flat(da)
         b_rz, b_n = (None, None) if dw.bias_hh is None else (dw.bias_hh[:2 * H], dw.bias_hh[2 * H:])
-        return [(d, [flat(tape.x)], [dw.weight_ih], [dw.bias_ih]),
+        return [self.input_product(dw, tape, da),
                 (d[:, :2 * H], [flat(tape.h_in()[:-1])], [dw.weight_hh[:2 * H]], [b_rz]),
                 (d[:, 2 * H:], [flat(tape.aux.rh)], [dw.weight_hh[2 * H:]], [b_n])]
 
