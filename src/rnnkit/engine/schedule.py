@@ -52,7 +52,8 @@ def job_record(fields: type) -> type:
     ``Record(..., *plan)``.
     """
     record = NamedTuple(fields.__name__, [*fields.__annotations__.items(), *Plan.__annotations__.items()])
-    record.__module__, record.__qualname__, record.__doc__ = fields.__module__, fields.__qualname__, fields.__doc__
+    record.__module__, record.__qualname__ = fields.__module__, fields.__qualname__     # pickled by name
+    record.__doc__ = fields.__doc__ or record.__doc__
     return record
 
 
