@@ -25,6 +25,8 @@ import numpy as np
 from numba.extending import overload
 
 from rnnkit.engine import workspace
+from rnnkit.engine.amx import COLUMNS, PAIRS, ROWS, amx_block
+from rnnkit.engine.amx import enable as enable_amx
 from rnnkit.engine.bf16_kernel import (SHAPE, SHAPE3, SHAPE4, row_dp, row_dp3, row_dp4, tile_dp, tile_dp3,
                                        tile_dp4)
 from rnnkit.engine.gemm import MIN_SHARED_MACS, edge_in, edge_out, row_blocking
@@ -41,19 +43,32 @@ PARALLEL_ROUND = 1 << 18         # elements of A from which rounding is shared b
 
 
 class Unavailable(RuntimeError):
-    """The CPU (or the compilation target Numba was given) lacks AVX512_BF16."""
+    """No bfloat16 unit here: the CPU (or the target Numba was given) lacks AVX512_BF16 and AMX."""
+
+
+def units() -> tuple[str, ...]:
+    """The bfloat16 units the compiled code may use, the fastest first: "amx" (AMX's tiles, where
+    Linux grants them), "avx512bf16" (AVX512_BF16's vdpbf16ps)."""
+    return tuple(u for u, usable in (("amx", enable_amx()), ("avx512bf16", "avx512bf16" in bf16_units()))
+                 if usable)
 
 
 def available() -> bool:
-    """Whether the compiled code may use AVX512_BF16's dot products."""
-    return "avx512bf16" in bf16_units()
+    return bool(units())
 
 
-def require() -> None:
-    if not available():
-        raise Unavailable("bfloat16 products need AVX512_BF16 (vdpbf16ps: Intel Cooper Lake or "
-                          "Sapphire Rapids and later, AMD Zen 4 and later), which this CPU (or "
-                          "NUMBA_CPU_NAME / NUMBA_CPU_FEATURES) does not have; use float32")
+def unit(requested: str | None = None) -> str:
+    """The unit a product runs on: ``requested`` if usable here, else the fastest usable one."""
+    usable = units()
+    if not usable:
+        raise Unavailable("bfloat16 products need AVX512_BF16 (vdpbf16ps: Intel Cooper Lake, "
+                          "Sapphire Rapids and later, AMD Zen 4 and later) or AMX, which this CPU "
+                          "(or NUMBA_CPU_NAME / NUMBA_CPU_FEATURES) does not have; use float32")
+    if requested is None:
+        return usable[0]
+    if requested not in usable:
+        raise Unavailable(f"the bfloat16 unit {requested!r} is not usable here (usable: {', '.join(usable)})")
+    return requested
 
 
 @jit(inline=True)
@@ -70,11 +85,13 @@ def _bf16(u):
 
 @jit(inline=True)
 def _round_row_range(bits, trans, out, r0, r1):
-    """out[m, k] = bf16(op(A)[m, k]) for rows r0 ≤ m < r1, zero in the padding column."""
-    M, Kp = out.shape
-    K = bits.shape[0] if trans else bits.shape[1]
+    """out[m, k] = bf16(op(A)[m, k]) for rows r0 ≤ m < r1, zero in the padding."""
+    K, M = bits.shape if trans else (bits.shape[1], bits.shape[0])
     for m in range(r0, r1):
         row = out[m]
+        if m >= M:
+            row[:] = 0
+            continue
         if trans:
             for k in range(K):
                 row[k] = _bf16(bits[k, m])
@@ -82,8 +99,7 @@ def _round_row_range(bits, trans, out, r0, r1):
             src = bits[m]
             for k in range(K):
                 row[k] = _bf16(src[k])
-        for k in range(K, Kp):
-            row[k] = 0
+        row[K:] = 0
 
 
 @jit
@@ -100,10 +116,11 @@ def _round_rows_parallel(bits, trans, out, workers):
 
 
 def round_rows(a: np.ndarray, trans: bool = False) -> np.ndarray:
-    """op(a) (float32, M × K; a stored K × M when ``trans``) in bfloat16 bits, (M, K rounded up to
-    even) uint16, from the pool. a's rows must be contiguous (a longer row stride is fine)."""
+    """op(a) (float32, M × K; a stored K × M when ``trans``) in bfloat16 bits, from the pool:
+    (M, K) padded with zeros to whole AMX tiles, rows to a multiple of 32 and K of 32 (16 pairs), so
+    that either unit reads it. a's rows must be contiguous (a longer row stride is fine)."""
     M, K = (a.shape[1], a.shape[0]) if trans else a.shape
-    out = workspace.empty((M, K + K % 2), np.uint16)
+    out = workspace.empty((-(-M // ROWS) * ROWS, -(-K // (2 * PAIRS)) * 2 * PAIRS), np.uint16)
     bits = np.asarray(a, np.float32).view(np.uint32)
     workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
     if a.size >= PARALLEL_ROUND and workers > 1:
@@ -132,9 +149,10 @@ def _pair(bits, out):
 
 
 def pair_panels(panels: np.ndarray, *, own: bool = False) -> np.ndarray:
-    """Float32 panels (P, K, NR) as bfloat16 panels in pairs along k: (P, ⌈K/2⌉, 2·NR) uint16."""
+    """Float32 panels (P, K, NR) as bfloat16 panels in pairs along k: (P, pairs, 2·NR) uint16, the
+    pairs padded with zeros to a multiple of 16 (an AMX tile's)."""
     n_panels, K, NR = panels.shape
-    out = (np.empty if own else workspace.empty)((n_panels, -(-K // 2), 2 * NR), np.uint16)
+    out = (np.empty if own else workspace.empty)((n_panels, -(-K // (2 * PAIRS)) * PAIRS, 2 * NR), np.uint16)
     _pair(np.asarray(panels, np.float32).view(np.uint32), out)
     return out
 
@@ -152,31 +170,41 @@ def pack_gates(w_hh: np.ndarray, gates: int) -> np.ndarray:
 
 
 class Bf16GemmJob(NamedTuple):
-    panels: np.ndarray          # (P, ⌈K/2⌉, 2·NR) uint16: op(B) in pairs
-    a: np.ndarray               # (M, 2·⌈K/2⌉) uint16: op(A) rounded
+    panels: np.ndarray          # (P, pairs, 2·NR) uint16: op(B) in pairs
+    a: np.ndarray               # (≥ M, 2·pairs) uint16: op(A) rounded (round_rows)
     c: np.ndarray               # (M, N) float32
     accumulate: bool            # add into C instead of overwriting it
     row_blocks: int
     block: int                  # rows per block, whole tiles
-    scratch: np.ndarray         # (workers, MR, NR) float32: the right edge's tile
+    scratch: np.ndarray         # (workers, tile rows, NR) float32: the edges' tile
     steps: int                  # K blocks
     chunks: np.ndarray
     counters: np.ndarray
 
 
+class AmxGemmJob(Bf16GemmJob):
+    """The same product on AMX's tiles (its own type: its code is compiled only where AMX is)."""
+
+    __slots__ = ()
+
+
+@jit(inline=True)
+def _chunk_rows(job, kb, chunk):
+    """(first row, end row, panel, first pair, pairs, add) of K block kb of one chunk."""
+    n_panels, pairs, W = job.panels.shape
+    k0 = kb * KC
+    rb, p = chunk // n_panels, chunk % n_panels
+    r0 = rb * job.block
+    return r0, min(r0 + job.block, job.c.shape[0]), p, k0, min(KC, pairs - k0), job.accumulate or k0 > 0
+
+
 @jit(refcount=False)
 def bf16_chunk(job, kb, chunk, worker):
-    """K block kb of one chunk: a block of rows times one panel."""
+    """K block kb of one chunk on vdpbf16ps tiles: a block of rows times one panel."""
+    r0, r1, p, k0, kc, add = _chunk_rows(job, kb, chunk)
     n_panels, pairs, W = job.panels.shape
-    M, N = job.c.shape
-    NR, lda = W // 2, job.a.shape[1]
-    k0 = kb * KC
-    kc = min(KC, pairs - k0)
-    add = job.accumulate or k0 > 0
-    rb, p = chunk // n_panels, chunk % n_panels
-    r0, n0 = rb * job.block, p * NR
-    r1 = min(r0 + job.block, M)
-    scratch = job.scratch[worker]
+    NR, N, lda = W // 2, job.c.shape[1], job.a.shape[1]
+    n0, scratch = p * NR, job.scratch[worker]
     for r in range(r0, r1, MR):
         rows = min(MR, r1 - r)
         off, p_off = r * lda + 2 * k0, (p * pairs + k0) * W
@@ -188,36 +216,60 @@ def bf16_chunk(job, kb, chunk, worker):
             edge_out(scratch, job.c, r, n0, rows)
 
 
+@jit(refcount=False)
+def amx_chunk(job, kb, chunk, worker):
+    """The same on AMX blocks of 32 × 32 (A's rows padded to whole blocks: always readable)."""
+    r0, r1, p, k0, kc, add = _chunk_rows(job, kb, chunk)
+    n_panels, pairs, W = job.panels.shape
+    N, lda = job.c.shape[1], job.a.shape[1]
+    n0, scratch = p * COLUMNS, job.scratch[worker]
+    for r in range(r0, r1, ROWS):
+        rows = min(ROWS, r1 - r)
+        off, p_off = r * lda + 2 * k0, (p * pairs + k0) * W
+        if rows == ROWS and n0 + COLUMNS <= N:
+            amx_block(job.a, off, lda, job.panels, p_off, W, kc, job.c, r * N + n0, N, add)
+        else:                                        # an edge: through a scratch block
+            edge_in(job.c, r, n0, rows, add, scratch)
+            amx_block(job.a, off, lda, job.panels, p_off, W, kc, scratch, 0, COLUMNS, True)
+            edge_out(scratch, job.c, r, n0, rows)
+
+
 @overload(task)
 def _bf16_task(job, step, phase, chunk, worker):
     if job.instance_class is Bf16GemmJob:
         return lambda job, step, phase, chunk, worker: bf16_chunk(job, step, chunk, worker)
+    if job.instance_class is AmxGemmJob:
+        return lambda job, step, phase, chunk, worker: amx_chunk(job, step, chunk, worker)
     return None
 
 
-def gemm_packed(a16: np.ndarray, panels: np.ndarray, c: np.ndarray, *, accumulate: bool = False) -> np.ndarray:
-    """c (+)= A · B for A rounded (:func:`round_rows`) and B packed (:func:`pack`); c float32,
-    C-contiguous."""
-    require()
+def gemm_packed(a16: np.ndarray, panels: np.ndarray, c: np.ndarray, *, accumulate: bool = False,
+                on: str | None = None) -> np.ndarray:
+    """c (+)= A · B for A rounded (:func:`round_rows`) and B packed (:func:`pack`), on the unit
+    ``on`` (:func:`unit`); c float32, C-contiguous."""
+    amx = unit(on) == "amx"
     n_panels, pairs, W = panels.shape
     M = c.shape[0]
-    if a16.shape != (M, 2 * pairs) or c.shape[1] > n_panels * W // 2 or c.dtype != np.float32:
+    if a16.shape[0] < -(-M // ROWS) * ROWS or a16.shape[1] != 2 * pairs or c.shape[1] > n_panels * W // 2 \
+            or c.dtype != np.float32 or W != 2 * COLUMNS:
         raise ValueError(f"shapes do not match: A {a16.shape}, panels {panels.shape}, C {c.shape} {c.dtype}")
     workers = num_threads() if M * pairs * n_panels * W >= MIN_SHARED_MACS else 1
     row_blocks, block = row_blocking(M, n_panels, workers, 4 * KC) if workers > 1 else (1, M)
-    steps = -(-pairs // KC)
-    job = Bf16GemmJob(panels, a16, c, accumulate, row_blocks, block,
-                      np.empty((workers, MR, W // 2), np.float32), steps,
-                      np.array([row_blocks * n_panels]), counters_for(steps, 1, workers))
+    tile_rows = ROWS if amx else MR
+    block = -(-block // tile_rows) * tile_rows                    # whole tiles of the unit
+    row_blocks, steps = -(-M // block), -(-pairs // KC)
+    job = (AmxGemmJob if amx else Bf16GemmJob)(
+        panels, a16, c, accumulate, row_blocks, block, np.empty((workers, tile_rows, W // 2), np.float32),
+        steps, np.array([row_blocks * n_panels]), counters_for(steps, 1, workers))
     launch((job,), workers)
     return c
 
 
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, *, trans_a: bool = False, trans_b: bool = False,
-         accumulate: bool = False) -> np.ndarray:
+         accumulate: bool = False, on: str | None = None) -> np.ndarray:
     """c (+)= op(a) · op(b) in bfloat16 with float32 accumulation; a, b float32 2-D, c float32."""
-    require()
-    return gemm_packed(round_rows(a, trans_a), pack(b, trans_b), c, accumulate=accumulate)
+    unit(on)
+    return gemm_packed(round_rows(a, trans_a), pack(b, trans_b), c, accumulate=accumulate, on=on)
 
 
 @jit

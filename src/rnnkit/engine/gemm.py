@@ -111,9 +111,9 @@ def edge_in(c, r, n0, rows, add, scratch):
 
 @jit(inline=True)
 def edge_out(scratch, c, r, n0, rows):
-    """C[r:r+rows, n0:] = the columns of scratch that C has."""
+    """C[r:r+rows, n0:n0+width] = scratch[:rows], but for the columns past C's edge."""
     for i in range(rows):
-        for j in range(c.shape[1] - n0):
+        for j in range(min(scratch.shape[1], c.shape[1] - n0)):
             c[r + i, n0 + j] = scratch[i, j]
 
 
