@@ -37,7 +37,7 @@ from rnnkit.engine.pack import pack_gates as pack_gates_float32
 from rnnkit.engine.prepack import PACKED, owned
 from rnnkit.engine.schedule import counters_for, launch, num_threads, run, task
 
-MR = SHAPE.mr
+MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
 KC = 256                # K block in pairs: 256 rows of 2·NR bfloat16 (32 KiB at NR = 32) fit in L1
 PARALLEL_ROUND = 1 << 18         # elements of A from which rounding is shared between the threads
 
@@ -279,7 +279,7 @@ def panel_product(a16, a_off, lda, rows, panels, p, acc):
     n_panels, pairs, W = panels.shape
     ldc = acc.shape[1]
     nv = W // 32                                                 # 32 bfloat16 per vector
-    mr = SHAPE4.mr if nv == 4 else (SHAPE3.mr if nv == 3 else MR)
+    mr = MR4 if nv == 4 else (MR3 if nv == 3 else MR)
     for k0 in range(0, pairs, KC):
         kc = min(KC, pairs - k0)
         for r in range(0, rows, mr):

@@ -13,7 +13,7 @@ Intel defines the instruction (SDM, VDPBF16PS) as, per lane, ``acc += x[2j+1]·y
 ``acc += x[2j]·y[2j]``, each a float32 fused multiply-add rounded to nearest-even, denormal inputs
 taken as zero and denormal results flushed to zero, MXCSR neither read nor written. A product of two
 bfloat16 (8-bit significands) is exact in float32, so the result is the float32 sum of the exact
-products taken in that order: :func:`rnnkit.engine.bf16.reference_product` reproduces it bit for bit.
+products taken in that order (tests/test_bf16.py emulates it, bit for bit).
 
 LLVM (18 and later) types the operands ``<32 x bfloat>``; llvmlite has no bfloat type, so
 :class:`BFloat` writes one, and the bfloat16 values are loaded as 16-bit integers and bit-cast.
