@@ -70,7 +70,8 @@ def test_engine_equals_reference_float32(layer_cls, kw, monkeypatch, threads):
         assert np.abs(a - b).max() <= 2e-5 * scale
 
 
-@pytest.mark.parametrize("m,k,n", [(37, 19, 45), (1, 300, 70), (130, 700, 33), (8, 1, 1)])
+# (37, 530, 300) and (3, 20, 257): enough panels that each block of A is copied into tiles first
+@pytest.mark.parametrize("m,k,n", [(37, 19, 45), (1, 300, 70), (130, 700, 33), (8, 1, 1), (37, 530, 300), (3, 20, 257)])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_gemm_equals_numpy(m, k, n, trans_a, trans_b):
@@ -97,6 +98,10 @@ def test_gemm_reads_rows_with_a_stride():
     c = np.empty((24, 9))
     gemm(wide[:, 8:32], b, c, trans_a=True)
     np.testing.assert_allclose(c, wide[:, 8:32].T @ b, rtol=1e-12)
+    many = rng.standard_normal((24, 300))                         # ≥ PACK_A_PANELS panels: A copied
+    c = np.empty((50, 300))
+    gemm(wide[:, 8:32], many, c)
+    np.testing.assert_allclose(c, wide[:, 8:32] @ many, rtol=1e-12)
 
 
 @pytest.mark.parametrize("trans_b", [False, True])
