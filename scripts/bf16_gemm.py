@@ -6,8 +6,10 @@ shapes of the layers' products.
 Input projections: (M, K, N) = (T·B, I, 4H); per-step recurrent products: (B, H, 4H). Each product
 is timed with its weights packed beforehand (a layer packs once per call), on each bfloat16 unit
 the CPU has ("amx", "avx512bf16"): the unit's name alone includes rounding A to bfloat16 (a layer's
-activations change every call), "<unit> kernel" does not. The
-best of several repetitions, after a warm-up call.
+activations change every call), "<unit> kernel" does not. C starts on a 64-byte boundary, as
+PyTorch's outputs do (NumPy's large arrays start 16 bytes past one, which splits every row of an AMX
+tile store over two cache lines; "amx C+16" shows that case). The contenders of a shape are timed
+in turn, one call each, for at least ``--seconds``; each one's fastest call is reported.
 """
 
 from __future__ import annotations
@@ -24,15 +26,27 @@ PROJECTIONS = [(50, 32, 128, 256), (50, 64, 256, 512), (25, 64, 512, 1024)]    #
 STEPS = [(32, 256), (64, 512), (64, 1024)]                                       # (B, H)
 
 
-def best(fn, min_seconds: float = 0.3, min_reps: int = 5) -> float:
-    """The shortest time of one call of ``fn`` over repetitions filling ``min_seconds``."""
-    fn()
-    times, start = [], time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
+def fastest(fns: dict, seconds: float, min_rounds: int = 10) -> dict:
+    """name → the shortest time of one call of fns[name], the calls taken in turn (so that the other
+    work on the machine weighs on all alike) for at least ``seconds``, after a warm-up call each."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    times, start, rounds = dict.fromkeys(fns, float("inf")), time.perf_counter(), 0
+    while rounds < min_rounds or time.perf_counter() - start < seconds:
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name] = min(times[name], time.perf_counter() - t0)
+        rounds += 1
+    return times
+
+
+def aligned(shape: tuple, offset: int = 0) -> np.ndarray:
+    """An uninitialised float32 array starting ``offset`` bytes past a 64-byte boundary."""
+    n = int(np.prod(shape))
+    buf = np.empty(n + 32, np.float32)
+    start = ((offset - buf.ctypes.data) % 64) // 4
+    return buf[start:start + n].reshape(shape)
 
 
 def torch_timers(a: np.ndarray, b: np.ndarray) -> dict:
@@ -46,13 +60,15 @@ def timers(M: int, K: int, N: int, with_torch: bool) -> dict:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
-    c = np.empty((M, N), np.float32)
+    c, c16 = aligned((M, N)), aligned((M, N), 16)
     p32, p16 = gemm.pack(b, own=True), bf16.pack(b).copy()
     a16 = bf16.round_rows(a).copy()
     out = {"f32": lambda: gemm.gemm_packed(a, p32, c)}
     for on in bf16.units():
         out[on] = lambda on=on: bf16.gemm_packed(bf16.round_rows(a), p16, c, on=on)
         out[f"{on} kernel"] = lambda on=on: bf16.gemm_packed(a16, p16, c, on=on)
+    if "amx" in out:
+        out["amx C+16"] = lambda: bf16.gemm_packed(bf16.round_rows(a), p16, c16, on="amx")
     return out | (torch_timers(a, b) if with_torch else {})
 
 
@@ -60,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--torch", action="store_true", help="also time torch.mm in float32 and bfloat16")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per shape")
     args = parser.parse_args()
     print("bfloat16 units here:", bf16.units())
     shapes = [(f"proj T={T} B={B} I={I} H={H}", T * B, I, 4 * H) for T, B, I, H in PROJECTIONS]
@@ -72,7 +89,8 @@ def main() -> None:
             import torch
             torch.set_num_threads(threads)
         for name, M, K, N in shapes:
-            rates = {k: 2 * M * K * N / best(fn) / 1e9 for k, fn in timers(M, K, N, args.torch).items()}
+            times = fastest(timers(M, K, N, args.torch), args.seconds)
+            rates = {k: 2 * M * K * N / t / 1e9 for k, t in times.items()}
             cells = "  ".join(f"{k} {v:6.1f}" for k, v in rates.items())
             ratios = "  ".join(f"{on}/f32 {rates[on] / rates['f32']:.2f}x" for on in bf16.units())
             print(f"{threads} thr  {name:26s} ({M}, {K}, {N})  GFLOP/s: {cells}  {ratios}")

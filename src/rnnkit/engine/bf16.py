@@ -25,7 +25,7 @@ import numpy as np
 from numba.extending import overload
 
 from rnnkit.engine import workspace
-from rnnkit.engine.amx import COLUMNS, PAIRS, ROWS, amx_block
+from rnnkit.engine.amx import COLUMNS, PAIRS, ROWS, amx_grid
 from rnnkit.engine.amx import enable as enable_amx
 from rnnkit.engine.bf16_kernel import (SHAPE, SHAPE3, SHAPE4, row_dp, row_dp3, row_dp4, tile_dp, tile_dp3,
                                        tile_dp4)
@@ -40,6 +40,9 @@ from rnnkit.engine.schedule import counters_for, launch, num_threads, run, task
 MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
 KC = 256                # K block in pairs: 256 rows of 2·NR bfloat16 (32 KiB at NR = 32) fit in L1
 PARALLEL_ROUND = 1 << 18         # elements of A from which rounding is shared between the threads
+# AMX's chunks take a group of panels whose K block fills about this much of the second-level
+# cache: the row blocks of A pass over the group, C is written in strips of the group's width.
+GROUP_BYTES = 1 << 19
 
 
 class Unavailable(RuntimeError):
@@ -176,6 +179,7 @@ class Bf16GemmJob(NamedTuple):
     accumulate: bool            # add into C instead of overwriting it
     row_blocks: int
     block: int                  # rows per block, whole tiles
+    group: int                  # panels per chunk (1 on vdpbf16ps)
     scratch: np.ndarray         # (workers, tile rows, NR) float32: the edges' tile
     steps: int                  # K blocks
     chunks: np.ndarray
@@ -190,18 +194,19 @@ class AmxGemmJob(Bf16GemmJob):
 
 @jit(inline=True)
 def _chunk_rows(job, kb, chunk):
-    """(first row, end row, panel, first pair, pairs, add) of K block kb of one chunk."""
+    """(first row, end row, first panel, end panel, first pair, pairs, add) of K block kb of one chunk."""
     n_panels, pairs, W = job.panels.shape
-    k0 = kb * KC
-    rb, p = chunk // n_panels, chunk % n_panels
+    n_groups, k0 = -(-n_panels // job.group), kb * KC
+    rb, p0 = chunk // n_groups, chunk % n_groups * job.group
     r0 = rb * job.block
-    return r0, min(r0 + job.block, job.c.shape[0]), p, k0, min(KC, pairs - k0), job.accumulate or k0 > 0
+    return (r0, min(r0 + job.block, job.c.shape[0]), p0, min(p0 + job.group, n_panels), k0,
+            min(KC, pairs - k0), job.accumulate or k0 > 0)
 
 
 @jit(refcount=False)
 def bf16_chunk(job, kb, chunk, worker):
     """K block kb of one chunk on vdpbf16ps tiles: a block of rows times one panel."""
-    r0, r1, p, k0, kc, add = _chunk_rows(job, kb, chunk)
+    r0, r1, p, _, k0, kc, add = _chunk_rows(job, kb, chunk)
     n_panels, pairs, W = job.panels.shape
     NR, N, lda = W // 2, job.c.shape[1], job.a.shape[1]
     n0, scratch = p * NR, job.scratch[worker]
@@ -218,20 +223,23 @@ def bf16_chunk(job, kb, chunk, worker):
 
 @jit(refcount=False)
 def amx_chunk(job, kb, chunk, worker):
-    """The same on AMX blocks of 32 × 32 (A's rows padded to whole blocks: always readable)."""
-    r0, r1, p, k0, kc, add = _chunk_rows(job, kb, chunk)
+    """The same on AMX: the whole blocks of 32 × 32 in one call of the tiles, the edges through a
+    scratch block (A's rows are padded to whole blocks: always readable)."""
+    r0, r1, p0, p1, k0, kc, add = _chunk_rows(job, kb, chunk)
     n_panels, pairs, W = job.panels.shape
     N, lda = job.c.shape[1], job.a.shape[1]
-    n0, scratch = p * COLUMNS, job.scratch[worker]
+    whole_panels, whole_rows = max(0, min(p1, N // COLUMNS) - p0), (r1 - r0) // ROWS
+    if whole_panels > 0 and whole_rows > 0:
+        amx_grid(job.a, r0 * lda + 2 * k0, lda, job.panels, (p0 * pairs + k0) * W, W, pairs * W, kc,
+                 job.c, r0 * N + p0 * COLUMNS, N, whole_rows, whole_panels, add)
+    scratch = job.scratch[worker]
     for r in range(r0, r1, ROWS):
         rows = min(ROWS, r1 - r)
-        off, p_off = r * lda + 2 * k0, (p * pairs + k0) * W
-        if rows == ROWS and n0 + COLUMNS <= N:
-            amx_block(job.a, off, lda, job.panels, p_off, W, kc, job.c, r * N + n0, N, add)
-        else:                                        # an edge: through a scratch block
-            edge_in(job.c, r, n0, rows, add, scratch)
-            amx_block(job.a, off, lda, job.panels, p_off, W, kc, scratch, 0, COLUMNS, True)
-            edge_out(scratch, job.c, r, n0, rows)
+        for p in range(p0 + whole_panels if rows == ROWS else p0, p1):       # the edges
+            edge_in(job.c, r, p * COLUMNS, rows, add, scratch)
+            amx_grid(job.a, r * lda + 2 * k0, lda, job.panels, (p * pairs + k0) * W, W, 0, kc,
+                     scratch, 0, COLUMNS, 1, 1, True)
+            edge_out(scratch, job.c, r, p * COLUMNS, rows)
 
 
 @overload(task)
@@ -254,13 +262,17 @@ def gemm_packed(a16: np.ndarray, panels: np.ndarray, c: np.ndarray, *, accumulat
             or c.dtype != np.float32 or W != 2 * COLUMNS:
         raise ValueError(f"shapes do not match: A {a16.shape}, panels {panels.shape}, C {c.shape} {c.dtype}")
     workers = num_threads() if M * pairs * n_panels * W >= MIN_SHARED_MACS else 1
-    row_blocks, block = row_blocking(M, n_panels, workers, 4 * KC) if workers > 1 else (1, M)
+    group = max(1, min(n_panels, GROUP_BYTES // (2 * W * min(KC, pairs)))) if amx else 1
+    if workers > 1:
+        group = min(group, -(-n_panels // (2 * workers)))           # chunks enough for every worker
+    n_groups = -(-n_panels // group)
+    row_blocks, block = row_blocking(M, n_groups, workers, 4 * KC) if workers > 1 else (1, M)
     tile_rows = ROWS if amx else MR
     block = -(-block // tile_rows) * tile_rows                    # whole tiles of the unit
     row_blocks, steps = -(-M // block), -(-pairs // KC)
     job = (AmxGemmJob if amx else Bf16GemmJob)(
-        panels, a16, c, accumulate, row_blocks, block, np.empty((workers, tile_rows, W // 2), np.float32),
-        steps, np.array([row_blocks * n_panels]), counters_for(steps, 1, workers))
+        panels, a16, c, accumulate, row_blocks, block, group, np.empty((workers, tile_rows, W // 2), np.float32),
+        steps, np.array([row_blocks * n_groups]), counters_for(steps, 1, workers))
     launch((job,), workers)
     return c
 
