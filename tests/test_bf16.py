@@ -85,7 +85,7 @@ def assert_within_sum_bound(c, a, b, c0=0.0):
 
 
 @needs_amx
-@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("m,k,n", SHAPES + [(40, 520, 600)])          # two groups of panels, K blocks
 def test_amx_product_within_a_float32_sum(m, k, n, threads):
     rng = np.random.default_rng(m * k + n)
     a = rng.standard_normal((m, k)).astype(np.float32)
