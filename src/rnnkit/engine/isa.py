@@ -60,6 +60,23 @@ def host_isa() -> Isa:
     return Isa("sse", 128, 16)
 
 
+@functools.cache
+def dot_bits() -> int | None:
+    """Width of the vectors ``vpdpbusd`` (u8 × s8 dot products of 4 into int32) may use, or None.
+
+    AVX512_VNNI gives it on 512-bit vectors (Intel from Cascade Lake, AMD from Zen 4); AVX-VNNI,
+    the same instruction VEX-encoded, on 256-bit vectors (Intel from Alder Lake, AMD Zen 5) for a
+    machine whose widest vectors are AVX2's. Read from the same features the compiler targets.
+    """
+    features = _features()
+    isa = host_isa()
+    if isa.name == "avx512" and "avx512vnni" in features:
+        return 512
+    if isa.name == "avx2" and "avxvnni" in features:
+        return 256
+    return None
+
+
 @dataclass(frozen=True)
 class TileShape:
     """An MR × (NV vectors) block of the output, kept in registers over the whole K loop."""
