@@ -1,0 +1,163 @@
+"""Dynamically quantised products ``C (+)= A · W`` on the int8 micro-kernel, over all cores.
+
+W is quantised and packed once (:func:`quantize`, per output column: :mod:`rnnkit.engine.quantize`
+says how and what error that costs); each call quantises A row by row and multiplies. A call is one
+job of the engine's scheduler (:mod:`rnnkit.engine.schedule`) in two phases:
+
+1. quantise A, a block of rows per chunk, straight into the tiles the kernel reads
+   (``(tiles, G, MR·4)`` bytes: group γ of row m of a tile at ``[tile, γ, 4m:4m + 4]``);
+2. the products, a chunk being a block of rows times one panel, each tile computed over the whole
+   of K with its accumulators in registers and dequantised on its way out (a panel is K · NR bytes:
+   32 KiB at K = 1024, in the first-level cache while the block's tiles pass over it).
+
+Where the CPU lacks VNNI (:func:`rnnkit.engine.isa.dot_bits` is None) the same quantised product is
+computed in NumPy (:func:`rnnkit.engine.quantize.product`): the same numbers, bit for bit, slower.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba.extending import overload
+
+from rnnkit.engine import workspace
+from rnnkit.engine.gemm import L2_BYTES, MIN_SHARED_MACS
+from rnnkit.engine.int8_kernel import LANES, make_dequant_kernel
+from rnnkit.engine.isa import dot_bits, tile_shape
+from rnnkit.engine.jit import jit
+from rnnkit.engine.quantize import QuantizedWeights, product, quantize_weights
+from rnnkit.engine.schedule import counters_for, launch, num_threads, task
+
+SHAPE = tile_shape(2)            # 8 rows × 2 vectors (32 columns) with AVX-512's 32 registers
+MR, NR = SHAPE.mr, SHAPE.nv * LANES
+tile_dq = make_dequant_kernel(SHAPE)
+
+
+class Int8Job(NamedTuple):
+    a: np.ndarray               # (M, K) float32
+    aq: np.ndarray              # (tiles, G, MR·4) uint8: A quantised, in tiles
+    zero: np.ndarray            # (tiles·MR,) int32: each row's zero point
+    scale: np.ndarray           # (tiles·MR,) float32: each row's scale
+    panels: np.ndarray          # (P, G, NR·4) int8
+    colsum: np.ndarray          # (P·NR,) int32
+    sw: np.ndarray              # (P·NR,) float32
+    c: np.ndarray               # (M, N) float32
+    accumulate: bool
+    row_blocks: int
+    block: int                  # rows per block, whole tiles
+    scratch: np.ndarray         # (workers, MR, NR) float32: the right edge's tile
+    steps: int                  # 1
+    chunks: np.ndarray          # [row_blocks, row_blocks · P]: the two phases
+    counters: np.ndarray
+
+
+@jit(inline=True)
+def _quantize_row(a, i, aq, zero, scale):
+    """Row i of A into uint8 (the NumPy twin: :func:`rnnkit.engine.quantize.quantize_rows`)."""
+    K = a.shape[1]
+    row = a[i]
+    lo, hi = np.float32(0), np.float32(0)
+    for k in range(K):
+        lo, hi = min(lo, row[k]), max(hi, row[k])
+    s = (hi - lo) / np.float32(255)
+    if s == 0:
+        s = np.float32(1)
+    inv = np.float32(1) / s
+    zp = min(max(np.rint(-lo * inv), 0), 255)
+    t, m = i // MR, i % MR
+    out = aq[t]
+    for k in range(K):
+        out[k // 4, 4 * m + k % 4] = np.uint8(min(max(np.rint(row[k] * inv) + zp, 0), 255))
+    for k in range(K, 4 * aq.shape[1]):                   # K padded to 4G: the panels hold 0 there
+        out[k // 4, 4 * m + k % 4] = 0
+    zero[i], scale[i] = np.int32(zp), s
+
+
+@jit(inline=True)
+def _product_block(job, r0, r1, p, scratch):
+    """C[r0:r1, panel p] (+)= the dequantised products of the block's tiles with panel p."""
+    n_panels, G, width = job.panels.shape
+    N = job.c.shape[1]
+    n0 = p * NR
+    for r in range(r0, r1, MR):
+        rows = min(MR, r1 - r)
+        a_off, p_off = r // MR * G * MR * 4, p * G * width
+        if n0 + NR <= N:
+            tile_dq(job.aq, a_off, rows, job.panels, p_off, G, job.zero, job.scale, r, job.colsum, job.sw, n0,
+                    job.c, r * N + n0, N, job.accumulate)
+        else:                                             # the right edge: through a scratch tile
+            for i in range(rows):
+                for j in range(NR):
+                    scratch[i, j] = job.c[r + i, n0 + j] if job.accumulate and n0 + j < N else 0.0
+            tile_dq(job.aq, a_off, rows, job.panels, p_off, G, job.zero, job.scale, r, job.colsum, job.sw, n0,
+                    scratch, 0, NR, True)
+            for i in range(rows):
+                for j in range(N - n0):
+                    job.c[r + i, n0 + j] = scratch[i, j]
+
+
+@jit(refcount=False)
+def int8_chunk(job, phase, chunk, worker):
+    """Phase 0: quantise row block ``chunk``; phase 1: row block × panel ``chunk``."""
+    M = job.c.shape[0]
+    n_panels = job.panels.shape[0]
+    rb = chunk if phase == 0 else chunk // n_panels
+    r0 = rb * job.block
+    r1 = min(r0 + job.block, M)
+    if phase == 0:
+        for i in range(r0, r1):
+            _quantize_row(job.a, i, job.aq, job.zero, job.scale)
+    else:
+        _product_block(job, r0, r1, chunk % n_panels, job.scratch[worker])
+
+
+@overload(task)
+def _int8_task(job, step, phase, chunk, worker):
+    if job.instance_class is Int8Job:
+        return lambda job, step, phase, chunk, worker: int8_chunk(job, phase, chunk, worker)
+    return None
+
+
+def available() -> bool:
+    """True where the compiled int8 product runs (VNNI); elsewhere :func:`matmul` uses NumPy."""
+    return dot_bits() is not None
+
+
+def quantize(w: np.ndarray, *, trans: bool = False) -> QuantizedWeights:
+    """W (K × N, or N × K with ``trans``) quantised per output column and packed for :func:`matmul`."""
+    return quantize_weights(w, NR, trans=trans)
+
+
+def _row_blocks(M: int, K: int, n_panels: int, workers: int) -> int:
+    """As :func:`rnnkit.engine.gemm.gemm_packed` cuts rows: a block of A's tiles within the
+    second-level cache, several chunks per worker, no block shorter than a few tiles."""
+    rows_in_l2 = max(MR, L2_BYTES // max(K, 1))
+    return max(1, min(max(-(-M // rows_in_l2), -(-4 * workers // n_panels)), M // (4 * MR)))
+
+
+def matmul(a: np.ndarray, qw: QuantizedWeights, c: np.ndarray | None = None, *,
+           accumulate: bool = False) -> np.ndarray:
+    """c (+)= A · W for A (M × K float32, C-contiguous) and W quantised by :func:`quantize`; A is
+    quantised per row on the way. Returns c (a new M × N float32 array when not given)."""
+    a = np.ascontiguousarray(a, np.float32)
+    M, K = a.shape
+    if K != qw.k:
+        raise ValueError(f"A has {K} columns, the quantised weights {qw.k} rows")
+    if c is None:
+        c, accumulate = np.empty((M, qw.n), np.float32), False
+    if not available():
+        c[...] = product(a, qw) + (c if accumulate else 0)
+        return c
+    n_panels, G, _ = qw.panels.shape
+    workers = num_threads() if M * K * qw.n >= MIN_SHARED_MACS else 1
+    row_blocks = _row_blocks(M, K, n_panels, workers)
+    block = MR * -(-M // (MR * row_blocks))
+    row_blocks = -(-M // block)
+    tiles = -(-M // MR)
+    job = Int8Job(a, workspace.empty((tiles, G, MR * 4), np.uint8), np.empty(tiles * MR, np.int32),
+                  np.empty(tiles * MR, np.float32), qw.panels, qw.colsum, qw.scale, c, accumulate, row_blocks,
+                  block, np.empty((workers, MR, NR), np.float32), 1,
+                  np.array([row_blocks, row_blocks * n_panels]), counters_for(1, 2, workers))
+    launch((job,), workers)
+    return c
