@@ -27,7 +27,8 @@ from rnnkit.engine.int8_kernel import LANES, make_dequant_kernel
 from rnnkit.engine.isa import dot_bits, tile_shape
 from rnnkit.engine.jit import jit
 from rnnkit.engine.quantize import QuantizedWeights, product, quantize_weights
-from rnnkit.engine.schedule import counters_for, launch, num_threads, task
+from rnnkit.engine.schedule import counters_for, lanes_of, launch, num_threads, task
+from rnnkit.engine.vector import lane, vload, vzero
 
 SHAPE = tile_shape(2)            # 8 rows × 2 vectors (32 columns) with AVX-512's 32 registers
 MR, NR = SHAPE.mr, SHAPE.nv * LANES
@@ -47,30 +48,47 @@ class Int8Job(NamedTuple):
     row_blocks: int
     block: int                  # rows per block, whole tiles
     scratch: np.ndarray         # (workers, MR, NR) float32: the right edge's tile
+    row: np.ndarray             # (workers, 4G) uint8: a row of A being quantised
     steps: int                  # 1
     chunks: np.ndarray          # [row_blocks, row_blocks · P]: the two phases
     counters: np.ndarray
 
 
 @jit(inline=True)
-def _quantize_row(a, i, aq, zero, scale):
-    """Row i of A into uint8 (the NumPy twin: :func:`rnnkit.engine.quantize.quantize_rows`)."""
+def _row_range(a, i):
+    """min(0, min_k A[i, k]) and max(0, max_k A[i, k]), a vector at a time (lanes past K read 0)."""
     K = a.shape[1]
-    row = a[i]
-    lo, hi = np.float32(0), np.float32(0)
-    for k in range(K):
-        lo, hi = min(lo, row[k]), max(hi, row[k])
+    L = lanes_of(a)
+    lo = hi = vzero(a)
+    for k in range(0, K, L):
+        v = vload(a, i * K + k, min(L, K - k))
+        lo, hi = min(lo, v), max(hi, v)
+    low, high = lane(lo, 0), lane(hi, 0)
+    for j in range(1, L):
+        low, high = min(low, lane(lo, j)), max(high, lane(hi, j))
+    return low, high
+
+
+@jit(inline=True)
+def _quantize_row(a, i, aq, zero, scale, row):
+    """Row i of A into uint8 (the NumPy twin: :func:`rnnkit.engine.quantize.quantize_rows`), through
+    ``row`` (4G bytes: a loop LLVM vectorises), then copied group by group into its tile."""
+    K = a.shape[1]
+    lo, hi = _row_range(a, i)
     s = (hi - lo) / np.float32(255)
     if s == 0:
         s = np.float32(1)
     inv = np.float32(1) / s
-    zp = min(max(np.rint(-lo * inv), 0), 255)
-    t, m = i // MR, i % MR
-    out = aq[t]
+    zp = min(max(np.rint(-lo * inv), np.float32(0)), np.float32(255))
+    x = a[i]
     for k in range(K):
-        out[k // 4, 4 * m + k % 4] = np.uint8(min(max(np.rint(row[k] * inv) + zp, 0), 255))
-    for k in range(K, 4 * aq.shape[1]):                   # K padded to 4G: the panels hold 0 there
-        out[k // 4, 4 * m + k % 4] = 0
+        row[k] = np.uint8(min(max(np.rint(x[k] * inv) + zp, np.float32(0)), np.float32(255)))
+    row[K:] = 0                                           # K padded to 4G: the panels hold 0 there
+    groups = row.view(np.uint32)
+    tile = aq[i // MR].view(np.uint32)                    # (G, MR): row i's groups, MR apart
+    m = i % MR
+    for g in range(groups.shape[0]):
+        tile[g, m] = groups[g]
     zero[i], scale[i] = np.int32(zp), s
 
 
@@ -107,7 +125,7 @@ def int8_chunk(job, phase, chunk, worker):
     r1 = min(r0 + job.block, M)
     if phase == 0:
         for i in range(r0, r1):
-            _quantize_row(job.a, i, job.aq, job.zero, job.scale)
+            _quantize_row(job.a, i, job.aq, job.zero, job.scale, job.row[worker])
     else:
         _product_block(job, r0, r1, chunk % n_panels, job.scratch[worker])
 
@@ -157,7 +175,7 @@ def matmul(a: np.ndarray, qw: QuantizedWeights, c: np.ndarray | None = None, *,
     tiles = -(-M // MR)
     job = Int8Job(a, workspace.empty((tiles, G, MR * 4), np.uint8), np.empty(tiles * MR, np.int32),
                   np.empty(tiles * MR, np.float32), qw.panels, qw.colsum, qw.scale, c, accumulate, row_blocks,
-                  block, np.empty((workers, MR, NR), np.float32), 1,
+                  block, np.empty((workers, MR, NR), np.float32), np.empty((workers, 4 * G), np.uint8), 1,
                   np.array([row_blocks, row_blocks * n_panels]), counters_for(1, 2, workers))
     launch((job,), workers)
     return c
