@@ -8,7 +8,8 @@ computes the four products as 16-bit values, sums them in 32 bits and adds the s
 with wrap-around — no step saturates (``vpdpbusds`` is the saturating twin; the older
 ``vpmaddubsw`` saturates the sum of a *pair* to int16, which is why PyTorch's x86 dynamic
 quantisation keeps activations to 7 bits). So the tile's result is the exact integer sum while
-it stays below 2^31 in magnitude: K ≤ (2^31 − 1) / (255 · 128).
+it stays below 2^31 in magnitude: K ≤ (2^31 − 1) / (255 · 128) for any bytes,
+:data:`rnnkit.engine.quantize.MAX_K` for weights in ±127.
 
 The panel holds k in groups of four: row γ of a panel is NR columns × 4 bytes, NV vectors, and
 the four bytes of A's row i at group γ are one 32-bit value broadcast to every lane. A arrives
@@ -17,8 +18,8 @@ the four bytes of A's row i at group γ are one 32-bit value broadcast to every 
 feed MR·NV dot products of 4·lanes multiply-adds each (64 per instruction on 512 bits, four times
 a float32 FMA's 16).
 
-The dequantising tile writes float32 instead of the integers, with the zero-point correction in
-integers first (exact) and then two float32 products, in this order:
+The tile writes float32, dequantised on the way out: the zero-point correction in integers first
+(exact) and then two float32 products, in this order:
 
     C[i, j] (+)= float32(acc[i, j] − zp[i] · colsum[j]) · s_w[j] · s_a[i]
 
@@ -106,42 +107,6 @@ def _dot_loop(builder, mr, nv, a, rows, p, groups, init):
     return result
 
 
-def make_dot_kernel(shape: TileShape):
-    """The intrinsic ``tile_dot(a, a_off, nrows, p, p_off, groups, c, c_off, c_rs, accumulate)``.
-
-    ``a`` uint8: one tile of packed A at ``a[a_off:]`` (G × MR × 4 bytes); ``p`` int8: a panel at
-    ``p[p_off:]`` (G × NR × 4 bytes); ``c`` int32: rows ``c_off + i·c_rs`` of NR contiguous
-    accumulators, overwritten or, with ``accumulate``, added to. Offsets count elements.
-    """
-    mr, nv = shape.mr, shape.nv
-
-    @intrinsic
-    def tile_dot(typingctx, a, a_off, nrows, p, p_off, groups, c, c_off, c_rs, accumulate):
-        if not (a.dtype == types.uint8 and p.dtype == types.int8 and c.dtype == types.int32):
-            return None
-        sig = types.void(a, types.intp, types.intp, p, types.intp, types.intp, c, types.intp, types.intp,
-                         types.boolean)
-
-        def codegen(context, builder, signature, args):
-            a_, a_off_, nrows_, p_, p_off_, groups_, c_, c_off_, c_rs_, acc_ = args
-            types_ = signature.args
-            rows = _clamped(builder, mr, nrows_)
-            C = _data(context, builder, types_[6], c_, c_off_)
-            c_rows = [builder.gep(C, [builder.mul(r, c_rs_)]) for r in rows]
-            zero = ir.Constant(I32V, None)
-            init = [builder.select(acc_, builder.load(_vector(builder, c_rows[i], v * LANES, I32V), align=4), zero)
-                    for i in range(mr) for v in range(nv)]
-            out = _dot_loop(builder, mr, nv, _data(context, builder, types_[0], a_, a_off_), rows,
-                            _data(context, builder, types_[3], p_, p_off_), groups_, init)
-            for idx, value in enumerate(out):
-                builder.store(value, _vector(builder, c_rows[idx // nv], idx % nv * LANES, I32V), align=4)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return tile_dot
-
-
 def _store_dequantised(builder, mr, nv, acc, zp, sa, colsum, sw, c_rows, accumulate):
     """C[i, j] (+)= float32(acc − zp[i]·colsum[j]) · s_w[j] · s_a[i] for the tile's rows."""
     sums = [builder.load(_vector(builder, colsum, v * LANES, I32V), align=4) for v in range(nv)]
@@ -162,11 +127,15 @@ def _store_dequantised(builder, mr, nv, acc, zp, sa, colsum, sw, c_rows, accumul
 
 def make_dequant_kernel(shape: TileShape):
     """The intrinsic ``tile_dq(a, a_off, nrows, p, p_off, groups, zp, sa, r_off, colsum, sw, n_off,
-    c, c_off, c_rs, accumulate)``: :func:`make_dot_kernel`'s product, written as float32.
+    c, c_off, c_rs, accumulate)``.
 
-    ``zp`` int32 and ``sa`` float32 hold each row's zero point and scale (row i of the tile at
-    ``r_off + i``), ``colsum`` int32 and ``sw`` float32 each column's sum of quantised weights and
-    scale (the panel's NR at ``n_off``); ``c`` float32.
+    ``a`` uint8: one tile of packed A at ``a[a_off:]`` (G × MR × 4 bytes); ``p`` int8: a panel at
+    ``p[p_off:]`` (G × NR × 4 bytes); ``zp`` int32 and ``sa`` float32: each row's zero point and
+    scale (row i of the tile at ``r_off + i``); ``colsum`` int32 and ``sw`` float32: each column's
+    sum of quantised weights and scale (the panel's NR at ``n_off``); ``c`` float32: rows
+    ``c_off + i·c_rs`` of NR contiguous values, overwritten or, with ``accumulate``, added to.
+    Offsets count elements. With unit scales and zero points 0 the tile writes float32(acc): the
+    integers themselves while they stay below 2^24.
     """
     mr, nv = shape.mr, shape.nv
 
