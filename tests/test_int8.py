@@ -119,6 +119,14 @@ def test_product_matches_numpy_twin(M, K, N, threads):
     np.testing.assert_array_equal(int8.matmul(a, qw, base.copy(), accumulate=True), base + c)
 
 
+def test_product_checks_its_arrays():
+    qw = int8.quantize(np.ones((8, 40), np.float32))
+    with pytest.raises(ValueError, match="columns"):
+        int8.matmul(np.ones((3, 9), np.float32), qw)
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        int8.matmul(np.ones((3, 8), np.float32), qw, np.zeros((40, 3), np.float32).T)
+
+
 def _activations(kind, rng, M, K):
     if kind == "normal":
         return rng.standard_normal((M, K)).astype(np.float32)

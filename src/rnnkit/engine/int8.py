@@ -164,6 +164,9 @@ def matmul(a: np.ndarray, qw: QuantizedWeights, c: np.ndarray | None = None, *,
         raise ValueError(f"A has {K} columns, the quantised weights {qw.k} rows")
     if c is None:
         c, accumulate = np.empty((M, qw.n), np.float32), False
+    elif c.dtype != np.float32 or c.shape != (M, qw.n) or not c.flags.c_contiguous:
+        raise ValueError(f"c must be a C-contiguous float32 array of shape {(M, qw.n)}, "
+                         f"got {c.dtype} {c.shape}")
     if not available():
         c[...] = product(a, qw) + (c if accumulate else 0)
         return c
