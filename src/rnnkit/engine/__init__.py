@@ -6,6 +6,8 @@ Python and no NumPy call per time step:
 
 - :mod:`~rnnkit.engine.microkernel` — the one matrix-product micro-kernel (LLVM IR through Numba,
   the widest vectors the CPU has), :mod:`~rnnkit.engine.gemm` — general products on it;
+- :mod:`~rnnkit.engine.bf16` — products in bfloat16 with float32 sums, on AMX's tiles
+  (:mod:`~rnnkit.engine.amx`) or AVX512_BF16's dot products (:mod:`~rnnkit.engine.bf16_kernel`);
 - :mod:`~rnnkit.engine.lstm`, :mod:`~rnnkit.engine.gru`, :mod:`~rnnkit.engine.rnn` — each cell's
   whole-sequence recurrences: per step, the recurrent product of a panel of units with its
   element-wise step fused behind it, written with the cell's equations

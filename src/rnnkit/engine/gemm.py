@@ -108,6 +108,23 @@ def pack_blocks(blocks, ones, panels):
 
 
 @jit(inline=True)
+def edge_in(c, r, n0, rows, add, scratch):
+    """scratch[:rows] = C[r:r+rows, n0:] padded with zeros to the panel's width (zero if not add)."""
+    N = c.shape[1]
+    for i in range(rows):
+        for j in range(scratch.shape[1]):
+            scratch[i, j] = c[r + i, n0 + j] if add and n0 + j < N else 0.0
+
+
+@jit(inline=True)
+def edge_out(scratch, c, r, n0, rows):
+    """C[r:r+rows, n0:n0+width] = scratch[:rows], but for the columns past C's edge."""
+    for i in range(rows):
+        for j in range(min(scratch.shape[1], c.shape[1] - n0)):
+            c[r + i, n0 + j] = scratch[i, j]
+
+
+@jit(inline=True)
 def _block(a, base, tile_stride, a_rs, a_ks, panels, p, r0, r1, k0, kc, c, add, scratch):
     """C[r0:r1, panel p] (+)= op(A)[r0:r1, k0:k0+kc] · rows k0:k0+kc of panel p.
 
@@ -123,13 +140,9 @@ def _block(a, base, tile_stride, a_rs, a_ks, panels, p, r0, r1, k0, kc, c, add, 
         if n0 + NR <= N:
             tile_mm(a, off, a_rs, a_ks, rows, panels, (p * K + k0) * NR, NR, kc, c, r * N + n0, N, add)
         else:                                        # the right edge: through a padded scratch tile
-            for i in range(rows):
-                for j in range(NR):
-                    scratch[i, j] = c[r + i, n0 + j] if add and n0 + j < N else 0.0
+            edge_in(c, r, n0, rows, add, scratch)
             tile_mm(a, off, a_rs, a_ks, rows, panels, (p * K + k0) * NR, NR, kc, scratch, 0, NR, True)
-            for i in range(rows):
-                for j in range(N - n0):
-                    c[r + i, n0 + j] = scratch[i, j]
+            edge_out(scratch, c, r, n0, rows)
 
 
 @jit(inline=True)
@@ -224,6 +237,16 @@ def pack(b: np.ndarray, trans_b: bool = False, *, own: bool = False) -> np.ndarr
     return panels
 
 
+def row_blocking(M: int, n_panels: int, workers: int, row_bytes: int) -> tuple[int, int]:
+    """(row blocks, rows per block) for M rows whose K block takes ``row_bytes`` each: blocks short
+    enough that a block of A stays in the second-level cache while every panel passes over it, and
+    enough chunks that every worker gets several (the VM's cores are shared: balance matters), but
+    no block shorter than a few tiles; a block is whole tiles."""
+    rows_in_l2 = max(MR, L2_BYTES // row_bytes)
+    row_blocks = max(1, min(max(-(-M // rows_in_l2), -(-4 * workers // n_panels)), M // (4 * MR)))
+    return row_blocks, MR * -(-M // (MR * row_blocks))
+
+
 def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bool = False,
                 accumulate: bool = False) -> np.ndarray:
     """c (+)= op(a) · B for B given as panels (:func:`pack`); c C-contiguous, a any 2-D array whose
@@ -234,12 +257,7 @@ def gemm_packed(a: np.ndarray, panels: np.ndarray, c: np.ndarray, *, trans_a: bo
     if workers == 1:
         gemm_here(a, trans_a, panels, c, accumulate)
         return c
-    # Row blocks short enough that a block of A (rows × KC) stays in the second-level cache while
-    # every panel passes over it, and enough chunks that every worker gets several (the VM's cores
-    # are shared: balance matters), but no block shorter than a few tiles.
-    rows_in_l2 = max(MR, L2_BYTES // (KC * a.itemsize))
-    row_blocks = max(1, min(max(-(-M // rows_in_l2), -(-4 * workers // n_panels)), M // (4 * MR)))
-    block = MR * -(-M // (MR * row_blocks))                          # rows per block: whole tiles
+    row_blocks, block = row_blocking(M, n_panels, workers, KC * a.itemsize)
     steps = -(-K // KC)
     pack_a = trans_a or n_panels >= PACK_A_PANELS
     job = GemmJob(panels, a, trans_a, pack_a, c, accumulate, row_blocks, block,

@@ -77,6 +77,20 @@ def dot_bits() -> int | None:
     return None
 
 
+@functools.cache
+def bf16_units() -> frozenset[str]:
+    """The bfloat16 matrix units the compiled code may use (read once): "avx512bf16" for
+    AVX512_BF16's dot products (``vdpbf16ps``: Cooper Lake, Sapphire Rapids, AMD Zen 4 and 5),
+    "amx" for AMX's tiles (``tdpbf16ps``: Intel from Sapphire Rapids). Empty where neither."""
+    features = _features()
+    units = set()
+    if host_isa().name == "avx512" and "avx512bf16" in features:
+        units.add("avx512bf16")
+    if {"amx-tile", "amx-bf16"} <= features:
+        units.add("amx")
+    return frozenset(units)
+
+
 @dataclass(frozen=True)
 class TileShape:
     """An MR × (NV vectors) block of the output, kept in registers over the whole K loop."""
