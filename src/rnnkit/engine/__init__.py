@@ -12,6 +12,9 @@ Python and no NumPy call per time step:
   whole-sequence recurrences: per step, the recurrent product of a panel of units with its
   element-wise step fused behind it, written with the cell's equations
   (:mod:`~rnnkit.engine.vector`, :mod:`~rnnkit.engine.activations`);
+- :mod:`~rnnkit.engine.int8` — dynamically quantised int8 products for inference, on the VNNI
+  micro-kernel of :mod:`~rnnkit.engine.int8_kernel` (:mod:`~rnnkit.engine.quantize`: how, and
+  the error it costs);
 - :mod:`~rnnkit.engine.schedule` — the step loop and how work is shared between threads;
 - :mod:`~rnnkit.engine.layer` — a layer's directions: input projection, recurrences, gradients;
 - :class:`EngineBackend` — all of it as the engine's side of :class:`rnnkit.backend.Backend`.
