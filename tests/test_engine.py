@@ -342,3 +342,23 @@ def test_kept_panels_are_few_and_small():
     assert len(calls) == 6
     np.testing.assert_array_equal(cache.get(small[2], "other layout", pack), small[2] * 2)
     assert len(calls) == 7
+
+
+def test_workspace_arrays_are_aligned_and_reused_only_when_nobody_holds_them():
+    """A large array of the pool starts on a 64-byte boundary; it is handed out again only once
+    neither it nor any view of it is held (a view refers to the buffer under it, not to it)."""
+    from rnnkit.engine import workspace
+    shape = (300, 70)                                          # 84 kB: from the pool
+    a = workspace.empty(shape, np.float32)
+    assert a.__array_interface__["data"][0] % workspace.ALIGN == 0 and a.flags.c_contiguous
+    address = a.__array_interface__["data"][0]
+    view = a[5:, 3]
+    del a
+    b = workspace.empty(shape, np.float32)                     # the view still holds the first one
+    assert b.__array_interface__["data"][0] != address
+    del view, b
+    c = workspace.empty(shape, np.float32)
+    assert c.__array_interface__["data"][0] == address
+    kept = workspace.aligned_empty((3, 5), np.float64)         # small, aligned all the same
+    assert kept.__array_interface__["data"][0] % workspace.ALIGN == 0 and kept.shape == (3, 5)
+    assert workspace.aligned_empty((0, 4), np.float32).shape == (0, 4)

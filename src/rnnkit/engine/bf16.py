@@ -155,7 +155,7 @@ def pair_panels(panels: np.ndarray, *, own: bool = False) -> np.ndarray:
     """Float32 panels (P, K, NR) as bfloat16 panels in pairs along k: (P, pairs, 2·NR) uint16, the
     pairs padded with zeros to a multiple of 16 (an AMX tile's)."""
     n_panels, K, NR = panels.shape
-    out = (np.empty if own else workspace.empty)((n_panels, -(-K // (2 * PAIRS)) * PAIRS, 2 * NR), np.uint16)
+    out = (workspace.aligned_empty if own else workspace.empty)((n_panels, -(-K // (2 * PAIRS)) * PAIRS, 2 * NR), np.uint16)
     _pair(np.asarray(panels, np.float32).view(np.uint32), out)
     return out
 

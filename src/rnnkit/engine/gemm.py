@@ -228,7 +228,7 @@ def pack(b: np.ndarray, trans_b: bool = False, *, own: bool = False) -> np.ndarr
     """op(B) (K × N) as (ceil(N / NR), K, NR) panels; ``own``: in a new array, not the pool's."""
     K, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
     nr = SHAPE.width(b.dtype)
-    panels = (np.empty if own else workspace.empty)((-(-N // nr), K, nr), b.dtype)
+    panels = (workspace.aligned_empty if own else workspace.empty)((-(-N // nr), K, nr), b.dtype)
     workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
     if b.size >= PARALLEL_PACK and workers > 1:
         _pack_panels_parallel(b, trans_b, panels, workers)
