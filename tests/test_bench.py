@@ -14,9 +14,9 @@ import pytest
 import rnnkit
 import rnnkit.engine
 from rnnkit.bench.lm import _torch_model, _torch_score, run_lm_bench
-from rnnkit.bench.points import Point, grid
+from rnnkit.bench.points import Point, grid, low_precision_grid
 from rnnkit.bench.report import engine_line, peak_line
-from rnnkit.bench.runner import BenchOptions, derive, machine, measure_peak, run_worker
+from rnnkit.bench.runner import BenchOptions, compare_with_float32, derive, machine, measure_peak, run_worker
 from rnnkit.cli import main
 
 pytest.importorskip("onnxruntime")
@@ -139,3 +139,45 @@ def test_lm_bench_trains_both(tmp_path):
         r = lm["results"][name]
         assert r["steps"] >= 1 and r["chars"] == r["steps"] * 32 * 64 and r["chars_per_s"] > 0
         assert 0 < r["bits_per_char"] < math.log2(20), (name, r)
+
+
+def test_low_precision_points_are_the_gemm_bound_gated_cells():
+    points = low_precision_grid(("float32", "bfloat16", "int8"))
+    assert {(p.precision, p.cell, p.T, p.B, p.I, p.H) for p in points} == {
+        (prec, cell, *size) for prec in ("bfloat16", "int8") for cell in ("lstm", "gru")
+        for size in [(50, 32, 128, 256), (50, 64, 256, 512), (25, 64, 512, 1024)]}
+    assert [p.name for p in low_precision_grid(("int8",), quick=True)] == ["lstm int8 T=50 B=32 I=128 H=256"]
+    assert low_precision_grid(("float32",)) == []
+
+
+def test_low_precision_contenders():
+    """Each peer's own low precision runs, what a peer lacks is skipped with the reason."""
+    options = BenchOptions(min_time=0.01)
+
+    def job(cell, precision, contender):
+        point = Point(cell, 6, 2, 8, 16, precision=precision).to_json()
+        return run_worker({"contender": contender, "kind": "layer", "point": point, "min_time": 0.01}, options)
+    r = job("lstm", "bfloat16", "torch")
+    assert 0 < r["infer"] < r["train"] < 1, r
+    assert job("lstm", "int8", "torch").keys() == {"infer"}             # quantised: inference only
+    assert job("lstm", "int8", "onnxruntime").keys() == {"infer"}
+    assert job("rnn", "int8", "onnxruntime")["skipped"].startswith("onnxruntime's quantize_dynamic quantises none of ")
+    assert job("gru", "bfloat16", "onnxruntime") == {"skipped": "onnxruntime's CPU provider has no bfloat16 recurrent operators"}
+    assert job("gru", "int8", "floor") == {"skipped": "the GEMM floor is that of the float32 products"}
+
+
+def test_low_precision_is_compared_with_its_float32_twin():
+    twin = {"point": Point("lstm", 5, 2, 3, 4).to_json(), "results": {"rnnkit": {"train": 0.6, "infer": 0.2}}}
+    low = {"point": Point("lstm", 5, 2, 3, 4, precision="bfloat16").to_json(),
+           "results": {"rnnkit": {"train": 0.3, "infer": 0.1}}, "derived": {}}
+    compare_with_float32([twin], low)
+    assert low["derived"] == {"train_vs_float32": 2.0, "infer_vs_float32": 2.0}
+    lone = dict(low, derived={})
+    compare_with_float32([], lone)
+    assert lone["derived"] == {}
+
+
+def test_bench_refuses_an_unknown_precision(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--precision", "float32,fp8"])
+    assert "precision must be one of float32, bfloat16, int8, got 'fp8'" in capsys.readouterr().err

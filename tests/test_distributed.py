@@ -194,7 +194,7 @@ def test_a_killed_rank_ends_the_job(corpus, tmp_path):
 
 
 def test_the_replica_check_fires_when_a_rank_drifts(corpus, tmp_path):
-    from rnnkit.lm.train import SYNC_CHECK_EVERY
+    from rnnkit.lm.loop import SYNC_CHECK_EVERY
     run_dir = tmp_path / "drift"
     proc = run(command(2, str(HERE / "mpi_scripts.py"), "drift", str(corpus), *ENDLESS,
                        "--max-steps", str(SYNC_CHECK_EVERY + 20), "--out", str(run_dir)))
@@ -329,13 +329,15 @@ def test_a_rank_failing_alone_aborts_with_the_command_lines_exit_code(error, cod
 
 
 def test_the_replicas_are_hashed_once_per_step_that_also_validates(corpus, tmp_path, monkeypatch):
-    from rnnkit.lm import train
+    from rnnkit.lm import loop
     checked = []
-    monkeypatch.setattr(train, "SYNC_CHECK_EVERY", 4)
+    monkeypatch.setattr(loop, "SYNC_CHECK_EVERY", 3)
     monkeypatch.setattr(distributed.World, "check_replicas", lambda self, arrays, what="": checked.append(what))
     argv = ["train", str(corpus), *TINY, "--eval-every", "2", "--max-steps", "8", "--out", str(tmp_path / "r")]
     assert main(argv) == 0                    # (the last --eval-every counts)
-    assert len(checked) == 5                  # the checkpoints of steps 0, 2, 4, 6, 8: once each
+    # the checkpoints of steps 0, 2, 4, 6, 8 and the sync check of step 3, once each: step 6 is
+    # both (7 if it were hashed twice, 5 if the check every 3 steps never ran)
+    assert len(checked) == 6
 
 
 def test_bpe_is_learnt_once_and_shared(corpus, tmp_path):

@@ -70,7 +70,8 @@ def test_engine_equals_reference_float32(layer_cls, kw, monkeypatch, threads):
         assert np.abs(a - b).max() <= 2e-5 * scale
 
 
-@pytest.mark.parametrize("m,k,n", [(37, 19, 45), (1, 300, 70), (130, 700, 33), (8, 1, 1)])
+# (37, 530, 300) and (3, 20, 257): enough panels that each block of A is copied into tiles first
+@pytest.mark.parametrize("m,k,n", [(37, 19, 45), (1, 300, 70), (130, 700, 33), (8, 1, 1), (37, 530, 300), (3, 20, 257)])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_gemm_equals_numpy(m, k, n, trans_a, trans_b):
@@ -97,6 +98,10 @@ def test_gemm_reads_rows_with_a_stride():
     c = np.empty((24, 9))
     gemm(wide[:, 8:32], b, c, trans_a=True)
     np.testing.assert_allclose(c, wide[:, 8:32].T @ b, rtol=1e-12)
+    many = rng.standard_normal((24, 300))                         # ≥ PACK_A_PANELS panels: A copied
+    c = np.empty((50, 300))
+    gemm(wide[:, 8:32], many, c)
+    np.testing.assert_allclose(c, wide[:, 8:32] @ many, rtol=1e-12)
 
 
 @pytest.mark.parametrize("trans_b", [False, True])
@@ -337,3 +342,23 @@ def test_kept_panels_are_few_and_small():
     assert len(calls) == 6
     np.testing.assert_array_equal(cache.get(small[2], "other layout", pack), small[2] * 2)
     assert len(calls) == 7
+
+
+def test_workspace_arrays_are_aligned_and_reused_only_when_nobody_holds_them():
+    """A large array of the pool starts on a 64-byte boundary; it is handed out again only once
+    neither it nor any view of it is held (a view refers to the buffer under it, not to it)."""
+    from rnnkit.engine import workspace
+    shape = (300, 70)                                          # 84 kB: from the pool
+    a = workspace.empty(shape, np.float32)
+    assert a.__array_interface__["data"][0] % workspace.ALIGN == 0 and a.flags.c_contiguous
+    address = a.__array_interface__["data"][0]
+    view = a[5:, 3]
+    del a
+    b = workspace.empty(shape, np.float32)                     # the view still holds the first one
+    assert b.__array_interface__["data"][0] != address
+    del view, b
+    c = workspace.empty(shape, np.float32)
+    assert c.__array_interface__["data"][0] == address
+    kept = workspace.aligned_empty((3, 5), np.float64)         # small, aligned all the same
+    assert kept.__array_interface__["data"][0] % workspace.ALIGN == 0 and kept.shape == (3, 5)
+    assert workspace.aligned_empty((0, 4), np.float32).shape == (0, 4)

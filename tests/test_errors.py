@@ -82,7 +82,7 @@ def test_constructor_arguments():
             rnnkit.GRU(3, 4, dropout=bad)
     with raises(TypeError, "dropout must be a finite number in [0, 1)", "got str '0.5'"):
         rnnkit.GRU(3, 4, dropout="0.5")
-    with raises(ValueError, "nonlinearity must be one of ('tanh', 'relu')", "'sigmoid'"):
+    with raises(ValueError, "nonlinearity must be one of tanh, relu", "'sigmoid'"):
         rnnkit.RNN(3, 4, nonlinearity="sigmoid")
     with raises(ValueError, "nonlinearity", "'gelu'"):
         rnnkit.RNNCell(3, 4, nonlinearity="gelu")

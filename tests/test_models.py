@@ -347,7 +347,7 @@ def test_bad_hyperparameters_fail_at_fit_naming_the_parameter(param, value, frag
     ("window", 0, "window must be an integer >= 1 or 'auto', got 0"),
     ("window", "x", "window must be an integer >= 1 or 'auto', got str 'x'"),
     ("output_steps", 1.5, "output_steps must be an integer >= 1, got float 1.5"),
-    ("normalize", "z", "normalize must be one of ('last', 'global', 'both'), got 'z'"),
+    ("normalize", "z", "normalize must be one of last, global, both, got 'z'"),
     ("pooling", "sum", "pooling must be one of"), ("lr", 0.0, "lr must be a finite number > 0, got 0.0"),
 ])
 def test_forecaster_bad_hyperparameters_fail_at_fit(param, value, fragment):

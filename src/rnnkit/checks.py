@@ -71,7 +71,23 @@ def make_rng(rng) -> np.random.Generator:
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
 
 
-def check_choice(name: str, value, options, error: type[Exception] = ValueError) -> None:
-    """``error`` naming ``name``, the options and ``value`` unless ``value`` is one of ``options``."""
-    if value not in options:
-        raise error(f"{name} must be one of {options}, got {value!r}")
+def _among(value, options) -> bool:
+    try:
+        return value in options
+    except TypeError:                      # an unhashable value asked of a dict or set
+        return False
+
+
+def choice_problem(name: str, value, options) -> str | None:
+    """What is wrong with ``value`` for ``name`` if it is not one of ``options``, else None: the
+    one wording of a choice check (``cell must be one of lstm, gru, rnn, got 'tcn'``)."""
+    if _among(value, options):
+        return None
+    return f"{name} must be one of {', '.join(map(str, options))}, got {value!r}"
+
+
+def check_choice(name: str, value, options, error: type[Exception] = ValueError):
+    """``value`` if it is one of ``options``, else ``error`` naming ``name``, the options and ``value``."""
+    if (problem := choice_problem(name, value, options)) is not None:
+        raise error(problem)
+    return value

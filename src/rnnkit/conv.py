@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from rnnkit.checks import as_float_array, make_rng
+from rnnkit.checks import as_float_array, check_choice, make_rng
 from rnnkit.engine import matmul, workspace
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.module import Module
@@ -205,9 +205,7 @@ class Conv1d(Module):
         self.dilation = (_single("dilation", dilation, COUNT),)
         self.groups = COUNT.check("groups", groups)
         self.padding = _padding(padding, self.stride[0])
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-        self.padding_mode = padding_mode
+        self.padding_mode = check_choice("padding_mode", padding_mode, PADDING_MODES)
         for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
             if channels % groups:
                 raise ValueError(f"{name} must be divisible by groups={groups}, got {channels}")

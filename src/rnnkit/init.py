@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from rnnkit.checks import make_rng
+from rnnkit.checks import check_choice, make_rng
 
 # torch.nn.init.calculate_gain's names whose gain is 1: the linear maps and the sigmoid.
 LINEAR_FNS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
@@ -155,8 +155,7 @@ def init_recurrent_(layer, scheme: str, *, rng=None) -> None:
     - ``kaiming``: every weight (``weight_ih``, ``weight_hh``, ``weight_hr``) He-uniform with
       fan_in and the gain of the layer's own nonlinearity (√2 for an RNN with ReLU, 5/3 for tanh).
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"init scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+    check_choice("init scheme", scheme, SCHEMES)
     rng = make_rng(rng)
     if scheme == "orthogonal":
         orthogonal_recurrent_(layer, rng=rng)

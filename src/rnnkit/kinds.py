@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rnnkit.checks import check_choice
 from rnnkit.ranges import NONNEGATIVE_INT, PROBABILITY_BELOW_1
 
 Shapes = list[tuple[str, tuple[int, ...]]]          # (field, shape) of a cell's parameters
@@ -191,9 +192,7 @@ NONLINEARITIES = ("tanh", "relu")
 
 
 def _nonlinearity(name: str, value) -> str:
-    if value not in NONLINEARITIES:
-        raise ValueError(f"{name} must be one of {NONLINEARITIES}, got {value!r}")
-    return value
+    return check_choice(name, value, NONLINEARITIES)
 
 
 PROJ_SIZE = Option("proj_size", 0, NONNEGATIVE_INT.check, layers_only=True, operator=False,
@@ -275,10 +274,7 @@ BY_TITLE: dict[str, CellKind] = {k.title: k for k in KINDS.values()}
 
 def kind(name: str) -> CellKind:
     """The kind called ``name`` ("lstm", "gru", "rnn"), or a ValueError listing them."""
-    try:
-        return KINDS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"cell must be one of {', '.join(GATED_FIRST)}, got {name!r}") from None
+    return KINDS[check_choice("cell", name, GATED_FIRST)]
 
 
 def kind_of_kernel(kernel) -> CellKind:

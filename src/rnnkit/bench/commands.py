@@ -8,7 +8,9 @@ import sys
 import tempfile
 
 from rnnkit.bench import report
+from rnnkit.bench.points import PRECISIONS
 from rnnkit.bench.runner import BenchOptions, machine, run_bench
+from rnnkit.checks import choice_problem
 from rnnkit.errors import UserError
 from rnnkit.outputs import output_file_or_stdout
 from rnnkit.ranges import COUNT, NONNEGATIVE, POSITIVE
@@ -25,6 +27,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--threads", type=COUNT, default=2, help="threads for every contender (default 2)")
     p.add_argument("--min-time", type=POSITIVE, default=None,
                    help="seconds of repetitions per measurement (default 1, 0.2 with --quick)")
+    p.add_argument("--precision", type=_precisions, default=("float32",), metavar="LIST",
+                   help="comma-separated precisions to time: float32 (default), bfloat16, int8 (inference); "
+                        "each low precision adds the LSTM and GRU at the GEMM-bound sizes")
     p.add_argument("--lm", type=NONNEGATIVE, default=0, metavar="SECONDS",
                    help="also train the same character LSTM with rnnkit and PyTorch for SECONDS each")
     p.add_argument("--text", nargs="+", default=(), metavar="PATH",
@@ -33,6 +38,15 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--json", metavar="FILE", type=output_file_or_stdout,
                    help="write every figure to FILE as JSON ('-': stdout)")
     p.set_defaults(func=cmd_bench)
+
+
+def _precisions(text: str) -> tuple[str, ...]:
+    """argparse ``type=`` of --precision: a comma-separated list of PRECISIONS."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    for name in names or ("",):
+        if (problem := choice_problem("precision", name, PRECISIONS)) is not None:
+            raise argparse.ArgumentTypeError(problem)
+    return names
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -44,7 +58,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _check_lm_text(tuple(args.text))        # unusable text fails now, not in a worker minutes later
     out = sys.stderr if args.json == "-" else sys.stdout
     min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 1.0)
-    options = BenchOptions(quick=args.quick, threads=args.threads, min_time=min_time)
+    options = BenchOptions(quick=args.quick, threads=args.threads, min_time=min_time, precisions=args.precision)
     record = {"machine": machine(), "threads": args.threads}
     print(f"machine: {report.machine_line(record['machine'])}; {args.threads} threads per contender", file=out)
     print(report.engine_line(record["machine"]), file=out)
@@ -79,8 +93,8 @@ def _check_lm_text(paths: tuple[str, ...]) -> None:
 
 
 def _printer(out):
-    headers = {"layer": report.LAYER_HEADER, "stream": report.STREAM_HEADER}
-    rows = {"layer": report.layer_row, "stream": report.stream_row}
+    headers = {"layer": report.LAYER_HEADER, "low": report.LOW_HEADER, "stream": report.STREAM_HEADER}
+    rows = {"layer": report.layer_row, "low": report.low_row, "stream": report.stream_row}
     printed = set()
 
     def show(kind: str, row: dict) -> None:

@@ -9,6 +9,11 @@ lacks the configuration (PyTorch has no peephole LSTM), reports ``skipped`` with
   For a layer-normalised LSTM, which torch.nn lacks, what PyTorch users write instead: the spec's
   equations with ``torch.nn.LayerNorm`` in a Python loop over the steps (:func:`torch_ln_lstm_fns`).
 - ``onnxruntime``: inference of the ONNX graph of the same layer (:func:`rnnkit.onnx.to_model`).
+- Low precision (``Point.precision``): PyTorch's bfloat16 is its own layer under
+  ``torch.autocast("cpu", torch.bfloat16)`` (training: the forward under autocast, float32 master
+  weights), its int8 is ``torch.ao.quantization.quantize_dynamic`` (inference); onnxruntime's
+  int8 is its ``quantize_dynamic`` of the same graph (per-channel int8 weights, DynamicQuantizeLSTM
+  for the LSTM); onnxruntime's CPU provider has no bfloat16 recurrent operator.
 - ``floor``: only the matrix products of the step (see :mod:`rnnkit.bench.points`) on rnnkit's
   full-width micro-kernel, into preallocated outputs: what the step would cost if everything else
   were free.
@@ -20,6 +25,7 @@ is compared with.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -57,6 +63,8 @@ def bench_data(point: Point) -> tuple[np.ndarray, np.ndarray]:
 
 def rnnkit_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     import rnnkit
+    if point.precision != "float32":
+        raise Skipped(f"rnnkit's layers have no {point.precision} arithmetic yet")
     layer = _layer(point)
 
     def train():
@@ -79,15 +87,37 @@ def torch_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     layer = cls(point.I, point.H, point.layers, bidirectional=point.bidirectional)
     layer.load_state_dict({k: torch.from_numpy(v) for k, v in _layer(point).state_dict().items()})
     tx, tdout = torch.from_numpy(x), torch.from_numpy(dout)
+    if point.precision == "int8":
+        return None, _torch_int8_infer(torch, layer, tx)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if point.precision == "bfloat16" \
+        else contextlib.nullcontext
 
     def train():
-        out, _ = layer(tx)
-        out.backward(tdout)
+        with autocast():
+            out, _ = layer(tx)
+        out.float().backward(tdout)
+
+    def infer():
+        with torch.no_grad(), autocast():
+            layer(tx)
+    return train, infer
+
+
+def _torch_int8_infer(torch, layer, tx):
+    """Inference of ``layer`` dynamically quantised (int8 weights per output channel). PyTorch
+    swaps the sub-modules of a module, never the module itself: hence the one-module container."""
+    import warnings
+    with warnings.catch_warnings():                  # torch.ao.quantization's deprecation notice
+        warnings.simplefilter("ignore")
+        model = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(layer), {type(layer)}, dtype=torch.qint8)
+    quantised = model[0]
+    if type(quantised) is type(layer):
+        raise Skipped(f"torch {torch.__version__}'s quantize_dynamic has no int8 {type(layer).__name__}")
 
     def infer():
         with torch.no_grad():
-            layer(tx)
-    return train, infer
+            quantised(tx)
+    return infer
 
 
 def torch_ln_lstm_fns(point: Point, x: np.ndarray, dout: np.ndarray):
@@ -125,18 +155,49 @@ def torch_ln_lstm_fns(point: Point, x: np.ndarray, dout: np.ndarray):
 
 
 def onnxruntime_fns(point: Point, x: np.ndarray, dout: np.ndarray):
+    if point.precision == "bfloat16":
+        raise Skipped("onnxruntime's CPU provider has no bfloat16 recurrent operators")
     try:
         from rnnkit.onnx import session, to_model, zero_state_feeds
-        sess = session(to_model(_layer(point)), int(os.environ["RNNKIT_BENCH_THREADS"]))
+        model = to_model(_layer(point))
+        if point.precision == "int8":
+            model = _ort_int8(model)
+        sess = session(model, int(os.environ["RNNKIT_BENCH_THREADS"]))
     except ImportError as exc:
         raise Skipped("onnx/onnxruntime are not installed (pip install 'rnnkit[bench]')") from exc
     feeds = {"input": x, **zero_state_feeds(sess, x.shape[1])}         # x (T, B, I): fresh states
     return None, lambda: sess.run(None, feeds)
 
 
+def _ort_int8(model):
+    """onnxruntime's dynamic quantisation of ``model``: int8 weights per output channel (the
+    LSTM becomes a DynamicQuantizeLSTM), activations quantised per call."""
+    import logging
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with tempfile.TemporaryDirectory(prefix="rnnkit-bench-int8-") as tmp:
+        source, target = os.path.join(tmp, "float32.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save(model, source)
+        root, level = logging.getLogger(), logging.getLogger().level
+        root.setLevel(logging.ERROR)             # its advice to pre-process a graph it handles as it is
+        try:
+            quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        quantised = onnx.load(target)
+    before, after = ({n.op_type for n in m.graph.node} for m in (model, quantised))
+    if after == before:
+        raise Skipped(f"onnxruntime's quantize_dynamic quantises none of {', '.join(sorted(before))}")
+    return quantised
+
+
 def floor_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     """The step's matrix products alone, each into a preallocated output, on rnnkit's full-width
     micro-kernel: the recurrent weights packed once per call, then one product per step."""
+    if point.precision != "float32":
+        raise Skipped("the GEMM floor is that of the float32 products")
     from rnnkit.engine.gemm import gemm, gemm_packed, pack
     rng, G, T, B = np.random.default_rng(2), KINDS[point.cell].num_gates, point.T, point.B
 

@@ -15,6 +15,13 @@ from rnnkit.kinds import GATED_FIRST, KINDS
 # (T, B, I, H) of the issue's table: two overhead-bound sizes, three GEMM-bound ones.
 SIZES = [(100, 1, 32, 32), (100, 8, 64, 64), (50, 32, 128, 256), (50, 64, 256, 512), (25, 64, 512, 1024)]
 STREAM_SIZES = [32, 128, 512]                # hidden sizes of the single-step streaming latency
+# float32, or a low precision each contender offers in its own way: bfloat16 (products in bf16,
+# float32 accumulation; PyTorch under torch.autocast("cpu")), int8 (weights quantised per output
+# channel, activations per call: PyTorch's quantize_dynamic, onnxruntime's DynamicQuantizeLSTM),
+# inference only.
+PRECISIONS = ("float32", "bfloat16", "int8")
+LOW_PRECISION_SIZES = SIZES[2:]              # the GEMM-bound sizes: where fewer bits can pay
+LOW_PRECISION_CELLS = ("lstm", "gru")        # the cells both peers quantise
 
 
 @dataclass(frozen=True)
@@ -28,11 +35,13 @@ class Point:
     bidirectional: bool = False
     peephole: bool = False
     layer_norm: bool = False
+    precision: str = "float32"   # one of PRECISIONS
 
     @property
     def name(self) -> str:
         extra = (f" {self.layers}-layer" if self.layers > 1 else "") + (" bidir" if self.bidirectional else "") \
-            + (" peephole" if self.peephole else "") + (" layer_norm" if self.layer_norm else "")
+            + (" peephole" if self.peephole else "") + (" layer_norm" if self.layer_norm else "") \
+            + (f" {self.precision}" if self.precision != "float32" else "")
         return f"{self.cell}{extra} T={self.T} B={self.B} I={self.I} H={self.H}"
 
     @property
@@ -86,6 +95,14 @@ def grid(quick: bool = False) -> list[Point]:
     mid = SIZES[2]
     return points + [Point("lstm", *mid, layers=2, bidirectional=True), Point("lstm", *mid, peephole=True)] \
         + [Point("lstm", *size, layer_norm=True) for size in SIZES[2:4]]
+
+
+def low_precision_grid(precisions: tuple[str, ...], quick: bool = False) -> list[Point]:
+    """The points of each low precision asked for: the gated cells at the GEMM-bound sizes (the
+    first of them with ``quick``). Each has a float32 twin in :func:`grid` to be compared with."""
+    sizes = LOW_PRECISION_SIZES[:1] if quick else LOW_PRECISION_SIZES
+    cells = LOW_PRECISION_CELLS[:1] if quick else LOW_PRECISION_CELLS
+    return [Point(cell, *size, precision=p) for p in precisions if p != "float32" for cell in cells for size in sizes]
 
 
 def stream_grid(quick: bool = False) -> list[StreamPoint]:

@@ -7,6 +7,11 @@ LAYER_HEADER = (
     "| infer rnnkit | torch | onnxruntime | torch/rnnkit | ort/rnnkit | train peak MiB rnnkit / torch |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
+LOW_HEADER = (
+    "| low precision | train rnnkit | torch | torch/rnnkit | rnnkit float32/this "
+    "| infer rnnkit | torch | onnxruntime | torch/rnnkit | ort/rnnkit | rnnkit float32/this |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
 STREAM_HEADER = "| streaming step | rnnkit | torch | torch/rnnkit |\n|---|---|---|---|"
 
 
@@ -46,6 +51,16 @@ def layer_row(row: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def low_row(row: dict) -> str:
+    """A low-precision point: rnnkit against each peer at that precision and against its own float32."""
+    r, d = row["results"], row["derived"]
+    cells = [row["name"], ms(r["rnnkit"], "train"), ms(r["torch"], "train"), ratio(d, "train_vs_torch"),
+             ratio(d, "train_vs_float32"), ms(r["rnnkit"], "infer"), ms(r["torch"], "infer"),
+             ms(r["onnxruntime"], "infer"), ratio(d, "infer_vs_torch"), ratio(d, "infer_vs_onnxruntime"),
+             ratio(d, "infer_vs_float32")]
+    return "| " + " | ".join(cells) + " |"
+
+
 def stream_row(row: dict) -> str:
     r = row["results"]
     return f"| {row['name']} | {ms(r['rnnkit'], 'step')} | {ms(r['torch'], 'step')} | {ratio(row['derived'], 'step_vs_torch')} |"
@@ -54,7 +69,7 @@ def stream_row(row: dict) -> str:
 def notes(record: dict) -> list[str]:
     """Why a peer is missing, once per reason (e.g. torch not installed, no peephole LSTM)."""
     seen = []
-    for row in record["layers"] + record["stream"]:
+    for row in record["layers"] + record["low_precision"] + record["stream"]:
         for name, result in row["results"].items():
             for kind in ("skipped", "error"):
                 if kind in result:

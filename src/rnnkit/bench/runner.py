@@ -12,10 +12,10 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 
-from rnnkit.bench.points import Point, StreamPoint, grid, stream_grid
+from rnnkit.bench.points import Point, StreamPoint, grid, low_precision_grid, stream_grid
 
 LAYER_CONTENDERS = ("rnnkit", "torch", "onnxruntime", "floor")
 PEAK_CONTENDERS = ("rnnkit", "numpy", "torch")
@@ -29,6 +29,8 @@ class BenchOptions:
     threads: int = 2             # every contender gets the same count: the machine's two cores
     min_time: float = 1.0        # seconds of repetitions per measurement, after warm-up
     timeout: float = 900.0       # a worker that hangs this long is reported as failed
+    precisions: tuple[str, ...] = ("float32",)   # low precisions add their own points (and their
+                                                 # float32 twins where the grid lacks them)
 
 
 def thread_env(threads: int) -> dict:
@@ -94,6 +96,15 @@ def derive(point: Point, results: dict, peak: float | None = None) -> dict:
     return out
 
 
+def compare_with_float32(rows: list[dict], low: dict) -> None:
+    """``low``'s rnnkit speed-up over its float32 twin in ``rows`` (float32 time / this time)."""
+    twin = replace(Point(**low["point"]), precision="float32").to_json()
+    ours = next((r["results"]["rnnkit"] for r in rows if r["point"] == twin), {})
+    for mode in ("train", "infer"):
+        if mode in ours and mode in low["results"]["rnnkit"]:
+            low["derived"][f"{mode}_vs_float32"] = ours[mode] / low["results"]["rnnkit"][mode]
+
+
 def bench_stream(point: StreamPoint, options: BenchOptions) -> dict:
     results = {name: run_worker({"contender": name, "kind": "stream", "point": point.to_json(),
                                  "min_time": options.min_time}, options) for name in STREAM_CONTENDERS}
@@ -130,12 +141,20 @@ def machine() -> dict:
 def run_bench(options: BenchOptions, report) -> dict:
     """Run the grid, calling ``report(kind, row)`` after each row; returns the whole record."""
     record = {"machine": machine(), "threads": options.threads, "quick": options.quick,
-              "layers": [], "stream": []}
+              "layers": [], "low_precision": [], "stream": []}
     record["peak"] = measure_peak(options)
     report("peak", record["peak"])
-    for point in grid(options.quick):
+    low = low_precision_grid(options.precisions, options.quick)
+    points = grid(options.quick)
+    points += [t for t in dict.fromkeys(replace(p, precision="float32") for p in low) if t not in points]
+    for point in points:
         record["layers"].append(bench_point(point, options, record["peak"]["gflops"]))
         report("layer", record["layers"][-1])
+    for point in low:
+        row = bench_point(point, options)
+        compare_with_float32(record["layers"], row)
+        record["low_precision"].append(row)
+        report("low", row)
     for point in stream_grid(options.quick):
         record["stream"].append(bench_stream(point, options))
         report("stream", record["stream"][-1])

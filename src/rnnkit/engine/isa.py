@@ -60,6 +60,37 @@ def host_isa() -> Isa:
     return Isa("sse", 128, 16)
 
 
+@functools.cache
+def dot_bits() -> int | None:
+    """Width of the vectors ``vpdpbusd`` (u8 × s8 dot products of 4 into int32) may use, or None.
+
+    AVX512_VNNI gives it on 512-bit vectors (Intel from Cascade Lake, AMD from Zen 4); AVX-VNNI,
+    the same instruction VEX-encoded, on 256-bit vectors (Intel from Alder Lake, AMD Zen 5) for a
+    machine whose widest vectors are AVX2's. Read from the same features the compiler targets.
+    """
+    features = _features()
+    isa = host_isa()
+    if isa.name == "avx512" and "avx512vnni" in features:
+        return 512
+    if isa.name == "avx2" and "avxvnni" in features:
+        return 256
+    return None
+
+
+@functools.cache
+def bf16_units() -> frozenset[str]:
+    """The bfloat16 matrix units the compiled code may use (read once): "avx512bf16" for
+    AVX512_BF16's dot products (``vdpbf16ps``: Cooper Lake, Sapphire Rapids, AMD Zen 4 and 5),
+    "amx" for AMX's tiles (``tdpbf16ps``: Intel from Sapphire Rapids). Empty where neither."""
+    features = _features()
+    units = set()
+    if host_isa().name == "avx512" and "avx512bf16" in features:
+        units.add("avx512bf16")
+    if {"amx-tile", "amx-bf16"} <= features:
+        units.add("amx")
+    return frozenset(units)
+
+
 @dataclass(frozen=True)
 class TileShape:
     """An MR × (NV vectors) block of the output, kept in registers over the whole K loop."""

@@ -77,7 +77,7 @@ def _pack(w_hh: np.ndarray, gates: int) -> np.ndarray:
     H = w_hh.shape[0] // gates
     shape = (-(-H // units), w_hh.shape[1], gate_tile(gates).width(w_hh.dtype))
     # kept panels are the cache's alone; the others come from the pool like every per-call array
-    panels = (np.empty if owned(w_hh) else workspace.empty)(shape, w_hh.dtype)
+    panels = (workspace.aligned_empty if owned(w_hh) else workspace.empty)(shape, w_hh.dtype)
     workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
     if w_hh.size >= PARALLEL_PACK and workers > 1:
         _pack_gates_parallel(w_hh, gates, units, panels, workers)

@@ -53,10 +53,14 @@ class PackedCache:
         self._kept: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def keeps(self, w: np.ndarray) -> bool:
+        """Whether the panels of ``w`` are kept between calls: the size rule, said once."""
+        return w.nbytes <= self.max_bytes
+
     def get(self, w: np.ndarray, layout, pack: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """The panels of ``w`` in ``layout`` (a hashable name of how ``pack(w)`` lays it out): kept
         ones if its bits are unchanged since, else ``pack(w)``'s, kept when ``w`` is small."""
-        if w.nbytes > self.max_bytes:
+        if not self.keeps(w):
             return pack(w)
         key = (w.__array_interface__["data"][0], w.shape, w.strides, w.dtype.str, layout)
         with self._lock:
@@ -81,4 +85,4 @@ PACKED = PackedCache()
 
 def owned(w: np.ndarray) -> bool:
     """Whether panels of ``w`` are kept (so must be a new array, not one of the per-call pool's)."""
-    return w.nbytes <= PACKED.max_bytes
+    return PACKED.keeps(w)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 
+from rnnkit.checks import choice_problem
 from rnnkit.init import SCHEMES
 from rnnkit.kinds import option_problems
 from rnnkit.layer_flags import LAYER_FLAGS, flag_problems
@@ -153,9 +154,8 @@ def train_problems(values: Mapping, name: Callable[[str], str] = option_name) ->
     """
     problems = [p for field, limits in TRAIN_LIMITS.items() if field in values
                 and (p := limits.problem(name(field), values[field])) is not None]
-    problems += [f"{name(field)} must be one of {', '.join(choices)}, got {values[field]!r}"
-                 for field, choices in TRAIN_CHOICES.items()
-                 if field in values and values[field] not in choices]
+    problems += [p for field, choices in TRAIN_CHOICES.items() if field in values
+                 and (p := choice_problem(name(field), values[field], choices)) is not None]
     problems += [f"{name(flag)} must be true or false, got {values[flag]!r}" for flag in ("peephole", "layer_norm")
                  if flag in values and not isinstance(values[flag], bool)]
     paths = values.get("paths", ())

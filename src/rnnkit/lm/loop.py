@@ -24,8 +24,11 @@ from tqdm import tqdm
 from rnnkit.errors import Caution
 from rnnkit.lm.infer import Score
 from rnnkit.lm.progress import BAR_FORMAT, OVERFIT_EVALUATIONS, Validation, bar_postfix, overfitting, overfitting_message
-from rnnkit.lm.train import SYNC_CHECK_EVERY, NonFiniteLoss, Stop, Trainer
+from rnnkit.lm.train import NonFiniteLoss, Stop, Trainer
 
+SYNC_CHECK_EVERY = 100   # steps between checks that the replicas of a data-parallel run are equal
+                         # (and before every checkpoint): a hash of the model and optimizer state,
+                         # ~10 ms for the default model, under 0.1% of the training time
 
 @dataclass(frozen=True)
 class TrainResult:

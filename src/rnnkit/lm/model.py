@@ -29,7 +29,7 @@ from rnnkit.embedding import Embedding
 from rnnkit.kinds import GATED_FIRST, KINDS, layer_class, option_problems
 from rnnkit.linear import Linear
 from rnnkit.module import Module
-from rnnkit.checks import make_rng
+from rnnkit.checks import check_choice, make_rng
 from rnnkit.grad_mode import is_grad_enabled
 from rnnkit.layer_flags import LAYER_FLAGS, flag_problems, set_flags
 from rnnkit.losses import softmax_cross_entropy
@@ -60,18 +60,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoffs", tuple(self.cutoffs))
-        if self.norm_between not in NORMS:
-            raise ValueError(f"norm_between must be one of {', '.join(NORMS)}, got {self.norm_between!r}")
-        if self.init not in init.SCHEMES:
-            raise ValueError(f"init must be one of {', '.join(init.SCHEMES)}, got {self.init!r}")
+        check_choice("norm_between", self.norm_between, NORMS)
+        check_choice("init", self.init, init.SCHEMES)
         if problems := flag_problems(self.cell, asdict(self)):
             raise ValueError("; ".join(problems))
-        if self.softmax not in SOFTMAXES:
-            raise ValueError(f"softmax must be one of {SOFTMAXES}, got {self.softmax!r}")
+        check_choice("softmax", self.softmax, SOFTMAXES)
         if self.softmax == "adaptive" and not self.cutoffs:
             raise ValueError("the adaptive softmax needs cutoffs")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        check_choice("cell", self.cell, CELLS)
         problems = option_problems(self.cell, self.layer_options())
         if problems:
             raise ValueError("; ".join(problems))

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from rnnkit.checks import choice_problem
 from rnnkit.init import SCHEMES
 from rnnkit.lm.config import train_problems
 from rnnkit.kinds import KINDS, option_problems
@@ -68,10 +69,8 @@ def model_problems(data: dict) -> list[str]:
     problems = _missing("model", data, [f.name for f in fields(ModelConfig) if f.name not in MODEL_OPTIONAL])
     problems += [p for key, limits in MODEL_LIMITS.items() if key in data
                  and (p := limits.problem(f"model.{key}", data[key])) is not None]
-    if "cell" in data and data["cell"] not in CELLS:
-        problems.append(f"model.cell must be one of {', '.join(CELLS)}, got {data['cell']!r}")
-    problems += [f"model.{key} must be one of {', '.join(choices)}, got {data[key]!r}"
-                 for key, choices in MODEL_CHOICES.items() if key in data and data[key] not in choices]
+    problems += [p for key, choices in {"cell": CELLS, **MODEL_CHOICES}.items() if key in data
+                 and (p := choice_problem(f"model.{key}", data[key], choices)) is not None]
     problems += flag_problems(data.get("cell"), data, lambda key: f"model.{key}")
     if "peephole" in data and not isinstance(data["peephole"], bool):
         problems.append(f"model.peephole must be true or false, got {data['peephole']!r}")
@@ -83,8 +82,8 @@ def model_problems(data: dict) -> list[str]:
 def softmax_problems(data: dict) -> list[str]:
     """The output layer's keys: softmax, and the adaptive softmax's cutoffs."""
     softmax, cutoffs = data.get("softmax", "full"), data.get("cutoffs", [])
-    if softmax not in SOFTMAXES:
-        return [f"model.softmax must be one of {', '.join(SOFTMAXES)}, got {softmax!r}"]
+    if (problem := choice_problem("model.softmax", softmax, SOFTMAXES)) is not None:
+        return [problem]
     ints = isinstance(cutoffs, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in cutoffs)
     if not ints:
         return [f"model.cutoffs must be a list of integers, got {cutoffs!r:.60}"]

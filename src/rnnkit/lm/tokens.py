@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.checks import choice_problem
 from rnnkit.errors import CheckpointError, UserError
 from rnnkit.lm.data import UNK, Vocab
 
@@ -261,8 +262,8 @@ def tokens_kind(vocab_json: dict) -> str:
 def tokens_problems(data, run: Path) -> list[str]:
     """Everything wrong with vocab.json (and tokenizer.json for BPE) of a word or BPE run."""
     kind = data.get("tokens")
-    if kind not in KINDS:
-        return [f"tokens must be one of {', '.join(KINDS)}, got {kind!r}"]
+    if (problem := choice_problem("tokens", kind, KINDS)) is not None:
+        return [problem]
     problems = [] if data.get("unknown_id", 0) == 0 else [f"unknown_id must be 0, got {data['unknown_id']!r}"]
     if kind == "word":
         symbols = data.get("symbols")

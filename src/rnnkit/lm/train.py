@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 
 CALIBRATION_SECONDS = 1.0       # a time-budgeted cosine times the work of a step for about this long
 CALIBRATION_PASSES = (3, 50)    # before the first step: at least 3 passes, at most 50 (tiny models)
-SYNC_CHECK_EVERY = 100   # steps between checks that the replicas of a data-parallel run are equal
-                         # (and before every checkpoint): a hash of the model and optimizer state,
-                         # ~10 ms for the default model, under 0.1% of the training time
 
 
 class NonFiniteLoss(RuntimeError):

@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from rnnkit.checks import as_float_array, check_lengths, check_shape, make_rng
+from rnnkit.checks import as_float_array, check_choice, check_lengths, check_shape, make_rng
 from rnnkit.dropout import Dropout
 from rnnkit.module import Module
 from rnnkit.norm.batch import BatchNorm1d
@@ -51,9 +51,7 @@ def layer_name(name: str) -> str:
 
 
 def check_norm(name: str, value) -> str:
-    if value not in NORMS:
-        raise ValueError(f"{name} must be one of {', '.join(NORMS)}, got {value!r}")
-    return value
+    return check_choice(name, value, NORMS)
 
 
 def _sequence(owner: str, x, dtype, features: int, name: str = "x") -> np.ndarray:

@@ -5,6 +5,7 @@
 are in each module's docstring and derived in docs/pooling.md.
 """
 
+from rnnkit.checks import check_choice
 from rnnkit.pooling.attention import AttentionPool
 from rnnkit.pooling.base import SequencePool
 from rnnkit.pooling.reduce import LastStep, MaxPool, MeanPool
@@ -14,6 +15,7 @@ POOLINGS = ("last", "mean", "max", "attention")
 
 def make_pool(name: str, features: int, *, bidirectional: bool = False, dtype=None, rng=None) -> SequencePool:
     """The pooling module called ``name`` (one of POOLINGS) for ``features``-wide time-major input."""
+    check_choice("pooling", name, POOLINGS)
     kw = {} if dtype is None else {"dtype": dtype}
     if name == "last":
         return LastStep(bidirectional, **kw)
@@ -21,9 +23,7 @@ def make_pool(name: str, features: int, *, bidirectional: bool = False, dtype=No
         return MeanPool(**kw)
     if name == "max":
         return MaxPool(**kw)
-    if name == "attention":
-        return AttentionPool(features, rng=rng, **kw)
-    raise ValueError(f"pooling must be one of {POOLINGS}, got {name!r}")
+    return AttentionPool(features, rng=rng, **kw)
 
 
 __all__ = ["POOLINGS", "AttentionPool", "LastStep", "MaxPool", "MeanPool", "SequencePool", "make_pool"]
