@@ -158,8 +158,12 @@ def test_workers_by_size(monkeypatch):
 
 
 def test_set_num_threads_checks_its_argument():
-    with pytest.raises(ValueError, match="count must be a positive int or None, got 0"):
+    with pytest.raises(ValueError, match="count must be an integer >= 1 or None, got 0"):
         schedule.set_num_threads(0)
+    with pytest.raises(TypeError, match="count must be an integer >= 1 or None, got float 2.0"):
+        schedule.set_num_threads(2.0)
+    with pytest.raises(ValueError, match="count must be an integer >= 1 or None, got -1"):
+        rnnkit.backend.NUMPY.set_num_threads(-1)             # the reference checks it the same way
 
 
 def test_rnnkit_engine_0_turns_it_off():

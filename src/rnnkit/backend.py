@@ -32,6 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from rnnkit.kernels.base import Kernel, Tape, Weights
+from rnnkit.ranges import THREAD_COUNT
 
 
 class Stepper(Protocol):
@@ -125,7 +126,9 @@ class NumpyBackend:
         return 1
 
     def set_num_threads(self, count: int | None) -> None:
-        """The reference runs on the calling thread (and NumPy's BLAS on its own)."""
+        """The reference runs on the calling thread (and NumPy's BLAS on its own): ``count`` is
+        checked as the engine checks it, and has no effect."""
+        THREAD_COUNT.check("count", count)
 
 
 NUMPY = NumpyBackend()

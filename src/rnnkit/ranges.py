@@ -106,3 +106,4 @@ NONNEGATIVE = Range(float, low=0)               # 0 meaning "off"
 FINITE = Range(float)                           # any finite number
 PROBABILITY_BELOW_1 = Range(float, low=0, high=1, high_open=True)     # dropout
 FRACTION = Range(float, low=0, high=1, low_open=True, high_open=True)  # held-out share
+THREAD_COUNT = Range(int, low=1, also=(None,))  # set_num_threads: None goes back to the environment

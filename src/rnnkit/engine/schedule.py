@@ -31,6 +31,7 @@ from numba.extending import overload
 from rnnkit.engine import available_cpus, threads_from_environment
 from rnnkit.engine.jit import jit
 from rnnkit.engine.sync import claim, counter_size, finish, wait_all
+from rnnkit.ranges import THREAD_COUNT
 
 SCRATCH_COLUMNS = 64        # the widest panel a task computes into its scratch (4 gates × 16)
 
@@ -125,8 +126,7 @@ def num_threads() -> int:
 def set_num_threads(count: int | None) -> None:
     """Use ``count`` threads from now on (None: back to the environment's choice)."""
     global _threads
-    if count is not None and (not isinstance(count, int) or count < 1):
-        raise ValueError(f"count must be a positive int or None, got {count!r}")
+    count = THREAD_COUNT.check("count", count)
     _threads = _threads_from_environment() if count is None else count
 
 
