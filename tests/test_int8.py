@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rnnkit.engine import int8, quantize as Q
-from rnnkit.engine.int8_kernel import LANES
+from rnnkit.engine.int8_tile import LANES
 
 needs_vnni = pytest.mark.skipif(not int8.available(),
                                 reason="the CPU (or NUMBA_CPU_FEATURES) has neither AVX512_VNNI nor AVX-VNNI")

@@ -4,16 +4,16 @@ The readable reference (:mod:`rnnkit.kernels` driven by :mod:`rnnkit.scan`, NumP
 docs/bptt.md) says what every layer computes; this package computes the same thing fast, with no
 Python and no NumPy call per time step:
 
-- :mod:`~rnnkit.engine.microkernel` — the one matrix-product micro-kernel (LLVM IR through Numba,
+- :mod:`~rnnkit.engine.tile` — the one matrix-product micro-kernel (LLVM IR through Numba,
   the widest vectors the CPU has), :mod:`~rnnkit.engine.gemm` — general products on it;
 - :mod:`~rnnkit.engine.bf16` — products in bfloat16 with float32 sums, on AMX's tiles
-  (:mod:`~rnnkit.engine.amx`) or AVX512_BF16's dot products (:mod:`~rnnkit.engine.bf16_kernel`);
+  (:mod:`~rnnkit.engine.amx`) or AVX512_BF16's dot products (:mod:`~rnnkit.engine.bf16_tile`);
 - :mod:`~rnnkit.engine.lstm`, :mod:`~rnnkit.engine.gru`, :mod:`~rnnkit.engine.rnn` — each cell's
   whole-sequence recurrences: per step, the recurrent product of a panel of units with its
   element-wise step fused behind it, written with the cell's equations
   (:mod:`~rnnkit.engine.vector`, :mod:`~rnnkit.engine.activations`);
 - :mod:`~rnnkit.engine.int8` — dynamically quantised int8 products for inference, on the VNNI
-  micro-kernel of :mod:`~rnnkit.engine.int8_kernel` (:mod:`~rnnkit.engine.quantize`: how, and
+  micro-kernel of :mod:`~rnnkit.engine.int8_tile` (:mod:`~rnnkit.engine.quantize`: how, and
   the error it costs);
 - :mod:`~rnnkit.engine.schedule` — the step loop and how work is shared between threads;
 - :mod:`~rnnkit.engine.layer` — a layer's directions: input projection, recurrences, gradients;

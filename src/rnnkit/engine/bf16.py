@@ -1,5 +1,5 @@
 """Matrix products in bfloat16 with float32 accumulation: ``C (+)= op(A) · op(B)``, A and B rounded
-to bfloat16, C float32, on AVX512_BF16's dot products (:mod:`rnnkit.engine.bf16_kernel`).
+to bfloat16, C float32, on AVX512_BF16's dot products (:mod:`rnnkit.engine.bf16_tile`).
 
 The structure is :mod:`rnnkit.engine.gemm`'s: op(B) packed once into panels of NR columns, K walked
 in blocks, the output cut into chunks (a block of rows × one panel) that the workers claim. Two
@@ -24,7 +24,7 @@ import numpy as np
 from rnnkit.engine import workspace
 from rnnkit.engine.amx import COLUMNS, PAIRS, ROWS, amx_grid
 from rnnkit.engine.amx import enable as enable_amx
-from rnnkit.engine.bf16_kernel import (SHAPE, SHAPE3, SHAPE4, row_dp, row_dp3, row_dp4, tile_dp, tile_dp3,
+from rnnkit.engine.bf16_tile import (SHAPE, SHAPE3, SHAPE4, row_dp, row_dp3, row_dp4, tile_dp, tile_dp3,
                                        tile_dp4)
 from rnnkit.engine.gemm import MIN_SHARED_MACS, edge_in, edge_out, row_blocking
 from rnnkit.engine.gemm import pack as pack_float32

@@ -22,7 +22,7 @@ import numpy as np
 from rnnkit.engine import workspace
 from rnnkit.engine.jit import jit
 from rnnkit.engine.isa import host_isa
-from rnnkit.engine.microkernel import SHAPE, SHAPE3, SHAPE4, row_mm, row_mm3, row_mm4, tile_mm, tile_mm3, tile_mm4
+from rnnkit.engine.tile import SHAPE, SHAPE3, SHAPE4, row_mm, row_mm3, row_mm4, tile_mm, tile_mm3, tile_mm4
 from rnnkit.engine.pack import PARALLEL_PACK
 from rnnkit.engine.schedule import job_record, launch, num_threads, plan, register_tasks, run
 from rnnkit.engine.sync import LINE

@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnkit.engine import workspace
 from rnnkit.engine.gemm import MIN_SHARED_MACS, row_blocking
-from rnnkit.engine.int8_kernel import LANES, make_dequant_kernel
+from rnnkit.engine.int8_tile import LANES, make_dequant_kernel
 from rnnkit.engine.isa import dot_bits, tile_shape
 from rnnkit.engine.jit import jit
 from rnnkit.engine.quantize import QuantizedWeights, product, quantize_weights

@@ -1,4 +1,4 @@
-"""The micro-kernel of :mod:`rnnkit.engine.microkernel` on AVX512_BF16's dot product.
+"""The micro-kernel of :mod:`rnnkit.engine.tile` on AVX512_BF16's dot product.
 
     C[i, 0:NR] (+)= Σ_{κ < K/2} A[i, 2κ] · P[2κ, 0:NR] + A[i, 2κ+1] · P[2κ+1, 0:NR]     (i < MR)
 
@@ -27,7 +27,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from rnnkit.engine.isa import TileShape, tile_shape
-from rnnkit.engine.microkernel import emit_tile, tile_args, tile_signature
+from rnnkit.engine.tile import emit_tile, tile_args, tile_signature
 
 I64, I32, I16 = ir.IntType(64), ir.IntType(32), ir.IntType(16)
 LANES = 16                        # float32 accumulators per 512-bit vector: 32 bfloat16 in pairs

@@ -24,7 +24,7 @@ The tile writes float32, dequantised on the way out: the zero-point correction i
     C[i, j] (+)= float32(acc[i, j] − zp[i] · colsum[j]) · s_w[j] · s_a[i]
 
 LLVM 22 types the operands ``<64 x i8>`` (it reads the older ``<16 x i32>`` form and upgrades it).
-Rows past ``nrows`` read and write row ``nrows − 1`` again, as in :mod:`rnnkit.engine.microkernel`.
+Rows past ``nrows`` read and write row ``nrows − 1`` again, as in :mod:`rnnkit.engine.tile`.
 """
 
 from __future__ import annotations
