@@ -35,6 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from rnnkit.engine.isa import TileShape, dot_bits
+from rnnkit.engine.tile import emit_loop
 
 I64, I32, I8 = ir.IntType(64), ir.IntType(32), ir.IntType(8)
 BITS = dot_bits() or 512             # without VNNI the kernels are never called (int8.py falls back)
@@ -75,36 +76,18 @@ def _dot_loop(builder, mr, nv, a, rows, p, groups, init):
     """The group loop: returns the MR·NV accumulators after ``groups`` groups (``init`` before)."""
     dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(I32V, [I32V, I8V, I8V]), VPDPBUSD)
     a32 = builder.bitcast(a, I32.as_pointer())          # A's groups of four bytes as int32
-    entry = builder.block
-    loop = builder.append_basic_block("dot.g")
-    done = builder.append_basic_block("dot.done")
-    builder.cbranch(builder.icmp_signed(">", groups, _const(0)), loop, done)
 
-    builder.position_at_end(loop)                       # for γ in range(G):
-    g = builder.phi(I64)
-    acc = [builder.phi(I32V) for _ in init]
-    row = builder.gep(p, [builder.mul(g, _const(nv * 4 * LANES))])
-    panel = [builder.load(_vector(builder, row, v * 4 * LANES, I8V), align=1) for v in range(nv)]
-    new = []
-    for i in range(mr):
-        group = builder.load(builder.gep(a32, [builder.add(builder.mul(g, _const(mr)), rows[i])]), align=1)
-        a_i = builder.bitcast(_splat(builder, group, I32V), I8V)
-        new += [builder.call(dot, [acc[i * nv + v], a_i, panel[v]]) for v in range(nv)]
-    g_next = builder.add(g, _const(1))
-    body_end = builder.block
-    g.add_incoming(_const(0), entry)
-    g.add_incoming(g_next, body_end)
-    for phi, start, update in zip(acc, init, new):
-        phi.add_incoming(start, entry)
-        phi.add_incoming(update, body_end)
-    builder.cbranch(builder.icmp_signed("<", g_next, groups), loop, done)
+    def step(g, acc):                                   # group γ: NV panel vectors, MR broadcasts
+        row = builder.gep(p, [builder.mul(g, _const(nv * 4 * LANES))])
+        panel = [builder.load(_vector(builder, row, v * 4 * LANES, I8V), align=1) for v in range(nv)]
+        new = []
+        for i in range(mr):
+            group = builder.load(builder.gep(a32, [builder.add(builder.mul(g, _const(mr)), rows[i])]), align=1)
+            a_i = builder.bitcast(_splat(builder, group, I32V), I8V)
+            new += [builder.call(dot, [acc[i * nv + v], a_i, panel[v]]) for v in range(nv)]
+        return new
 
-    builder.position_at_end(done)
-    result = [builder.phi(I32V) for _ in init]
-    for out, start, update in zip(result, init, new):
-        out.add_incoming(start, entry)
-        out.add_incoming(update, body_end)
-    return result
+    return emit_loop(builder, groups, I32V, init, step)      # for γ in range(G)
 
 
 def _store_dequantised(builder, mr, nv, acc, zp, sa, colsum, sw, c_rows, accumulate):

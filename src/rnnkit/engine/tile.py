@@ -60,20 +60,34 @@ def emit_tile(builder, mr: int, nv: int, vec, args, broadcast, load_panel, multi
     zero = ir.Constant(vec, None)
     init = [builder.select(acc_, builder.load(c_vec(i, v), align=4), zero)
             for i in range(mr) for v in range(nv)]
+
+    def step(k, acc):                                        # one k: NV panel vectors, MR broadcasts
+        row = builder.gep(P, [builder.mul(k, p_ks_)])
+        panel = [load_panel(row, v) for v in range(nv)]
+        new = []
+        for i in range(mr):
+            a_ik = broadcast(builder.gep(a_rows[i], [builder.mul(k, a_ks_)]))
+            new += [multiply_add(acc[i * nv + v], a_ik, panel[v]) for v in range(nv)]
+        return new
+
+    result = emit_loop(builder, k_, vec, init, step)
+    for idx, out in enumerate(result):
+        builder.store(out, c_vec(idx // nv, idx % nv), align=4)
+
+
+def emit_loop(builder, count, vec, init: list, step) -> list:
+    """``for k in range(count): acc = step(k, acc)`` with the accumulators ``acc`` (vectors
+    ``vec``, ``init`` before the loop) kept in registers; returns them after it (``init`` when
+    ``count`` is 0). Every tile's loop, whatever it multiplies."""
     entry = builder.block
     loop = builder.append_basic_block("tile.loop")
     done = builder.append_basic_block("tile.done")
-    builder.cbranch(builder.icmp_signed(">", k_, _const(0)), loop, done)
+    builder.cbranch(builder.icmp_signed(">", count, _const(0)), loop, done)
 
-    builder.position_at_end(loop)                            # for k in range(K):
+    builder.position_at_end(loop)
     k = builder.phi(I64)
     acc = [builder.phi(vec) for _ in init]
-    row = builder.gep(P, [builder.mul(k, p_ks_)])
-    panel = [load_panel(row, v) for v in range(nv)]
-    new = []
-    for i in range(mr):
-        a_ik = broadcast(builder.gep(a_rows[i], [builder.mul(k, a_ks_)]))
-        new += [multiply_add(acc[i * nv + v], a_ik, panel[v]) for v in range(nv)]
+    new = step(k, acc)
     k_next = builder.add(k, _const(1))
     body_end = builder.block
     k.add_incoming(_const(0), entry)
@@ -81,15 +95,14 @@ def emit_tile(builder, mr: int, nv: int, vec, args, broadcast, load_panel, multi
     for phi, start, update in zip(acc, init, new):
         phi.add_incoming(start, entry)
         phi.add_incoming(update, body_end)
-    builder.cbranch(builder.icmp_signed("<", k_next, k_), loop, done)
+    builder.cbranch(builder.icmp_signed("<", k_next, count), loop, done)
 
     builder.position_at_end(done)
     result = [builder.phi(vec) for _ in init]
-    for idx, out in enumerate(result):
-        out.add_incoming(init[idx], entry)
-        out.add_incoming(new[idx], body_end)
-    for idx, out in enumerate(result):
-        builder.store(out, c_vec(idx // nv, idx % nv), align=4)
+    for out, start, update in zip(result, init, new):
+        out.add_incoming(start, entry)
+        out.add_incoming(update, body_end)
+    return result
 
 
 def tile_args(context, builder, signature, args) -> tuple:
