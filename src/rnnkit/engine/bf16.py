@@ -32,7 +32,7 @@ from rnnkit.engine.isa import bf16_units
 from rnnkit.engine.jit import jit
 from rnnkit.engine.pack import pack_gates as pack_gates_float32
 from rnnkit.engine.prepack import PACKED, owned
-from rnnkit.engine.schedule import job_record, launch, num_threads, plan, register_tasks, run
+from rnnkit.engine.schedule import job_record, launch, num_threads, plan, region_threads, register_tasks, run
 
 MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
 KC = 256                # K block in pairs: 256 rows of 2·NR bfloat16 (32 KiB at NR = 32) fit in L1
@@ -122,8 +122,8 @@ def round_rows(a: np.ndarray, trans: bool = False) -> np.ndarray:
     M, K = (a.shape[1], a.shape[0]) if trans else a.shape
     out = workspace.empty((-(-M // ROWS) * ROWS, -(-K // (2 * PAIRS)) * 2 * PAIRS), np.uint16)
     bits = np.asarray(a, np.float32).view(np.uint32)
-    workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
-    if a.size >= PARALLEL_ROUND and workers > 1:
+    workers = region_threads(a.size, PARALLEL_ROUND)
+    if workers > 1:
         _round_rows_parallel(bits, trans, out, workers)
     else:
         _round_rows(bits, trans, out)

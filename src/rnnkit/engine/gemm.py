@@ -24,7 +24,7 @@ from rnnkit.engine.jit import jit
 from rnnkit.engine.isa import host_isa
 from rnnkit.engine.tile import SHAPE, SHAPE3, SHAPE4, row_mm, row_mm3, row_mm4, tile_mm, tile_mm3, tile_mm4
 from rnnkit.engine.pack import PARALLEL_PACK
-from rnnkit.engine.schedule import job_record, launch, num_threads, plan, register_tasks, run
+from rnnkit.engine.schedule import job_record, launch, num_threads, plan, region_threads, register_tasks, run
 from rnnkit.engine.sync import LINE
 
 MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
@@ -261,8 +261,8 @@ def pack(b: np.ndarray, trans_b: bool = False, *, own: bool = False) -> np.ndarr
     K, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
     nr = SHAPE.width(b.dtype)
     panels = (workspace.aligned_empty if own else workspace.empty)((-(-N // nr), K, nr), b.dtype)
-    workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
-    if b.size >= PARALLEL_PACK and workers > 1:
+    workers = region_threads(b.size, PARALLEL_PACK)
+    if workers > 1:
         _pack_panels_parallel(b, trans_b, panels, workers)
     else:
         pack_panels(b, trans_b, panels)

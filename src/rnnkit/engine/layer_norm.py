@@ -27,7 +27,7 @@ import numpy as np
 
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs
-from rnnkit.engine.schedule import num_threads
+from rnnkit.engine.schedule import region_threads
 from rnnkit.engine.vector import lanes_of, vload, vstore, vsum
 from rnnkit.kernels.base import flat
 
@@ -151,7 +151,7 @@ def column_sums(a: np.ndarray, v: np.ndarray, av_grad: np.ndarray, *a_grads: np.
 
 
 def _workers(size: int) -> int:
-    return min(num_threads(), numba.config.NUMBA_NUM_THREADS) if size >= 1 << 16 else 1
+    return region_threads(size, 1 << 16)
 
 
 # -- inside a step -------------------------------------------------------------------------------

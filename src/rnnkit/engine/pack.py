@@ -18,7 +18,7 @@ from rnnkit.engine import workspace
 from rnnkit.engine.prepack import PACKED, owned
 from rnnkit.engine.isa import TileShape, tile_shape
 from rnnkit.engine.jit import jit
-from rnnkit.engine.schedule import num_threads
+from rnnkit.engine.schedule import region_threads
 
 PARALLEL_PACK = 1 << 20          # weights from which packing is shared between the threads
 
@@ -78,8 +78,8 @@ def _pack(w_hh: np.ndarray, gates: int) -> np.ndarray:
     shape = (-(-H // units), w_hh.shape[1], gate_tile(gates).width(w_hh.dtype))
     # kept panels are the cache's alone; the others come from the pool like every per-call array
     panels = (workspace.aligned_empty if owned(w_hh) else workspace.empty)(shape, w_hh.dtype)
-    workers = min(num_threads(), numba.config.NUMBA_NUM_THREADS)
-    if w_hh.size >= PARALLEL_PACK and workers > 1:
+    workers = region_threads(w_hh.size, PARALLEL_PACK)
+    if workers > 1:
         _pack_gates_parallel(w_hh, gates, units, panels, workers)
     else:
         _pack_gates(w_hh, gates, units, panels)

@@ -130,6 +130,12 @@ def set_num_threads(count: int | None) -> None:
     _threads = _threads_from_environment() if count is None else count
 
 
+def region_threads(size: int = 0, minimum: int = 0) -> int:
+    """Threads a parallel region over ``size`` elements may use: the engine's count, capped by
+    Numba's pool; 1 below ``minimum`` (too little work to start the others for)."""
+    return min(num_threads(), numba.config.NUMBA_NUM_THREADS) if size >= minimum else 1
+
+
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _launch_shared(job, workers):
     """One job, its chunks shared by ``workers`` threads (Numba's threading layer)."""
