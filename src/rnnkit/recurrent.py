@@ -7,6 +7,7 @@ the options are checked. Everything here mirrors ``torch.nn.RNNBase``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -105,6 +106,7 @@ class RecurrentBase(Module):
         self._last_call: str | None = None        # None, "grad" or "no_grad": for clear errors
         self._layout: tuple[bool, tuple[int, ...]] = (True, ())   # last call: batched?, output shape
         self._stepper = StepperCache()            # for calls of one step that keep nothing
+        self._ordered: list[tuple[Parameter, ...]] | None = None      # _weight_arrays' parameters
 
     @property
     def num_directions(self) -> int:
@@ -148,6 +150,10 @@ class RecurrentBase(Module):
 
         Training mode's random masks (``dropout``, ``recurrent_dropout``, ``zoneout``) come from
         ``rng`` (a Generator or a seed) when given, else from the layer's own ``rng``."""
+        if state is None and lengths is None and rng is None:
+            planned = self._planned_forward(x)
+            if planned is not None:
+                return planned
         x, batched = self._input_time_major(x)
         T, B, _ = x.shape
         lengths = check_lengths(lengths, B, T)
@@ -166,6 +172,45 @@ class RecurrentBase(Module):
         self._last_call = "grad" if is_grad_enabled() else "no_grad"
         self._layout = (batched, out.shape)
         return self._output_layout(out, batched), self._state_from_tuple(self._states_out(final, batched))
+
+    def _planned_forward(self, x):
+        """The call on the engine's plans (:func:`rnnkit.engine.callplan.stack_forward`) when it
+        is the plain one — x (T, B, I) C-ordered of the layer's dtype, no state, lengths, masks or
+        dropout, one direction — and every layer has a plan; else None. The same results as the
+        general path, with less Python around the compiled loops."""
+        if (type(x) is not np.ndarray or x.ndim != 3 or x.dtype != self.dtype or not x.flags.c_contiguous
+                or self.batch_first or self.bidirectional or x.shape[2] != self.input_size):
+            return None
+        keep_tape, (T, B, _) = is_grad_enabled(), x.shape
+        if (T < 1 or B < 1 or (T == 1 and not keep_tape) or self.inner_dropout.active(self.training)
+                or (self.training and self.dropout > 0 and self.num_layers > 1)):
+            return None
+        backend = current()
+        if backend.name != "engine":
+            return None
+        from rnnkit.engine import callplan
+        done = callplan.stack_forward(self.kernel, self._weight_arrays(), x, keep_tape)
+        if done is None:
+            return None
+        out, tapes = done
+        final = tuple(np.empty(shape, self.dtype) for shape in self.state_shapes(B))
+        for k, tape in enumerate(tapes):
+            for f, s in zip(final, tape.states):
+                f[k] = s[-1]
+        self._cache = None
+        if keep_tape:
+            weights = [[weights_of(layer[0], "data")] for layer in self._groups]
+            self._cache = StackCache(weights, [[t] for t in tapes], backend, [None] * len(tapes), None)
+        self._last_call = "grad" if keep_tape else "no_grad"
+        self._layout = (True, out.shape)
+        return out, self._state_from_tuple(final)
+
+    def _weight_arrays(self) -> list[tuple]:
+        """Each layer's (first direction's) arrays in the order of the Weights record's fields."""
+        if self._ordered is None:
+            names = [f.name for f in dataclasses.fields(Weights)]
+            self._ordered = [tuple(layer[0][n] for n in names if n in layer[0]) for layer in self._groups]
+        return [tuple(p.data for p in params) for params in self._ordered]
 
     def backward(self, dout, dstate=None):
         """Gradients of the most recent forward call: returns (dx, gradient of the initial state).

@@ -92,11 +92,12 @@ class EngineBackend:
 
     def layer_forward(self, kernel, ws: list, xs: list[np.ndarray], states0: list[tuple], mask,
                       keep_tape: bool = True, masks: list | None = None) -> list:
-        """Without ``keep_tape`` only the states are written (inference), not what backward needs."""
-        from rnnkit.engine.layer import forward_directions
+        """Without ``keep_tape`` only the states are written (inference), not what backward needs.
+        A call of a shape seen before replays its records (:mod:`.callplan`)."""
+        from rnnkit.engine import callplan
         from rnnkit.kinds import jobs_for
         T, B, _ = xs[0].shape
-        return forward_directions(jobs_for(kernel), ws, xs, states0, mask, _workers(ws, T, B), keep_tape, masks)
+        return callplan.forward(jobs_for(kernel), ws, xs, states0, mask, _workers(ws, T, B), keep_tape, masks)
 
     def layer_backward(self, kernel, ws: list, dws: list, tapes: list, douts: list, dfinals: list) -> list:
         from rnnkit.engine.layer import backward_directions

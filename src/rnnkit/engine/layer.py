@@ -126,9 +126,10 @@ class Jobs:
 
 
 def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: list[tuple], mask,
-                       workers: int, keep_tape: bool = True, masks: list | None = None) -> list[Tape]:
+                       workers: int, keep_tape: bool = True, masks: list | None = None, start=launch) -> list[Tape]:
     """Each direction d runs over xs[d] (T, B, I) from states0[d] (masks[d]: its dropout inside
-    the recurrence, or None); returns their tapes."""
+    the recurrence, or None); returns their tapes. ``start(records, workers)`` runs the records
+    (:func:`~rnnkit.engine.schedule.launch`; a call plan's keeps them, :mod:`.callplan`)."""
     kernel = jobs.kernel
     records, tapes = [], []
     for w, x, state0, m in zip(ws, xs, states0, masks or [None] * len(ws)):
@@ -144,7 +145,7 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
         masked = {} if inner is None else {"inner": inner}          # jobs without masks take none
         records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape, **masked))
         tapes.append(Tape(x, gates, states, aux, mask, m, None if m is None or m.recurrent is None else inner.hin))
-    launch(tuple(records), workers)
+    start(tuple(records), workers)
     return tapes
 
 
