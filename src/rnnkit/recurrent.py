@@ -174,7 +174,7 @@ class RecurrentBase(Module):
         return self._output_layout(out, batched), self._state_from_tuple(self._states_out(final, batched))
 
     def _planned_forward(self, x):
-        """The call on the engine's plans (:func:`rnnkit.engine.callplan.stack_forward`) when it
+        """The call on the backend's plans (:func:`rnnkit.engine.callplan.stack_forward`) when it
         is the plain one — x (T, B, I) C-ordered of the layer's dtype, no state, lengths, masks or
         dropout, one direction — and every layer has a plan; else None. The same results as the
         general path, with less Python around the compiled loops."""
@@ -186,14 +186,12 @@ class RecurrentBase(Module):
                 or (self.training and self.dropout > 0 and self.num_layers > 1)):
             return None
         backend = current()
-        if backend.name != "engine":
-            return None
-        from rnnkit.engine import callplan
-        done = callplan.stack_forward(self.kernel, self._weight_arrays(), x, keep_tape)
+        planned = getattr(backend, "planned_stack_forward", None)         # the engine's only
+        done = None if planned is None else planned(self.kernel, self._weight_arrays(), x, keep_tape)
         if done is None:
             return None
         out, tapes = done
-        final = tuple(np.empty(shape, self.dtype) for shape in self.state_shapes(B))
+        final = tuple(np.empty((len(tapes), B, s.shape[2]), self.dtype) for s in tapes[0].states)
         for k, tape in enumerate(tapes):
             for f, s in zip(final, tape.states):
                 f[k] = s[-1]
@@ -221,7 +219,7 @@ class RecurrentBase(Module):
         self._check_backward_allowed()
         batched, out_shape = self._layout
         dout = as_float_array("dout", dout, self.dtype)
-        expected = self._output_layout(np.empty(out_shape, dtype=self.dtype), batched).shape
+        expected = self._output_shape(out_shape, batched)
         check_shape("dout", dout, expected, "(the shape of the forward output)")
         dout = self._input_layout(dout, batched)
         dfinal = self._states_in("dstate", dstate, out_shape[1], batched)
@@ -258,6 +256,12 @@ class RecurrentBase(Module):
         if not batched:
             return a[:, None, :]
         return np.ascontiguousarray(a.transpose(1, 0, 2)) if self.batch_first else a
+
+    def _output_shape(self, shape: tuple, batched: bool) -> tuple:
+        """The shape :meth:`_output_layout` gives a time-major array of ``shape``."""
+        if not batched:
+            return (shape[0], shape[2])
+        return (shape[1], shape[0], shape[2]) if self.batch_first else tuple(shape)
 
     def _output_layout(self, a: np.ndarray, batched: bool) -> np.ndarray:
         if not batched:

@@ -92,7 +92,7 @@ def stack_backward(kernel: Kernel, grads: list[list[Weights]], cache: StackCache
     for k in range(len(cache.weights) - 1, -1, -1):
         if cache.dropout_masks[k] is not None:
             dlayer = dlayer * cache.dropout_masks[k]
-        parts = np.split(dlayer, D, axis=-1)
+        parts = [dlayer] if D == 1 else np.split(dlayer, D, axis=-1)        # np.split: ~4 µs
         douts = [reverse_time(parts[d], cache.reverse_index) if d == 1 else parts[d] for d in range(D)]
         dfins = [tuple(df[k * D + d] for df in dfinal) for d in range(D)]
         results = cache.backend.layer_backward(kernel, cache.weights[k], grads[k], cache.tapes[k], douts, dfins)

@@ -83,6 +83,13 @@ def _workers(ws: list, steps: int, batch: int) -> int:
     return workers_for(steps, batch, ws[0].weight_hh.shape[0], ws[0].weight_hh.shape[1], len(ws))
 
 
+@functools.cache
+def _callplan():
+    """:mod:`.callplan`, imported on first use (an import statement costs ~0.4 µs a call)."""
+    from rnnkit.engine import callplan
+    return callplan
+
+
 class EngineBackend:
     """The engine's side of :class:`rnnkit.backend.Backend`: each cell's jobs (registered against
     its reference kernel, :func:`rnnkit.kinds.jobs_for`) run by :mod:`~rnnkit.engine.layer`, the
@@ -99,11 +106,15 @@ class EngineBackend:
         T, B, _ = xs[0].shape
         return callplan.forward(jobs_for(kernel), ws, xs, states0, mask, _workers(ws, T, B), keep_tape, masks)
 
+    def planned_stack_forward(self, kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool):
+        """A plain stack's call replayed from its layers' plans, or None (:func:`.callplan.stack_forward`)."""
+        return _callplan().stack_forward(kernel, layers, x, keep_tape)
+
     def layer_backward(self, kernel, ws: list, dws: list, tapes: list, douts: list, dfinals: list) -> list:
-        from rnnkit.engine.layer import backward_directions
+        from rnnkit.engine.backplan import backward
         from rnnkit.kinds import jobs_for
         T, B, _ = tapes[0].x.shape
-        return backward_directions(jobs_for(kernel), ws, dws, tapes, douts, dfinals, _workers(ws, T, B))
+        return backward(jobs_for(kernel), ws, dws, tapes, douts, dfinals, _workers(ws, T, B))
 
     def stepper(self, kernel, dtype):
         """The compiled step where the cell's jobs name one (:mod:`.step`), else a one-step sequence."""

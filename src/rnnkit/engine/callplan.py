@@ -23,13 +23,14 @@ small weights (the size rule of :data:`PACKED`).
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.engine import workspace
+from rnnkit.engine import workers_for, workspace
 from rnnkit.engine.gemm import gemm_packed
 from rnnkit.engine.gru import ChoGRUJobs, GRUJobs
 from rnnkit.engine.jit import jit
@@ -37,8 +38,9 @@ from rnnkit.engine.layer import forward_directions, input_panels
 from rnnkit.engine.lstm import LSTMJobs
 from rnnkit.engine.prepack import PACKED
 from rnnkit.engine.rnn import RNNJobs
-from rnnkit.engine.schedule import launch
+from rnnkit.engine.schedule import launch, num_threads
 from rnnkit.kernels.base import Tape, flat
+from rnnkit.kinds import jobs_for
 
 PLAN_ENTRIES = 32            # plans kept at most (the least recently used go first)
 BLOCK = 256                  # values compared between two looks for a difference
@@ -73,42 +75,77 @@ def bits(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1).view(np.uint32 if a.itemsize == 4 else np.uint64)
 
 
-class Direction(NamedTuple):
-    """One direction's kept record and where a call's own arrays go in it."""
+class Kept(NamedTuple):
+    """A record kept for replaying: its values but the call's arrays (None there, so that a plan
+    holds on to no call's arrays), and where those go."""
 
-    record: tuple                # the record forward_directions built (its per-call arrays replaced)
+    values: tuple                # the record's fields, None at those of slots and own
     slots: tuple                 # ((field, k), ...): field ``field`` takes the call's array k
+    own: tuple                   # ((field, shape, dtype), ...): the record's own work arrays, new per call
     make: object                 # the record type's constructor from a list of its values
+
+
+def keep(record: tuple, fresh: tuple, others: tuple, own: tuple = ()) -> Kept | None:
+    """``record`` kept, its fields that are the call's arrays ``fresh`` found by identity; None
+    when another field shares memory with them or with ``others`` (the input), as then the record
+    cannot be replayed. ``own``: the names of the fields to make anew (:func:`rebuild`)."""
+    own = tuple((i, record[i].shape, record[i].dtype) for i in map(record._fields.index, own))
+    values, slots, call = list(record), [], fresh + others
+    for i, v in enumerate(record):
+        k = next((k for k, f in enumerate(fresh) if v is f), None)
+        if k is not None:
+            slots.append((i, k))
+            values[i] = None
+        elif (isinstance(v, np.ndarray) and v is not record.counters and i not in {j for j, *_ in own}
+              and any(np.shares_memory(v, f) for f in call)):
+            return None
+    for i, *_ in own:
+        values[i] = None
+    return Kept(tuple(values), tuple(slots), own, type(record)._make)
+
+
+def rebuild(kept: Kept, fresh: tuple) -> tuple:
+    """The kept record with this call's arrays in their fields, new work arrays, counters at 0."""
+    values = list(kept.values)
+    for i, k in kept.slots:
+        values[i] = fresh[k]
+    for i, shape, dtype in kept.own:
+        values[i] = workspace.empty(shape, dtype)
+    record = kept.make(values)
+    record.counters.fill(0)
+    return record
+
+
+def tape_arrays(tape: Tape) -> tuple:
+    """A tape's arrays (gates, states, aux), in the order a Kept record's slots count them."""
+    aux = tape.aux
+    parts = () if aux is None else aux if isinstance(aux, tuple) else vars(aux).values()     # record or dataclass
+    return (tape.gates, *tape.states, *(a for a in parts if isinstance(a, np.ndarray)))
+
+
+class Direction(NamedTuple):
+    """One direction's forward record, kept, and its input product."""
+
+    kept: Kept
     input_panels: np.ndarray     # W_ihᵀ as the input product's panels
     width: int                   # G·H: the gates' width
 
 
 class CallPlan(NamedTuple):
+    """What a layer call of one shape keeps, valid while its weights hold the bits of ``kept``."""
+
     kernel: object               # the reference kernel the records were built for
     weights: tuple               # the arrays the call read (identity)
     kept: tuple                  # bits of their copies, as at the plan's making
     live: tuple                  # bits of the weights themselves (views: they read what is there now)
-    directions: tuple            # (Direction, ...)
+    directions: tuple            # (Direction, ...) forward, or (Kept, ...) backward
     sizes: tuple                 # the sizes of the state's parts (h, or h and c)
 
 
-def fresh_arrays(gates: np.ndarray, states: tuple, aux) -> tuple:
-    """A call's own arrays, in the order a Direction's slots count them."""
-    parts = () if aux is None else aux if isinstance(aux, tuple) else vars(aux).values()     # record or dataclass
-    return (gates, *states, *(a for a in parts if isinstance(a, np.ndarray)))
-
-
-def slots_of(record: tuple, fresh: tuple, others: tuple) -> tuple | None:
-    """The fields of ``record`` that are the call's arrays ``fresh``; None when another field
-    shares memory with them or with ``others`` (the input): the record cannot then be replayed."""
-    slots, own = [], fresh + others
-    for i, v in enumerate(record):
-        k = next((k for k, f in enumerate(fresh) if v is f), None)
-        if k is not None:
-            slots.append((i, k))
-        elif isinstance(v, np.ndarray) and v is not record.counters and any(np.shares_memory(v, f) for f in own):
-            return None
-    return tuple(slots)
+def new_plan(kernel, arrays: tuple, directions: list) -> CallPlan:
+    """A plan of these records, keeping a copy of the weights' bits."""
+    return CallPlan(kernel, arrays, tuple(bits(a.copy()) for a in arrays), tuple(bits(a) for a in arrays),
+                    tuple(directions), tuple(kernel.state_sizes()))
 
 
 def plain(jobs, mask, masks) -> bool:
@@ -150,7 +187,7 @@ PLANS = PlanCache()
 def serves(plan: CallPlan, kernel, arrays: tuple) -> bool:
     """The plan was made for this kernel and these very weights, which still hold its bits."""
     return (plan.kernel is kernel and len(arrays) == len(plan.weights)
-            and all(a is b for a, b in zip(arrays, plan.weights)) and same_bits(plan.kept, plan.live))
+            and all(map(operator.is_, arrays, plan.weights)) and same_bits(plan.kept, plan.live))
 
 
 def forward(jobs, ws: list, xs: list, states0: list, mask, workers: int, keep_tape: bool = True,
@@ -183,14 +220,11 @@ def make(jobs, ws: list, xs: list, states0: list, workers: int, keep_tape: bool,
     tapes = forward_directions(jobs, ws, xs, states0, None, workers, keep_tape, None, start=start)
     directions = []
     for w, tape, record in zip(ws, tapes, records):
-        slots = slots_of(record, fresh_arrays(tape.gates, tape.states, tape.aux), (tape.x,))
-        if slots is None:
+        kept = keep(record, tape_arrays(tape), (tape.x,))
+        if kept is None:
             return tapes, None
-        directions.append(Direction(record, slots, type(record)._make,
-                                    PACKED.get(w.weight_ih, "input", input_panels), w.weight_ih.shape[0]))
-    kept = tuple(bits(a.copy()) for a in arrays)
-    return tapes, CallPlan(jobs.kernel, arrays, kept, tuple(bits(a) for a in arrays), tuple(directions),
-                           tuple(jobs.kernel.state_sizes()))
+        directions.append(Direction(kept, PACKED.get(w.weight_ih, "input", input_panels), w.weight_ih.shape[0]))
+    return tapes, new_plan(jobs.kernel, arrays, directions)
 
 
 def replay(jobs, plan: CallPlan, xs: list, states0: list, workers: int) -> list[Tape]:
@@ -205,15 +239,9 @@ def replay(jobs, plan: CallPlan, xs: list, states0: list, workers: int) -> list[
         states = tuple(workspace.empty((T + 1, B, n), x.dtype) for n in plan.sizes)
         for s, s0 in zip(states, state0):
             s[0] = s0
-        aux = jobs.new_aux(T, B, x.dtype)
-        values = list(direction.record)
-        fresh = fresh_arrays(gates, states, aux)
-        for i, k in direction.slots:
-            values[i] = fresh[k]
-        record = direction.make(values)
-        record.counters.fill(0)
-        records.append(record)
-        tapes.append(Tape(x, gates, states, aux, None))
+        tape = Tape(x, gates, states, jobs.new_aux(T, B, x.dtype), None)
+        records.append(rebuild(direction.kept, tape_arrays(tape)))
+        tapes.append(tape)
     launch(tuple(records), workers)
     return tapes
 
@@ -226,40 +254,59 @@ def zero_state(shape: tuple, dtype: np.dtype) -> np.ndarray:
     return a
 
 
-def take_stack(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool) -> list[tuple] | None:
-    """[(key, plan, workers)] of every layer of a stack of one direction per layer (``layers[k]``:
-    the arrays of layer k's Weights record, in its fields' order), taken out of :data:`PLANS`;
-    None (and every plan put back) unless each layer has one that serves it."""
-    from rnnkit.engine import workers_for
+def layer_workers(arrays: tuple, x: np.ndarray) -> int:
+    """The threads of one direction's call over x (T, B, ·) (:func:`rnnkit.engine.workers_for`)."""
+    T, B, _ = x.shape
+    return workers_for(T, B, arrays[1].shape[0], arrays[1].shape[1], 1)
+
+
+def take_layers(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool) -> tuple | None:
+    """((key, plan, workers), ...) of every layer of a stack of one direction per layer, taken
+    out of :data:`PLANS` (``layers[k]``: the arrays of layer k's Weights record, in its fields'
+    order); None, every plan put back, unless each layer has one."""
     T, B, _ = x.shape
     taken = []
     for arrays in layers:
-        w_hh = arrays[1]
-        workers = workers_for(T, B, w_hh.shape[0], w_hh.shape[1], 1)
+        workers = layer_workers(arrays, x)
         key = (id(kernel), id(arrays[0]), 1, (T, B, arrays[0].shape[1]), x.dtype.str, keep_tape, workers)
         plan = PLANS.take(key)
-        if plan is not None:
-            taken.append((key, plan, workers))
-        if plan is None or not serves(plan, kernel, arrays):
-            for key, plan, _ in taken:
-                PLANS.put(key, plan)
+        if plan is None:
+            put_layers(taken)
             return None
-    return taken
+        taken.append((key, plan, workers))
+    return tuple(taken)
+
+
+def put_layers(taken) -> None:
+    """Each layer's plan back under its own key (where :func:`forward` finds it)."""
+    for key, plan, _ in taken:
+        PLANS.put(key, plan)
+
+
+def serve_stack(kernel, taken: tuple, layers: list[tuple], x: np.ndarray) -> bool:
+    """Every layer's plan serves its weights, on the threads the call would have."""
+    return len(taken) == len(layers) and all(
+        serves(plan, kernel, arrays) and workers == layer_workers(arrays, x)
+        for (_, plan, workers), arrays in zip(taken, layers))
 
 
 def stack_forward(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool):
-    """A stack of one direction per layer from zero states, every layer replayed from its plan
-    (:func:`take_stack`): (output (T, B, H_out), the layers' tapes), or None with nothing computed."""
-    from rnnkit.kinds import jobs_for
-    taken = take_stack(kernel, layers, x, keep_tape)
+    """A stack of one direction per layer from zero states, every layer replayed from its plan:
+    (output (T, B, H_out), the layers' tapes), or None with nothing computed. The layers' plans
+    are kept together, under the stack's own key, from the first call that finds them all."""
+    key = ("stack", id(kernel), id(layers[0][0]), x.shape, x.dtype.str, keep_tape, num_threads())
+    taken = PLANS.take(key) or take_layers(kernel, layers, x, keep_tape)
     if taken is None:
+        return None
+    if not serve_stack(kernel, taken, layers, x):
+        put_layers(taken)                   # changed weights: the general path makes them anew
         return None
     jobs, tapes, layer_in = jobs_for(kernel), [], x
     B = x.shape[1]
-    for key, plan, workers in taken:
+    for _, plan, workers in taken:
         state0 = tuple(zero_state((B, n), x.dtype) for n in plan.sizes)
         tape, = replay(jobs, plan, [layer_in], [state0], workers)
-        PLANS.put(key, plan)
         tapes.append(tape)
         layer_in = tape.states[0][1:].copy()            # the layer's output (scan.scan_output)
+    PLANS.put(key, taken)
     return layer_in, tapes

@@ -23,6 +23,7 @@ product to read, and blends its new states with the zoneout masks, in the same p
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -45,11 +46,18 @@ class InnerArrays(NamedTuple):
     keep_c: np.ndarray          # (T, B, H) on the LSTM's c, or (0, 0, 0)
 
 
+@functools.lru_cache(maxsize=None)
+def absent(shape: tuple, dtype) -> np.ndarray:
+    """An absent array (a 0 in its ``shape``): one constant per shape and dtype, as nothing can
+    be written into it, instead of a fresh np.zeros per call."""
+    return np.zeros(shape, dtype)
+
+
 def inner_arrays(masks, states: tuple, dtype, hin: np.ndarray | None = None) -> InnerArrays:
     """The arrays of ``masks`` (a :class:`rnnkit.inner_dropout.Masks` or None) for states (T+1, B, n);
     ``hin``: the forward pass's h_in (backward), else a new one is started from states[0][0]."""
     def c_array(a, empty):
-        return np.zeros(empty, dtype) if a is None else np.ascontiguousarray(a, dtype)
+        return absent(empty, dtype) if a is None else np.ascontiguousarray(a, dtype)
     rec = None if masks is None else masks.recurrent
     keep = () if masks is None or masks.keep is None else masks.keep
     if hin is None:
@@ -73,7 +81,7 @@ def mask_2d(mask: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
 
 def zoneout_share(inner: InnerArrays, shape: tuple, dtype) -> np.ndarray:
     """``zone_h`` (B, H_out): k_t ⊙ dh̄_t of the step in hand, kept for h_{t-1}; (0, 0) without zoneout."""
-    return np.zeros(shape if inner.keep_h.shape[0] else (0, 0), dtype)
+    return np.zeros(shape, dtype) if inner.keep_h.shape[0] else absent((0, 0), dtype)
 
 
 class Jobs:
@@ -150,8 +158,10 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
 
 
 def backward_directions(jobs, ws: list[Weights], dws: list[Weights], tapes: list[Tape], douts, dfinals,
-                        workers: int) -> list[tuple]:
-    """Back through each direction; adds parameter gradients into dws; returns [(dx, dstate0)]."""
+                        workers: int, build=None) -> list[tuple]:
+    """Back through each direction; adds parameter gradients into dws; returns [(dx, dstate0)].
+    ``build``: makes each direction's record in place of ``jobs.backward_job`` (a call plan's, :mod:`.backplan`)."""
+    build = build or jobs.backward_job
     records, das, carries = [], [], []
     for w, tape, dout, dfinal in zip(ws, tapes, douts, dfinals):
         T, B, _ = tape.x.shape
@@ -159,7 +169,7 @@ def backward_directions(jobs, ws: list[Weights], dws: list[Weights], tapes: list
         carry = tuple(np.array(d, da.dtype).reshape(B, -1) for d in dfinal)         # copies: updated
         dout = np.ascontiguousarray(dout, da.dtype)
         masked = {} if tape.masks is None else {"inner": inner_arrays(tape.masks, tape.states, da.dtype, tape.h_in())}
-        records.append(jobs.backward_job(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers, **masked))
+        records.append(build(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers, **masked))
         das.append(da)
         carries.append(carry)
     launch(tuple(records), workers)
