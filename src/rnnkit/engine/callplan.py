@@ -22,7 +22,6 @@ small weights (the size rule of :data:`PACKED`).
 
 from __future__ import annotations
 
-import functools
 import operator
 import threading
 from collections import OrderedDict
@@ -124,11 +123,13 @@ def tape_arrays(tape: Tape) -> tuple:
 
 
 class Direction(NamedTuple):
-    """One direction's forward record, kept, and its input product."""
+    """One direction's forward record, kept, its input product and the shapes of its arrays."""
 
     kept: Kept
     input_panels: np.ndarray     # W_ihᵀ as the input product's panels
-    width: int                   # G·H: the gates' width
+    gates: tuple                 # (T, B, G·H)
+    states: tuple                # ((T+1, B, n), ...) each part of the state
+    empty: object                # what makes them (workspace.allocator)
 
 
 class CallPlan(NamedTuple):
@@ -223,7 +224,9 @@ def make(jobs, ws: list, xs: list, states0: list, workers: int, keep_tape: bool,
         kept = keep(record, tape_arrays(tape), (tape.x,))
         if kept is None:
             return tapes, None
-        directions.append(Direction(kept, PACKED.get(w.weight_ih, "input", input_panels), w.weight_ih.shape[0]))
+        directions.append(Direction(kept, PACKED.get(w.weight_ih, "input", input_panels), tape.gates.shape,
+                                    tuple(s.shape for s in tape.states),
+                                    workspace.allocator(tape.gates.shape, tape.gates.dtype)))
     return tapes, new_plan(jobs.kernel, arrays, directions)
 
 
@@ -234,24 +237,17 @@ def replay(jobs, plan: CallPlan, xs: list, states0: list, workers: int) -> list[
     for direction, x, state0 in zip(plan.directions, xs, states0):
         x = np.ascontiguousarray(x)
         T, B, _ = x.shape
-        gates = workspace.empty((T, B, direction.width), x.dtype)                   # (T, B, G·H)
+        empty, dtype = direction.empty, x.dtype
+        gates = empty(direction.gates, dtype)                                        # (T, B, G·H)
         gemm_packed(flat(x), direction.input_panels, flat(gates))
-        states = tuple(workspace.empty((T + 1, B, n), x.dtype) for n in plan.sizes)
+        states = tuple(empty(shape, dtype) for shape in direction.states)           # (T+1, B, n) each
         for s, s0 in zip(states, state0):
             s[0] = s0
-        tape = Tape(x, gates, states, jobs.new_aux(T, B, x.dtype), None)
+        tape = Tape(x, gates, states, jobs.new_aux(T, B, dtype), None)
         records.append(rebuild(direction.kept, tape_arrays(tape)))
         tapes.append(tape)
     launch(tuple(records), workers)
     return tapes
-
-
-@functools.lru_cache(maxsize=PLAN_ENTRIES)
-def zero_state(shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """A read-only zero state of ``shape``: the initial state of a call given none, one constant."""
-    a = np.zeros(shape, dtype)
-    a.flags.writeable = False
-    return a
 
 
 def layer_workers(arrays: tuple, x: np.ndarray) -> int:
@@ -260,10 +256,18 @@ def layer_workers(arrays: tuple, x: np.ndarray) -> int:
     return workers_for(T, B, arrays[1].shape[0], arrays[1].shape[1], 1)
 
 
-def take_layers(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool) -> tuple | None:
-    """((key, plan, workers), ...) of every layer of a stack of one direction per layer, taken
-    out of :data:`PLANS` (``layers[k]``: the arrays of layer k's Weights record, in its fields'
-    order); None, every plan put back, unless each layer has one."""
+class StackPlan(NamedTuple):
+    """A stack's layers' plans, kept together for its plain calls (:func:`stack_forward`)."""
+
+    layers: tuple                # ((layer key, CallPlan, workers), ...)
+    jobs: object                 # the cell's job builder
+    state0: tuple                # each layer's initial state: zeros
+
+
+def take_layers(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool) -> StackPlan | None:
+    """The plans of every layer of a stack of one direction per layer, taken out of :data:`PLANS`
+    (``layers[k]``: the arrays of layer k's Weights record, in its fields' order); None, every
+    plan put back, unless each layer has one."""
     T, B, _ = x.shape
     taken = []
     for arrays in layers:
@@ -274,7 +278,8 @@ def take_layers(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool) -> 
             put_layers(taken)
             return None
         taken.append((key, plan, workers))
-    return tuple(taken)
+    state0 = tuple(tuple(np.zeros((B, n), x.dtype) for n in plan.sizes) for _, plan, _ in taken)
+    return StackPlan(tuple(taken), jobs_for(kernel), state0)
 
 
 def put_layers(taken) -> None:
@@ -283,11 +288,14 @@ def put_layers(taken) -> None:
         PLANS.put(key, plan)
 
 
-def serve_stack(kernel, taken: tuple, layers: list[tuple], x: np.ndarray) -> bool:
+def serve_stack(kernel, stack: StackPlan, layers: list[tuple], x: np.ndarray) -> bool:
     """Every layer's plan serves its weights, on the threads the call would have."""
-    return len(taken) == len(layers) and all(
-        serves(plan, kernel, arrays) and workers == layer_workers(arrays, x)
-        for (_, plan, workers), arrays in zip(taken, layers))
+    if len(stack.layers) != len(layers):
+        return False
+    for (_, plan, workers), arrays in zip(stack.layers, layers):
+        if not (serves(plan, kernel, arrays) and workers == layer_workers(arrays, x)):
+            return False
+    return True
 
 
 def stack_forward(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool):
@@ -295,18 +303,16 @@ def stack_forward(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool):
     (output (T, B, H_out), the layers' tapes), or None with nothing computed. The layers' plans
     are kept together, under the stack's own key, from the first call that finds them all."""
     key = ("stack", id(kernel), id(layers[0][0]), x.shape, x.dtype.str, keep_tape, num_threads())
-    taken = PLANS.take(key) or take_layers(kernel, layers, x, keep_tape)
-    if taken is None:
+    stack = PLANS.take(key) or take_layers(kernel, layers, x, keep_tape)
+    if stack is None:
         return None
-    if not serve_stack(kernel, taken, layers, x):
-        put_layers(taken)                   # changed weights: the general path makes them anew
+    if not serve_stack(kernel, stack, layers, x):
+        put_layers(stack.layers)            # changed weights: the general path makes them anew
         return None
-    jobs, tapes, layer_in = jobs_for(kernel), [], x
-    B = x.shape[1]
-    for _, plan, workers in taken:
-        state0 = tuple(zero_state((B, n), x.dtype) for n in plan.sizes)
-        tape, = replay(jobs, plan, [layer_in], [state0], workers)
+    tapes, layer_in = [], x
+    for (_, plan, workers), state0 in zip(stack.layers, stack.state0):
+        tape, = replay(stack.jobs, plan, [layer_in], [state0], workers)
         tapes.append(tape)
         layer_in = tape.states[0][1:].copy()            # the layer's output (scan.scan_output)
-    PLANS.put(key, taken)
+    PLANS.put(key, stack)
     return layer_in, tapes

@@ -65,6 +65,12 @@ def empty(shape, dtype) -> np.ndarray:
         return a
 
 
+def allocator(shape, dtype):
+    """What :func:`empty` does for arrays of ``shape``: ``np.empty`` below MIN_BYTES, else itself
+    (for a caller that makes arrays of one shape again and again, and decides once)."""
+    return np.empty if math.prod(shape) * np.dtype(dtype).itemsize < MIN_BYTES else empty
+
+
 def zeros(shape, dtype) -> np.ndarray:
     a = empty(shape, dtype)
     a.fill(0)
