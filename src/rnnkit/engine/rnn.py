@@ -22,6 +22,7 @@ from rnnkit.engine.activations import tanh
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
+from rnnkit.engine.mixed import ABSENT, recurrent_product, store_h16
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, positive, vload, vstore
@@ -37,6 +38,9 @@ class RNNForward:
     gates: np.ndarray           # (T, B, H) in: x_t W_ihᵀ; out: h_t
     h: np.ndarray               # (T+1, B, H) h[0] given
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the product's operand (h itself without m_h)
+    panels16: np.ndarray        # under autocast (mixed.Bf16Operands): panels in bfloat16 pairs,
+    h16: np.ndarray             #   bf16(h_in) and h_in's bits; else empty
+    hin_bits: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     tape: bool                  # store h̃_t in gates too, for backward (not in inference)
@@ -75,6 +79,7 @@ def forward_units(job, t, b, j, n, acc, aj):
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * H + j, n), n)
+    store_h16(job, t, b, j, n)
 
 
 @jit(inline=True)
@@ -101,7 +106,7 @@ def forward_panel(job, t, phase, p, worker):
     T, B, H = job.gates.shape
     U = job.panels.shape[2]
     u0, n = p * U, min(U, H - p * U)
-    panel_product(job.hin, t * B * H, H, B, job.panels, p, acc)
+    recurrent_product(job, t, p, acc)
     for b in range(B):
         forward_row(job, t, b, u0, n, acc, b * acc.shape[1])
 
@@ -163,6 +168,8 @@ register_tasks({RNNForward: forward_panel, RNNBackward: backward_panel})
 class RNNJobs(Jobs):
     """Builds the RNN's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
+    bf16_gates = 1
+
     def __init__(self, kernel: RNNKernel) -> None:
         super().__init__(kernel)
         self.relu = kernel.nonlinearity == "relu"
@@ -171,13 +178,14 @@ class RNNJobs(Jobs):
         from rnnkit.engine import step
         return step.RNN_RELU if self.relu else step.RNN_TANH
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> RNNForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None,
+                    operands=ABSENT) -> RNNForward:
         inner = self.plain(inner, states, gates.dtype)
         T = gates.shape[0]
         panels = pack_gates(w.weight_hh, 1)
         return RNNForward(panels, self.input_side_bias(w, gates.dtype, gates.shape[2]), self.relu, gates, states[0],
-                          inner.hin, inner.rec, inner.keep_h, keep_tape, mask,
-                          *self.plan(T, [panels.shape[0]], workers, gates))
+                          inner.hin, *operands, inner.rec, inner.keep_h, keep_tape, mask,
+                          *self.plan(T, [panels.shape[0]], workers, gates, operands.h16.shape[1]))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> RNNBackward:
         inner = self.plain(inner, tape.states, da.dtype)
