@@ -39,7 +39,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, recurrent_product, store_h16
+from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
@@ -62,9 +62,13 @@ class GRUForward:
     gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z, n
     h: np.ndarray               # (T+1, B, H)
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the products' operand (h itself without m_h)
-    panels16: np.ndarray        # under autocast (mixed.Bf16Operands): panels in bfloat16 pairs,
-    h16: np.ndarray             #   bf16(h_in) and h_in's bits; else empty (always in Cho's form)
-    hin_bits: np.ndarray
+    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
+    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
+    lp_bits: np.ndarray
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     hn: np.ndarray              # (T, B, H) h_in W_hnᵀ + b_hn
@@ -80,9 +84,13 @@ class ChoGRUForward:
     gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z (always: phase 1 reads z), n
     h: np.ndarray               # (T+1, B, H)
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t (h itself without m_h)
-    panels16: np.ndarray        # under autocast (mixed.Bf16Operands): panels in bfloat16 pairs,
-    h16: np.ndarray             #   bf16(h_in) and h_in's bits; else empty (always in Cho's form)
-    hin_bits: np.ndarray
+    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
+    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
+    lp_bits: np.ndarray
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     rh: np.ndarray              # (T, B, H) r ⊙ h_in, phase 1's operand
@@ -198,7 +206,7 @@ def new_state(job, t, b, j, count, h, h_prev):
     vstore(job.h, new + j, h, count)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * H + j, count), count)
-    store_h16(job, t, b, j, count)
+    store_low(job, t, b, j, count)
 
 
 @jit(refcount=False)
@@ -357,7 +365,7 @@ class GRUJobs(Jobs):
     """Builds the reset_after GRU's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
     Aux = GRUAux                # the tape's one (T, B, H) array besides gates and states
-    bf16_gates = 3
+    product_gates = 3
 
     def step_kind(self) -> int:
         from rnnkit.engine import step
@@ -372,10 +380,10 @@ class GRUJobs(Jobs):
         T, B, G = gates.shape
         H = G // 3
         b_hn = np.zeros(H, gates.dtype) if w.bias_hh is None else w.bias_hh[2 * H:]
-        panels = pack_gates(w.weight_hh, 3)
+        panels = self.recurrent_panels(w.weight_hh, 3, operands)
         return GRUForward(panels, self.input_side_bias(w, gates.dtype, G), b_hn, gates, states[0], inner.hin,
                           *operands, inner.rec, inner.keep_h, aux.hn, keep_tape, mask,
-                          *self.plan(T, [panels.shape[0]], workers, gates, operands.h16.shape[1]))
+                          *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> GRUBackward:
         inner = self.plain(inner, tape.states, da.dtype)
@@ -402,7 +410,7 @@ class ChoGRUJobs(GRUJobs):
     """Builds the job records of Cho's GRU (reset_after=False) from a layer's weights and tape."""
 
     Aux = ChoGRUAux
-    bf16_gates = None           # r ⊙ h_in enters the second product: the recurrence stays float32
+    product_gates = None        # r ⊙ h_in enters the second product: the recurrence stays float32
 
     def step_kind(self) -> int:
         from rnnkit.engine import step

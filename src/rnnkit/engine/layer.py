@@ -16,9 +16,10 @@ once, so that their recurrences can run side by side. ``jobs`` is the cell's job
 
 Every product runs on the engine's micro-kernel (:mod:`rnnkit.engine.gemm`).
 
-Under :class:`rnnkit.autocast` a float32 layer's products run in bfloat16 with float32 sums
-(:mod:`rnnkit.engine.mixed`): the input projection, the steps' recurrent products (the cells whose
-records carry :class:`~rnnkit.engine.mixed.Bf16Operands`), the parameter gradients and dX.
+Under :class:`rnnkit.autocast` a float32 layer's products run in bfloat16 with float32 sums, in
+a layer of :func:`rnnkit.quantize_dynamic` in int8 (:mod:`rnnkit.engine.mixed`): the input
+projection, the steps' recurrent products (the cells whose records carry
+:class:`~rnnkit.engine.mixed.LowOperands`) and, in bfloat16, the parameter gradients and dX.
 
 Dropout inside the recurrence (:mod:`rnnkit.inner_dropout`) enters the fused steps as arrays
 (:class:`InnerArrays`): each step writes ``h_in = m_h ⊙ h_t`` beside h_t for the next step's
@@ -33,6 +34,7 @@ import numpy as np
 
 from rnnkit.engine import mixed, workspace
 from rnnkit.engine.gemm import add_products, gemm, gemm_packed, pack
+from rnnkit.engine.pack import gate_tile, pack_gates, units_per_panel
 from rnnkit.engine.prepack import PACKED, owned
 from rnnkit.engine.schedule import Plan, launch, plan, recurrence_scratch
 from rnnkit.kernels.base import Tape, Weights, flat
@@ -89,12 +91,26 @@ class Jobs:
     workers, inner=None)`` — and overrides what differs from the plain cell's defaults here.
     """
 
-    # The number of gates the recurrent product of a step reads in bfloat16 under autocast
-    # (mixed.recurrent_operands: W_hh's gate panels); None: the cell's recurrence stays float32.
-    bf16_gates: int | None = None
+    # The gates of W_hh's panels a step's product reads in low precision (mixed.LowOperands);
+    # None: the cell's recurrence stays in the layer's precision.
+    product_gates: int | None = None
 
     def __init__(self, kernel) -> None:
         self.kernel = kernel
+
+    def low_gates(self, precision: str) -> int | None:
+        """:attr:`product_gates` for ``precision`` ("bfloat16", "int8"): int8's fixed step of h
+        needs a bounded state (:mod:`rnnkit.engine.quantized`), which a subclass may lack."""
+        return self.product_gates
+
+    @staticmethod
+    def recurrent_panels(w_hh: np.ndarray, gates: int, operands) -> np.ndarray:
+        """W_hhᵀ's float32 gate panels (:func:`rnnkit.engine.pack.pack_gates`); with low-precision
+        operands only their shape (P, 0, W): the products read the operands' panels."""
+        if operands.lp_h.shape[0] == 0:
+            return pack_gates(w_hh, gates)
+        H = w_hh.shape[0] // gates
+        return np.empty((-(-H // units_per_panel(gates, w_hh.dtype)), 0, gate_tile(gates).width(w_hh.dtype)), w_hh.dtype)
 
     def step_kind(self) -> int | None:
         """The compiled streaming step's code for the cell (:mod:`rnnkit.engine.step`); None: a
@@ -140,13 +156,13 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
     the recurrence, or None); returns their tapes."""
     kernel = jobs.kernel
     records, tapes = [], []
-    low = mixed.active(xs[0].dtype)                   # under autocast: bfloat16 products
+    low = mixed.precision_of(xs[0].dtype)             # bfloat16 or int8 products, or None
     for w, x, state0, m in zip(ws, xs, states0, masks or [None] * len(ws)):
         x = np.ascontiguousarray(x)                   # the products read rows through raw pointers
         T, B, _ = x.shape
         gates = workspace.empty((T, B, w.weight_ih.shape[0]), x.dtype)             # (T, B, G·H)
         if low:
-            mixed.input_product(x, w.weight_ih, gates, inference=not keep_tape)
+            mixed.input_product(low, x, w.weight_ih, gates, inference=not keep_tape)
         else:
             gemm_packed(flat(x), PACKED.get(w.weight_ih, "input", input_panels), flat(gates))
         states = tuple(workspace.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
@@ -155,9 +171,9 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
         aux = jobs.new_aux(T, B, x.dtype)
         inner = None if m is None else inner_arrays(m, states, x.dtype)
         extra = {} if inner is None else {"inner": inner}           # jobs without masks take none
-        if low and jobs.bf16_gates is not None:                      # ... nor bfloat16 operands
+        if low and jobs.low_gates(low) is not None:                  # ... nor low-precision operands
             hin = states[0] if inner is None else inner.hin
-            extra["operands"] = mixed.recurrent_operands(w.weight_hh, jobs.bf16_gates, hin, not keep_tape)
+            extra["operands"] = mixed.recurrent_operands(low, w.weight_hh, jobs.low_gates(low), hin, not keep_tape)
         records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape, **extra))
         tapes.append(Tape(x, gates, states, aux, mask, m, None if m is None or m.recurrent is None else inner.hin))
     launch(tuple(records), workers)
@@ -178,7 +194,7 @@ def backward_directions(jobs, ws: list[Weights], dws: list[Weights], tapes: list
         das.append(da)
         carries.append(carry)
     launch(tuple(records), workers)
-    low = mixed.active(das[0].dtype) if das else False           # under autocast: bfloat16 products
+    low = mixed.precision_of(das[0].dtype) == "bfloat16"         # under autocast: bfloat16 products
     results = []
     for w, dw, tape, da, carry, record in zip(ws, dws, tapes, das, carries, records):
         for a, blocks, grads, bias_grads in jobs.weight_products(dw, tape, da, record):

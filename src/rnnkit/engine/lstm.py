@@ -42,8 +42,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import gemm, pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, recurrent_product, store_h16
-from rnnkit.engine.pack import pack_gates
+from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
 from rnnkit.kernels.base import flat
@@ -64,9 +63,13 @@ class LSTMForward:
     gates: np.ndarray           # (T, B, 4H) in: x_t W_ihᵀ; out: i, f, g, o
     h: np.ndarray               # (T+1, B, H_out) h[0] given
     hin: np.ndarray             # (T+1, B, H_out) m_h ⊙ h_t, the products' operand (h itself without m_h)
-    panels16: np.ndarray        # under autocast (mixed.Bf16Operands): panels in bfloat16 pairs,
-    h16: np.ndarray             #   bf16(h_in) and h_in's bits; else empty
-    hin_bits: np.ndarray
+    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
+    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
+    lp_bits: np.ndarray
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H_out) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H_out) zoneout's k^h_t, or (0, 0, 0)
     keep_c: np.ndarray          # (T, B, H) k^c_t, or (0, 0, 0)
@@ -179,7 +182,7 @@ def new_h(job, t, b, j, n, h):
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * K + j, n), n)
-    store_h16(job, t, b, j, n)
+    store_low(job, t, b, j, n)
 
 
 @jit(refcount=False)
@@ -338,7 +341,11 @@ def peephole_grads(da, c, c_new, g_ci, g_cf, g_co):
 class LSTMJobs(Jobs):
     """Builds the LSTM's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
-    bf16_gates = 4
+    product_gates = 4
+
+    def low_gates(self, precision: str) -> int | None:
+        """With a projection, h_t = m_t W_hrᵀ is unbounded: no int8 recurrence (float32)."""
+        return None if precision == "int8" and self.kernel.proj_size else 4
 
     def step_kind(self) -> int | None:
         """The compiled streaming step (:mod:`rnnkit.engine.step`) computes the LSTM without a projection."""
@@ -357,7 +364,7 @@ class LSTMJobs(Jobs):
                     operands=ABSENT) -> LSTMForward:
         inner = self.plain(inner, states, gates.dtype)
         T, B, G = gates.shape
-        panels = pack_gates(w.weight_hh, 4)
+        panels = self.recurrent_panels(w.weight_hh, 4, operands)
         if self.kernel.proj_size:
             proj, m = pack(w.weight_hr, trans_b=True), aux.m
             chunks = [panels.shape[0], proj.shape[0]]
@@ -367,7 +374,7 @@ class LSTMJobs(Jobs):
         return LSTMForward(panels, proj, self.input_side_bias(w, gates.dtype, G), *self._peepholes(w, gates.dtype),
                            gates, states[0], inner.hin, *operands, inner.rec, inner.keep_h, inner.keep_c,
                            states[1], aux.tanh_c, m, keep_tape, mask,
-                           *self.plan(T, chunks, workers, gates, operands.h16.shape[1]))
+                           *self.plan(T, chunks, workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> LSTMBackward:
         inner = self.plain(inner, tape.states, da.dtype)

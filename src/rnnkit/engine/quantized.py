@@ -21,36 +21,37 @@ int8): the ReLU RNN, an LSTM with a projection, and Cho's GRU (its second produc
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from rnnkit.engine import int8
 from rnnkit.engine.int8_tile import LANES, make_dequant_kernel
 from rnnkit.engine.isa import tile_shape
 from rnnkit.engine.jit import jit
-from rnnkit.engine.pack import pack_gates
+from rnnkit.engine.pack import gate_tile, pack_gates
 from rnnkit.engine.prepack import kept
 from rnnkit.engine.quantize import QuantizedWeights, quantize_weights
 
-MR = int8.MR                    # rows of A per tile (8 with 2 or 3 vectors)
 ZERO = 128                      # h's zero point: its step is symmetric about 0
 tile_dq3 = make_dequant_kernel(tile_shape(3))      # a GRU's gate panel: 3 vectors
-assert tile_shape(3).mr == MR
-
-
-class Int8Weights(NamedTuple):
-    """A recurrence's quantised W_hhᵀ and the fixed step of its operand h."""
-
-    weights: QuantizedWeights   # W_hhᵀ's gate-panel columns in int8 panels of NR8 columns
-    zero: np.ndarray            # (tiles·MR,) int32: ZERO for every row
-    scale: np.ndarray           # (tiles·MR,) float32: s_h for every row
 
 
 def sub_vectors(gates: int) -> int:
     """Vectors of an int8 panel for a gate panel of ``gates`` gates: 3 for the GRU's (3 vectors
     wide), else 2 (the LSTM's 4 vectors in two panels; the RNN's 2)."""
     return 3 if gates == 3 else 2
+
+
+def fits(gates: int) -> bool:
+    """Whether int8 panels of whole vectors tile the float32 gate panels of ``gates`` gates (they
+    do where the int8 and float32 vectors have one width, as on every CPU with VNNI but an
+    AVX-512 one with only 256-bit VNNI)."""
+    return gate_tile(gates).width(np.float32) % (sub_vectors(gates) * LANES) == 0
+
+
+def tile_rows(gates: int) -> int:
+    """MR, the rows of h per tile of the int8 panels of ``gates`` gates (8 with AVX-512's registers;
+    6 or 4 with AVX2's): the layout of h8 (:func:`tiled`)."""
+    return tile_shape(sub_vectors(gates)).mr
 
 
 def gate_weights(w_hh: np.ndarray, gates: int) -> QuantizedWeights:
@@ -66,12 +67,13 @@ def step_of(h0: np.ndarray) -> np.float32:
     return np.float32(max(1.0, float(np.abs(h0).max(initial=0.0))) / 127)
 
 
-def tiled(q: np.ndarray, tiles: int, groups: int) -> np.ndarray:
+def tiled(q: np.ndarray, mr: int, groups: int) -> np.ndarray:
     """(B, K) uint8 in the kernel's layout of A: (tiles, G, MR·4), group γ of row m at [m·4:]."""
     B, K = q.shape
-    padded = np.zeros((tiles * MR, 4 * groups), np.uint8)
+    tiles = -(-B // mr)
+    padded = np.zeros((tiles * mr, 4 * groups), np.uint8)
     padded[:B, :K] = q
-    return padded.reshape(tiles, MR, groups, 4).transpose(0, 2, 1, 3).reshape(tiles, groups, MR * 4)
+    return padded.reshape(tiles, mr, groups, 4).transpose(0, 2, 1, 3).reshape(tiles, groups, mr * 4)
 
 
 def quantize_state(h: np.ndarray, scale: np.float32) -> np.ndarray:
@@ -94,8 +96,8 @@ def input_weights(w_ih: np.ndarray) -> QuantizedWeights:
 @jit(inline=True)
 def store_q8(job, t, b, j, n):
     """h8[t+1] of row b, units j … j+n−1, from h_in[t+1]: the next step's operand."""
-    s = job.lp_scale[0]
-    tile, m = b // MR, 4 * (b % MR)
+    s, mr = job.lp_scale[0], job.lp_h.shape[3] // 4
+    tile, m = b // mr, 4 * (b % mr)
     for k in range(j, j + n):
         q = np.rint(job.hin[t + 1, b, k] / s) + np.float32(ZERO)
         job.lp_h[t + 1, tile, k // 4, m + k % 4] = np.uint8(min(max(q, np.float32(0)), np.float32(255)))
@@ -103,14 +105,14 @@ def store_q8(job, t, b, j, n):
 
 @jit(inline=True)
 def int8_panel(job, t, p, acc, rows):
-    """acc[:rows, :W] = dequantised h8[t] · W_hhᵀ's gate panel p: its int8 panels, a tile of MR rows
+    """acc[:rows, :W] = dequantised h8[t] · W_hhᵀ's gate panel p: its int8 panels, a tile of mr rows
     at a time (the zero point's share taken off through the column sums, then the scales)."""
     n8, G, width = job.lp_panels.shape
-    nr = width // 4
+    nr, mr = width // 4, job.lp_h.shape[3] // 4
     subs = job.panels.shape[2] // nr
     tiles = job.lp_h.shape[1]
-    for r in range(0, rows, MR):
-        a_off, n = (t * tiles + r // MR) * G * MR * 4, min(MR, rows - r)
+    for r in range(0, rows, mr):
+        a_off, n = (t * tiles + r // mr) * G * mr * 4, min(mr, rows - r)
         for s in range(subs):
             q = p * subs + s
             if nr == 3 * LANES:

@@ -22,8 +22,7 @@ from rnnkit.engine.activations import tanh
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, recurrent_product, store_h16
-from rnnkit.engine.pack import pack_gates
+from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, positive, vload, vstore
 from rnnkit.kernels.rnn import RNNKernel
@@ -38,9 +37,13 @@ class RNNForward:
     gates: np.ndarray           # (T, B, H) in: x_t W_ihᵀ; out: h_t
     h: np.ndarray               # (T+1, B, H) h[0] given
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the product's operand (h itself without m_h)
-    panels16: np.ndarray        # under autocast (mixed.Bf16Operands): panels in bfloat16 pairs,
-    h16: np.ndarray             #   bf16(h_in) and h_in's bits; else empty
-    hin_bits: np.ndarray
+    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
+    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
+    lp_bits: np.ndarray
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     tape: bool                  # store h̃_t in gates too, for backward (not in inference)
@@ -79,7 +82,7 @@ def forward_units(job, t, b, j, n, acc, aj):
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * H + j, n), n)
-    store_h16(job, t, b, j, n)
+    store_low(job, t, b, j, n)
 
 
 @jit(inline=True)
@@ -168,11 +171,15 @@ register_tasks({RNNForward: forward_panel, RNNBackward: backward_panel})
 class RNNJobs(Jobs):
     """Builds the RNN's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
-    bf16_gates = 1
+    product_gates = 1
 
     def __init__(self, kernel: RNNKernel) -> None:
         super().__init__(kernel)
         self.relu = kernel.nonlinearity == "relu"
+
+    def low_gates(self, precision: str) -> int | None:
+        """A ReLU's h_t is unbounded: no int8 recurrence (float32)."""
+        return None if precision == "int8" and self.relu else 1
 
     def step_kind(self) -> int:
         from rnnkit.engine import step
@@ -182,10 +189,10 @@ class RNNJobs(Jobs):
                     operands=ABSENT) -> RNNForward:
         inner = self.plain(inner, states, gates.dtype)
         T = gates.shape[0]
-        panels = pack_gates(w.weight_hh, 1)
+        panels = self.recurrent_panels(w.weight_hh, 1, operands)
         return RNNForward(panels, self.input_side_bias(w, gates.dtype, gates.shape[2]), self.relu, gates, states[0],
                           inner.hin, *operands, inner.rec, inner.keep_h, keep_tape, mask,
-                          *self.plan(T, [panels.shape[0]], workers, gates, operands.h16.shape[1]))
+                          *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> RNNBackward:
         inner = self.plain(inner, tape.states, da.dtype)
