@@ -159,6 +159,12 @@ def test_low_precision_contenders():
         return run_worker({"contender": contender, "kind": "layer", "point": point, "min_time": 0.01}, options)
     r = job("lstm", "bfloat16", "torch")
     assert 0 < r["infer"] < r["train"] < 1, r
+    from rnnkit.precision import bfloat16_usable
+    r = job("gru", "bfloat16", "rnnkit")                                # under rnnkit.autocast
+    assert (0 < r["infer"] < r["train"] < 1) if bfloat16_usable() else "no bfloat16 unit" in r["skipped"], r
+    from rnnkit.precision import int8_usable
+    r = job("lstm", "int8", "rnnkit")                                   # rnnkit.quantize_dynamic
+    assert (r.keys() == {"infer"} and 0 < r["infer"] < 1) if int8_usable() else "no VNNI" in r["skipped"], r
     assert job("lstm", "int8", "torch").keys() == {"infer"}             # quantised: inference only
     assert job("lstm", "int8", "onnxruntime").keys() == {"infer"}
     assert job("rnn", "int8", "onnxruntime")["skipped"].startswith("onnxruntime's quantize_dynamic quantises none of ")

@@ -145,3 +145,19 @@ def test_bits_compared_exactly():
                 assert not callplan.same_bits(kept, live)
                 a[k] = old
     assert callplan.same_bits(kept, live)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
+def test_no_plan_under_low_precision(training):
+    """Under rnnkit.autocast the products are bfloat16's (engine.mixed): the float32 plans made
+    before are not replayed, and the call equals a fresh layer's under autocast."""
+    layer = rnnkit.LSTM(6, 12, rng=1)
+    x = np.random.default_rng(2).standard_normal((11, 3, 6)).astype(np.float32)
+    d = np.ones((11, 3, 12), np.float32) if training else None
+    plain = call(layer, x, d)
+    call(layer, x, d)
+    with rnnkit.autocast():
+        low = call(layer, x, d)
+        assert_same(low, fresh_call(layer, {}, x, d))
+    assert not np.array_equal(low[0], plain[0])
+    assert_same(call(layer, x, d), plain)

@@ -86,6 +86,9 @@ def _train_parser(sub) -> None:
                         f"({', '.join(f'{k} {v}' for k, v in DEFAULT_SIZES.items())})")
     p.add_argument("--softmax", choices=TRAIN_CHOICES["softmax"],
                    help=f"output layer: auto = adaptive from {AUTO_ADAPTIVE} ids on, else full (default {d.softmax})")
+    p.add_argument("--precision", choices=TRAIN_CHOICES["precision"],
+                   help="the training step's recurrent products: bfloat16 operands with float32 sums "
+                        f"(rnnkit.autocast; needs AVX512_BF16 or AMX) or float32 (default {d.precision})")
     p.add_argument("--optimizer", choices=TRAIN_CHOICES["optimizer"], help=f"(default {d.optimizer})")
     p.add_argument("--schedule", choices=TRAIN_CHOICES["schedule"], help=f"(default {d.schedule})")
     p.add_argument("--out", metavar="DIR", type=output_dir, help=f"run directory (default {d.out})")

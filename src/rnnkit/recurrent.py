@@ -16,7 +16,7 @@ import numpy as np
 from rnnkit import kinds
 from rnnkit.backend import Backend, Stepper, current
 from rnnkit.checks import as_float_array, check_lengths, check_pair, check_shape, make_rng
-from rnnkit.grad_mode import is_grad_enabled
+from rnnkit.grad_mode import is_grad_enabled, no_grad
 from rnnkit.inner_dropout import InnerDropout
 from rnnkit.kernels.base import Weights
 from rnnkit.module import Module, Parameter
@@ -106,6 +106,7 @@ class RecurrentBase(Module):
         self._last_call: str | None = None        # None, "grad" or "no_grad": for clear errors
         self._layout: tuple[bool, tuple[int, ...]] = (True, ())   # last call: batched?, output shape
         self._stepper = StepperCache()            # for calls of one step that keep nothing
+        self.quantized: str | None = None         # "int8": rnnkit.quantize_dynamic's, inference only
         self._ordered: list[tuple[Parameter, ...]] | None = None      # _weight_arrays' parameters
 
     @property
@@ -149,7 +150,15 @@ class RecurrentBase(Module):
         """x: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched. Returns (output, state).
 
         Training mode's random masks (``dropout``, ``recurrent_dropout``, ``zoneout``) come from
-        ``rng`` (a Generator or a seed) when given, else from the layer's own ``rng``."""
+        ``rng`` (a Generator or a seed) when given, else from the layer's own ``rng``. A layer of
+        :func:`rnnkit.quantize_dynamic` runs inference, with int8 products, whatever the grad mode."""
+        if self.quantized is not None:
+            from rnnkit.precision import quantized
+            with no_grad(), quantized():
+                return self._forward(x, state, lengths, rng)
+        return self._forward(x, state, lengths, rng)
+
+    def _forward(self, x, state, lengths, rng):
         if state is None and lengths is None and rng is None:
             planned = self._planned_forward(x)
             if planned is not None:
@@ -229,6 +238,9 @@ class RecurrentBase(Module):
 
     def _check_backward_allowed(self) -> None:
         name = type(self).__name__
+        if self.quantized is not None:
+            raise RuntimeError(f"{name}.backward: the layer is quantised ({self.quantized}, "
+                               "rnnkit.quantize_dynamic) for inference and has no backward")
         if self._last_call is None:
             raise RuntimeError(f"{name}.backward: no forward call to differentiate; call the layer first")
         if self._last_call == "no_grad":
@@ -293,7 +305,7 @@ class RecurrentBase(Module):
             extra += f", {name}={self.options[name]}" if self.options[name] else ""
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
                 f"batch_first={self.batch_first}, dropout={self.dropout}, bidirectional={self.bidirectional}"
-                f"{extra}, dtype={self.dtype.name}")
+                f"{extra}, dtype={self.dtype.name}" + (f", quantized={self.quantized}" if self.quantized else ""))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"

@@ -9,7 +9,9 @@ lacks the configuration (PyTorch has no peephole LSTM), reports ``skipped`` with
   For a layer-normalised LSTM, which torch.nn lacks, what PyTorch users write instead: the spec's
   equations with ``torch.nn.LayerNorm`` in a Python loop over the steps (:func:`torch_ln_lstm_fns`).
 - ``onnxruntime``: inference of the ONNX graph of the same layer (:func:`rnnkit.onnx.to_model`).
-- Low precision (``Point.precision``): PyTorch's bfloat16 is its own layer under
+- Low precision (``Point.precision``): rnnkit's bfloat16 is the same layer under
+  ``rnnkit.autocast()`` (its products in bfloat16, :mod:`rnnkit.precision`), its int8 the layer
+  of ``rnnkit.quantize_dynamic`` (inference); PyTorch's bfloat16 is its own layer under
   ``torch.autocast("cpu", torch.bfloat16)`` (training: the forward under autocast, float32 master
   weights), its int8 is ``torch.ao.quantization.quantize_dynamic`` (inference); onnxruntime's
   int8 is its ``quantize_dynamic`` of the same graph (per-channel int8 weights, DynamicQuantizeLSTM
@@ -63,16 +65,27 @@ def bench_data(point: Point) -> tuple[np.ndarray, np.ndarray]:
 
 def rnnkit_fns(point: Point, x: np.ndarray, dout: np.ndarray):
     import rnnkit
-    if point.precision != "float32":
-        raise Skipped(f"rnnkit's layers have no {point.precision} arithmetic yet")
+    from rnnkit.precision import bfloat16_usable, int8_usable
+    if point.precision == "bfloat16" and not bfloat16_usable():
+        raise Skipped("this CPU has no bfloat16 unit (AVX512_BF16 or AMX)")
+    if point.precision == "int8":
+        if not int8_usable():
+            raise Skipped("this CPU has no VNNI")
+        layer = rnnkit.quantize_dynamic(_layer(point))
+
+        def quantized_infer():
+            layer(x)
+        return None, quantized_infer
     layer = _layer(point)
+    precision = rnnkit.autocast(enabled=point.precision == "bfloat16")
 
     def train():
-        layer(x)
-        layer.backward(dout)
+        with precision:
+            layer(x)
+            layer.backward(dout)
 
     def infer():
-        with rnnkit.no_grad():
+        with rnnkit.no_grad(), precision:
             layer(x)
     return train, infer
 

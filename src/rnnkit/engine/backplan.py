@@ -12,6 +12,7 @@ which forms dL/dh of the last step there, nor the GRU in Cho's form (a work arra
 
 from __future__ import annotations
 
+from rnnkit.engine import callplan
 from rnnkit.engine.callplan import PLANS, keep, new_plan, rebuild, serves, small, tape_arrays, weight_arrays
 from rnnkit.engine.gru import GRUJobs
 from rnnkit.engine.layer import backward_directions
@@ -24,9 +25,10 @@ OWN_ARRAYS = {LSTMJobs: (), RNNJobs: (), GRUJobs: ("da_h", "dh")}
 
 
 def plain(jobs, tapes: list) -> bool:
-    """A replayable cell (not projected), its tapes without lengths or masks inside the recurrence."""
-    return (type(jobs) in OWN_ARRAYS and not getattr(jobs.kernel, "proj_size", 0)
-            and all(t.mask is None and t.masks is None for t in tapes))
+    """A replayable cell (not projected), its tapes without lengths or masks inside the recurrence,
+    in the layer's own precision (:func:`.callplan.plain`)."""
+    return (callplan.plain(jobs, tapes[0].gates.dtype) and type(jobs) in OWN_ARRAYS
+            and not getattr(jobs.kernel, "proj_size", 0) and all(t.mask is None and t.masks is None for t in tapes))
 
 
 def call_arrays(tape, dout, da, carry) -> tuple:

@@ -31,7 +31,7 @@ from rnnkit.engine.gemm import pack as pack_float32
 from rnnkit.engine.isa import bf16_units
 from rnnkit.engine.jit import jit
 from rnnkit.engine.pack import pack_gates as pack_gates_float32
-from rnnkit.engine.prepack import PACKED, owned
+from rnnkit.engine.prepack import kept
 from rnnkit.engine.schedule import job_record, launch, num_threads, plan, region_threads, register_tasks, run
 
 MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
@@ -72,7 +72,7 @@ def unit(requested: str | None = None) -> str:
 
 
 @jit(inline=True)
-def _bf16(u):
+def bf16_bits(u):
     """The bfloat16 bits (in the low 16) of the float32 with bits ``u`` (a uint32)."""
     exponent = u & 0x7F800000
     out = (u + 0x7FFF + ((u >> 16) & 1)) >> 16                  # to nearest, ties to even
@@ -94,17 +94,22 @@ def _round_row_range(bits, trans, out, r0, r1):
             continue
         if trans:
             for k in range(K):
-                row[k] = _bf16(bits[k, m])
+                row[k] = bf16_bits(bits[k, m])
         else:
             src = bits[m]
             for k in range(K):
-                row[k] = _bf16(src[k])
+                row[k] = bf16_bits(src[k])
         row[K:] = 0
 
 
 @jit
 def _round_rows(bits, trans, out):
     _round_row_range(bits, trans, out, 0, out.shape[0])
+
+
+def round_into(bits: np.ndarray, out: np.ndarray) -> None:
+    """out (M', K') uint16 = bf16 of the float32 bits (M, K) (uint32), zero past M and K; one thread."""
+    _round_rows(bits, False, out)
 
 
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
@@ -142,7 +147,7 @@ def _pair(bits, out):
                 if k < K:
                     src = bits[p, k]
                     for j in range(NR):
-                        row[2 * j + t] = _bf16(src[j])
+                        row[2 * j + t] = bf16_bits(src[j])
                 else:
                     for j in range(NR):
                         row[2 * j + t] = 0
@@ -162,11 +167,17 @@ def pack(b: np.ndarray, trans_b: bool = False) -> np.ndarray:
     return pair_panels(pack_float32(np.asarray(b, np.float32), trans_b))
 
 
-def pack_gates(w_hh: np.ndarray, gates: int) -> np.ndarray:
+def pack_gates(w_hh: np.ndarray, gates: int, *, inference: bool = False) -> np.ndarray:
     """W_hh (G·H, K) as bfloat16 gate panels (:func:`rnnkit.engine.pack.pack_gates`'s, paired),
-    kept from call to call as the float32 ones are while the weights stay the same."""
-    return PACKED.get(w_hh, ("gates", gates, "bfloat16"),
-                      lambda w: pair_panels(pack_gates_float32(w, gates), own=owned(w)))
+    kept from call to call while the weights stay the same (:func:`rnnkit.engine.prepack.kept`)."""
+    return kept(w_hh, ("gates", gates, "bfloat16"),
+                lambda w, own: pair_panels(pack_gates_float32(w, gates), own=own), inference=inference)
+
+
+def pack_input(w_ih: np.ndarray, *, inference: bool = False) -> np.ndarray:
+    """W_ihᵀ as the bfloat16 panels of the input product, kept as :func:`pack_gates`' are."""
+    return kept(w_ih, ("input", "bfloat16"),
+                lambda w, own: pair_panels(pack_float32(w, trans_b=True), own=own), inference=inference)
 
 
 @job_record

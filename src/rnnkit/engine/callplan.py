@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.engine import workers_for, workspace
+from rnnkit.engine import mixed, workers_for, workspace
 from rnnkit.engine.gemm import gemm_packed
 from rnnkit.engine.gru import ChoGRUJobs, GRUJobs
 from rnnkit.engine.jit import jit
@@ -149,9 +149,11 @@ def new_plan(kernel, arrays: tuple, directions: list) -> CallPlan:
                     tuple(directions), tuple(kernel.state_sizes()))
 
 
-def plain(jobs, mask, masks) -> bool:
-    """Plain cells (their forward_job computes nothing from the input), no lengths, no masks."""
-    return type(jobs) in PLAIN_JOBS and mask is None and not (masks and any(m is not None for m in masks))
+def plain(jobs, dtype, mask=None, masks=None) -> bool:
+    """Plain cells (their forward_job computes nothing from the input), no lengths, no masks, the
+    products in the layer's own precision (not under autocast or quantize_dynamic: :mod:`.mixed`)."""
+    return (type(jobs) in PLAIN_JOBS and mask is None and not (masks and any(m is not None for m in masks))
+            and mixed.precision_of(dtype) is None)
 
 
 def small(arrays: tuple, dtype) -> bool:
@@ -194,7 +196,7 @@ def serves(plan: CallPlan, kernel, arrays: tuple) -> bool:
 def forward(jobs, ws: list, xs: list, states0: list, mask, workers: int, keep_tape: bool = True,
             masks: list | None = None) -> list[Tape]:
     """:func:`~rnnkit.engine.layer.forward_directions`, replayed from a plan where one applies."""
-    if not plain(jobs, mask, masks):
+    if not plain(jobs, xs[0].dtype, mask, masks):
         return forward_directions(jobs, ws, xs, states0, mask, workers, keep_tape, masks)
     x0, arrays = xs[0], weight_arrays(ws)
     key = (id(jobs.kernel), id(arrays[0]), len(ws), x0.shape, x0.dtype.str, keep_tape, workers)
@@ -302,6 +304,8 @@ def stack_forward(kernel, layers: list[tuple], x: np.ndarray, keep_tape: bool):
     """A stack of one direction per layer from zero states, every layer replayed from its plan:
     (output (T, B, H_out), the layers' tapes), or None with nothing computed. The layers' plans
     are kept together, under the stack's own key, from the first call that finds them all."""
+    if mixed.precision_of(x.dtype) is not None:
+        return None
     key = ("stack", id(kernel), id(layers[0][0]), x.shape, x.dtype.str, keep_tape, num_threads())
     stack = PLANS.take(key) or take_layers(kernel, layers, x, keep_tape)
     if stack is None:

@@ -39,6 +39,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
+from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
@@ -61,6 +62,13 @@ class GRUForward:
     gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z, n
     h: np.ndarray               # (T+1, B, H)
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the products' operand (h itself without m_h)
+    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
+    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
+    lp_bits: np.ndarray
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     hn: np.ndarray              # (T, B, H) h_in W_hnᵀ + b_hn
@@ -76,6 +84,13 @@ class ChoGRUForward:
     gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z (always: phase 1 reads z), n
     h: np.ndarray               # (T+1, B, H)
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t (h itself without m_h)
+    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
+    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
+    lp_bits: np.ndarray
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     rh: np.ndarray              # (T, B, H) r ⊙ h_in, phase 1's operand
@@ -191,6 +206,7 @@ def new_state(job, t, b, j, count, h, h_prev):
     vstore(job.h, new + j, h, count)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * H + j, count), count)
+    store_low(job, t, b, j, count)
 
 
 @jit(refcount=False)
@@ -200,7 +216,7 @@ def forward_panel(job, t, phase, p, worker):
     T, B, G = job.gates.shape
     H, U = G // 3, job.panels.shape[2] // 3
     u0, count = p * U, min(U, H - p * U)
-    panel_product(job.hin, t * B * H, H, B, job.panels, p, acc)
+    recurrent_product(job, t, p, acc)
     L = lanes_of(job.gates)
     for b in range(B):
         for u in range(0, count, L):
@@ -349,6 +365,7 @@ class GRUJobs(Jobs):
     """Builds the reset_after GRU's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
     Aux = GRUAux                # the tape's one (T, B, H) array besides gates and states
+    product_gates = 3
 
     def step_kind(self) -> int:
         from rnnkit.engine import step
@@ -357,15 +374,16 @@ class GRUJobs(Jobs):
     def new_aux(self, steps: int, batch: int, dtype):
         return self.Aux(workspace.empty((steps, batch, self.kernel.hidden_size), dtype))
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> GRUForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None,
+                    operands=ABSENT) -> GRUForward:
         inner = self.plain(inner, states, gates.dtype)
         T, B, G = gates.shape
         H = G // 3
         b_hn = np.zeros(H, gates.dtype) if w.bias_hh is None else w.bias_hh[2 * H:]
-        panels = pack_gates(w.weight_hh, 3)
+        panels = self.recurrent_panels(w.weight_hh, 3, operands)
         return GRUForward(panels, self.input_side_bias(w, gates.dtype, G), b_hn, gates, states[0], inner.hin,
-                          inner.rec, inner.keep_h, aux.hn, keep_tape, mask,
-                          *self.plan(T, [panels.shape[0]], workers, gates))
+                          *operands, inner.rec, inner.keep_h, aux.hn, keep_tape, mask,
+                          *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> GRUBackward:
         inner = self.plain(inner, tape.states, da.dtype)
@@ -392,6 +410,7 @@ class ChoGRUJobs(GRUJobs):
     """Builds the job records of Cho's GRU (reset_after=False) from a layer's weights and tape."""
 
     Aux = ChoGRUAux
+    product_gates = None        # r ⊙ h_in enters the second product: the recurrence stays float32
 
     def step_kind(self) -> int:
         from rnnkit.engine import step
@@ -403,7 +422,7 @@ class ChoGRUJobs(GRUJobs):
         H = G // 3
         panels, panels_n = pack_gates(w.weight_hh[:2 * H], 2), pack_gates(w.weight_hh[2 * H:], 1)
         return ChoGRUForward(panels, panels_n, self.input_side_bias(w, gates.dtype, G), gates, states[0], inner.hin,
-                             inner.rec, inner.keep_h, aux.rh, keep_tape, mask,
+                             *ABSENT, inner.rec, inner.keep_h, aux.rh, keep_tape, mask,
                              *self.plan(T, [panels.shape[0], panels_n.shape[0]], workers, gates))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> ChoGRUBackward:

@@ -16,6 +16,11 @@ once, so that their recurrences can run side by side. ``jobs`` is the cell's job
 
 Every product runs on the engine's micro-kernel (:mod:`rnnkit.engine.gemm`).
 
+Under :class:`rnnkit.autocast` a float32 layer's products run in bfloat16 with float32 sums, in
+a layer of :func:`rnnkit.quantize_dynamic` in int8 (:mod:`rnnkit.engine.mixed`): the input
+projection, the steps' recurrent products (the cells whose records carry
+:class:`~rnnkit.engine.mixed.LowOperands`) and, in bfloat16, the parameter gradients and dX.
+
 Dropout inside the recurrence (:mod:`rnnkit.inner_dropout`) enters the fused steps as arrays
 (:class:`InnerArrays`): each step writes ``h_in = m_h ⊙ h_t`` beside h_t for the next step's
 product to read, and blends its new states with the zoneout masks, in the same pass over the units.
@@ -28,8 +33,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.engine import workspace
+from rnnkit.engine import mixed, workspace
 from rnnkit.engine.gemm import add_products, gemm, gemm_packed, pack
+from rnnkit.engine.pack import gate_tile, pack_gates, units_per_panel
 from rnnkit.engine.prepack import PACKED, owned
 from rnnkit.engine.schedule import Plan, launch, plan, recurrence_scratch
 from rnnkit.kernels.base import Tape, Weights, flat
@@ -93,8 +99,26 @@ class Jobs:
     workers, inner=None)`` — and overrides what differs from the plain cell's defaults here.
     """
 
+    # The gates of W_hh's panels a step's product reads in low precision (mixed.LowOperands);
+    # None: the cell's recurrence stays in the layer's precision.
+    product_gates: int | None = None
+
     def __init__(self, kernel) -> None:
         self.kernel = kernel
+
+    def low_gates(self, precision: str) -> int | None:
+        """:attr:`product_gates` for ``precision`` ("bfloat16", "int8"): int8's fixed step of h
+        needs a bounded state (:mod:`rnnkit.engine.quantized`), which a subclass may lack."""
+        return self.product_gates
+
+    @staticmethod
+    def recurrent_panels(w_hh: np.ndarray, gates: int, operands) -> np.ndarray:
+        """W_hhᵀ's float32 gate panels (:func:`rnnkit.engine.pack.pack_gates`); with low-precision
+        operands only their shape (P, 0, W): the products read the operands' panels."""
+        if operands.lp_h.shape[0] == 0:
+            return pack_gates(w_hh, gates)
+        H = w_hh.shape[0] // gates
+        return np.empty((-(-H // units_per_panel(gates, w_hh.dtype)), 0, gate_tile(gates).width(w_hh.dtype)), w_hh.dtype)
 
     def step_kind(self) -> int | None:
         """The compiled streaming step's code for the cell (:mod:`rnnkit.engine.step`); None: a
@@ -115,10 +139,11 @@ class Jobs:
         return inner or inner_arrays(None, states, dtype)
 
     @staticmethod
-    def plan(steps: int, chunks: list, workers: int, like: np.ndarray) -> Plan:
+    def plan(steps: int, chunks: list, workers: int, like: np.ndarray, rows: int = 0) -> Plan:
         """A recurrence's plan over the B rows of ``like`` (T, B, ·): each worker's scratch holds
-        its panel's tile (:func:`rnnkit.engine.schedule.recurrence_scratch`)."""
-        return plan(steps, chunks, workers, recurrence_scratch(workers, like.shape[1], like.dtype))
+        its panel's tile (:func:`rnnkit.engine.schedule.recurrence_scratch`) of B rows, or of
+        ``rows`` if more (the bfloat16 tiles' whole blocks of rows)."""
+        return plan(steps, chunks, workers, recurrence_scratch(workers, max(rows, like.shape[1]), like.dtype))
 
     def weight_products(self, dw, tape, da, job) -> list:
         """[dW_ih | dW_hh | db_ih = db_hh] += DAᵀ [X | H_in | 1] (docs/bptt.md)."""
@@ -140,18 +165,25 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
     (:func:`~rnnkit.engine.schedule.launch`; a call plan's keeps them, :mod:`.callplan`)."""
     kernel = jobs.kernel
     records, tapes = [], []
+    low = mixed.precision_of(xs[0].dtype)             # bfloat16 or int8 products, or None
     for w, x, state0, m in zip(ws, xs, states0, masks or [None] * len(ws)):
         x = np.ascontiguousarray(x)                   # the products read rows through raw pointers
         T, B, _ = x.shape
         gates = workspace.empty((T, B, w.weight_ih.shape[0]), x.dtype)             # (T, B, G·H)
-        gemm_packed(flat(x), PACKED.get(w.weight_ih, "input", input_panels), flat(gates))
+        if low:
+            mixed.input_product(low, x, w.weight_ih, gates, inference=not keep_tape)
+        else:
+            gemm_packed(flat(x), PACKED.get(w.weight_ih, "input", input_panels), flat(gates))
         states = tuple(workspace.empty((T + 1, B, n), x.dtype) for n in kernel.state_sizes())
         for s, s0 in zip(states, state0):
             s[0] = s0
         aux = jobs.new_aux(T, B, x.dtype)
         inner = None if m is None else inner_arrays(m, states, x.dtype)
-        masked = {} if inner is None else {"inner": inner}          # jobs without masks take none
-        records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape, **masked))
+        extra = {} if inner is None else {"inner": inner}           # jobs without masks take none
+        if low and jobs.low_gates(low) is not None:                  # ... nor low-precision operands
+            hin = states[0] if inner is None else inner.hin
+            extra["operands"] = mixed.recurrent_operands(low, w.weight_hh, jobs.low_gates(low), hin, not keep_tape)
+        records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape, **extra))
         tapes.append(Tape(x, gates, states, aux, mask, m, None if m is None or m.recurrent is None else inner.hin))
     start(tuple(records), workers)
     return tapes
@@ -173,12 +205,13 @@ def backward_directions(jobs, ws: list[Weights], dws: list[Weights], tapes: list
         das.append(da)
         carries.append(carry)
     launch(tuple(records), workers)
+    low = mixed.precision_of(das[0].dtype) == "bfloat16"         # under autocast: bfloat16 products
     results = []
     for w, dw, tape, da, carry, record in zip(ws, dws, tapes, das, carries, records):
         for a, blocks, grads, bias_grads in jobs.weight_products(dw, tape, da, record):
-            add_products(a, blocks, grads, [b for b in bias_grads if b is not None])
+            (mixed.weight_gradients if low else add_products)(a, blocks, grads, [b for b in bias_grads if b is not None])
         jobs.other_grads(dw, tape, da, record)
         dx = np.empty(tape.x.shape, da.dtype)                      # returned: the caller's to keep
-        gemm(flat(jobs.input_side_da(da, record)), w.weight_ih, flat(dx))
+        (mixed.input_gradient if low else gemm)(flat(jobs.input_side_da(da, record)), w.weight_ih, flat(dx))
         results.append((dx, carry))
     return results

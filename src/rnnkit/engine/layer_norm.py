@@ -264,6 +264,8 @@ class LayerNormJobs(Jobs):
     before the recurrence (:func:`normalise_rows`), and after it the products and sums that read DA
     once (:func:`products_backward`). Their backward records carry ``gain_ih``, ``dx_rows`` and ``dz``."""
 
+    product_gates = None        # the normalised recurrences stay in the layer's precision
+
     def step_kind(self) -> None:
         """No compiled streaming step: a step is a sequence of one (:class:`rnnkit.backend.SequenceStepper`)."""
         return None

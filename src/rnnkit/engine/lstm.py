@@ -42,7 +42,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import gemm, pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.pack import pack_gates
+from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
 from rnnkit.kernels.base import flat
@@ -63,6 +63,13 @@ class LSTMForward:
     gates: np.ndarray           # (T, B, 4H) in: x_t W_ihᵀ; out: i, f, g, o
     h: np.ndarray               # (T+1, B, H_out) h[0] given
     hin: np.ndarray             # (T+1, B, H_out) m_h ⊙ h_t, the products' operand (h itself without m_h)
+    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
+    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
+    lp_bits: np.ndarray
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H_out) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H_out) zoneout's k^h_t, or (0, 0, 0)
     keep_c: np.ndarray          # (T, B, H) k^c_t, or (0, 0, 0)
@@ -175,6 +182,7 @@ def new_h(job, t, b, j, n, h):
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * K + j, n), n)
+    store_low(job, t, b, j, n)
 
 
 @jit(refcount=False)
@@ -186,7 +194,7 @@ def forward_panel(job, t, phase, p, worker):
     H, K = G // 4, job.h.shape[2]
     if phase == 0:
         U = job.panels.shape[2] // 4                              # = L: a vector of units per gate
-        panel_product(job.hin, t * B * K, K, B, job.panels, p, acc)
+        recurrent_product(job, t, p, acc)
         for b in range(B):
             forward_units(job, t, b, p * U, min(U, H - p * U), acc, b * acc.shape[1])
         return
@@ -333,6 +341,12 @@ def peephole_grads(da, c, c_new, g_ci, g_cf, g_co):
 class LSTMJobs(Jobs):
     """Builds the LSTM's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
+    product_gates = 4
+
+    def low_gates(self, precision: str) -> int | None:
+        """With a projection, h_t = m_t W_hrᵀ is unbounded: no int8 recurrence (float32)."""
+        return None if precision == "int8" and self.kernel.proj_size else 4
+
     def step_kind(self) -> int | None:
         """The compiled streaming step (:mod:`rnnkit.engine.step`) computes the LSTM without a projection."""
         from rnnkit.engine import step
@@ -346,10 +360,11 @@ class LSTMJobs(Jobs):
         none = np.zeros(0, dtype)
         return (w.weight_ci, w.weight_cf, w.weight_co) if self.kernel.peephole else (none, none, none)
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> LSTMForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None,
+                    operands=ABSENT) -> LSTMForward:
         inner = self.plain(inner, states, gates.dtype)
         T, B, G = gates.shape
-        panels = pack_gates(w.weight_hh, 4)
+        panels = self.recurrent_panels(w.weight_hh, 4, operands)
         if self.kernel.proj_size:
             proj, m = pack(w.weight_hr, trans_b=True), aux.m
             chunks = [panels.shape[0], proj.shape[0]]
@@ -357,8 +372,9 @@ class LSTMJobs(Jobs):
             proj, m = np.zeros(NO_PANELS, gates.dtype), np.zeros((0, 0, 0), gates.dtype)
             chunks = [panels.shape[0]]
         return LSTMForward(panels, proj, self.input_side_bias(w, gates.dtype, G), *self._peepholes(w, gates.dtype),
-                           gates, states[0], inner.hin, inner.rec, inner.keep_h, inner.keep_c, states[1],
-                           aux.tanh_c, m, keep_tape, mask, *self.plan(T, chunks, workers, gates))
+                           gates, states[0], inner.hin, *operands, inner.rec, inner.keep_h, inner.keep_c,
+                           states[1], aux.tanh_c, m, keep_tape, mask,
+                           *self.plan(T, chunks, workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> LSTMBackward:
         inner = self.plain(inner, tape.states, da.dtype)

@@ -22,7 +22,7 @@ from rnnkit.engine.activations import tanh
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.pack import pack_gates
+from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, positive, vload, vstore
 from rnnkit.kernels.rnn import RNNKernel
@@ -37,6 +37,13 @@ class RNNForward:
     gates: np.ndarray           # (T, B, H) in: x_t W_ihᵀ; out: h_t
     h: np.ndarray               # (T+1, B, H) h[0] given
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the product's operand (h itself without m_h)
+    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
+    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
+    lp_bits: np.ndarray
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     tape: bool                  # store h̃_t in gates too, for backward (not in inference)
@@ -75,6 +82,7 @@ def forward_units(job, t, b, j, n, acc, aj):
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * H + j, n), n)
+    store_low(job, t, b, j, n)
 
 
 @jit(inline=True)
@@ -101,7 +109,7 @@ def forward_panel(job, t, phase, p, worker):
     T, B, H = job.gates.shape
     U = job.panels.shape[2]
     u0, n = p * U, min(U, H - p * U)
-    panel_product(job.hin, t * B * H, H, B, job.panels, p, acc)
+    recurrent_product(job, t, p, acc)
     for b in range(B):
         forward_row(job, t, b, u0, n, acc, b * acc.shape[1])
 
@@ -163,21 +171,28 @@ register_tasks({RNNForward: forward_panel, RNNBackward: backward_panel})
 class RNNJobs(Jobs):
     """Builds the RNN's job records from a layer's weights and tape (:mod:`rnnkit.engine.layer`)."""
 
+    product_gates = 1
+
     def __init__(self, kernel: RNNKernel) -> None:
         super().__init__(kernel)
         self.relu = kernel.nonlinearity == "relu"
+
+    def low_gates(self, precision: str) -> int | None:
+        """A ReLU's h_t is unbounded: no int8 recurrence (float32)."""
+        return None if precision == "int8" and self.relu else 1
 
     def step_kind(self) -> int:
         from rnnkit.engine import step
         return step.RNN_RELU if self.relu else step.RNN_TANH
 
-    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None) -> RNNForward:
+    def forward_job(self, w, gates, states, aux, mask, workers, keep_tape=True, inner=None,
+                    operands=ABSENT) -> RNNForward:
         inner = self.plain(inner, states, gates.dtype)
         T = gates.shape[0]
-        panels = pack_gates(w.weight_hh, 1)
+        panels = self.recurrent_panels(w.weight_hh, 1, operands)
         return RNNForward(panels, self.input_side_bias(w, gates.dtype, gates.shape[2]), self.relu, gates, states[0],
-                          inner.hin, inner.rec, inner.keep_h, keep_tape, mask,
-                          *self.plan(T, [panels.shape[0]], workers, gates))
+                          inner.hin, *operands, inner.rec, inner.keep_h, keep_tape, mask,
+                          *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> RNNBackward:
         inner = self.plain(inner, tape.states, da.dtype)

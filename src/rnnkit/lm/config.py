@@ -78,6 +78,10 @@ class TrainConfig:
     eval_every: int = 300           # steps between validation passes (and checkpoints): ~1 minute
     sample_chars: int = 300         # length of the samples shown during and after training
     seed: int = 0                   # initialisation, dropout and sampling
+    precision: str = "float32"      # "float32" | "bfloat16": the training step's layer products
+                                    # (rnnkit.autocast; validation and generation stay float32).
+                                    # bfloat16 needs AVX512_BF16 or AMX; the default run's layers
+                                    # (H = 256, B = 128) gain least from it, and every CPU has float32
     threads: int = 0                # engine threads per process; 0: the CPUs this process may use,
                                     # divided among the processes on its machine (mpiexec -n), so
                                     # that they never start more threads than there are cores
@@ -125,6 +129,7 @@ TRAIN_LIMITS: dict[str, Range] = {
 TRAIN_CHOICES: dict[str, tuple[str, ...]] = {
     "cell": CELLS, "optimizer": tuple(sorted(OPTIMIZERS)), "schedule": ("constant", "cosine", "step"),
     "tokens": KINDS, "softmax": SOFTMAX_CHOICES, "norm_between": NORMS, "init": SCHEMES,
+    "precision": ("float32", "bfloat16"),
 }
 
 # The model's own distribution (as Hugging Face's generate and char-rnn default): at 0.8 the

@@ -37,6 +37,7 @@ from rnnkit.lm.schema import RunState
 from rnnkit.lm.text import prepare_text
 from rnnkit.module import Parameter
 from rnnkit.optim import OPTIMIZERS, Schedule, clip_grad_norm_
+from rnnkit.precision import autocast
 
 if TYPE_CHECKING:
     from rnnkit.lm.loop import TrainResult
@@ -237,10 +238,11 @@ class Trainer:
         if k == 0 or self.carry is None:
             self.carry = self.model.initial_state(self.share.stop - self.share.start)
         x, y = self.text.streams.chunk(k, self.share)
-        loss, carry = self.model.loss(x, y, self.carry)        # the mean over this rank's streams
-        self.model.zero_grad()
-        if math.isfinite(loss):                 # else no backward: the loss stops every rank below
-            self.model.backward_loss()
+        with self.products():
+            loss, carry = self.model.loss(x, y, self.carry)    # the mean over this rank's streams
+            self.model.zero_grad()
+            if math.isfinite(loss):             # else no backward: the loss stops every rank below
+                self.model.backward_loss()
         total, *counts = self.world.allreduce_gradients(self.params, extras=(loss, *vote().ballot()))
         loss = total / self.world.size          # equal shares: the mean over the whole batch
         stop = Stop.counted(counts)
@@ -255,6 +257,10 @@ class Trainer:
         self.carry = carry
         self.step += 1
         return Step(loss, stop)
+
+    def products(self) -> autocast:
+        """The training step's precision of products (``--precision``): a context for its passes."""
+        return autocast(enabled=self.cfg.precision == "bfloat16")
 
     def bits_per_char(self, loss: float) -> float:
         """A training loss (nats per token) in bits per character of the training text (exact
@@ -290,8 +296,9 @@ class Trainer:
             shape = (self.cfg.seq_len, batch)
             # targets of every id, so that every cluster of an adaptive softmax is compiled
             every = (np.arange(shape[0] * batch) % self.text.vocab.size).reshape(shape).astype(np.int32)
-            self.model.loss(np.zeros(shape, np.int32), every, self.model.initial_state(batch))
-            self.model.backward_loss()
+            with self.products():
+                self.model.loss(np.zeros(shape, np.int32), every, self.model.initial_state(batch))
+                self.model.backward_loss()
         finally:
             self.model.zero_grad()
             self.model.train()
@@ -314,9 +321,10 @@ class Trainer:
 
         def one_pass() -> float:
             start = time.perf_counter()
-            self.model.loss(x, y, self.model.initial_state(x.shape[1]))
-            self.model.zero_grad()
-            self.model.backward_loss()
+            with self.products():
+                self.model.loss(x, y, self.model.initial_state(x.shape[1]))
+                self.model.zero_grad()
+                self.model.backward_loss()
             self.world.allreduce_gradients(self.params, extras=(0.0, *Stop.NO.ballot()))
             if self.cfg.clip > 0:
                 clip_grad_norm_(self.params, self.cfg.clip)

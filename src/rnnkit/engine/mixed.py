@@ -1,0 +1,219 @@
+"""A layer's products in low precision: bfloat16 under :class:`rnnkit.autocast`, int8 in a layer
+of :func:`rnnkit.quantize_dynamic` (:mod:`rnnkit.precision`; int8's operands: :mod:`.quantized`).
+
+A cell's forward record carries :class:`LowOperands` (empty in float32): each step's recurrent
+product (:func:`recurrent_product`) and the store of h_t (:func:`store_low`) take the path of
+their element type when compiled, so a cell's code names neither precision.
+
+bfloat16.
+
+Forward, the input projection ``gates = X W_ihᵀ`` is one bfloat16 product (:mod:`.bf16`, X
+rounded row by row, W_ihᵀ's panels paired); each step's recurrent product reads
+
+    h16[t] = bf16(h_in[t])      (T+1, B', K') uint16: B' = B and K' = K rounded up to 32
+    panels16 = bf16(W_hhᵀ)      the cell's gate panels (:func:`.pack.pack_gates`) in pairs along k
+
+and leaves ``h_{t-1} W_hhᵀ`` for a panel of units in float32 in the worker's scratch, where the
+float32 product would have left it, so the cell's step that follows is the same code. Each step
+rounds the h_in it writes into h16[t + 1] (:func:`store_h16`), once per unit.
+
+The unit is chosen when the code is compiled, by what the CPU has (:func:`.bf16.units`): AMX's
+tiles, a block of 32 rows × the panel's 32 or 48 or 64 columns per call; else AVX512_BF16's
+vdpbf16ps tile. Padding rows of h16 (B ≤ b < B') only feed rows of the scratch nobody reads; its
+padding columns are zeros, as the panels' padding pairs are, so they add nothing.
+
+Backward, the parameter gradients ``DAᵀ [X | H_in]`` and ``dX = DA W_ih`` are bfloat16 products
+(:func:`weight_gradients`, :func:`input_gradient`); the recurrence ``da_t W_hh`` stays float32.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from rnnkit.engine import bf16, quantized
+from rnnkit.engine.amx import COLUMNS, ROWS, amx_grid, amx_grid_16
+from rnnkit.engine.gemm import panel_product
+from rnnkit.engine.jit import jit
+from rnnkit.kernels.base import flat
+
+
+class LowOperands(NamedTuple):
+    """The recurrent product's low-precision operands, fields of a cell's forward record (absent: empty)."""
+
+    lp_panels: np.ndarray       # W_hhᵀ's gate panels: (P, pairs, 2·W) uint16 bfloat16 pairs, or
+                                # (P·W/NR8, G, NR8·4) int8 (:func:`.quantized.gate_weights`)
+    lp_h: np.ndarray            # h_in[t] as the products read it: (T+1, B', K') uint16 bf16(h_in),
+                                # or (T+1, tiles, G, MR·4) uint8 (:mod:`.quantized`)
+    lp_bits: np.ndarray         # bfloat16: (T+1, B, K) uint32, h_in's bits (the same memory)
+    lp_colsum: np.ndarray       # int8: (P·W,) int32 Σ_k Wq[k, j] per column
+    lp_wscale: np.ndarray       # int8: (P·W,) float32 s_w per column
+    lp_zero: np.ndarray         # int8: (tiles·MR,) int32 h's zero point
+    lp_scale: np.ndarray        # int8: (tiles·MR,) float32 h's step s_h
+
+    def rows(self) -> int:
+        """The rows of the scratch the products write: bfloat16's whole blocks of 32, else 0 (B)."""
+        return self.lp_h.shape[1] if self.lp_h.dtype == np.uint16 else 0
+
+
+def _empty(dtype, ndim: int = 1) -> np.ndarray:
+    return np.zeros((0,) * ndim, dtype)
+
+
+# The operands of a float32 recurrence: none (empty, so one set serves every record).
+ABSENT = LowOperands(_empty(np.uint16, 3), _empty(np.uint16, 3), _empty(np.uint32, 3), _empty(np.int32),
+                     _empty(np.float32), _empty(np.int32), _empty(np.float32))
+
+
+def precision_of(dtype) -> str | None:
+    """The products' precision for a layer of ``dtype``: "bfloat16" or "int8" for float32 layers
+    in force (:func:`rnnkit.precision.product_precision`), else None (the layer's own)."""
+    from rnnkit.precision import product_precision
+    return product_precision() if np.dtype(dtype) == np.float32 else None
+
+
+def padded(n: int) -> int:
+    return -(-n // ROWS) * ROWS
+
+
+def recurrent_operands(precision: str, w_hh: np.ndarray, gates: int, hin: np.ndarray,
+                       inference: bool) -> LowOperands:
+    """The operands of a recurrence over h_in (T+1, B, K), h_in[0] given (its low-precision form
+    made now); ``inference``: the panels may be kept whatever their size (:func:`.prepack.kept`)."""
+    T1, B, K = hin.shape
+    if precision == "int8":                          # (its panels must tile the gate panels)
+        if not quantized.fits(gates):
+            return ABSENT
+        qw, s_h = quantized.recurrent_weights(w_hh, gates), quantized.step_of(hin[0])
+        mr, groups = quantized.tile_rows(gates), qw.panels.shape[1]
+        tiles = -(-B // mr)
+        h8 = np.zeros((T1, tiles, groups, mr * 4), np.uint8)
+        h8[0] = quantized.tiled(quantized.quantize_state(hin[0], s_h), mr, groups)
+        rows = tiles * mr
+        return ABSENT._replace(lp_panels=qw.panels, lp_h=h8, lp_colsum=qw.colsum, lp_wscale=qw.scale,
+                               lp_zero=np.full(rows, quantized.ZERO, np.int32), lp_scale=np.full(rows, s_h))
+    h16 = np.zeros((T1, padded(B), padded(K)), np.uint16)
+    bits = hin.view(np.uint32)
+    bf16.round_into(bits[0], h16[0])
+    return ABSENT._replace(lp_panels=bf16.pack_gates(w_hh, gates, inference=inference), lp_h=h16, lp_bits=bits)
+
+
+def input_product(precision: str, x: np.ndarray, w_ih: np.ndarray, gates: np.ndarray, inference: bool) -> None:
+    """gates (T·B, G·H) = X W_ihᵀ from bfloat16 operands with float32 sums, or quantised to int8."""
+    if precision == "int8":
+        from rnnkit.engine import int8
+        int8.matmul(flat(x), quantized.input_weights(w_ih), flat(gates))
+        return
+    bf16.gemm_packed(bf16.round_rows(flat(x)), bf16.pack_input(w_ih, inference=inference), flat(gates))
+
+
+def weight_gradients(da: np.ndarray, operands: list, grads: list, bias_grads: list) -> None:
+    """grads[k] += DAᵀ operands[k] from bfloat16 operands (DA (T·B, G·H), operands (T·B, ·));
+    bias_grads += DA's column sums, in float32 (a sum has no product to round)."""
+    da16 = bf16.round_rows(da, trans=True)                       # DAᵀ: (G·H, T·B) rounded once
+    for operand, grad in zip(operands, grads):
+        bf16.gemm_packed(da16, bf16.pack(operand), grad, accumulate=True)
+    for bias in bias_grads:
+        bias += da.sum(axis=0, dtype=np.float32)
+
+
+def input_gradient(da: np.ndarray, w_ih: np.ndarray, dx: np.ndarray) -> None:
+    """dx (T·B, I) = bf16(DA) bf16(W_ih) with float32 sums."""
+    bf16.gemm_packed(bf16.round_rows(da), bf16.pack(w_ih), dx)
+
+
+# -- compiled: the recurrent product and h16 -------------------------------------------------------
+
+def store_low(job, t, b, j, n):
+    """h_in[t+1, b, j:j+n] in the next step's operand: bfloat16 bits, or quantised (compiled only)."""
+    raise NotImplementedError("store_low is only defined inside compiled code")
+
+
+@jit(inline=True)
+def _store_h16(job, t, b, j, n):
+    if job.lp_h.shape[0] > 0:
+        for k in range(j, j + n):
+            job.lp_h[t + 1, b, k] = bf16.bf16_bits(job.lp_bits[t + 1, b, k])
+
+
+@jit(inline=True)
+def _store_q8(job, t, b, j, n):
+    quantized.store_q8(job, t, b, j, n)
+
+
+def _quantized(record_type) -> bool:
+    """Whether a record's type (at compile time) carries int8 operands: its lp_h is uint8."""
+    return record_type.types[record_type.fields.index("lp_h")].dtype == types.uint8
+
+
+@overload(store_low)
+def _store_low(job, t, b, j, n):
+    """By the operand's element type, when the caller is compiled (float32 records: uint16, empty)."""
+    if _quantized(job):
+        return lambda job, t, b, j, n: _store_q8(job, t, b, j, n)
+    return lambda job, t, b, j, n: _store_h16(job, t, b, j, n)
+
+
+@jit(inline=True)
+def recurrent_product(job, t, p, acc):
+    """acc[:B, :W] = h_in[t] · panel p of W_hhᵀ (the tile of step t + 1's units): from the record's
+    low-precision operands if it has them, else in the layer's own precision."""
+    B, K = job.hin.shape[1], job.hin.shape[2]
+    if job.lp_h.shape[0] > 0:
+        low_panel(job, t, p, acc, B)
+    else:
+        panel_product(job.hin, t * B * K, K, B, job.panels, p, acc)
+
+
+def low_panel(job, t, p, acc, rows):
+    """acc[:rows, :W] from the low-precision operands (compiled code only)."""
+    raise NotImplementedError("low_panel is only defined inside compiled code")
+
+
+@overload(low_panel)
+def _low_panel(job, t, p, acc, rows):
+    if _quantized(job):
+        return lambda job, t, p, acc, rows: quantized.int8_panel(job, t, p, acc, rows)
+    return lambda job, t, p, acc, rows: bf16_panel(job.lp_h, t, job.lp_panels, p, acc, rows)
+
+
+def bf16_panel(h16, t, panels16, p, acc, rows):
+    """acc[:rows, :W] = bf16 rows of h16[t] · bfloat16 panel p (compiled code only)."""
+    raise NotImplementedError("bf16_panel is only defined inside compiled code")
+
+
+@jit(inline=True)
+def _amx_panel(h16, t, panels16, p, acc, rows):
+    """On AMX: the panel's whole 32-column blocks in one call of the tiles, a last 16 in another."""
+    n_panels, pairs, W = panels16.shape
+    Bp, Kp = h16.shape[1], h16.shape[2]
+    width, blocks = W // 2, -(-rows // ROWS)
+    whole = width // COLUMNS
+    a_off, p_off = t * Bp * Kp, p * pairs * W
+    if whole > 0:
+        amx_grid(h16, a_off, Kp, panels16, p_off, W, 2 * COLUMNS, pairs, acc, 0, acc.shape[1], blocks, whole, False)
+    if width % COLUMNS:
+        amx_grid_16(h16, a_off, Kp, panels16, p_off + 2 * COLUMNS * whole, W, 0, pairs, acc, COLUMNS * whole,
+                    acc.shape[1], blocks, 1, False)
+
+
+@jit(inline=True)
+def _dot_panel(h16, t, panels16, p, acc, rows):
+    """On AVX512_BF16: :func:`.bf16.panel_product`."""
+    Bp, Kp = h16.shape[1], h16.shape[2]
+    bf16.panel_product(h16, t * Bp * Kp, Kp, rows, panels16, p, acc)
+
+
+@overload(bf16_panel)
+def _bf16_panel(h16, t, panels16, p, acc, rows):
+    """The unit is fixed when the caller is compiled: the fastest the CPU (as Numba targets it) has;
+    without one, or for a float64 layer, a record never has h16, and the product is never reached."""
+    usable = bf16.units() if acc.dtype == types.float32 else ()
+    if "amx" in usable:
+        return lambda h16, t, panels16, p, acc, rows: _amx_panel(h16, t, panels16, p, acc, rows)
+    if usable:
+        return lambda h16, t, panels16, p, acc, rows: _dot_panel(h16, t, panels16, p, acc, rows)
+    return lambda h16, t, panels16, p, acc, rows: None
