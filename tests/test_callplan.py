@@ -161,3 +161,17 @@ def test_no_plan_under_low_precision(training):
         assert_same(low, fresh_call(layer, {}, x, d))
     assert not np.array_equal(low[0], plain[0])
     assert_same(call(layer, x, d), plain)
+
+
+@pytest.mark.parametrize("layer_cls", [rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN], ids=["lstm", "gru", "rnn"])
+def test_plans_on_shared_steps(layer_cls, threads):
+    """With the steps shared between threads (helpers.engine_threads), replayed calls, before and
+    after an in-place change, equal fresh layers' (on the same threads)."""
+    layer = layer_cls(6, 12, num_layers=2, rng=1)
+    x = np.random.default_rng(2).standard_normal((9, 3, 6)).astype(np.float32)
+    dout = np.ones((9, 3, 12), np.float32)
+    call(layer, x, dout)
+    assert_same(call(layer, x, dout), fresh_call(layer, {"num_layers": 2}, x, dout))
+    dict(layer.named_parameters())["weight_hh_l1"].data[0, 0] += 1
+    call(layer, x, dout)
+    assert_same(call(layer, x, dout), fresh_call(layer, {"num_layers": 2}, x, dout))
