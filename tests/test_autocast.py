@@ -200,3 +200,36 @@ def test_the_numpy_backend_runs_float32_and_says_so():
             with rnnkit.autocast():
                 got, _ = layer(x)
     np.testing.assert_array_equal(got, want)
+
+
+@needs_bf16
+def test_backpropagation_is_the_stated_arithmetic():
+    """The RNN's BPTT under autocast, emulated from the layer's own forward states: each tick's
+    dh_{t-1} = bf16(da_t) bf16(W_hh), dx = bf16(DA) bf16(W_ih), dW = bf16(DA)ᵀ bf16([X | H_prev]),
+    the element-wise step da_t = dh ⊙ (1 − h_t²) in float32, as the engine computes it."""
+    T, B, I, H = 6, 8, 19, 40
+    layer = make("rnn", I, H)
+    x = inputs(T, B, I)
+    dy = np.random.default_rng(5).standard_normal((T, B, H)).astype(np.float32)
+    with rnnkit.autocast():
+        layer.zero_grad()
+        y, _ = layer(x)
+        dx, dh0 = layer.backward(dy)
+    grads = {n: p.grad for n, p in layer.named_parameters()}
+    w = {k: rounded(v).astype(np.float64) for k, v in layer.state_dict().items() if k.startswith("weight")}
+    h = np.concatenate([np.zeros((1, B, H), np.float32), y])
+    carry = np.zeros((B, H), np.float32)
+    das = np.zeros((T, B, H), np.float32)
+    for t in range(T - 1, -1, -1):
+        dh = carry + dy[t]
+        das[t] = dh * (np.float32(1) - h[t + 1] * h[t + 1])
+        carry = (rounded(das[t]) @ w["weight_hh_l0"]).astype(np.float32)
+    da16 = rounded(das).astype(np.float64)
+    scale = np.abs(dx).max()
+    np.testing.assert_allclose(dh0[0], carry, rtol=0, atol=1e-4 * np.abs(carry).max())
+    np.testing.assert_allclose(dx, da16 @ w["weight_ih_l0"], rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(grads["weight_ih_l0"], np.einsum("tbh,tbi->hi", da16, rounded(x)),
+                               rtol=0, atol=1e-4 * np.abs(grads["weight_ih_l0"]).max())
+    np.testing.assert_allclose(grads["weight_hh_l0"], np.einsum("tbh,tbk->hk", da16, rounded(h[:-1])),
+                               rtol=0, atol=1e-4 * np.abs(grads["weight_hh_l0"]).max())
+    np.testing.assert_allclose(grads["bias_ih_l0"], das.sum(axis=(0, 1)), rtol=1e-5, atol=1e-6)

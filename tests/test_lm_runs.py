@@ -54,6 +54,20 @@ def test_max_steps_runs_are_byte_identical_and_involve_no_clock(corpus, tmp_path
     assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["time_budget"] == 0
 
 
+def test_a_bfloat16_run_is_its_own_repeatable_run(corpus, tmp_path):
+    """--precision bfloat16: the training step's layer products under rnnkit.autocast, kept in
+    the run's config; the same command gives the same bytes, and other losses than float32's."""
+    from rnnkit.precision import bfloat16_usable
+    args = ["train", str(corpus), *TINY, "--max-steps", "6", "--eval-every", "3", "--sample-chars", "0"]
+    for name, extra in (("a", ["--precision", "bfloat16"]), ("b", ["--precision", "bfloat16"]), ("f", [])):
+        code, _, err = run_cli([*args, *extra, "--out", str(tmp_path / name)])
+        assert code == 0, err
+    a, b, f = ((tmp_path / n / "metrics.jsonl").read_bytes() for n in "abf")
+    assert a == b
+    assert (a != f) == bfloat16_usable()                    # float32 where the CPU has no bfloat16
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["precision"] == "bfloat16"
+
+
 def test_max_steps_with_a_budget_keeps_the_budget(corpus, tmp_path):
     code, _, err = run_cli(["train", str(corpus), *TINY, "--max-steps", "3", "--time-budget", "100",
                             "--sample-chars", "0", "--out", str(tmp_path / "r")])

@@ -8,8 +8,8 @@ bfloat16 units (AMX's tiles, or AVX512_BF16's dot products; :mod:`rnnkit.engine.
 
 - forward: the input projection ``X W_ihᵀ`` and every step's recurrent product ``h_{t-1} W_hhᵀ``
   (X, h_{t-1} and the weights rounded to bfloat16 where they enter a product);
-- backward: the parameter gradients ``DAᵀ [X | H]`` and ``dX = DA W_ih``; the backward
-  recurrence ``da_t W_hh`` stays float32.
+- backward: every tick's product ``da_t W_hh``, the parameter gradients ``DAᵀ [X | H]`` and
+  ``dX = DA W_ih`` (da_t rounded where a tick writes it).
 
 Everything else stays float32: the weights themselves (the "master weights" an optimizer
 updates; only their packed copies are bfloat16), the gates, the cell's element-wise step, the

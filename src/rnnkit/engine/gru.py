@@ -39,7 +39,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
+from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, round_low, store_low
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
@@ -64,7 +64,6 @@ class GRUForward:
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the products' operand (h itself without m_h)
     lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
     lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
-    lp_bits: np.ndarray
     lp_colsum: np.ndarray
     lp_wscale: np.ndarray
     lp_zero: np.ndarray
@@ -86,7 +85,6 @@ class ChoGRUForward:
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t (h itself without m_h)
     lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
     lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
-    lp_bits: np.ndarray
     lp_colsum: np.ndarray
     lp_wscale: np.ndarray
     lp_zero: np.ndarray
@@ -107,6 +105,12 @@ class GRUBackward:
     dout: np.ndarray            # (T, B, H)
     da: np.ndarray              # (T, B, 3H) out: [da_r, da_z, da_n]
     da_h: np.ndarray            # (T, B, 3H) out: [da_r, da_z, da_n ⊙ r]
+    lp_panels: np.ndarray       # under autocast (mixed.backward_operands): W_hh's column panels in
+    lp_h: np.ndarray            #   bfloat16 pairs and bf16 of the rows each tick's product reads; else empty
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     dh: np.ndarray              # (T, B, H) out: dL/dh_t
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
@@ -283,6 +287,8 @@ def backward_units(job, t, b, j, count):
     vstore(job.da_h, row + j, da_r, count)
     vstore(job.da_h, row + H + j, da_z, count)
     vstore(job.da_h, row + 2 * H + j, da_n * r, count)
+    for k in range(3):
+        round_low(job, job.da_h, t, b, k * H + j, count)
 
 
 @jit(inline=True)
@@ -315,7 +321,7 @@ def backward_panel(job, s, phase, p, worker):
     u0, count = p * NR, min(NR, H - p * NR)
     t = T - 1 - s
     if s > 0:                                            # dh_t from step t + 1; padded rows keep it
-        panel_product(job.da_h, (t + 1) * B * G, G, B, job.panels, p, acc)
+        backward_product(job, job.da_h, t + 1, p, acc)
         for b in range(B):
             if job.mask[t + 1, b]:
                 for k in range(count):
@@ -385,15 +391,17 @@ class GRUJobs(Jobs):
                           *operands, inner.rec, inner.keep_h, aux.hn, keep_tape, mask,
                           *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> GRUBackward:
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None, low=False) -> GRUBackward:
         inner = self.plain(inner, tape.states, da.dtype)
         T, B, G = da.shape
         H = G // 3
-        panels = pack(w.weight_hh)
-        return GRUBackward(panels, tape.gates, tape.states[0], tape.aux.hn, dout, da,
-                           workspace.empty(da.shape, da.dtype), workspace.empty((T, B, H), da.dtype), carry[0],
+        da_h = workspace.empty(da.shape, da.dtype)                  # [da_r, da_z, da_n ⊙ r]: the product's
+        operands = self.backward_operands(w, da_h, low)
+        panels = self.column_panels(w.weight_hh, operands)
+        return GRUBackward(panels, tape.gates, tape.states[0], tape.aux.hn, dout, da, da_h, *operands,
+                           workspace.empty((T, B, H), da.dtype), carry[0],
                            inner.rec, inner.keep_h, zoneout_share(inner, (B, H), da.dtype), mask,
-                           *self.plan(T + 1, [panels.shape[0]], workers, da))
+                           *self.plan(T + 1, [panels.shape[0]], workers, da, operands.rows()))
 
     def weight_products(self, dw, tape, da, job: GRUBackward) -> list:
         """[dW_ih | db_ih] += DAᵀ [X | 1]; [dW_hh | db_hh] += DA_hᵀ [H_in | 1]."""

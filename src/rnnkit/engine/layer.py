@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rnnkit.engine import mixed, workspace
+from rnnkit.engine.gemm import SHAPE as GEMM_TILE
 from rnnkit.engine.gemm import add_products, gemm, gemm_packed, pack
 from rnnkit.engine.pack import gate_tile, pack_gates, units_per_panel
 from rnnkit.engine.prepack import PACKED, owned
@@ -110,6 +111,21 @@ class Jobs:
         """:attr:`product_gates` for ``precision`` ("bfloat16", "int8"): int8's fixed step of h
         needs a bounded state (:mod:`rnnkit.engine.quantized`), which a subclass may lack."""
         return self.product_gates
+
+    @staticmethod
+    def backward_operands(w: Weights, d: np.ndarray, low: bool) -> mixed.LowOperands:
+        """The backward recurrence's bfloat16 operands (``low``: under autocast) for products that
+        read rows of d (T, B, G), else none."""
+        return mixed.backward_operands(w.weight_hh, d) if low else mixed.ABSENT
+
+    @staticmethod
+    def column_panels(w_hh: np.ndarray, operands) -> np.ndarray:
+        """W_hh's float32 column panels (:func:`rnnkit.engine.gemm.pack`) for the backward product,
+        or with low-precision operands only their shape (P, 0, NR)."""
+        if operands.lp_h.shape[0] == 0:
+            return pack(w_hh)
+        nr = GEMM_TILE.width(w_hh.dtype)
+        return np.empty((-(-w_hh.shape[1] // nr), 0, nr), w_hh.dtype)
 
     @staticmethod
     def recurrent_panels(w_hh: np.ndarray, gates: int, operands) -> np.ndarray:
@@ -195,13 +211,16 @@ def backward_directions(jobs, ws: list[Weights], dws: list[Weights], tapes: list
     ``build``: makes each direction's record in place of ``jobs.backward_job`` (a call plan's, :mod:`.backplan`)."""
     build = build or jobs.backward_job
     records, das, carries = [], [], []
+    low = mixed.precision_of(tapes[0].gates.dtype) == "bfloat16"  # under autocast: bfloat16 products
     for w, tape, dout, dfinal in zip(ws, tapes, douts, dfinals):
         T, B, _ = tape.x.shape
         da = workspace.empty(tape.gates.shape, tape.gates.dtype)                     # (T, B, G·H)
         carry = tuple(np.array(d, da.dtype).reshape(B, -1) for d in dfinal)         # copies: updated
         dout = np.ascontiguousarray(dout, da.dtype)
-        masked = {} if tape.masks is None else {"inner": inner_arrays(tape.masks, tape.states, da.dtype, tape.h_in())}
-        records.append(build(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers, **masked))
+        extra = {} if tape.masks is None else {"inner": inner_arrays(tape.masks, tape.states, da.dtype, tape.h_in())}
+        if low and jobs.low_gates("bfloat16") is not None:          # ... nor bfloat16 operands
+            extra["low"] = True
+        records.append(build(w, tape, dout, da, carry, mask_2d(tape.mask, T, B), workers, **extra))
         das.append(da)
         carries.append(carry)
     launch(tuple(records), workers)

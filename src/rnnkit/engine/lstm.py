@@ -42,7 +42,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import gemm, pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
+from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, round_low, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
 from rnnkit.kernels.base import flat
@@ -65,7 +65,6 @@ class LSTMForward:
     hin: np.ndarray             # (T+1, B, H_out) m_h ⊙ h_t, the products' operand (h itself without m_h)
     lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
     lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
-    lp_bits: np.ndarray
     lp_colsum: np.ndarray
     lp_wscale: np.ndarray
     lp_zero: np.ndarray
@@ -92,6 +91,12 @@ class LSTMBackward:
     tanh_c: np.ndarray          # (T, B, H)
     dout: np.ndarray            # (T, B, H_out) gradient reaching the outputs
     da: np.ndarray              # (T, B, 4H) out: pre-activation gradients
+    lp_panels: np.ndarray       # under autocast (mixed.backward_operands): W_hh's column panels in
+    lp_h: np.ndarray            #   bfloat16 pairs and bf16 of the rows each tick's product reads; else empty
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     dh: np.ndarray              # (T, B, P) dL/dh_t (with a projection; dh[T−1] given), or (0, 0, 0)
     carry_h: np.ndarray         # (B, H_out) in: dL/dh_T; out: dL/dh_0
     carry_c: np.ndarray         # (B, H) in: dL/dc_T; out: dL/dc_0
@@ -245,6 +250,8 @@ def backward_units(job, t, b, j, n, acc, aj):
     vstore(job.da, row + H + j, da_f, n)
     vstore(job.da, row + 2 * H + j, da_g, n)
     vstore(job.da, row + 3 * H + j, da_o, n)
+    for k in range(4):
+        round_low(job, job.da, t, b, k * H + j, n)
     if valid:
         vstore(job.carry_c, b * H + j, dc_prev + zc, n)
 
@@ -280,7 +287,7 @@ def backward_panel(job, s, phase, p, worker):
         t = T - 1 - s                            # −1 at the last tick: only dL/dh_0 is left to form
         u0, n = p * NR, min(NR, H - p * NR)
         if s > 0:
-            panel_product(job.da, (t + 1) * B * G, G, B, job.panels, p, acc)
+            backward_product(job, job.da, t + 1, p, acc)
             carry_from_product(job, t, u0, n, acc)
         if t >= 0:
             for b in range(B):
@@ -295,7 +302,7 @@ def backward_panel(job, s, phase, p, worker):
             backward_row(job, t, b, u0, n, acc, b * acc.shape[1])
         return
     j0, n = p * NR, min(NR, K - p * NR)          # phase 1: dh_{t-1} = da_t W_hh for h's columns
-    panel_product(job.da, t * B * G, G, B, job.panels, p, acc)
+    backward_product(job, job.da, t, p, acc)
     carry_from_product(job, t - 1, j0, n, acc)
     if t > 0:
         for b in range(B):
@@ -376,11 +383,12 @@ class LSTMJobs(Jobs):
                            states[1], aux.tanh_c, m, keep_tape, mask,
                            *self.plan(T, chunks, workers, gates, operands.rows()))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> LSTMBackward:
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None, low=False) -> LSTMBackward:
         inner = self.plain(inner, tape.states, da.dtype)
         T, B, G = da.shape
         K = carry[0].shape[1]
-        panels = pack(w.weight_hh)
+        operands = self.backward_operands(w, da, low)
+        panels = self.column_panels(w.weight_hh, operands)
         zone = zoneout_share(inner, (B, K), da.dtype)
         if self.kernel.proj_size:
             proj = pack(w.weight_hr)
@@ -394,8 +402,8 @@ class LSTMJobs(Jobs):
             proj, dh = np.zeros(NO_PANELS, da.dtype), np.zeros((0, 0, 0), da.dtype)
             steps, chunks = T + 1, [panels.shape[0]]
         return LSTMBackward(panels, proj, *self._peepholes(w, da.dtype), tape.gates, tape.states[1],
-                            tape.aux.tanh_c, dout, da, dh, carry[0], carry[1], inner.rec, inner.keep_h,
-                            inner.keep_c, zone, mask, *self.plan(steps, chunks, workers, da))
+                            tape.aux.tanh_c, dout, da, *operands, dh, carry[0], carry[1], inner.rec, inner.keep_h,
+                            inner.keep_c, zone, mask, *self.plan(steps, chunks, workers, da, operands.rows()))
 
     def other_grads(self, dw, tape, da, job: LSTMBackward) -> None:
         """Peepholes: dw_ci += Σ DA_i ⊙ C_prev, …; projection: dW_hr += DHᵀ M."""

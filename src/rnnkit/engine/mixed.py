@@ -22,8 +22,11 @@ tiles, a block of 32 rows × the panel's 32 or 48 or 64 columns per call; else A
 vdpbf16ps tile. Padding rows of h16 (B ≤ b < B') only feed rows of the scratch nobody reads; its
 padding columns are zeros, as the panels' padding pairs are, so they add nothing.
 
-Backward, the parameter gradients ``DAᵀ [X | H_in]`` and ``dX = DA W_ih`` are bfloat16 products
-(:func:`weight_gradients`, :func:`input_gradient`); the recurrence ``da_t W_hh`` stays float32.
+Backward, each tick's product ``da_t W_hh`` (the GRU's ``[da_r, da_z, da_n ⊙ r] W_hh``) reads
+``da16[t]``, rounded by the tick that writes da_t (:func:`round_low`), and W_hh's column panels
+paired (:func:`backward_operands`, :func:`backward_product`); the parameter gradients
+``DAᵀ [X | H_in]`` and ``dX = DA W_ih`` are bfloat16 products (:func:`weight_gradients`,
+:func:`input_gradient`).
 """
 
 from __future__ import annotations
@@ -36,19 +39,20 @@ from numba.extending import overload
 
 from rnnkit.engine import bf16, quantized
 from rnnkit.engine.amx import COLUMNS, ROWS, amx_grid, amx_grid_16
-from rnnkit.engine.gemm import panel_product
+from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
+from rnnkit.engine.prepack import kept
+from rnnkit.engine.vector import vload
 from rnnkit.kernels.base import flat
 
 
 class LowOperands(NamedTuple):
-    """The recurrent product's low-precision operands, fields of a cell's forward record (absent: empty)."""
+    """The low-precision operands of a recurrence's products, fields of a cell's records (absent: empty)."""
 
     lp_panels: np.ndarray       # W_hhᵀ's gate panels: (P, pairs, 2·W) uint16 bfloat16 pairs, or
                                 # (P·W/NR8, G, NR8·4) int8 (:func:`.quantized.gate_weights`)
     lp_h: np.ndarray            # h_in[t] as the products read it: (T+1, B', K') uint16 bf16(h_in),
                                 # or (T+1, tiles, G, MR·4) uint8 (:mod:`.quantized`)
-    lp_bits: np.ndarray         # bfloat16: (T+1, B, K) uint32, h_in's bits (the same memory)
     lp_colsum: np.ndarray       # int8: (P·W,) int32 Σ_k Wq[k, j] per column
     lp_wscale: np.ndarray       # int8: (P·W,) float32 s_w per column
     lp_zero: np.ndarray         # int8: (tiles·MR,) int32 h's zero point
@@ -64,8 +68,8 @@ def _empty(dtype, ndim: int = 1) -> np.ndarray:
 
 
 # The operands of a float32 recurrence: none (empty, so one set serves every record).
-ABSENT = LowOperands(_empty(np.uint16, 3), _empty(np.uint16, 3), _empty(np.uint32, 3), _empty(np.int32),
-                     _empty(np.float32), _empty(np.int32), _empty(np.float32))
+ABSENT = LowOperands(_empty(np.uint16, 3), _empty(np.uint16, 3), _empty(np.int32), _empty(np.float32),
+                     _empty(np.int32), _empty(np.float32))
 
 
 def precision_of(dtype) -> str | None:
@@ -96,9 +100,16 @@ def recurrent_operands(precision: str, w_hh: np.ndarray, gates: int, hin: np.nda
         return ABSENT._replace(lp_panels=qw.panels, lp_h=h8, lp_colsum=qw.colsum, lp_wscale=qw.scale,
                                lp_zero=np.full(rows, quantized.ZERO, np.int32), lp_scale=np.full(rows, s_h))
     h16 = np.zeros((T1, padded(B), padded(K)), np.uint16)
-    bits = hin.view(np.uint32)
-    bf16.round_into(bits[0], h16[0])
-    return ABSENT._replace(lp_panels=bf16.pack_gates(w_hh, gates, inference=inference), lp_h=h16, lp_bits=bits)
+    bf16.round_into(hin[0].view(np.uint32), h16[0])
+    return ABSENT._replace(lp_panels=bf16.pack_gates(w_hh, gates, inference=inference), lp_h=h16)
+
+
+def backward_operands(w_hh: np.ndarray, d: np.ndarray) -> LowOperands:
+    """The bfloat16 operands of a backward recurrence whose ticks multiply rows of d (T, B, G) by
+    W_hh's column panels (:func:`.gemm.pack`, paired): d16 rounded by the tick that writes d."""
+    T, B, G = d.shape
+    panels = kept(w_hh, ("columns", "bfloat16"), lambda w, own: bf16.pair_panels(pack(w), own=own))
+    return ABSENT._replace(lp_panels=panels, lp_h=np.zeros((T, padded(B), padded(G)), np.uint16))
 
 
 def input_product(precision: str, x: np.ndarray, w_ih: np.ndarray, gates: np.ndarray, inference: bool) -> None:
@@ -132,11 +143,31 @@ def store_low(job, t, b, j, n):
     raise NotImplementedError("store_low is only defined inside compiled code")
 
 
+def round_low(job, src, t, b, j, n):
+    """lp_h[t, b, j:j+n] = bf16(src[t, b, j:j+n]) (src (·, B, K) float32, n ≤ L) if the record has
+    bfloat16 operands: the values a later tick's product reads, rounded where they are written
+    (compiled code only)."""
+    raise NotImplementedError("round_low is only defined inside compiled code")
+
+
+@jit(inline=True)
+def _round_low(job, src, t, b, j, n):
+    if job.lp_h.shape[0] > 0:
+        Bp, Kp, B, K = job.lp_h.shape[1], job.lp_h.shape[2], src.shape[1], src.shape[2]
+        bf16.vstore_bf16(job.lp_h, (t * Bp + b) * Kp + j, vload(src, (t * B + b) * K + j, n), n)
+
+
+@overload(round_low)
+def _round_low_of(job, src, t, b, j, n):
+    """float32 records only (a float64 one never has bfloat16 operands)."""
+    if src.dtype == types.float32:
+        return lambda job, src, t, b, j, n: _round_low(job, src, t, b, j, n)
+    return lambda job, src, t, b, j, n: None
+
+
 @jit(inline=True)
 def _store_h16(job, t, b, j, n):
-    if job.lp_h.shape[0] > 0:
-        for k in range(j, j + n):
-            job.lp_h[t + 1, b, k] = bf16.bf16_bits(job.lp_bits[t + 1, b, k])
+    round_low(job, job.hin, t + 1, b, j, n)
 
 
 @jit(inline=True)
@@ -166,6 +197,17 @@ def recurrent_product(job, t, p, acc):
         low_panel(job, t, p, acc, B)
     else:
         panel_product(job.hin, t * B * K, K, B, job.panels, p, acc)
+
+
+@jit(inline=True)
+def backward_product(job, d, t, p, acc):
+    """acc[:B, :NR] = d[t] · column panel p of W_hh (d (T, B, G): da, or the GRU's da_h): from the
+    record's bfloat16 operands if it has them, else in the layer's own precision."""
+    T, B, G = d.shape
+    if job.lp_h.shape[0] > 0:
+        bf16_panel(job.lp_h, t, job.lp_panels, p, acc, B)
+    else:
+        panel_product(d, t * B * G, G, B, job.panels, p, acc)
 
 
 def low_panel(job, t, p, acc, rows):

@@ -19,10 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.engine.activations import tanh
-from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, recurrent_product, store_low
+from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, round_low, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, positive, vload, vstore
 from rnnkit.kernels.rnn import RNNKernel
@@ -39,7 +38,6 @@ class RNNForward:
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the product's operand (h itself without m_h)
     lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
     lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
-    lp_bits: np.ndarray
     lp_colsum: np.ndarray
     lp_wscale: np.ndarray
     lp_zero: np.ndarray
@@ -57,6 +55,12 @@ class RNNBackward:
     gates: np.ndarray           # (T, B, H) h_t (before masking)
     dout: np.ndarray            # (T, B, H)
     da: np.ndarray              # (T, B, H) out
+    lp_panels: np.ndarray       # under autocast (mixed.backward_operands): W_hh's column panels in
+    lp_h: np.ndarray            #   bfloat16 pairs and bf16 of the rows each tick's product reads; else empty
+    lp_colsum: np.ndarray
+    lp_wscale: np.ndarray
+    lp_zero: np.ndarray
+    lp_scale: np.ndarray
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) k_t, or (0, 0, 0)
@@ -100,6 +104,7 @@ def backward_units(job, t, b, j, n):
     h = vload(job.gates, row + j, n)
     da = dh * positive(h) if job.relu else dh * (1.0 - h * h)
     vstore(job.da, row + j, da, n)
+    round_low(job, job.da, t, b, j, n)
 
 
 @jit(refcount=False)
@@ -123,7 +128,7 @@ def backward_panel(job, s, phase, p, worker):
     u0, n = p * NR, min(NR, H - p * NR)
     t = T - 1 - s
     if s > 0:
-        panel_product(job.da, (t + 1) * B * H, H, B, job.panels, p, acc)
+        backward_product(job, job.da, t + 1, p, acc)
         for b in range(B):
             if job.mask[t + 1, b]:
                 carry_row(job, b, u0, n, acc, b * acc.shape[1])
@@ -194,9 +199,11 @@ class RNNJobs(Jobs):
                           inner.hin, *operands, inner.rec, inner.keep_h, keep_tape, mask,
                           *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
 
-    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> RNNBackward:
+    def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None, low=False) -> RNNBackward:
         inner = self.plain(inner, tape.states, da.dtype)
         T, B, H = tape.gates.shape
-        panels = pack(w.weight_hh)
-        return RNNBackward(panels, self.relu, tape.gates, dout, da, carry[0], inner.rec, inner.keep_h,
-                           zoneout_share(inner, (B, H), da.dtype), mask, *self.plan(T + 1, [panels.shape[0]], workers, da))
+        operands = self.backward_operands(w, da, low)
+        panels = self.column_panels(w.weight_hh, operands)
+        return RNNBackward(panels, self.relu, tape.gates, dout, da, *operands, carry[0], inner.rec, inner.keep_h,
+                           zoneout_share(inner, (B, H), da.dtype), mask,
+                           *self.plan(T + 1, [panels.shape[0]], workers, da, operands.rows()))

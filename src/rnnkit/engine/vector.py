@@ -50,12 +50,13 @@ class _VecModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(scalar, fe_type.width))
 
 
-def _pointer(context, builder, array_type, array, offset, vec_type):
+def vector_pointer(context, builder, array_type, array, offset, vec_type):
+    """A pointer to ``array[offset]`` as one of ``vec_type`` (LLVM codegen)."""
     data = context.make_array(array_type)(context, builder, array).data
     return builder.bitcast(builder.gep(data, [offset]), vec_type.as_pointer())
 
 
-def _lanes_below(builder, count, width: int):
+def lanes_below(builder, count, width: int):
     """The i1 mask of the lanes k < count (count an int64 value)."""
     lanes = ir.Constant(ir.VectorType(ir.IntType(64), width), list(range(width)))
     bound = _splat(builder, count, ir.VectorType(ir.IntType(64), width))
@@ -125,8 +126,8 @@ def _make_load(width_of):
 
         def codegen(context, builder, signature, args):
             vty = context.get_value_type(vt)
-            ptr = _pointer(context, builder, signature.args[0], args[0], args[1], vty)
-            mask = _lanes_below(builder, args[2], vt.width)
+            ptr = vector_pointer(context, builder, signature.args[0], args[0], args[1], vty)
+            mask = lanes_below(builder, args[2], vt.width)
             fn = _masked(builder, "load", vty, ptr.type)
             return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 1), mask, ir.Constant(vty, None)])
         return sig, codegen
@@ -159,8 +160,8 @@ def vstore(typingctx, array, offset, value, count):
     sig = types.void(array, types.intp, value, types.intp)
 
     def codegen(context, builder, signature, args):
-        ptr = _pointer(context, builder, signature.args[0], args[0], args[1], args[2].type)
-        mask = _lanes_below(builder, args[3], signature.args[2].width)
+        ptr = vector_pointer(context, builder, signature.args[0], args[0], args[1], args[2].type)
+        mask = lanes_below(builder, args[3], signature.args[2].width)
         fn = _masked(builder, "store", args[2].type, ptr.type)
         builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 1), mask])
         return context.get_dummy_value()
