@@ -39,7 +39,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, round_low, store_low
+from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, store_low
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
@@ -210,7 +210,6 @@ def new_state(job, t, b, j, count, h, h_prev):
     vstore(job.h, new + j, h, count)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * H + j, count), count)
-    store_low(job, t, b, j, count)
 
 
 @jit(refcount=False)
@@ -225,6 +224,7 @@ def forward_panel(job, t, phase, p, worker):
     for b in range(B):
         for u in range(0, count, L):
             forward_units(job, t, b, u0 + u, min(L, count - u), acc, b * acc.shape[1] + u)
+    store_low(job, job.hin, t + 1, u0, count)                      # h_t: step t + 1's operand
 
 
 @jit(refcount=False)
@@ -287,8 +287,6 @@ def backward_units(job, t, b, j, count):
     vstore(job.da_h, row + j, da_r, count)
     vstore(job.da_h, row + H + j, da_z, count)
     vstore(job.da_h, row + 2 * H + j, da_n * r, count)
-    for k in range(3):
-        round_low(job, job.da_h, t, b, k * H + j, count)
 
 
 @jit(inline=True)
@@ -332,6 +330,8 @@ def backward_panel(job, s, phase, p, worker):
         for b in range(B):
             for u in range(0, count, L):
                 backward_units(job, t, b, u0 + u, min(L, count - u))
+        for g in range(3):
+            store_low(job, job.da_h, t, g * H + u0, count)           # da_h[t]: the next tick's operand
 
 
 @jit(refcount=False)

@@ -42,7 +42,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import gemm, pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, round_low, store_low
+from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
 from rnnkit.kernels.base import flat
@@ -187,7 +187,6 @@ def new_h(job, t, b, j, n, h):
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * K + j, n), n)
-    store_low(job, t, b, j, n)
 
 
 @jit(refcount=False)
@@ -202,6 +201,8 @@ def forward_panel(job, t, phase, p, worker):
         recurrent_product(job, t, p, acc)
         for b in range(B):
             forward_units(job, t, b, p * U, min(U, H - p * U), acc, b * acc.shape[1])
+        if job.m.shape[0] == 0:
+            store_low(job, job.hin, t + 1, p * U, min(U, H - p * U))        # h_t: step t + 1's operand
         return
     NR = job.proj_panels.shape[2]
     j0, n = p * NR, min(NR, K - p * NR)
@@ -210,6 +211,7 @@ def forward_panel(job, t, phase, p, worker):
     for b in range(B):
         for k in range(0, n, L):
             new_h(job, t, b, j0 + k, min(L, n - k), vload(acc, b * acc.shape[1] + k, min(L, n - k)))
+    store_low(job, job.hin, t + 1, j0, n)
 
 
 # -- backward --------------------------------------------------------------------------------------
@@ -250,8 +252,6 @@ def backward_units(job, t, b, j, n, acc, aj):
     vstore(job.da, row + H + j, da_f, n)
     vstore(job.da, row + 2 * H + j, da_g, n)
     vstore(job.da, row + 3 * H + j, da_o, n)
-    for k in range(4):
-        round_low(job, job.da, t, b, k * H + j, n)
     if valid:
         vstore(job.carry_c, b * H + j, dc_prev + zc, n)
 
@@ -292,6 +292,8 @@ def backward_panel(job, s, phase, p, worker):
         if t >= 0:
             for b in range(B):
                 backward_row(job, t, b, u0, n, acc, b * acc.shape[1])
+            for g in range(4):
+                store_low(job, job.da, t, g * H + u0, n)              # da_t: the next tick's operand
         return
     t = T - 1 - s
     if phase == 0:                               # dm = dh_t W_hr for the panel's H units, then step t
@@ -300,6 +302,8 @@ def backward_panel(job, s, phase, p, worker):
         panel_product(job.dh, t * B * K, K, B, job.proj_panels, p, acc)
         for b in range(B):
             backward_row(job, t, b, u0, n, acc, b * acc.shape[1])
+        for g in range(4):
+            store_low(job, job.da, t, g * H + u0, n)
         return
     j0, n = p * NR, min(NR, K - p * NR)          # phase 1: dh_{t-1} = da_t W_hh for h's columns
     backward_product(job, job.da, t, p, acc)

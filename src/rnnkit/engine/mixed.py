@@ -15,7 +15,7 @@ rounded row by row, W_ihᵀ's panels paired); each step's recurrent product read
 
 and leaves ``h_{t-1} W_hhᵀ`` for a panel of units in float32 in the worker's scratch, where the
 float32 product would have left it, so the cell's step that follows is the same code. Each step
-rounds the h_in it writes into h16[t + 1] (:func:`store_h16`), once per unit.
+rounds the h_in it writes into h16[t + 1] (:func:`store_low`), once per unit.
 
 The unit is chosen when the code is compiled, by what the CPU has (:func:`.bf16.units`): AMX's
 tiles, a block of 32 rows × the panel's 32 or 48 or 64 columns per call; else AVX512_BF16's
@@ -23,7 +23,7 @@ vdpbf16ps tile. Padding rows of h16 (B ≤ b < B') only feed rows of the scratch
 padding columns are zeros, as the panels' padding pairs are, so they add nothing.
 
 Backward, each tick's product ``da_t W_hh`` (the GRU's ``[da_r, da_z, da_n ⊙ r] W_hh``) reads
-``da16[t]``, rounded by the tick that writes da_t (:func:`round_low`), and W_hh's column panels
+``da16[t]``, rounded by the tick that writes da_t (:func:`store_low`), and W_hh's column panels
 paired (:func:`backward_operands`, :func:`backward_product`); the parameter gradients
 ``DAᵀ [X | H_in]`` and ``dX = DA W_ih`` are bfloat16 products (:func:`weight_gradients`,
 :func:`input_gradient`).
@@ -42,7 +42,7 @@ from rnnkit.engine.amx import COLUMNS, ROWS, amx_grid, amx_grid_16
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.prepack import kept
-from rnnkit.engine.vector import vload
+from rnnkit.engine.vector import lanes_of, vload
 from rnnkit.kernels.base import flat
 
 
@@ -67,8 +67,11 @@ def _empty(dtype, ndim: int = 1) -> np.ndarray:
     return np.zeros((0,) * ndim, dtype)
 
 
-# The operands of a float32 recurrence: none (empty, so one set serves every record).
-ABSENT = LowOperands(_empty(np.uint16, 3), _empty(np.uint16, 3), _empty(np.int32), _empty(np.float32),
+# The operands of a recurrence in the layer's own precision: none (empty, so one set serves every
+# record). Their lp_h is float32, neither uint16 nor uint8, so that such a record is a type of its
+# own and its compiled steps contain no low-precision code at all: a call left in a float32 step,
+# even one never taken, cost the small GRU 70 ns a step (LLVM no longer inlined its product).
+ABSENT = LowOperands(_empty(np.float32, 3), _empty(np.float32, 3), _empty(np.int32), _empty(np.float32),
                      _empty(np.int32), _empty(np.float32))
 
 
@@ -138,54 +141,48 @@ def input_gradient(da: np.ndarray, w_ih: np.ndarray, dx: np.ndarray) -> None:
 
 # -- compiled: the recurrent product and h16 -------------------------------------------------------
 
-def store_low(job, t, b, j, n):
-    """h_in[t+1, b, j:j+n] in the next step's operand: bfloat16 bits, or quantised (compiled only)."""
-    raise NotImplementedError("store_low is only defined inside compiled code")
-
-
-def round_low(job, src, t, b, j, n):
-    """lp_h[t, b, j:j+n] = bf16(src[t, b, j:j+n]) (src (·, B, K) float32, n ≤ L) if the record has
-    bfloat16 operands: the values a later tick's product reads, rounded where they are written
-    (compiled code only)."""
-    raise NotImplementedError("round_low is only defined inside compiled code")
-
-
 @jit(inline=True)
-def _round_low(job, src, t, b, j, n):
+def store_low(job, src, t, j, n):
+    """Columns j … j+n−1 of src[t] (every row: src (·, B, K) float32) into the record's
+    low-precision operand lp_h[t], if it has one: bfloat16 bits, or quantised. A task calls it once
+    per panel, after the panel's rows are written, outside the loop over units: a call in that
+    loop, taken or not, cost the small GRU 80 ns a step."""
     if job.lp_h.shape[0] > 0:
-        Bp, Kp, B, K = job.lp_h.shape[1], job.lp_h.shape[2], src.shape[1], src.shape[2]
-        bf16.vstore_bf16(job.lp_h, (t * Bp + b) * Kp + j, vload(src, (t * B + b) * K + j, n), n)
+        store_operand(job.lp_h, job.lp_scale, src, t, j, n)
 
 
-@overload(round_low)
-def _round_low_of(job, src, t, b, j, n):
-    """float32 records only (a float64 one never has bfloat16 operands)."""
-    if src.dtype == types.float32:
-        return lambda job, src, t, b, j, n: _round_low(job, src, t, b, j, n)
-    return lambda job, src, t, b, j, n: None
+def store_operand(lp_h, lp_scale, src, t, j, n):
+    """Columns j … j+n−1 of src[t] into lp_h[t]: their bfloat16 bits (lp_h uint16) or quantised on
+    the step lp_scale[0] (uint8, :func:`.quantized.store_q8`); compiled code only."""
+    raise NotImplementedError("store_operand is only defined inside compiled code")
 
 
-@jit(inline=True)
-def _store_h16(job, t, b, j, n):
-    round_low(job, job.hin, t + 1, b, j, n)
+@jit(refcount=False)
+def _round_columns(h16, src, t, j, n):
+    """h16[t, b, j:j+n] = bf16(src[t, b, j:j+n]) for every row b, a vector at a time."""
+    B, K = src.shape[1], src.shape[2]
+    Bp, Kp = h16.shape[1], h16.shape[2]
+    L = lanes_of(src)
+    for b in range(B):
+        for k in range(0, n, L):
+            c = min(L, n - k)
+            bf16.vstore_bf16(h16, (t * Bp + b) * Kp + j + k, vload(src, (t * B + b) * K + j + k, c), c)
 
 
-@jit(inline=True)
-def _store_q8(job, t, b, j, n):
-    quantized.store_q8(job, t, b, j, n)
+@overload(store_operand)
+def _store_operand(lp_h, lp_scale, src, t, j, n):
+    """By the operand's element type when the caller is compiled; nothing where the record has none
+    (ABSENT's float32) or for float64 layers."""
+    if src.dtype != types.float32 or lp_h.dtype not in (types.uint8, types.uint16):
+        return lambda lp_h, lp_scale, src, t, j, n: None
+    if lp_h.dtype == types.uint8:
+        return lambda lp_h, lp_scale, src, t, j, n: quantized.store_q8(lp_h, lp_scale[0], src, t, j, n)
+    return lambda lp_h, lp_scale, src, t, j, n: _round_columns(lp_h, src, t, j, n)
 
 
 def _quantized(record_type) -> bool:
     """Whether a record's type (at compile time) carries int8 operands: its lp_h is uint8."""
     return record_type.types[record_type.fields.index("lp_h")].dtype == types.uint8
-
-
-@overload(store_low)
-def _store_low(job, t, b, j, n):
-    """By the operand's element type, when the caller is compiled (float32 records: uint16, empty)."""
-    if _quantized(job):
-        return lambda job, t, b, j, n: _store_q8(job, t, b, j, n)
-    return lambda job, t, b, j, n: _store_h16(job, t, b, j, n)
 
 
 @jit(inline=True)
@@ -219,7 +216,7 @@ def low_panel(job, t, p, acc, rows):
 def _low_panel(job, t, p, acc, rows):
     if _quantized(job):
         return lambda job, t, p, acc, rows: quantized.int8_panel(job, t, p, acc, rows)
-    return lambda job, t, p, acc, rows: bf16_panel(job.lp_h, t, job.lp_panels, p, acc, rows)
+    return lambda job, t, p, acc, rows: bf16_panel(job.lp_h, t, job.lp_panels, p, acc, rows)  # none: a no-op
 
 
 def bf16_panel(h16, t, panels16, p, acc, rows):
@@ -227,7 +224,7 @@ def bf16_panel(h16, t, panels16, p, acc, rows):
     raise NotImplementedError("bf16_panel is only defined inside compiled code")
 
 
-@jit(inline=True)
+@jit
 def _amx_panel(h16, t, panels16, p, acc, rows):
     """On AMX: the panel's whole 32-column blocks in one call of the tiles, a last 16 in another."""
     n_panels, pairs, W = panels16.shape
@@ -242,7 +239,7 @@ def _amx_panel(h16, t, panels16, p, acc, rows):
                     acc.shape[1], blocks, 1, False)
 
 
-@jit(inline=True)
+@jit
 def _dot_panel(h16, t, panels16, p, acc, rows):
     """On AVX512_BF16: :func:`.bf16.panel_product`."""
     Bp, Kp = h16.shape[1], h16.shape[2]
@@ -252,8 +249,8 @@ def _dot_panel(h16, t, panels16, p, acc, rows):
 @overload(bf16_panel)
 def _bf16_panel(h16, t, panels16, p, acc, rows):
     """The unit is fixed when the caller is compiled: the fastest the CPU (as Numba targets it) has;
-    without one, or for a float64 layer, a record never has h16, and the product is never reached."""
-    usable = bf16.units() if acc.dtype == types.float32 else ()
+    without one, for a record without bfloat16 operands or a float64 layer, a no-op (never reached)."""
+    usable = bf16.units() if acc.dtype == types.float32 and h16.dtype == types.uint16 else ()
     if "amx" in usable:
         return lambda h16, t, panels16, p, acc, rows: _amx_panel(h16, t, panels16, p, acc, rows)
     if usable:

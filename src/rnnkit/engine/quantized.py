@@ -93,17 +93,18 @@ def input_weights(w_ih: np.ndarray) -> QuantizedWeights:
 
 # -- compiled ----------------------------------------------------------------------------------------
 
-@jit(inline=True)
-def store_q8(job, t, b, j, n):
-    """h8[t+1] of row b, units j … j+n−1, from h_in[t+1]: the next step's operand."""
-    s, mr = job.lp_scale[0], job.lp_h.shape[3] // 4
-    tile, m = b // mr, 4 * (b % mr)
-    for k in range(j, j + n):
-        q = np.rint(job.hin[t + 1, b, k] / s) + np.float32(ZERO)
-        job.lp_h[t + 1, tile, k // 4, m + k % 4] = np.uint8(min(max(q, np.float32(0)), np.float32(255)))
+@jit(refcount=False)
+def store_q8(h8, s, src, t, j, n):
+    """h8[t] of every row, units j … j+n−1, from src[t] (h_in) on the step s: the next step's operand."""
+    mr = h8.shape[3] // 4
+    for b in range(src.shape[1]):
+        tile, m = b // mr, 4 * (b % mr)
+        for k in range(j, j + n):
+            q = np.rint(src[t, b, k] / s) + np.float32(ZERO)
+            h8[t, tile, k // 4, m + k % 4] = np.uint8(min(max(q, np.float32(0)), np.float32(255)))
 
 
-@jit(inline=True)
+@jit
 def int8_panel(job, t, p, acc, rows):
     """acc[:rows, :W] = dequantised h8[t] · W_hhᵀ's gate panel p: its int8 panels, a tile of mr rows
     at a time (the zero point's share taken off through the column sums, then the scales)."""

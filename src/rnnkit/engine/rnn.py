@@ -21,7 +21,7 @@ import numpy as np
 from rnnkit.engine.activations import tanh
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, round_low, store_low
+from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, positive, vload, vstore
 from rnnkit.kernels.rnn import RNNKernel
@@ -86,7 +86,6 @@ def forward_units(job, t, b, j, n, acc, aj):
     vstore(job.h, new + j, h, n)
     if job.rec.shape[0] > 0:
         vstore(job.hin, new + j, h * vload(job.rec, b * H + j, n), n)
-    store_low(job, t, b, j, n)
 
 
 @jit(inline=True)
@@ -104,7 +103,6 @@ def backward_units(job, t, b, j, n):
     h = vload(job.gates, row + j, n)
     da = dh * positive(h) if job.relu else dh * (1.0 - h * h)
     vstore(job.da, row + j, da, n)
-    round_low(job, job.da, t, b, j, n)
 
 
 @jit(refcount=False)
@@ -117,6 +115,7 @@ def forward_panel(job, t, phase, p, worker):
     recurrent_product(job, t, p, acc)
     for b in range(B):
         forward_row(job, t, b, u0, n, acc, b * acc.shape[1])
+    store_low(job, job.hin, t + 1, u0, n)                          # h_t: step t + 1's operand
 
 
 @jit(refcount=False)
@@ -135,6 +134,7 @@ def backward_panel(job, s, phase, p, worker):
     if t >= 0:
         for b in range(B):
             backward_row(job, t, b, u0, n)
+        store_low(job, job.da, t, u0, n)                           # da_t: the next tick's operand
 
 
 @jit(inline=True)
