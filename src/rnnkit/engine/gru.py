@@ -39,7 +39,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, store_low
+from rnnkit.engine.mixed import ABSENT, LowOperands, backward_product, recurrent_product, store_low
 from rnnkit.engine.pack import pack_gates
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
@@ -54,7 +54,7 @@ class ChoGRUAux(NamedTuple):
     rh: np.ndarray              # (T, B, H) r ⊙ h_in, the operand of dW_hn
 
 
-@job_record
+@job_record(extra=(LowOperands,))
 class GRUForward:
     panels: np.ndarray          # (P, H, 3U) W_hhᵀ as [r|z|n] panels of U units (pack_gates)
     bias: np.ndarray            # (3H,) b_ih + [b_hr, b_hz, 0]
@@ -62,12 +62,6 @@ class GRUForward:
     gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z, n
     h: np.ndarray               # (T+1, B, H)
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the products' operand (h itself without m_h)
-    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
-    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
-    lp_colsum: np.ndarray
-    lp_wscale: np.ndarray
-    lp_zero: np.ndarray
-    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     hn: np.ndarray              # (T, B, H) h_in W_hnᵀ + b_hn
@@ -75,7 +69,7 @@ class GRUForward:
     mask: np.ndarray            # (T, B) bool; the plan: T steps of one phase
 
 
-@job_record
+@job_record(extra=(LowOperands,))
 class ChoGRUForward:
     panels: np.ndarray          # (P, H, 2U) W_h{r,z}ᵀ as [r|z] panels of U units (pack_gates)
     panels_n: np.ndarray        # (P', H, NR) W_hnᵀ in panels of NR units
@@ -83,12 +77,6 @@ class ChoGRUForward:
     gates: np.ndarray           # (T, B, 3H) in: x_t W_ihᵀ; out: r, z (always: phase 1 reads z), n
     h: np.ndarray               # (T+1, B, H)
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t (h itself without m_h)
-    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
-    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
-    lp_colsum: np.ndarray
-    lp_wscale: np.ndarray
-    lp_zero: np.ndarray
-    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     rh: np.ndarray              # (T, B, H) r ⊙ h_in, phase 1's operand
@@ -96,7 +84,7 @@ class ChoGRUForward:
     mask: np.ndarray            # (T, B) bool; the plan: T steps of two phases
 
 
-@job_record
+@job_record(extra=(LowOperands,))
 class GRUBackward:
     panels: np.ndarray          # (P, 3H, NR) W_hh in column panels
     gates: np.ndarray           # (T, B, 3H) r, z, n
@@ -105,12 +93,6 @@ class GRUBackward:
     dout: np.ndarray            # (T, B, H)
     da: np.ndarray              # (T, B, 3H) out: [da_r, da_z, da_n]
     da_h: np.ndarray            # (T, B, 3H) out: [da_r, da_z, da_n ⊙ r]
-    lp_panels: np.ndarray       # under autocast (mixed.backward_operands): W_hh's column panels in
-    lp_h: np.ndarray            #   bfloat16 pairs and bf16 of the rows each tick's product reads; else empty
-    lp_colsum: np.ndarray
-    lp_wscale: np.ndarray
-    lp_zero: np.ndarray
-    lp_scale: np.ndarray
     dh: np.ndarray              # (T, B, H) out: dL/dh_t
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
@@ -388,8 +370,8 @@ class GRUJobs(Jobs):
         b_hn = np.zeros(H, gates.dtype) if w.bias_hh is None else w.bias_hh[2 * H:]
         panels = self.recurrent_panels(w.weight_hh, 3, operands)
         return GRUForward(panels, self.input_side_bias(w, gates.dtype, G), b_hn, gates, states[0], inner.hin,
-                          *operands, inner.rec, inner.keep_h, aux.hn, keep_tape, mask,
-                          *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
+                          inner.rec, inner.keep_h, aux.hn, keep_tape, mask,
+                          *operands, *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None, low=False) -> GRUBackward:
         inner = self.plain(inner, tape.states, da.dtype)
@@ -398,10 +380,10 @@ class GRUJobs(Jobs):
         da_h = workspace.empty(da.shape, da.dtype)                  # [da_r, da_z, da_n ⊙ r]: the product's
         operands = self.backward_operands(w, da_h, low)
         panels = self.column_panels(w.weight_hh, operands)
-        return GRUBackward(panels, tape.gates, tape.states[0], tape.aux.hn, dout, da, da_h, *operands,
+        return GRUBackward(panels, tape.gates, tape.states[0], tape.aux.hn, dout, da, da_h,
                            workspace.empty((T, B, H), da.dtype), carry[0],
                            inner.rec, inner.keep_h, zoneout_share(inner, (B, H), da.dtype), mask,
-                           *self.plan(T + 1, [panels.shape[0]], workers, da, operands.rows()))
+                           *operands, *self.plan(T + 1, [panels.shape[0]], workers, da, operands.rows()))
 
     def weight_products(self, dw, tape, da, job: GRUBackward) -> list:
         """[dW_ih | db_ih] += DAᵀ [X | 1]; [dW_hh | db_hh] += DA_hᵀ [H_in | 1]."""
@@ -430,8 +412,8 @@ class ChoGRUJobs(GRUJobs):
         H = G // 3
         panels, panels_n = pack_gates(w.weight_hh[:2 * H], 2), pack_gates(w.weight_hh[2 * H:], 1)
         return ChoGRUForward(panels, panels_n, self.input_side_bias(w, gates.dtype, G), gates, states[0], inner.hin,
-                             *ABSENT, inner.rec, inner.keep_h, aux.rh, keep_tape, mask,
-                             *self.plan(T, [panels.shape[0], panels_n.shape[0]], workers, gates))
+                             inner.rec, inner.keep_h, aux.rh, keep_tape, mask,
+                             *ABSENT, *self.plan(T, [panels.shape[0], panels_n.shape[0]], workers, gates))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None) -> ChoGRUBackward:
         inner = self.plain(inner, tape.states, da.dtype)

@@ -42,7 +42,7 @@ from rnnkit.engine.activations import sigmoid, tanh
 from rnnkit.engine.gemm import gemm, pack, panel_product
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, store_low
+from rnnkit.engine.mixed import ABSENT, LowOperands, backward_product, recurrent_product, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, vload, vstore
 from rnnkit.kernels.base import flat
@@ -52,7 +52,7 @@ from rnnkit.kinds import register_jobs
 NO_PANELS = (0, 0, 1)           # the shape of an absent panel set (no projection)
 
 
-@job_record
+@job_record(extra=(LowOperands,))
 class LSTMForward:
     panels: np.ndarray          # (P, H_out, 4U) W_hhᵀ, [i|f|g|o] of U units per panel (pack_gates)
     proj_panels: np.ndarray     # (P', H, NR) W_hrᵀ in column panels, or NO_PANELS
@@ -63,12 +63,6 @@ class LSTMForward:
     gates: np.ndarray           # (T, B, 4H) in: x_t W_ihᵀ; out: i, f, g, o
     h: np.ndarray               # (T+1, B, H_out) h[0] given
     hin: np.ndarray             # (T+1, B, H_out) m_h ⊙ h_t, the products' operand (h itself without m_h)
-    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
-    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
-    lp_colsum: np.ndarray
-    lp_wscale: np.ndarray
-    lp_zero: np.ndarray
-    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H_out) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H_out) zoneout's k^h_t, or (0, 0, 0)
     keep_c: np.ndarray          # (T, B, H) k^c_t, or (0, 0, 0)
@@ -79,7 +73,7 @@ class LSTMForward:
     mask: np.ndarray            # (T, B) bool: t < length; the plan: T steps, a phase per panel set
 
 
-@job_record
+@job_record(extra=(LowOperands,))
 class LSTMBackward:
     panels: np.ndarray          # (P, 4H, NR) W_hh in column panels (gemm.pack)
     proj_panels: np.ndarray     # (P', P, NR) W_hr in column panels, or NO_PANELS
@@ -91,12 +85,6 @@ class LSTMBackward:
     tanh_c: np.ndarray          # (T, B, H)
     dout: np.ndarray            # (T, B, H_out) gradient reaching the outputs
     da: np.ndarray              # (T, B, 4H) out: pre-activation gradients
-    lp_panels: np.ndarray       # under autocast (mixed.backward_operands): W_hh's column panels in
-    lp_h: np.ndarray            #   bfloat16 pairs and bf16 of the rows each tick's product reads; else empty
-    lp_colsum: np.ndarray
-    lp_wscale: np.ndarray
-    lp_zero: np.ndarray
-    lp_scale: np.ndarray
     dh: np.ndarray              # (T, B, P) dL/dh_t (with a projection; dh[T−1] given), or (0, 0, 0)
     carry_h: np.ndarray         # (B, H_out) in: dL/dh_T; out: dL/dh_0
     carry_c: np.ndarray         # (B, H) in: dL/dc_T; out: dL/dc_0
@@ -383,9 +371,9 @@ class LSTMJobs(Jobs):
             proj, m = np.zeros(NO_PANELS, gates.dtype), np.zeros((0, 0, 0), gates.dtype)
             chunks = [panels.shape[0]]
         return LSTMForward(panels, proj, self.input_side_bias(w, gates.dtype, G), *self._peepholes(w, gates.dtype),
-                           gates, states[0], inner.hin, *operands, inner.rec, inner.keep_h, inner.keep_c,
+                           gates, states[0], inner.hin, inner.rec, inner.keep_h, inner.keep_c,
                            states[1], aux.tanh_c, m, keep_tape, mask,
-                           *self.plan(T, chunks, workers, gates, operands.rows()))
+                           *operands, *self.plan(T, chunks, workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None, low=False) -> LSTMBackward:
         inner = self.plain(inner, tape.states, da.dtype)
@@ -406,8 +394,8 @@ class LSTMJobs(Jobs):
             proj, dh = np.zeros(NO_PANELS, da.dtype), np.zeros((0, 0, 0), da.dtype)
             steps, chunks = T + 1, [panels.shape[0]]
         return LSTMBackward(panels, proj, *self._peepholes(w, da.dtype), tape.gates, tape.states[1],
-                            tape.aux.tanh_c, dout, da, *operands, dh, carry[0], carry[1], inner.rec, inner.keep_h,
-                            inner.keep_c, zone, mask, *self.plan(steps, chunks, workers, da, operands.rows()))
+                            tape.aux.tanh_c, dout, da, dh, carry[0], carry[1], inner.rec, inner.keep_h,
+                            inner.keep_c, zone, mask, *operands, *self.plan(steps, chunks, workers, da, operands.rows()))
 
     def other_grads(self, dw, tape, da, job: LSTMBackward) -> None:
         """Peepholes: dw_ci += Σ DA_i ⊙ C_prev, …; projection: dW_hr += DHᵀ M."""

@@ -21,14 +21,14 @@ import numpy as np
 from rnnkit.engine.activations import tanh
 from rnnkit.engine.jit import jit
 from rnnkit.engine.layer import Jobs, zoneout_share
-from rnnkit.engine.mixed import ABSENT, backward_product, recurrent_product, store_low
+from rnnkit.engine.mixed import ABSENT, LowOperands, backward_product, recurrent_product, store_low
 from rnnkit.engine.schedule import job_record, register_tasks
 from rnnkit.engine.vector import lanes_of, positive, vload, vstore
 from rnnkit.kernels.rnn import RNNKernel
 from rnnkit.kinds import register_jobs
 
 
-@job_record
+@job_record(extra=(LowOperands,))
 class RNNForward:
     panels: np.ndarray          # (P, H, NR) W_hhᵀ, NR units per panel (pack_gates)
     bias: np.ndarray            # (H,) b_ih + b_hh
@@ -36,31 +36,19 @@ class RNNForward:
     gates: np.ndarray           # (T, B, H) in: x_t W_ihᵀ; out: h_t
     h: np.ndarray               # (T+1, B, H) h[0] given
     hin: np.ndarray             # (T+1, B, H) m_h ⊙ h_t, the product's operand (h itself without m_h)
-    lp_panels: np.ndarray       # the low-precision operands (mixed.LowOperands): W_hhᵀ's panels,
-    lp_h: np.ndarray            #   h_in as the products read it, ...; empty in float32
-    lp_colsum: np.ndarray
-    lp_wscale: np.ndarray
-    lp_zero: np.ndarray
-    lp_scale: np.ndarray
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) zoneout's k_t, or (0, 0, 0)
     tape: bool                  # store h̃_t in gates too, for backward (not in inference)
     mask: np.ndarray            # (T, B) bool
 
 
-@job_record
+@job_record(extra=(LowOperands,))
 class RNNBackward:
     panels: np.ndarray          # (P, H, NR) W_hh in column panels
     relu: bool
     gates: np.ndarray           # (T, B, H) h_t (before masking)
     dout: np.ndarray            # (T, B, H)
     da: np.ndarray              # (T, B, H) out
-    lp_panels: np.ndarray       # under autocast (mixed.backward_operands): W_hh's column panels in
-    lp_h: np.ndarray            #   bfloat16 pairs and bf16 of the rows each tick's product reads; else empty
-    lp_colsum: np.ndarray
-    lp_wscale: np.ndarray
-    lp_zero: np.ndarray
-    lp_scale: np.ndarray
     carry_h: np.ndarray         # (B, H) in: dL/dh_T; out: dL/dh_0
     rec: np.ndarray             # (B, H) m_h, or (0, 0)
     keep_h: np.ndarray          # (T, B, H) k_t, or (0, 0, 0)
@@ -196,14 +184,14 @@ class RNNJobs(Jobs):
         T = gates.shape[0]
         panels = self.recurrent_panels(w.weight_hh, 1, operands)
         return RNNForward(panels, self.input_side_bias(w, gates.dtype, gates.shape[2]), self.relu, gates, states[0],
-                          inner.hin, *operands, inner.rec, inner.keep_h, keep_tape, mask,
-                          *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
+                          inner.hin, inner.rec, inner.keep_h, keep_tape, mask,
+                          *operands, *self.plan(T, [panels.shape[0]], workers, gates, operands.rows()))
 
     def backward_job(self, w, tape, dout, da, carry, mask, workers, inner=None, low=False) -> RNNBackward:
         inner = self.plain(inner, tape.states, da.dtype)
         T, B, H = tape.gates.shape
         operands = self.backward_operands(w, da, low)
         panels = self.column_panels(w.weight_hh, operands)
-        return RNNBackward(panels, self.relu, tape.gates, dout, da, *operands, carry[0], inner.rec, inner.keep_h,
+        return RNNBackward(panels, self.relu, tape.gates, dout, da, carry[0], inner.rec, inner.keep_h,
                            zoneout_share(inner, (B, H), da.dtype), mask,
-                           *self.plan(T + 1, [panels.shape[0]], workers, da, operands.rows()))
+                           *operands, *self.plan(T + 1, [panels.shape[0]], workers, da, operands.rows()))

@@ -45,17 +45,22 @@ class Plan(NamedTuple):
     scratch: np.ndarray         # (workers, ...) each worker's own work area, scratch[worker]
 
 
-def job_record(fields: type) -> type:
-    """Class decorator: the ``NamedTuple`` of ``fields``' annotated fields followed by :class:`Plan`'s.
+def job_record(fields: type | None = None, *, extra: tuple[type, ...] = ()):
+    """Class decorator: the ``NamedTuple`` of ``fields``' annotated fields, then those of each
+    record type in ``extra`` (a set of fields several records share, such as
+    :class:`rnnkit.engine.mixed.LowOperands`), then :class:`Plan`'s.
 
     The record stays flat — Numba's parallel launch does not unpack a record nested in a record —
-    while the scheduler's fields are declared once, here, and filled from one :func:`plan`:
-    ``Record(..., *plan)``.
+    while shared fields are declared once and filled from one value: ``Record(..., *extra, *plan)``.
+    ``@job_record`` or ``@job_record(extra=(...,))``.
     """
-    record = NamedTuple(fields.__name__, [*fields.__annotations__.items(), *Plan.__annotations__.items()])
-    record.__module__, record.__qualname__ = fields.__module__, fields.__qualname__     # pickled by name
-    record.__doc__ = fields.__doc__ or record.__doc__
-    return record
+    def make(fields: type) -> type:
+        shared = [item for e in extra for item in e.__annotations__.items()]
+        record = NamedTuple(fields.__name__, [*fields.__annotations__.items(), *shared, *Plan.__annotations__.items()])
+        record.__module__, record.__qualname__ = fields.__module__, fields.__qualname__     # pickled by name
+        record.__doc__ = fields.__doc__ or record.__doc__
+        return record
+    return make if fields is None else make(fields)
 
 
 def plan(steps: int, chunks: list, workers: int, scratch: np.ndarray) -> Plan:
