@@ -15,7 +15,7 @@ rounded row by row, W_ihᵀ's panels paired); each step's recurrent product read
 
 and leaves ``h_{t-1} W_hhᵀ`` for a panel of units in float32 in the worker's scratch, where the
 float32 product would have left it, so the cell's step that follows is the same code. Each step
-rounds the h_in it writes into h16[t + 1] (:func:`store_low`), once per unit.
+rounds the h_in it writes into h16[t + 1] (:func:`store_low`), once per unit, after the panel's rows.
 
 The unit is chosen when the code is compiled, by what the CPU has (:func:`.bf16.units`): AMX's
 tiles, a block of 32 rows × the panel's 32 or 48 or 64 columns per call; else AVX512_BF16's
