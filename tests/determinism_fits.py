@@ -1,6 +1,6 @@
 """Fits for tests/test_determinism.py, run in a fresh process: prints one JSON object of SHA-256
 hashes (fitted weights, predictions, language-model weights after a few steps, a few layers'
-outputs and gradients) and of how often the engine shared work between threads, so that the test
+outputs and gradients, in float32 and in low precision) and of how often the engine shared work between threads, so that the test
 can tell the settings it ran with (compile cache, RNNKIT_NUM_THREADS, the CPU Numba compiles for)
 apart from the results.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import rnnkit.engine.layer
 from rnnkit.lm.config import TrainConfig
 from rnnkit.lm.train import Trainer
 from rnnkit.models import RNNClassifier, RNNForecaster
+from rnnkit.precision import PrecisionWarning
 
 LAUNCHES: Counter = Counter()
 
@@ -114,13 +116,28 @@ def layers():
     return out
 
 
+def low_precision():
+    """An LSTM's training call under rnnkit.autocast and its int8 copy's inference (float32 where
+    the CPU lacks the units: the hashes then compare the float32 arithmetic)."""
+    rng = np.random.default_rng(4)
+    lstm = rnnkit.LSTM(24, 96, rng=0)
+    x = rng.standard_normal((20, 16, 24)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrecisionWarning)
+        with rnnkit.autocast():
+            y, _ = lstm(x)
+            dx, _ = lstm.backward(np.cos(y))
+        q, _ = rnnkit.quantize_dynamic(lstm)(x)
+    return {"autocast": digest(y, dx, *(p.grad for p in lstm.parameters())), "int8": digest(q)}
+
+
 def main(workdir: Path, layers_only: bool) -> None:
     rnnkit.engine.layer.launch = counting(rnnkit.engine.layer.launch, "recurrence")
     rnnkit.engine.gemm.launch = counting(rnnkit.engine.gemm.launch, "gemm")
     result = {"layers": layers()}
     if not layers_only:
         result |= {"classifier": fit_classifier(), "classifier_again": fit_classifier(),
-                   "forecaster": fit_forecaster(), "lm": train_lm(workdir)}
+                   "forecaster": fit_forecaster(), "lm": train_lm(workdir), "low_precision": low_precision()}
     print(json.dumps(result | {"shared_launches": dict(LAUNCHES)}))
 
 
