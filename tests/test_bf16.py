@@ -150,3 +150,26 @@ def test_units_follow_the_cpu_features(monkeypatch, features, units):
     monkeypatch.setattr(isa, "_features", lambda: features)
     monkeypatch.setattr(isa, "host_isa", isa.host_isa.__wrapped__)
     assert isa.bf16_units.__wrapped__() == units
+
+
+def test_the_vector_rounding_is_the_scalar_one():
+    """bf16.vstore_bf16 (the layers' rounding of h_t and da_t, in vector registers) against
+    Intel's rule on specials, ties and random values, with partial vectors."""
+    import numba
+
+    from rnnkit.engine.vector import lanes_of, vload
+
+    @numba.njit
+    def round_all(x, out):
+        L = lanes_of(x)
+        for k in range(0, x.size, L):
+            n = min(L, x.size - k)
+            bf16.vstore_bf16(out, k, vload(x, k, n), n)
+
+    specials = np.array([0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, -np.nan, 3.4e38, -3.4e38,
+                         1.0 + 2**-8, 1.0 + 3 * 2**-8, 1.0 + 2**-8 + 2**-20, 2**-126, -(2**-126)], np.float32)
+    x = np.concatenate([specials, np.random.default_rng(0).standard_normal(101).astype(np.float32) * 1e3])
+    out = np.full(x.size + 5, 0xABCD, np.uint16)                 # past the last partial vector: untouched
+    round_all(x, out)
+    np.testing.assert_array_equal(out[:x.size], bf16_bits(x))
+    assert (out[x.size:] == 0xABCD).all()
