@@ -58,23 +58,24 @@ def product_precision() -> str | None:
     return _PRODUCTS.get()
 
 
-def int8_usable() -> bool:
-    """Whether the backend in use can run int8 products here (the engine, on a CPU with VNNI)."""
+def _engine_has(unit: str) -> bool:
+    """Whether the backend in use is the engine and its ``unit`` module ("bf16", "int8") runs here."""
     from rnnkit.backend import current
     if current().name != "engine":
         return False
-    from rnnkit.engine import int8
-    return int8.available()
+    import importlib
+    return importlib.import_module(f"rnnkit.engine.{unit}").available()
+
+
+def int8_usable() -> bool:
+    """Whether the backend in use can run int8 products here (the engine, on a CPU with VNNI)."""
+    return _engine_has("int8")
 
 
 def bfloat16_usable() -> bool:
     """Whether the backend in use can run products in bfloat16 here (the engine, on a CPU with a
     bfloat16 unit)."""
-    from rnnkit.backend import current
-    if current().name != "engine":
-        return False
-    from rnnkit.engine import bf16
-    return bf16.available()
+    return _engine_has("bf16")
 
 
 class autocast:  # noqa: N801 - named like torch.autocast, a context manager used as a function

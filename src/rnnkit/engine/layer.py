@@ -196,9 +196,10 @@ def forward_directions(jobs, ws: list[Weights], xs: list[np.ndarray], states0: l
         aux = jobs.new_aux(T, B, x.dtype)
         inner = None if m is None else inner_arrays(m, states, x.dtype)
         extra = {} if inner is None else {"inner": inner}           # jobs without masks take none
-        if low and jobs.low_gates(low) is not None:                  # ... nor low-precision operands
+        gates_of_product = jobs.low_gates(low) if low else None
+        if gates_of_product is not None:                             # ... nor low-precision operands
             hin = states[0] if inner is None else inner.hin
-            extra["operands"] = mixed.recurrent_operands(low, w.weight_hh, jobs.low_gates(low), hin, not keep_tape)
+            extra["operands"] = mixed.recurrent_operands(low, w.weight_hh, gates_of_product, hin, not keep_tape)
         records.append(jobs.forward_job(w, gates, states, aux, mask_2d(mask, T, B), workers, keep_tape, **extra))
         tapes.append(Tape(x, gates, states, aux, mask, m, None if m is None or m.recurrent is None else inner.hin))
     start(tuple(records), workers)

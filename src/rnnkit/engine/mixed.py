@@ -37,7 +37,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from rnnkit.engine import bf16, quantized
+from rnnkit.engine import bf16, int8, quantized
 from rnnkit.engine.amx import COLUMNS, ROWS, amx_grid, amx_grid_16
 from rnnkit.engine.gemm import pack, panel_product
 from rnnkit.engine.jit import jit
@@ -118,7 +118,6 @@ def backward_operands(w_hh: np.ndarray, d: np.ndarray) -> LowOperands:
 def input_product(precision: str, x: np.ndarray, w_ih: np.ndarray, gates: np.ndarray, inference: bool) -> None:
     """gates (T·B, G·H) = X W_ihᵀ from bfloat16 operands with float32 sums, or quantised to int8."""
     if precision == "int8":
-        from rnnkit.engine import int8
         int8.matmul(flat(x), quantized.input_weights(w_ih), flat(gates))
         return
     bf16.gemm_packed(bf16.round_rows(flat(x)), bf16.pack_input(w_ih, inference=inference), flat(gates))
@@ -130,8 +129,10 @@ def weight_gradients(da: np.ndarray, operands: list, grads: list, bias_grads: li
     da16 = bf16.round_rows(da, trans=True)                       # DAᵀ: (G·H, T·B) rounded once
     for operand, grad in zip(operands, grads):
         bf16.gemm_packed(da16, bf16.pack(operand), grad, accumulate=True)
-    for bias in bias_grads:
-        bias += da.sum(axis=0, dtype=np.float32)
+    if bias_grads:
+        column_sums = da.sum(axis=0, dtype=np.float32)            # db_ih = db_hh: summed once
+        for bias in bias_grads:
+            bias += column_sums
 
 
 def input_gradient(da: np.ndarray, w_ih: np.ndarray, dx: np.ndarray) -> None:
