@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rnnkit.engine import bf16, isa
+from rnnkit.engine.gemm import SHAPE as GEMM_TILE
 from rnnkit.engine.pack import units_per_panel
 
 needs_bf16 = pytest.mark.skipif("avx512bf16" not in isa.bf16_units(),
@@ -64,7 +65,10 @@ def test_rounded_operands_are_padded_to_whole_tiles():
     a16 = bf16.round_rows(np.ones((33, 5), np.float32), trans=False)
     assert a16.shape == (64, 32) and not a16[33:].any() and not a16[:, 5:].any()
     panels = bf16.pack(np.ones((5, 40), np.float32))
-    assert panels.shape == (2, 16, 64) and not panels[:, 3:].any() and not panels[1, :, 2 * 8:].any()
+    nr = GEMM_TILE.width(np.float32)                    # 32 columns a panel on AVX-512, 16 on AVX2
+    last = 40 - (-(-40 // nr) - 1) * nr                 # the columns of the last panel
+    assert panels.shape == (-(-40 // nr), 16, 2 * nr) and not panels[:, 3:].any()
+    assert panels[-1, :2, :2 * last].all() and not panels[-1, :, 2 * last:].any()   # k = 5 pads pair 2
 
 
 @needs_bf16
