@@ -37,7 +37,7 @@ from rnnkit.engine.jit import jit
 from rnnkit.engine.pack import pack_gates as pack_gates_float32
 from rnnkit.engine.prepack import kept
 from rnnkit.engine.vector import VecType, lanes_below, vector_pointer
-from rnnkit.engine.schedule import job_record, launch, num_threads, plan, region_threads, register_tasks, run
+from rnnkit.engine.schedule import job_record, launch, num_threads, plan, region_threads, register_tasks
 
 MR, MR3, MR4 = SHAPE.mr, SHAPE3.mr, SHAPE4.mr
 KC = 256                # K block in pairs: 256 rows of 2·NR bfloat16 (32 KiB at NR = 32) fit in L1
